@@ -1,0 +1,186 @@
+/*
+ * ngx_ent core: the API the feature modules use.
+ *
+ * The core module (ngx_http_ent_core_module.so) owns, per worker, one
+ * PostgreSQL pool, one set of Redis connections and the shared-memory
+ * caches.  Feature modules are separate .so files; nginx loads modules with
+ * RTLD_GLOBAL, so they resolve these functions from the core at load time.
+ * Outside the core every function below is declared weak: a feature module
+ * loaded without the core still loads, and its preconfiguration calls
+ * ngx_ent_core_check(), which fails "nginx -t" with a message naming the
+ * missing load_module line instead of a dlopen() "undefined symbol" error.
+ *
+ * Waiting.  Every backend call takes a request (or NULL for background
+ * work), a handler and its data, and returns:
+ *
+ *     NGX_AGAIN     the handler will be called once with op->status set;
+ *     NGX_DECLINED  the backend is unavailable right now (answer 503);
+ *     NGX_ERROR     an internal error (answer 500).
+ *
+ * The handler is never called from inside the call that started the
+ * operation.  An operation bound to a request holds only a pointer that a
+ * cleanup of the request's pool clears: when the client goes away, or the
+ * request is finalized for any reason, the reply is dropped unseen and the
+ * request memory is never touched again.
+ */
+
+#ifndef _NGX_ENT_CORE_H_INCLUDED_
+#define _NGX_ENT_CORE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <hiredis/hiredis.h>
+
+#include "ngx_ent_rows.h"
+
+
+#ifdef NGX_ENT_CORE_SELF
+#define NGX_ENT_API
+#else
+#define NGX_ENT_API  __attribute__((weak))
+#endif
+
+
+/* op->status */
+#define NGX_ENT_OK             0
+#define NGX_ENT_ERROR          1     /* the backend answered with an error */
+#define NGX_ENT_UNAVAILABLE    2     /* connection lost, queue full */
+#define NGX_ENT_TIMEOUT        3
+
+
+#define NGX_ENT_REDIS_MAX_CMDS  64
+
+
+typedef struct ngx_ent_op_s        ngx_ent_op_t;
+typedef struct ngx_ent_pg_stmt_s   ngx_ent_pg_stmt_t;
+typedef struct ngx_ent_cache_s     ngx_ent_cache_t;
+
+typedef void (*ngx_ent_op_handler_pt)(ngx_ent_op_t *op);
+
+
+struct ngx_ent_op_s {
+    ngx_ent_op_handler_pt      handler;
+    void                      *data;
+
+    ngx_uint_t                 status;
+
+    /* PostgreSQL: rows of the result, rows affected, SQLSTATE on error */
+    ngx_ent_rows_t             rows;
+    ngx_uint_t                 affected;
+    u_char                     sqlstate[6];
+
+    /* Redis: one reply per command, in order */
+    ngx_uint_t                 nreplies;
+    redisReply                *replies[NGX_ENT_REDIS_MAX_CMDS];
+
+    /* private to the core below this line */
+    ngx_http_request_t        *request;
+    ngx_pool_cleanup_t        *cln;
+    ngx_log_t                 *log;
+    void                     (*cancel)(ngx_ent_op_t *op);
+    void                      *backend;
+    ngx_queue_t                queue;
+    ngx_event_t                timer;
+    ngx_msec_t                 sent;
+
+    ngx_ent_pg_stmt_t         *stmt;
+    char                     **values;
+    u_char                    *blob;
+
+    u_char                    *out;
+    size_t                     out_len;
+    ngx_uint_t                 ncmds;
+
+    unsigned                   bound:1;
+};
+
+
+struct ngx_ent_pg_stmt_s {
+    ngx_uint_t                 index;
+    ngx_uint_t                 nparams;
+    char                      *sql;
+    char                       name[32];
+};
+
+
+typedef struct {
+    ngx_uint_t                 argc;
+    ngx_str_t                 *argv;
+} ngx_ent_redis_cmd_t;
+
+
+/* ngx_ent_cache_fetch() flags */
+#define NGX_ENT_CACHE_STALE_OK  0x01
+
+
+/* core presence; call from a feature module's preconfiguration */
+#define ngx_ent_core_check(cf, name)                                         \
+    ((&ngx_http_ent_core_module == NULL || ngx_ent_core_present == NULL)     \
+     ? ngx_ent_core_missing(cf, name) : NGX_OK)
+
+static ngx_inline ngx_int_t
+ngx_ent_core_missing(ngx_conf_t *cf, const char *name)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "%s requires ngx_http_ent_core_module: add "
+                       "\"load_module modules/ngx_http_ent_core_module.so;\" "
+                       "before the other ngx_ent modules", name);
+    return NGX_ERROR;
+}
+
+
+extern ngx_module_t  ngx_http_ent_core_module NGX_ENT_API;
+
+NGX_ENT_API ngx_int_t ngx_ent_core_present(void);
+
+
+/* PostgreSQL: statements are declared at configuration time */
+NGX_ENT_API ngx_ent_pg_stmt_t *ngx_ent_pg_stmt_add(ngx_conf_t *cf, char *sql,
+    ngx_uint_t nparams);
+
+/* params[i].data == NULL sends SQL NULL; values are text */
+NGX_ENT_API ngx_int_t ngx_ent_pg_query(ngx_http_request_t *r,
+    ngx_ent_pg_stmt_t *stmt, ngx_str_t *params,
+    ngx_ent_op_handler_pt handler, void *data);
+
+
+/* Redis: all commands go out in one write, on one connection */
+NGX_ENT_API ngx_int_t ngx_ent_redis_run(ngx_http_request_t *r,
+    ngx_ent_redis_cmd_t *cmds, ngx_uint_t ncmds,
+    ngx_ent_op_handler_pt handler, void *data);
+
+
+/* shared-memory caches */
+NGX_ENT_API ngx_ent_cache_t *ngx_ent_cache_zone(ngx_conf_t *cf,
+    ngx_str_t *name);
+
+/*
+ * The rows stored for key, filled by stmt(params) on a miss, with
+ * concurrent misses for one key coalesced into one query on this node.
+ *   NGX_OK        *value holds the rows blob (copied into r->pool)
+ *   NGX_DECLINED  a negative entry: the query returned no rows
+ *   NGX_AGAIN     handler is called when the fill ends; call again then
+ *   NGX_BUSY      the backend failed recently and no stale value is allowed
+ *   NGX_ERROR     internal error
+ */
+NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
+    ngx_ent_cache_t *cache, ngx_str_t *key, ngx_ent_pg_stmt_t *stmt,
+    ngx_str_t *params, ngx_uint_t flags, ngx_str_t *value,
+    ngx_ent_op_handler_pt handler, void *data);
+
+/* NGX_OK with a copy in pool, NGX_DECLINED negative, NGX_ABORT absent */
+NGX_ENT_API ngx_int_t ngx_ent_cache_get(ngx_ent_cache_t *cache,
+    ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
+NGX_ENT_API ngx_int_t ngx_ent_cache_set(ngx_ent_cache_t *cache,
+    ngx_str_t *key, ngx_str_t *value, ngx_msec_t ttl);
+NGX_ENT_API void ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key);
+NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
+
+
+/* re-enter the phase engine after an NGX_AGAIN from a phase handler */
+NGX_ENT_API void ngx_ent_phase_resume(ngx_http_request_t *r);
+
+
+#endif /* _NGX_ENT_CORE_H_INCLUDED_ */

@@ -1,0 +1,140 @@
+/*
+ * ngx_ent core: definitions private to the core module's files.
+ */
+
+#ifndef _NGX_ENT_CORE_INT_H_INCLUDED_
+#define _NGX_ENT_CORE_INT_H_INCLUDED_
+
+
+#define NGX_ENT_CORE_SELF  1
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <libpq-fe.h>
+#include <hiredis/hiredis.h>
+
+#include "ngx_ent_core.h"
+
+
+#define NGX_ENT_PG_MAX_STMTS       256
+#define NGX_ENT_NOTIFY_CHANNEL     "ent_invalidate"
+
+
+typedef struct ngx_ent_pg_pool_s      ngx_ent_pg_pool_t;
+typedef struct ngx_ent_redis_pool_s   ngx_ent_redis_pool_t;
+
+
+typedef struct {
+    ngx_str_t                  conninfo;     /* as configured, for -t only */
+    ngx_str_t                  display;      /* without the password */
+    const char               **keywords;
+    const char               **values;
+    ngx_uint_t                 pool_size;
+    ngx_uint_t                 queue_size;
+    ngx_msec_t                 connect_timeout;
+    ngx_msec_t                 query_timeout;
+    ngx_msec_t                 queue_timeout;
+    ngx_msec_t                 backoff_min;
+    ngx_msec_t                 backoff_max;
+    ngx_flag_t                 listen;
+} ngx_ent_pg_conf_t;
+
+
+typedef struct {
+    ngx_addr_t                 addr;
+    ngx_str_t                  user;
+    ngx_str_t                  password;
+    ngx_int_t                  db;
+    ngx_uint_t                 pool_size;
+    ngx_msec_t                 connect_timeout;
+    ngx_msec_t                 timeout;
+    ngx_msec_t                 backoff_min;
+    ngx_msec_t                 backoff_max;
+} ngx_ent_redis_conf_t;
+
+
+struct ngx_ent_cache_s {
+    ngx_str_t                  name;
+    ngx_shm_zone_t            *shm_zone;
+    ngx_slab_pool_t           *shpool;
+    struct ngx_ent_cache_sh_s *sh;
+    ngx_msec_t                 ttl;
+    ngx_msec_t                 negative_ttl;
+    ngx_msec_t                 error_ttl;
+    ngx_msec_t                 stale;
+    ngx_msec_t                 fill_timeout;
+    ngx_uint_t                 declared;     /* by ent_cache_zone */
+};
+
+
+typedef struct {
+    ngx_flag_t                 pg_enabled;
+    ngx_ent_pg_conf_t          pg;
+    ngx_array_t                stmts;        /* ngx_ent_pg_stmt_t * */
+
+    ngx_flag_t                 redis_enabled;
+    ngx_ent_redis_conf_t       redis;
+
+    ngx_array_t                caches;       /* ngx_ent_cache_t * */
+
+    /* per worker, set up in init_process */
+    ngx_ent_pg_pool_t         *pg_pool;
+    ngx_ent_redis_pool_t      *redis_pool;
+    ngx_queue_t                fills;        /* ngx_ent_cache_fill_t */
+    ngx_event_t                fill_poll;
+} ngx_http_ent_core_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                 connected;
+    ngx_uint_t                 busy;
+    ngx_uint_t                 queued;
+    ngx_uint_t                 queries;
+    ngx_uint_t                 errors;
+    ngx_uint_t                 timeouts;
+    ngx_uint_t                 rejected;
+    ngx_uint_t                 reconnects;
+} ngx_ent_backend_stats_t;
+
+
+extern ngx_module_t  ngx_http_ent_core_module;
+
+
+ngx_http_ent_core_main_conf_t *ngx_ent_core_main_conf(void);
+
+/* operations */
+ngx_ent_op_t *ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
+    ngx_ent_op_handler_pt handler, void *data);
+void ngx_ent_op_complete(ngx_ent_op_t *op, ngx_uint_t status);
+void ngx_ent_op_free(ngx_ent_op_t *op);
+
+/* PostgreSQL */
+char *ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf,
+    ngx_str_t *conninfo);
+ngx_int_t ngx_ent_pg_init_worker(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_pg_stats(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_backend_stats_t *st);
+
+/* Redis */
+ngx_int_t ngx_ent_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_redis_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_redis_stats(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_backend_stats_t *st);
+
+/* caches */
+ngx_ent_cache_t *ngx_ent_cache_declare(ngx_conf_t *cf, ngx_str_t *name,
+    size_t size);
+void ngx_ent_cache_init_worker(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_log_t *log);
+void ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_cache_invalidate(ngx_http_ent_core_main_conf_t *cmcf,
+    u_char *payload, size_t len, ngx_log_t *log);
+void ngx_ent_cache_flush_all(ngx_http_ent_core_main_conf_t *cmcf);
+u_char *ngx_ent_cache_stats(ngx_ent_cache_t *cache, u_char *p, u_char *last);
+
+
+#endif /* _NGX_ENT_CORE_INT_H_INCLUDED_ */

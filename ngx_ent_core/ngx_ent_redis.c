@@ -1,0 +1,842 @@
+/*
+ * ngx_ent core: the per-worker Redis connections.
+ *
+ * nginx owns every socket (ngx_event_connect_peer(), TCP or unix); hiredis
+ * is used only to format commands and to parse replies.  Each connection
+ * pipelines: commands are appended to one output buffer, flushed from a
+ * posted write event (so that a burst of requests in one loop iteration
+ * shares one send), and replies are matched to operations in order.
+ * AUTH and SELECT go first on every new connection.  A command that takes
+ * longer than "timeout" drops the connection, failing what is in flight on
+ * it, and a new one is started with backoff.
+ */
+
+
+#include "ngx_ent_core_int.h"
+
+
+#define NGX_ENT_REDIS_DOWN         0
+#define NGX_ENT_REDIS_BACKOFF      1
+#define NGX_ENT_REDIS_CONNECTING   2
+#define NGX_ENT_REDIS_READY        3
+
+#define NGX_ENT_REDIS_MAX_INFLIGHT 4096
+#define NGX_ENT_REDIS_MAX_OUTPUT   (16 * 1024 * 1024)
+
+
+typedef struct {
+    ngx_ent_redis_pool_t      *pool;
+    ngx_peer_connection_t      peer;
+    ngx_uint_t                 state;
+    redisReader               *reader;
+    u_char                    *out;
+    size_t                     out_len;
+    size_t                     out_size;
+    size_t                     out_pos;
+    ngx_queue_t                inflight;
+    ngx_uint_t                 ninflight;
+    ngx_uint_t                 handshake;
+    ngx_event_t                timer;
+    ngx_msec_t                 backoff;
+    unsigned                   ever_connected:1;
+} ngx_ent_redis_conn_t;
+
+
+struct ngx_ent_redis_pool_s {
+    ngx_ent_redis_conf_t      *conf;
+    ngx_log_t                 *log;
+    ngx_ent_redis_conn_t      *conns;
+    ngx_uint_t                 nconns;
+    ngx_uint_t                 next;
+    ngx_ent_backend_stats_t    stats;
+};
+
+
+static void ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc);
+static void ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc);
+static ngx_int_t ngx_ent_redis_test_connect(ngx_connection_t *c);
+static void ngx_ent_redis_write_handler(ngx_event_t *wev);
+static void ngx_ent_redis_read_handler(ngx_event_t *rev);
+static void ngx_ent_redis_timer_handler(ngx_event_t *ev);
+static ngx_int_t ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc,
+    redisReply *reply);
+static ngx_int_t ngx_ent_redis_append(ngx_ent_redis_conn_t *rc,
+    ngx_uint_t argc, ngx_str_t *argv);
+static ngx_int_t ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc);
+static void ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc);
+static void ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status);
+
+
+/* worker */
+
+
+ngx_int_t
+ngx_ent_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf)
+{
+    ngx_uint_t             i;
+    ngx_ent_redis_pool_t  *pool;
+    ngx_ent_redis_conn_t  *rc;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_ent_redis_pool_t));
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->conf = &cmcf->redis;
+    pool->log = cycle->log;
+    pool->nconns = cmcf->redis.pool_size;
+
+    pool->conns = ngx_pcalloc(cycle->pool,
+                              pool->nconns * sizeof(ngx_ent_redis_conn_t));
+    if (pool->conns == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmcf->redis_pool = pool;
+
+    for (i = 0; i < pool->nconns; i++) {
+        rc = &pool->conns[i];
+
+        rc->pool = pool;
+        ngx_queue_init(&rc->inflight);
+
+        rc->timer.handler = ngx_ent_redis_timer_handler;
+        rc->timer.data = rc;
+        rc->timer.log = pool->log;
+
+        ngx_ent_redis_connect(rc);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_ent_redis_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
+{
+    ngx_uint_t             i;
+    ngx_queue_t           *q;
+    ngx_ent_op_t          *op;
+    ngx_ent_redis_pool_t  *pool;
+    ngx_ent_redis_conn_t  *rc;
+
+    pool = cmcf->redis_pool;
+
+    for (i = 0; i < pool->nconns; i++) {
+        rc = &pool->conns[i];
+
+        if (rc->timer.timer_set) {
+            ngx_del_timer(&rc->timer);
+        }
+
+        while (!ngx_queue_empty(&rc->inflight)) {
+            q = ngx_queue_head(&rc->inflight);
+            ngx_queue_remove(q);
+            op = ngx_queue_data(q, ngx_ent_op_t, queue);
+            ngx_ent_op_free(op);
+        }
+
+        if (rc->peer.connection) {
+            ngx_close_connection(rc->peer.connection);
+            rc->peer.connection = NULL;
+        }
+
+        if (rc->reader) {
+            redisReaderFree(rc->reader);
+            rc->reader = NULL;
+        }
+
+        if (rc->out) {
+            ngx_free(rc->out);
+            rc->out = NULL;
+        }
+    }
+
+    cmcf->redis_pool = NULL;
+}
+
+
+void
+ngx_ent_redis_stats(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_backend_stats_t *st)
+{
+    ngx_uint_t             i;
+    ngx_ent_redis_pool_t  *pool;
+
+    pool = cmcf->redis_pool;
+
+    if (pool == NULL) {
+        ngx_memzero(st, sizeof(ngx_ent_backend_stats_t));
+        return;
+    }
+
+    *st = pool->stats;
+    st->connected = 0;
+    st->busy = 0;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state == NGX_ENT_REDIS_READY) {
+            st->connected++;
+        }
+
+        st->busy += pool->conns[i].ninflight;
+    }
+}
+
+
+/* connections */
+
+
+static void
+ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
+{
+    ngx_int_t              rv;
+    ngx_str_t              argv[3];
+    ngx_uint_t             argc;
+    u_char                 db[NGX_INT_T_LEN];
+    ngx_connection_t      *c;
+    ngx_ent_redis_pool_t  *pool;
+    ngx_ent_redis_conf_t  *conf;
+
+    pool = rc->pool;
+    conf = pool->conf;
+
+    ngx_memzero(&rc->peer, sizeof(ngx_peer_connection_t));
+
+    rc->peer.sockaddr = conf->addr.sockaddr;
+    rc->peer.socklen = conf->addr.socklen;
+    rc->peer.name = &conf->addr.name;
+    rc->peer.get = ngx_event_get_peer;
+    rc->peer.log = pool->log;
+    rc->peer.log_error = NGX_ERROR_ERR;
+
+    rc->reader = redisReaderCreate();
+    if (rc->reader == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                      "redisReaderCreate() failed");
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+    }
+
+    rc->out_len = 0;
+    rc->out_pos = 0;
+    rc->handshake = 0;
+
+    if (conf->password.len) {
+        argc = 0;
+        ngx_str_set(&argv[argc], "AUTH");
+        argc++;
+
+        if (conf->user.len) {
+            argv[argc++] = conf->user;
+        }
+
+        argv[argc++] = conf->password;
+
+        if (ngx_ent_redis_append(rc, argc, argv) != NGX_OK) {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        rc->handshake++;
+    }
+
+    if (conf->db) {
+        ngx_str_set(&argv[0], "SELECT");
+        argv[1].data = db;
+        argv[1].len = ngx_sprintf(db, "%i", conf->db) - db;
+
+        if (ngx_ent_redis_append(rc, 2, argv) != NGX_OK) {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        rc->handshake++;
+    }
+
+    rv = ngx_event_connect_peer(&rc->peer);
+
+    if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "redis connect to %V failed", &conf->addr.name);
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+    }
+
+    c = rc->peer.connection;
+
+    c->data = rc;
+    c->read->handler = ngx_ent_redis_read_handler;
+    c->write->handler = ngx_ent_redis_write_handler;
+    c->log = pool->log;
+    c->read->log = pool->log;
+    c->write->log = pool->log;
+
+    rc->state = NGX_ENT_REDIS_CONNECTING;
+
+    rc->timer.cancelable = 1;
+    ngx_add_timer(&rc->timer, conf->connect_timeout);
+
+    if (rv == NGX_OK) {
+        ngx_ent_redis_connected(rc);
+    }
+}
+
+
+static void
+ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
+{
+    ngx_ent_redis_pool_t  *pool;
+
+    pool = rc->pool;
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    rc->state = NGX_ENT_REDIS_READY;
+    rc->backoff = 0;
+    rc->peer.connection->idle = 1;
+
+    if (rc->ever_connected) {
+        pool->stats.reconnects++;
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "redis connection to %V re-established",
+                      &pool->conf->addr.name);
+    }
+
+    rc->ever_connected = 1;
+
+    if (rc->handshake || !ngx_queue_empty(&rc->inflight)) {
+        ngx_ent_redis_arm(rc);
+    }
+
+    if (ngx_ent_redis_flush(rc) != NGX_OK) {
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+    }
+}
+
+
+static ngx_int_t
+ngx_ent_redis_test_connect(ngx_connection_t *c)
+{
+    int        err;
+    socklen_t  len;
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    if (err) {
+        c->log->action = "connecting to redis";
+        (void) ngx_connection_error(c, err, "connect() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_ent_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t      *c;
+    ngx_ent_redis_conn_t  *rc;
+
+    c = wev->data;
+    rc = c->data;
+
+    if (rc->state == NGX_ENT_REDIS_CONNECTING) {
+        if (ngx_ent_redis_test_connect(c) != NGX_OK) {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        ngx_ent_redis_connected(rc);
+        return;
+    }
+
+    if (rc->state != NGX_ENT_REDIS_READY) {
+        return;
+    }
+
+    if (ngx_ent_redis_flush(rc) != NGX_OK) {
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+    }
+}
+
+
+static void
+ngx_ent_redis_read_handler(ngx_event_t *rev)
+{
+    void                  *reply;
+    ssize_t                n;
+    u_char                 buf[16384];
+    ngx_connection_t      *c;
+    ngx_ent_redis_conn_t  *rc;
+
+    c = rev->data;
+    rc = c->data;
+
+    if (c->close) {
+        /* graceful shutdown: an idle connection goes now */
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+    }
+
+    if (rc->state == NGX_ENT_REDIS_CONNECTING) {
+        if (ngx_ent_redis_test_connect(c) != NGX_OK) {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        ngx_ent_redis_connected(rc);
+
+        if (rc->state != NGX_ENT_REDIS_READY) {
+            return;
+        }
+    }
+
+    for ( ;; ) {
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                          "redis %V closed the connection",
+                          &rc->pool->conf->addr.name);
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        if (redisReaderFeed(rc->reader, (const char *) buf, n) != REDIS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, rc->pool->log, 0,
+                          "redisReaderFeed() failed");
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        for ( ;; ) {
+            reply = NULL;
+
+            if (redisReaderGetReply(rc->reader, &reply) != REDIS_OK) {
+                ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                              "redis protocol error: %s", rc->reader->errstr);
+                ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+                return;
+            }
+
+            if (reply == NULL) {
+                break;
+            }
+
+            if (ngx_ent_redis_reply(rc, reply) != NGX_OK) {
+                return;
+            }
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+    }
+}
+
+
+static ngx_int_t
+ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
+{
+    ngx_queue_t   *q;
+    ngx_ent_op_t  *op;
+
+    if (rc->handshake) {
+        rc->handshake--;
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                          "redis %V refused AUTH or SELECT: %*s",
+                          &rc->pool->conf->addr.name,
+                          (size_t) ngx_min(reply->len, 128), reply->str);
+            freeReplyObject(reply);
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return NGX_ERROR;
+        }
+
+        freeReplyObject(reply);
+
+        if (rc->handshake == 0 && ngx_queue_empty(&rc->inflight)
+            && rc->timer.timer_set)
+        {
+            ngx_del_timer(&rc->timer);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_queue_empty(&rc->inflight)) {
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                      "redis sent a reply nobody asked for");
+        freeReplyObject(reply);
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return NGX_ERROR;
+    }
+
+    q = ngx_queue_head(&rc->inflight);
+    op = ngx_queue_data(q, ngx_ent_op_t, queue);
+
+    op->replies[op->nreplies++] = reply;
+
+    if (op->nreplies < op->ncmds) {
+        return NGX_OK;
+    }
+
+    ngx_queue_remove(q);
+    rc->ninflight--;
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    if (!ngx_queue_empty(&rc->inflight)) {
+        ngx_ent_redis_arm(rc);
+    }
+
+    ngx_ent_op_complete(op, NGX_ENT_OK);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_ent_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_ent_redis_conn_t  *rc;
+
+    rc = ev->data;
+
+    switch (rc->state) {
+
+    case NGX_ENT_REDIS_BACKOFF:
+        rc->state = NGX_ENT_REDIS_DOWN;
+        ngx_ent_redis_connect(rc);
+        return;
+
+    case NGX_ENT_REDIS_CONNECTING:
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
+                      "redis connect to %V timed out",
+                      &rc->pool->conf->addr.name);
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+
+    case NGX_ENT_REDIS_READY:
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
+                      "redis %V did not answer within %Mms, "
+                      "dropping the connection",
+                      &rc->pool->conf->addr.name, rc->pool->conf->timeout);
+        rc->backoff = 0;
+        ngx_ent_redis_close(rc, NGX_ENT_TIMEOUT);
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+/* commands */
+
+
+ngx_int_t
+ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
+    ngx_uint_t ncmds, ngx_ent_op_handler_pt handler, void *data)
+{
+    size_t                          saved;
+    ngx_uint_t                      i, n;
+    ngx_log_t                      *log;
+    ngx_ent_op_t                   *op;
+    ngx_ent_redis_conn_t           *rc, *pick;
+    ngx_ent_redis_pool_t           *pool;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    log = r ? r->connection->log : ngx_cycle->log;
+
+    cmcf = ngx_ent_core_main_conf();
+    pool = cmcf ? cmcf->redis_pool : NULL;
+
+    if (pool == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ent: a command needs \"ent_redis\" in http{}");
+        return NGX_ERROR;
+    }
+
+    if (ncmds == 0 || ncmds > NGX_ENT_REDIS_MAX_CMDS) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "ent: %ui redis commands in one call", ncmds);
+        return NGX_ERROR;
+    }
+
+    /* round robin over ready connections, else one still connecting */
+
+    pick = NULL;
+
+    for (i = 0; i < pool->nconns; i++) {
+        n = (pool->next + i) % pool->nconns;
+        rc = &pool->conns[n];
+
+        if (rc->ninflight >= NGX_ENT_REDIS_MAX_INFLIGHT
+            || rc->out_len - rc->out_pos > NGX_ENT_REDIS_MAX_OUTPUT)
+        {
+            continue;
+        }
+
+        if (rc->state == NGX_ENT_REDIS_READY) {
+            pick = rc;
+            pool->next = n + 1;
+            break;
+        }
+
+        if (rc->state == NGX_ENT_REDIS_CONNECTING && pick == NULL) {
+            pick = rc;
+        }
+    }
+
+    if (pick == NULL) {
+        pool->stats.rejected++;
+        return NGX_DECLINED;
+    }
+
+    rc = pick;
+
+    op = ngx_ent_op_create(r, 0, handler, data);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    saved = rc->out_len;
+
+    for (i = 0; i < ncmds; i++) {
+        if (ngx_ent_redis_append(rc, cmds[i].argc, cmds[i].argv) != NGX_OK) {
+            rc->out_len = saved;
+            ngx_ent_op_free(op);
+            return NGX_ERROR;
+        }
+    }
+
+    op->ncmds = ncmds;
+    op->backend = rc;
+    op->sent = ngx_current_msec;
+
+    ngx_queue_insert_tail(&rc->inflight, &op->queue);
+    rc->ninflight++;
+    pool->stats.queries++;
+
+    if (rc->state == NGX_ENT_REDIS_READY) {
+        if (!rc->timer.timer_set) {
+            ngx_ent_redis_arm(rc);
+        }
+
+        /* sent from the posted write event: one send for the whole burst */
+
+        if (!rc->peer.connection->write->posted) {
+            ngx_post_event(rc->peer.connection->write, &ngx_posted_events);
+        }
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
+    ngx_str_t *argv)
+{
+    int          len;
+    char        *cmd;
+    u_char      *out;
+    size_t       size;
+    size_t       lens[16], *plens;
+    ngx_uint_t   i;
+    const char  *args[16], **pargs;
+
+    if (argc == 0 || argc > 1048576) {
+        return NGX_ERROR;
+    }
+
+    if (argc <= 16) {
+        pargs = args;
+        plens = lens;
+
+    } else {
+        pargs = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
+                          rc->pool->log);
+        if (pargs == NULL) {
+            return NGX_ERROR;
+        }
+
+        plens = (size_t *) (pargs + argc);
+    }
+
+    for (i = 0; i < argc; i++) {
+        pargs[i] = (const char *) argv[i].data;
+        plens[i] = argv[i].len;
+    }
+
+    cmd = NULL;
+    len = redisFormatCommandArgv(&cmd, (int) argc, pargs, plens);
+
+    if (pargs != args) {
+        ngx_free(pargs);
+    }
+
+    if (len < 0 || cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rc->out_len + len > rc->out_size) {
+
+        if (rc->out_pos) {
+            ngx_memmove(rc->out, rc->out + rc->out_pos,
+                        rc->out_len - rc->out_pos);
+            rc->out_len -= rc->out_pos;
+            rc->out_pos = 0;
+        }
+
+        if (rc->out_len + len > rc->out_size) {
+            size = ngx_max(rc->out_size * 2, rc->out_len + len);
+            size = ngx_max(size, 4096);
+
+            out = ngx_alloc(size, rc->pool->log);
+            if (out == NULL) {
+                redisFreeCommand(cmd);
+                return NGX_ERROR;
+            }
+
+            if (rc->out) {
+                ngx_memcpy(out, rc->out, rc->out_len);
+                ngx_free(rc->out);
+            }
+
+            rc->out = out;
+            rc->out_size = size;
+        }
+    }
+
+    ngx_memcpy(rc->out + rc->out_len, cmd, len);
+    rc->out_len += len;
+
+    redisFreeCommand(cmd);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = rc->peer.connection;
+
+    while (rc->out_pos < rc->out_len) {
+
+        n = c->send(c, rc->out + rc->out_pos, rc->out_len - rc->out_pos);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            return ngx_handle_write_event(c->write, 0);
+        }
+
+        rc->out_pos += n;
+    }
+
+    rc->out_pos = 0;
+    rc->out_len = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc)
+{
+    /* a command in flight keeps a shutting-down worker until it ends */
+
+    rc->timer.cancelable = 0;
+    ngx_add_timer(&rc->timer, rc->pool->conf->timeout);
+}
+
+
+static void
+ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
+{
+    ngx_queue_t           *q, failed;
+    ngx_ent_op_t          *op;
+    ngx_ent_redis_pool_t  *pool;
+
+    pool = rc->pool;
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    if (rc->peer.connection) {
+        ngx_close_connection(rc->peer.connection);
+        rc->peer.connection = NULL;
+    }
+
+    if (rc->reader) {
+        redisReaderFree(rc->reader);
+        rc->reader = NULL;
+    }
+
+    rc->out_len = 0;
+    rc->out_pos = 0;
+    rc->handshake = 0;
+
+    ngx_queue_init(&failed);
+
+    if (!ngx_queue_empty(&rc->inflight)) {
+        ngx_queue_add(&failed, &rc->inflight);
+        ngx_queue_init(&rc->inflight);
+    }
+
+    rc->ninflight = 0;
+    rc->state = NGX_ENT_REDIS_DOWN;
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        rc->backoff = ngx_ent_backoff_next(rc->backoff,
+                                           pool->conf->backoff_min,
+                                           pool->conf->backoff_max);
+        rc->state = NGX_ENT_REDIS_BACKOFF;
+        rc->timer.cancelable = 1;
+        ngx_add_timer(&rc->timer, rc->backoff);
+    }
+
+    /* the connection is consistent again: now tell the waiters */
+
+    while (!ngx_queue_empty(&failed)) {
+        q = ngx_queue_head(&failed);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_ent_op_t, queue);
+
+        if (status == NGX_ENT_TIMEOUT) {
+            pool->stats.timeouts++;
+
+        } else {
+            pool->stats.errors++;
+        }
+
+        ngx_ent_op_complete(op, status);
+    }
+}

@@ -1,0 +1,281 @@
+/*
+ * ngx_ent: I/O-free helpers (see ngx_ent_rows.h).
+ */
+
+
+#include <string.h>
+
+#include "ngx_ent_rows.h"
+
+
+static uint32_t ngx_ent_rows_u32(const unsigned char *p);
+
+
+size_t
+ngx_ent_rows_header_size(void)
+{
+    return 2 * sizeof(uint32_t);
+}
+
+
+size_t
+ngx_ent_rows_cell_size(size_t len)
+{
+    return sizeof(uint32_t) + len;
+}
+
+
+unsigned char *
+ngx_ent_rows_put_header(unsigned char *p, uint32_t nrows, uint32_t ncols)
+{
+    memcpy(p, &nrows, sizeof(uint32_t));
+    memcpy(p + sizeof(uint32_t), &ncols, sizeof(uint32_t));
+
+    return p + 2 * sizeof(uint32_t);
+}
+
+
+unsigned char *
+ngx_ent_rows_put_cell(unsigned char *p, const unsigned char *data, size_t len,
+    int is_null)
+{
+    uint32_t  n;
+
+    n = is_null ? NGX_ENT_ROWS_NULL : (uint32_t) len;
+    memcpy(p, &n, sizeof(uint32_t));
+    p += sizeof(uint32_t);
+
+    if (!is_null && len) {
+        memcpy(p, data, len);
+        p += len;
+    }
+
+    return p;
+}
+
+
+static uint32_t
+ngx_ent_rows_u32(const unsigned char *p)
+{
+    uint32_t  n;
+
+    memcpy(&n, p, sizeof(uint32_t));
+
+    return n;
+}
+
+
+int
+ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char *data, size_t len)
+{
+    size_t    pos;
+    uint32_t  n, i, cells;
+
+    memset(rows, 0, sizeof(ngx_ent_rows_t));
+
+    if (data == NULL || len < 2 * sizeof(uint32_t)) {
+        return -1;
+    }
+
+    rows->nrows = ngx_ent_rows_u32(data);
+    rows->ncols = ngx_ent_rows_u32(data + sizeof(uint32_t));
+
+    if (rows->ncols != 0
+        && rows->nrows > NGX_ENT_ROWS_MAX_CELLS / rows->ncols)
+    {
+        return -1;
+    }
+
+    cells = rows->nrows * rows->ncols;
+    pos = 2 * sizeof(uint32_t);
+
+    for (i = 0; i < cells; i++) {
+
+        if (len - pos < sizeof(uint32_t)) {
+            return -1;
+        }
+
+        n = ngx_ent_rows_u32(data + pos);
+        pos += sizeof(uint32_t);
+
+        if (n == NGX_ENT_ROWS_NULL) {
+            continue;
+        }
+
+        if (n > len - pos) {
+            return -1;
+        }
+
+        pos += n;
+    }
+
+    if (pos != len) {
+        return -1;
+    }
+
+    rows->data = data;
+    rows->len = len;
+    rows->pos = 2 * sizeof(uint32_t);
+
+    return 0;
+}
+
+
+int
+ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
+    size_t *len)
+{
+    uint32_t  n;
+
+    if (rows->data == NULL || rows->cell >= rows->nrows * rows->ncols) {
+        return 0;
+    }
+
+    n = ngx_ent_rows_u32(rows->data + rows->pos);
+    rows->pos += sizeof(uint32_t);
+    rows->cell++;
+
+    if (n == NGX_ENT_ROWS_NULL) {
+        *data = NULL;
+        *len = 0;
+        return 1;
+    }
+
+    *data = rows->data + rows->pos;
+    *len = n;
+    rows->pos += n;
+
+    return 1;
+}
+
+
+int
+ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
+    const unsigned char **data, size_t *len)
+{
+    ngx_ent_rows_t  cur;
+
+    if (rows->data == NULL || row >= rows->nrows || col >= rows->ncols) {
+        return -1;
+    }
+
+    cur = *rows;
+    cur.pos = 2 * sizeof(uint32_t);
+    cur.cell = 0;
+
+    while (cur.cell < row * rows->ncols + col) {
+        (void) ngx_ent_rows_next(&cur, data, len);
+    }
+
+    (void) ngx_ent_rows_next(&cur, data, len);
+
+    return 0;
+}
+
+
+int
+ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
+    const unsigned char **zone, size_t *zone_len,
+    const unsigned char **key, size_t *key_len)
+{
+    size_t  i;
+
+    *zone = NULL;
+    *zone_len = 0;
+    *key = NULL;
+    *key_len = 0;
+
+    if (len == 1 && p[0] == '*') {
+        *what = NGX_ENT_NOTIFY_ALL;
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == ':') {
+            break;
+        }
+
+        if (p[i] <= ' ' || p[i] >= 0x7f) {
+            return -1;
+        }
+    }
+
+    if (i == 0 || i == len) {
+        return -1;
+    }
+
+    *zone = p;
+    *zone_len = i;
+
+    p += i + 1;
+    len -= i + 1;
+
+    if (len == 0 || (len == 1 && p[0] == '*')) {
+        *what = NGX_ENT_NOTIFY_ZONE;
+        return 0;
+    }
+
+    *what = NGX_ENT_NOTIFY_KEY;
+    *key = p;
+    *key_len = len;
+
+    return 0;
+}
+
+
+unsigned long
+ngx_ent_backoff_next(unsigned long cur, unsigned long min, unsigned long max)
+{
+    if (cur < min) {
+        return min;
+    }
+
+    if (cur >= max / 2) {
+        return max;
+    }
+
+    return cur * 2;
+}
+
+
+size_t
+ngx_ent_redis_key(unsigned char *buf, size_t size,
+    const unsigned char *prefix, size_t prefix_len,
+    const unsigned char *tenant, size_t tenant_len,
+    const unsigned char *suffix, size_t suffix_len)
+{
+    size_t          i, need;
+    unsigned char  *p;
+
+    if (tenant_len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < tenant_len; i++) {
+        if (tenant[i] == '{' || tenant[i] == '}' || tenant[i] <= ' '
+            || tenant[i] == 0x7f)
+        {
+            return 0;
+        }
+    }
+
+    need = prefix_len + sizeof("{t:}:") - 1 + tenant_len + suffix_len;
+
+    if (need > size) {
+        return 0;
+    }
+
+    p = buf;
+    memcpy(p, prefix, prefix_len);
+    p += prefix_len;
+    memcpy(p, "{t:", 3);
+    p += 3;
+    memcpy(p, tenant, tenant_len);
+    p += tenant_len;
+    memcpy(p, "}:", 2);
+    p += 2;
+    memcpy(p, suffix, suffix_len);
+    p += suffix_len;
+
+    return (size_t) (p - buf);
+}

@@ -1,0 +1,94 @@
+/*
+ * ngx_ent: I/O-free helpers shared by the core and the feature modules.
+ *
+ * Nothing here knows nginx or a socket: plain bytes in, results out, so
+ * the unit tests and the libFuzzer targets link this file on its own.
+ *
+ * Rows blob: the form in which a PostgreSQL result travels from the pool
+ * to a module and into the shared-memory cache.  Host byte order (a blob
+ * never leaves the node):
+ *
+ *     u32 nrows, u32 ncols, then nrows * ncols cells in row order,
+ *     each cell u32 length (0xffffffff for SQL NULL) followed by bytes.
+ *
+ * A blob read from anywhere is checked whole by ngx_ent_rows_open()
+ * before any cell is handed out.
+ */
+
+#ifndef _NGX_ENT_ROWS_H_INCLUDED_
+#define _NGX_ENT_ROWS_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define NGX_ENT_ROWS_NULL       0xffffffffu
+#define NGX_ENT_ROWS_MAX_CELLS  1048576
+
+
+typedef struct {
+    const unsigned char  *data;
+    size_t                len;
+    uint32_t              nrows;
+    uint32_t              ncols;
+    size_t                pos;        /* cursor for ngx_ent_rows_next() */
+    uint32_t              cell;       /* index of the next cell */
+} ngx_ent_rows_t;
+
+
+/* blob building: size first, then write into a buffer of that size */
+size_t ngx_ent_rows_header_size(void);
+size_t ngx_ent_rows_cell_size(size_t len);
+unsigned char *ngx_ent_rows_put_header(unsigned char *p, uint32_t nrows,
+    uint32_t ncols);
+unsigned char *ngx_ent_rows_put_cell(unsigned char *p,
+    const unsigned char *data, size_t len, int is_null);
+
+/* 0 on a well-formed blob, -1 otherwise */
+int ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char *data,
+    size_t len);
+
+/*
+ * the next cell in row order: 1 with data and len set (data NULL for SQL
+ * NULL), 0 at the end
+ */
+int ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
+    size_t *len);
+
+/* random access: 0 and the cell, or -1 when out of range */
+int ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
+    const unsigned char **data, size_t *len);
+
+
+/*
+ * Invalidation payload: "<zone>:<key>" deletes one key of one cache zone,
+ * "<zone>:" or "<zone>:*" flushes the zone, "*" flushes every zone.
+ * Returns 0 and the parts, or -1 for a malformed payload.
+ */
+#define NGX_ENT_NOTIFY_KEY      0
+#define NGX_ENT_NOTIFY_ZONE     1
+#define NGX_ENT_NOTIFY_ALL      2
+
+int ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
+    const unsigned char **zone, size_t *zone_len,
+    const unsigned char **key, size_t *key_len);
+
+
+/* reconnect backoff: doubles from min up to max */
+unsigned long ngx_ent_backoff_next(unsigned long cur, unsigned long min,
+    unsigned long max);
+
+
+/*
+ * Redis key with a per-tenant hash tag: "<prefix>{t:<tenant>}:<suffix>".
+ * The tenant code must be non-empty and hold no '{' '}' or control bytes;
+ * returns the length written, or 0 when it does not fit or is invalid.
+ */
+size_t ngx_ent_redis_key(unsigned char *buf, size_t size,
+    const unsigned char *prefix, size_t prefix_len,
+    const unsigned char *tenant, size_t tenant_len,
+    const unsigned char *suffix, size_t suffix_len);
+
+
+#endif /* _NGX_ENT_ROWS_H_INCLUDED_ */

@@ -1,0 +1,864 @@
+/*
+ * ngx_http_ent_core_module: the shared core of ngx_ent.
+ *
+ * Directives for the PostgreSQL pool, the Redis connections and the
+ * shared-memory caches; per-worker setup and teardown; the operation
+ * objects through which a request waits for a backend; "ent_status".
+ */
+
+
+#include "ngx_ent_core_int.h"
+
+
+static void *ngx_http_ent_core_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_core_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_core_parse_msec(ngx_conf_t *cf, ngx_str_t *value,
+    size_t skip, ngx_msec_t *ms);
+static char *ngx_http_ent_core_parse_num(ngx_conf_t *cf, ngx_str_t *value,
+    size_t skip, ngx_uint_t min, ngx_uint_t max, ngx_uint_t *n);
+static char *ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_msec_t *min, ngx_msec_t *max);
+static ngx_int_t ngx_http_ent_core_status_handler(ngx_http_request_t *r);
+static u_char *ngx_http_ent_core_status_backend(u_char *p, u_char *last,
+    const char *name, ngx_uint_t enabled, ngx_ent_backend_stats_t *st);
+static void ngx_ent_op_cleanup(void *data);
+static ngx_int_t ngx_http_ent_core_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ent_core_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_ent_core_commands[] = {
+
+    { ngx_string("ent_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ent_core_status,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_ent_core_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_ent_core_create_main_conf,    /* create main configuration */
+    ngx_http_ent_core_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_ent_core_module = {
+    NGX_MODULE_V1,
+    &ngx_http_ent_core_module_ctx,         /* module context */
+    ngx_http_ent_core_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_ent_core_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_ent_core_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_int_t
+ngx_ent_core_present(void)
+{
+    return NGX_OK;
+}
+
+
+ngx_http_ent_core_main_conf_t *
+ngx_ent_core_main_conf(void)
+{
+    if (ngx_http_ent_core_module.ctx_index == NGX_MODULE_UNSET_INDEX
+        || ngx_cycle->conf_ctx == NULL
+        || ngx_cycle->conf_ctx[ngx_http_module.index] == NULL)
+    {
+        return NULL;
+    }
+
+    return ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ent_core_module);
+}
+
+
+static void *
+ngx_http_ent_core_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_core_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->pg = { 0 };
+     *     cmcf->redis = { 0 };
+     *     cmcf->pg_pool = NULL;
+     *     cmcf->redis_pool = NULL;
+     */
+
+    cmcf->pg_enabled = NGX_CONF_UNSET;
+    cmcf->redis_enabled = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&cmcf->stmts, cf->pool, 8,
+                       sizeof(ngx_ent_pg_stmt_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->caches, cf->pool, 4, sizeof(ngx_ent_cache_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
+}
+
+
+static char *
+ngx_http_ent_core_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    ngx_conf_init_value(cmcf->pg_enabled, 0);
+    ngx_conf_init_value(cmcf->redis_enabled, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    char               *rv;
+    ngx_str_t          *value;
+    ngx_uint_t          i;
+    ngx_ent_pg_conf_t  *pg;
+
+    if (cmcf->pg_enabled != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    pg = &cmcf->pg;
+    value = cf->args->elts;
+
+    pg->pool_size = 4;
+    pg->queue_size = 256;
+    pg->connect_timeout = 2000;
+    pg->query_timeout = 5000;
+    pg->queue_timeout = 2000;
+    pg->backoff_min = 50;
+    pg->backoff_max = 2000;
+    pg->listen = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
+            rv = ngx_http_ent_core_parse_num(cf, &value[i], 5, 1, 1024,
+                                             &pg->pool_size);
+
+        } else if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
+            rv = ngx_http_ent_core_parse_num(cf, &value[i], 6, 0, 65536,
+                                             &pg->queue_size);
+
+        } else if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 16,
+                                              &pg->connect_timeout);
+
+        } else if (ngx_strncmp(value[i].data, "query_timeout=", 14) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 14,
+                                              &pg->query_timeout);
+
+        } else if (ngx_strncmp(value[i].data, "queue_timeout=", 14) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 14,
+                                              &pg->queue_timeout);
+
+        } else if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
+            rv = ngx_http_ent_core_parse_backoff(cf, &value[i],
+                                                 &pg->backoff_min,
+                                                 &pg->backoff_max);
+
+        } else if (ngx_strcmp(value[i].data, "listen=on") == 0) {
+            pg->listen = 1;
+            rv = NGX_CONF_OK;
+
+        } else if (ngx_strcmp(value[i].data, "listen=off") == 0) {
+            pg->listen = 0;
+            rv = NGX_CONF_OK;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    rv = ngx_ent_pg_conf(cf, pg, &value[1]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    cmcf->pg_enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    char                  *rv;
+    ngx_str_t             *value;
+    ngx_url_t              u;
+    ngx_uint_t             i, db;
+    ngx_ent_redis_conf_t  *rd;
+
+    if (cmcf->redis_enabled != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    rd = &cmcf->redis;
+    value = cf->args->elts;
+
+    rd->pool_size = 2;
+    rd->db = 0;
+    rd->connect_timeout = 1000;
+    rd->timeout = 1000;
+    rd->backoff_min = 50;
+    rd->backoff_max = 2000;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of the \"ent_redis\" directive",
+                               u.err, &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.addrs == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no address in \"%V\" of the \"ent_redis\" "
+                           "directive", &u.url);
+        return NGX_CONF_ERROR;
+    }
+
+    rd->addr = u.addrs[0];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
+            rv = ngx_http_ent_core_parse_num(cf, &value[i], 5, 1, 64,
+                                             &rd->pool_size);
+
+        } else if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            rv = ngx_http_ent_core_parse_num(cf, &value[i], 3, 0, 65535,
+                                             &db);
+            rd->db = db;
+
+        } else if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            rd->user.data = value[i].data + 5;
+            rd->user.len = value[i].len - 5;
+            rv = rd->user.len ? NGX_CONF_OK : "has an empty \"user\"";
+
+        } else if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rd->password.data = value[i].data + 9;
+            rd->password.len = value[i].len - 9;
+            rv = rd->password.len ? NGX_CONF_OK : "has an empty \"password\"";
+
+        } else if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 16,
+                                              &rd->connect_timeout);
+
+        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 8,
+                                              &rd->timeout);
+
+        } else if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
+            rv = ngx_http_ent_core_parse_backoff(cf, &value[i],
+                                                 &rd->backoff_min,
+                                                 &rd->backoff_max);
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    if (rd->user.len && rd->password.len == 0) {
+        return "has \"user\" without \"password\"";
+    }
+
+    cmcf->redis_enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char             *rv;
+    u_char           *p;
+    ssize_t           size;
+    ngx_str_t        *value, name, s;
+    ngx_uint_t        i;
+    ngx_ent_cache_t  *cache;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\" in \"%V\" directive, "
+                           "expected \"name:size\"", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" in \"%V\" directive",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small in \"%V\" directive, "
+                           "at least %uz bytes", &name, &cmd->name,
+                           8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    cache = ngx_ent_cache_declare(cf, &name, size);
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cache->declared) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\" in \"%V\" directive",
+                           &name, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    cache->declared = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 4, &cache->ttl);
+
+        } else if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 13,
+                                              &cache->negative_ttl);
+
+        } else if (ngx_strncmp(value[i].data, "error_ttl=", 10) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 10,
+                                              &cache->error_ttl);
+
+        } else if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 6,
+                                              &cache->stale);
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    if (cache->ttl == 0) {
+        return "has a zero \"ttl\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ent_core_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_parse_msec(ngx_conf_t *cf, ngx_str_t *value, size_t skip,
+    ngx_msec_t *ms)
+{
+    ngx_str_t   s, *args;
+    ngx_int_t   n;
+
+    args = cf->args->elts;
+
+    s.data = value->data + skip;
+    s.len = value->len - skip;
+
+    n = ngx_parse_time(&s, 0);
+
+    if (n == NGX_ERROR || n > 86400000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\" directive",
+                           value, &args[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    *ms = (ngx_msec_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_parse_num(ngx_conf_t *cf, ngx_str_t *value, size_t skip,
+    ngx_uint_t min, ngx_uint_t max, ngx_uint_t *n)
+{
+    ngx_int_t   v;
+    ngx_str_t  *args;
+
+    args = cf->args->elts;
+
+    v = ngx_atoi(value->data + skip, value->len - skip);
+
+    if (v == NGX_ERROR || (ngx_uint_t) v < min || (ngx_uint_t) v > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "must be a number from %ui to %ui",
+                           value, &args[0], min, max);
+        return NGX_CONF_ERROR;
+    }
+
+    *n = (ngx_uint_t) v;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_msec_t *min, ngx_msec_t *max)
+{
+    u_char     *p;
+    ngx_str_t   s, *args;
+    ngx_int_t   a, b;
+
+    args = cf->args->elts;
+
+    s.data = value->data + 8;
+    s.len = value->len - 8;
+
+    p = ngx_strlchr(s.data, s.data + s.len, ':');
+    if (p == NULL) {
+        goto invalid;
+    }
+
+    s.len = p - s.data;
+    a = ngx_parse_time(&s, 0);
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+    b = ngx_parse_time(&s, 0);
+
+    if (a == NGX_ERROR || b == NGX_ERROR || a == 0 || a > b || b > 60000) {
+        goto invalid;
+    }
+
+    *min = a;
+    *max = b;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "expected \"backoff=min:max\" with 0 < min <= max "
+                       "<= 60s", value, &args[0]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* operations */
+
+
+ngx_ent_op_t *
+ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
+    ngx_ent_op_handler_pt handler, void *data)
+{
+    ngx_log_t           *log;
+    ngx_ent_op_t        *op;
+    ngx_pool_cleanup_t  *cln;
+
+    log = r ? r->connection->log : ngx_cycle->log;
+
+    op = ngx_calloc(sizeof(ngx_ent_op_t) + extra, log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->handler = handler;
+    op->data = data;
+    op->log = r ? r->connection->log : ngx_cycle->log;
+    op->timer.data = op;
+    op->timer.log = op->log;
+
+    if (r) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            ngx_free(op);
+            return NULL;
+        }
+
+        cln->handler = ngx_ent_op_cleanup;
+        cln->data = op;
+
+        op->request = r;
+        op->cln = cln;
+        op->bound = 1;
+    }
+
+    return op;
+}
+
+
+static void
+ngx_ent_op_cleanup(void *data)
+{
+    ngx_ent_op_t  *op = data;
+
+    /* the request is going away: never touch it again */
+
+    op->request = NULL;
+    op->cln = NULL;
+    op->log = ngx_cycle->log;
+    op->timer.log = ngx_cycle->log;
+
+    if (op->cancel) {
+        op->cancel(op);
+    }
+}
+
+
+void
+ngx_ent_op_complete(ngx_ent_op_t *op, ngx_uint_t status)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    op->status = status;
+    op->cancel = NULL;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (!op->bound) {
+        op->handler(op);
+        ngx_ent_op_free(op);
+        return;
+    }
+
+    r = op->request;
+
+    if (r == NULL) {
+        ngx_ent_op_free(op);
+        return;
+    }
+
+    op->cln->handler = NULL;
+
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    op->handler(op);
+    ngx_ent_op_free(op);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+void
+ngx_ent_op_free(ngx_ent_op_t *op)
+{
+    ngx_uint_t  i;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->cln) {
+        op->cln->handler = NULL;
+    }
+
+    for (i = 0; i < op->nreplies; i++) {
+        if (op->replies[i]) {
+            freeReplyObject(op->replies[i]);
+        }
+    }
+
+    if (op->blob) {
+        ngx_free(op->blob);
+    }
+
+    if (op->out) {
+        ngx_free(op->out);
+    }
+
+    ngx_free(op);
+}
+
+
+void
+ngx_ent_phase_resume(ngx_http_request_t *r)
+{
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+}
+
+
+/* ent_status */
+
+
+static ngx_int_t
+ngx_http_ent_core_status_handler(ngx_http_request_t *r)
+{
+    u_char                         *p, *last;
+    size_t                          size;
+    ngx_int_t                       rc;
+    ngx_buf_t                      *b;
+    ngx_uint_t                      i;
+    ngx_chain_t                     out;
+    ngx_ent_cache_t               **caches;
+    ngx_ent_backend_stats_t         st;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_core_module);
+
+    size = 1024 + cmcf->caches.nelts * 512;
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+    last = b->end;
+
+    p = ngx_slprintf(p, last, "{\"pid\":%P,", ngx_pid);
+
+    ngx_ent_pg_stats(cmcf, &st);
+    p = ngx_http_ent_core_status_backend(p, last, "postgres",
+                                         cmcf->pg_enabled, &st);
+
+    ngx_ent_redis_stats(cmcf, &st);
+    p = ngx_http_ent_core_status_backend(p, last, "redis",
+                                         cmcf->redis_enabled, &st);
+
+    p = ngx_slprintf(p, last, "\"caches\":{");
+
+    caches = cmcf->caches.elts;
+
+    for (i = 0; i < cmcf->caches.nelts; i++) {
+        p = ngx_slprintf(p, last, "%s\"%V\":", i ? "," : "",
+                         &caches[i]->name);
+        p = ngx_ent_cache_stats(caches[i], p, last);
+    }
+
+    p = ngx_slprintf(p, last, "}}\n");
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static u_char *
+ngx_http_ent_core_status_backend(u_char *p, u_char *last, const char *name,
+    ngx_uint_t enabled, ngx_ent_backend_stats_t *st)
+{
+    if (!enabled) {
+        return ngx_slprintf(p, last, "\"%s\":null,", name);
+    }
+
+    return ngx_slprintf(p, last,
+                        "\"%s\":{\"connected\":%ui,\"busy\":%ui,"
+                        "\"queued\":%ui,\"queries\":%ui,\"errors\":%ui,"
+                        "\"timeouts\":%ui,\"rejected\":%ui,"
+                        "\"reconnects\":%ui},",
+                        name, st->connected, st->busy, st->queued,
+                        st->queries, st->errors, st->timeouts, st->rejected,
+                        st->reconnects);
+}
+
+
+/* worker */
+
+
+static ngx_int_t
+ngx_http_ent_core_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_ent_core_main_conf();
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_ent_cache_init_worker(cmcf, cycle->log);
+
+    if (cmcf->pg_enabled
+        && ngx_ent_pg_init_worker(cycle, cmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cmcf->redis_enabled
+        && ngx_ent_redis_init_worker(cycle, cmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_core_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_ent_core_main_conf();
+    if (cmcf == NULL) {
+        return;
+    }
+
+    ngx_ent_cache_exit_worker(cmcf);
+
+    if (cmcf->pg_pool) {
+        ngx_ent_pg_exit_worker(cmcf);
+    }
+
+    if (cmcf->redis_pool) {
+        ngx_ent_redis_exit_worker(cmcf);
+    }
+}
