@@ -571,9 +571,10 @@ ngx_ent_op_t *
 ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
     ngx_ent_op_handler_pt handler, void *data)
 {
-    ngx_log_t           *log;
-    ngx_ent_op_t        *op;
-    ngx_pool_cleanup_t  *cln;
+    ngx_log_t                      *log;
+    ngx_ent_op_t                   *op;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_ent_core_main_conf_t  *cmcf;
 
     log = r ? r->connection->log : ngx_cycle->log;
 
@@ -581,6 +582,9 @@ ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
     if (op == NULL) {
         return NULL;
     }
+
+    cmcf = ngx_ent_core_main_conf();
+    cmcf->ops++;
 
     op->handler = handler;
     op->data = data;
@@ -667,7 +671,11 @@ ngx_ent_op_complete(ngx_ent_op_t *op, ngx_uint_t status)
 void
 ngx_ent_op_free(ngx_ent_op_t *op)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                      i;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_ent_core_main_conf();
+    cmcf->ops--;
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
@@ -742,7 +750,8 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
     p = b->last;
     last = b->end;
 
-    p = ngx_slprintf(p, last, "{\"pid\":%P,", ngx_pid);
+    p = ngx_slprintf(p, last, "{\"pid\":%P,\"ops\":%ui,", ngx_pid,
+                     cmcf->ops);
 
     ngx_ent_pg_stats(cmcf, &st);
     p = ngx_http_ent_core_status_backend(p, last, "postgres",

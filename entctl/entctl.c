@@ -1,0 +1,308 @@
+/*
+ * entctl: the ngx_ent admin command line (runs outside nginx, so plain
+ * blocking libpq is fine here).
+ *
+ *   entctl [--dsn DSN] migrate     apply the migrations not yet applied
+ *   entctl [--dsn DSN] status      list applied and pending migrations
+ *   entctl version
+ *
+ * The connection string comes from --dsn, else $ENT_DSN, else libpq's own
+ * defaults (PGHOST, PGDATABASE, ...).  Migrations are compiled in from
+ * sql/ and recorded in ent.schema_migrations with a checksum; each runs in
+ * its own transaction, under an advisory lock so that two nodes running
+ * "migrate" at once apply each migration once.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "entctl.h"
+
+
+#define ENTCTL_VERSION   "0.1.0"
+#define ENTCTL_LOCK_ID   "7163541"     /* pg_advisory_lock key */
+
+
+static int entctl_migrate(PGconn *conn);
+static int entctl_status(PGconn *conn);
+static int entctl_exec(PGconn *conn, const char *sql);
+static void entctl_checksum(const char *text, char *out);
+static void entctl_usage(FILE *f);
+static void entctl_die(const char *fmt, ...);
+
+
+int
+main(int argc, char **argv)
+{
+    int          i, rc;
+    PGconn      *conn;
+    const char  *dsn, *cmd;
+
+    dsn = getenv("ENT_DSN");
+    cmd = NULL;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
+            dsn = argv[++i];
+
+        } else if (strcmp(argv[i], "-h") == 0
+                   || strcmp(argv[i], "--help") == 0)
+        {
+            entctl_usage(stdout);
+            return 0;
+
+        } else if (cmd == NULL && argv[i][0] != '-') {
+            cmd = argv[i];
+
+        } else {
+            fprintf(stderr, "entctl: unexpected argument \"%s\"\n", argv[i]);
+            entctl_usage(stderr);
+            return 2;
+        }
+    }
+
+    if (cmd == NULL) {
+        entctl_usage(stderr);
+        return 2;
+    }
+
+    if (strcmp(cmd, "version") == 0) {
+        printf("entctl %s\n", ENTCTL_VERSION);
+        return 0;
+    }
+
+    if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0) {
+        fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
+        entctl_usage(stderr);
+        return 2;
+    }
+
+    conn = PQconnectdb(dsn ? dsn : "");
+
+    if (PQstatus(conn) != CONNECTION_OK) {
+        entctl_die("cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
+    }
+
+    if (entctl_exec(conn, "SET client_min_messages = warning") != 0) {
+        return 1;
+    }
+
+    rc = (strcmp(cmd, "migrate") == 0) ? entctl_migrate(conn)
+                                       : entctl_status(conn);
+
+    PQfinish(conn);
+
+    return rc;
+}
+
+
+static int
+entctl_migrate(PGconn *conn)
+{
+    int                     n, applied;
+    char                    sum[17], ver[16];
+    PGresult               *res;
+    const char             *params[3];
+    const ent_migration_t  *m;
+
+    if (entctl_exec(conn, "SELECT pg_advisory_lock(" ENTCTL_LOCK_ID ")")
+        != 0
+        || entctl_exec(conn,
+               "CREATE SCHEMA IF NOT EXISTS ent;"
+               "CREATE TABLE IF NOT EXISTS ent.schema_migrations ("
+               " version integer PRIMARY KEY,"
+               " name text NOT NULL,"
+               " checksum text NOT NULL,"
+               " applied_at timestamptz NOT NULL DEFAULT now())")
+           != 0)
+    {
+        return 1;
+    }
+
+    applied = 0;
+
+    for (m = ent_migrations; m->name; m++) {
+
+        snprintf(ver, sizeof(ver), "%d", m->version);
+        entctl_checksum(m->sql, sum);
+
+        params[0] = ver;
+        res = PQexecParams(conn,
+                           "SELECT checksum FROM ent.schema_migrations "
+                           "WHERE version = $1::integer",
+                           1, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            entctl_die("reading ent.schema_migrations: %s",
+                       PQresultErrorMessage(res));
+        }
+
+        n = PQntuples(res);
+
+        if (n == 1) {
+            if (strcmp(PQgetvalue(res, 0, 0), sum) != 0) {
+                fprintf(stderr, "entctl: warning: migration %03d_%s was "
+                        "changed after it was applied\n",
+                        m->version, m->name);
+            }
+
+            PQclear(res);
+            continue;
+        }
+
+        PQclear(res);
+
+        if (entctl_exec(conn, "BEGIN") != 0) {
+            return 1;
+        }
+
+        if (entctl_exec(conn, m->sql) != 0) {
+            fprintf(stderr, "entctl: migration %03d_%s failed, "
+                    "nothing of it was applied\n", m->version, m->name);
+            return 1;
+        }
+
+        params[0] = ver;
+        params[1] = m->name;
+        params[2] = sum;
+
+        res = PQexecParams(conn,
+                           "INSERT INTO ent.schema_migrations "
+                           "(version, name, checksum) "
+                           "VALUES ($1::integer, $2, $3)",
+                           3, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            entctl_die("recording migration %03d_%s: %s", m->version,
+                       m->name, PQresultErrorMessage(res));
+        }
+
+        PQclear(res);
+
+        if (entctl_exec(conn, "COMMIT") != 0) {
+            return 1;
+        }
+
+        printf("applied %03d_%s\n", m->version, m->name);
+        applied++;
+    }
+
+    if (applied == 0) {
+        printf("schema is up to date\n");
+    }
+
+    return entctl_exec(conn, "SELECT pg_advisory_unlock(" ENTCTL_LOCK_ID ")");
+}
+
+
+static int
+entctl_status(PGconn *conn)
+{
+    int                     i, n, found;
+    PGresult               *res;
+    const ent_migration_t  *m;
+
+    res = PQexec(conn, "SELECT version, applied_at FROM ent.schema_migrations "
+                       "ORDER BY version");
+
+    n = (PQresultStatus(res) == PGRES_TUPLES_OK) ? PQntuples(res) : 0;
+
+    for (m = ent_migrations; m->name; m++) {
+        found = -1;
+
+        for (i = 0; i < n; i++) {
+            if (atoi(PQgetvalue(res, i, 0)) == m->version) {
+                found = i;
+                break;
+            }
+        }
+
+        if (found >= 0) {
+            printf("%03d_%-24s applied %s\n", m->version, m->name,
+                   PQgetvalue(res, found, 1));
+
+        } else {
+            printf("%03d_%-24s pending\n", m->version, m->name);
+        }
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+static int
+entctl_exec(PGconn *conn, const char *sql)
+{
+    PGresult       *res;
+    ExecStatusType  st;
+
+    res = PQexec(conn, sql);
+    st = PQresultStatus(res);
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "entctl: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return 1;
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+static void
+entctl_checksum(const char *text, char *out)
+{
+    unsigned long long  h;
+
+    /* FNV-1a 64: enough to notice an edited migration */
+
+    h = 0xcbf29ce484222325ULL;
+
+    while (*text) {
+        h ^= (unsigned char) *text++;
+        h *= 0x100000001b3ULL;
+    }
+
+    snprintf(out, 17, "%016llx", h);
+}
+
+
+static void
+entctl_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: entctl [--dsn DSN] COMMAND\n"
+            "\n"
+            "commands:\n"
+            "  migrate   apply the schema migrations not yet applied\n"
+            "  status    list applied and pending migrations\n"
+            "  version   print the version\n"
+            "\n"
+            "DSN defaults to $ENT_DSN, then to libpq's environment.\n");
+}
+
+
+static void
+entctl_die(const char *fmt, ...)
+{
+    va_list  args;
+
+    fprintf(stderr, "entctl: ");
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    if (fmt[strlen(fmt) - 1] != '\n') {
+        fprintf(stderr, "\n");
+    }
+
+    exit(1);
+}

@@ -1,0 +1,196 @@
+# nginx -t: every malformed directive is refused with a message that names
+# the directive and the problem; feature modules need the core.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use Test::More;
+
+run_blocks();
+done_testing;
+
+__DATA__
+
+=== TEST 1: a valid configuration passes
+--- http_config
+ent_postgres "host=127.0.0.1 port=5432 dbname=ent user=ent" pool=4 queue=16 connect_timeout=1s query_timeout=3s queue_timeout=500ms backoff=10ms:1s listen=off;
+ent_redis 127.0.0.1:6379 pool=2 db=1 password=x timeout=100ms connect_timeout=1s backoff=10ms:500ms;
+ent_cache_zone tenants:1m ttl=30s negative_ttl=5s error_ttl=500ms stale=1h;
+--- config
+location /s { ent_status; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 2: a malformed connection string
+--- http_config
+ent_postgres "host=127.0.0.1 nonsense=1";
+--- config
+--- must_die
+--- error_log
+invalid connection string in "ent_postgres" directive
+
+=== TEST 3: an unknown ent_postgres parameter
+--- http_config
+ent_postgres "host=127.0.0.1" poool=2;
+--- config
+--- must_die
+--- error_log
+invalid parameter "poool=2" in "ent_postgres" directive
+
+=== TEST 4: a pool size out of range
+--- http_config
+ent_postgres "host=127.0.0.1" pool=0;
+--- config
+--- must_die
+--- error_log
+invalid value "pool=0" in "ent_postgres" directive, must be a number from 1 to 1024
+
+=== TEST 5: a malformed timeout
+--- http_config
+ent_postgres "host=127.0.0.1" query_timeout=soon;
+--- config
+--- must_die
+--- error_log
+invalid time "query_timeout=soon" in "ent_postgres" directive
+
+=== TEST 6: a backoff whose minimum exceeds its maximum
+--- http_config
+ent_postgres "host=127.0.0.1" backoff=5s:1s;
+--- config
+--- must_die
+--- error_log
+expected "backoff=min:max" with 0 < min <= max <= 60s
+
+=== TEST 7: two ent_postgres
+--- http_config
+ent_postgres "host=127.0.0.1";
+ent_postgres "host=127.0.0.2";
+--- config
+--- must_die
+--- error_log
+"ent_postgres" directive is duplicate
+
+=== TEST 8: a list of hosts
+--- http_config
+ent_postgres "host=127.0.0.1,127.0.0.2";
+--- config
+--- must_die
+--- error_log
+"ent_postgres" takes one host, not a list
+
+=== TEST 9: an unknown host name is refused at configuration time
+--- http_config
+ent_postgres "host=no-such-host.invalid";
+--- config
+--- must_die
+--- error_log
+host "no-such-host.invalid" of "ent_postgres" not found
+
+=== TEST 10: ent_postgres outside http{}
+--- config
+ent_postgres "host=127.0.0.1";
+--- must_die
+--- error_log
+"ent_postgres" directive is not allowed here
+
+=== TEST 11: a bad Redis port
+--- http_config
+ent_redis 127.0.0.1:99999;
+--- config
+--- must_die
+--- error_log
+invalid port in "127.0.0.1:99999" of the "ent_redis" directive
+
+=== TEST 12: a bad Redis database
+--- http_config
+ent_redis 127.0.0.1 db=x;
+--- config
+--- must_die
+--- error_log
+invalid value "db=x" in "ent_redis" directive, must be a number from 0 to 65535
+
+=== TEST 13: a Redis user without a password
+--- http_config
+ent_redis 127.0.0.1 user=app;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "user" without "password"
+
+=== TEST 14: an empty Redis password
+--- http_config
+ent_redis 127.0.0.1 password=;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an empty "password"
+
+=== TEST 15: a cache zone without a size
+--- http_config
+ent_cache_zone tenants;
+--- config
+--- must_die
+--- error_log
+invalid zone "tenants" in "ent_cache_zone" directive, expected "name:size"
+
+=== TEST 16: a cache zone that is too small
+--- http_config
+ent_cache_zone tenants:4k;
+--- config
+--- must_die
+--- error_log
+zone "tenants" is too small in "ent_cache_zone" directive
+
+=== TEST 17: a cache zone declared twice
+--- http_config
+ent_cache_zone tenants:1m;
+ent_cache_zone tenants:2m;
+--- config
+--- must_die
+--- error_log
+duplicate zone "tenants" in "ent_cache_zone" directive
+
+=== TEST 18: a zero ttl
+--- http_config
+ent_cache_zone tenants:1m ttl=0;
+--- config
+--- must_die
+--- error_log
+"ent_cache_zone" directive has a zero "ttl"
+
+=== TEST 19: a cache zone with an unknown parameter
+--- http_config
+ent_cache_zone tenants:1m ttl=1s color=blue;
+--- config
+--- must_die
+--- error_log
+invalid parameter "color=blue" in "ent_cache_zone" directive
+
+=== TEST 20: ent_status takes no arguments
+--- config
+location /s { ent_status on; }
+--- must_die
+--- error_log
+invalid number of arguments in "ent_status" directive
+
+=== TEST 21: a feature module loaded without the core
+--- modules: tenant
+--- config
+--- must_die
+--- error_log
+ngx_http_ent_tenant_module requires ngx_http_ent_core_module: add "load_module modules/ngx_http_ent_core_module.so;" before the other ngx_ent modules
+
+=== TEST 22: a feature module loaded before the core
+--- modules: scim core
+--- config
+--- must_die
+--- error_log
+ngx_http_ent_scim_module requires ngx_http_ent_core_module
+
+=== TEST 23: every feature module without the core
+--- modules: ratelimit
+--- config
+--- must_die
+--- error_log
+ngx_http_ent_ratelimit_module requires ngx_http_ent_core_module

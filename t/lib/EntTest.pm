@@ -1,0 +1,686 @@
+package EntTest;
+
+# The ngx_ent test harness, in core Perl (Test::Nginx is not packaged for
+# Debian and CPAN is out of reach).  It starts and stops real PostgreSQL,
+# Redis and nginx processes on loopback, speaks HTTP/1.1 over plain
+# sockets, and runs data-driven blocks in the Test::Nginx manner:
+#
+#   === TEST 1: what it shows
+#   --- http_config        (inside http{}, before the server)
+#   --- config             (inside the test server{})
+#   --- request            METHOD /path, or a whole raw request
+#   --- more_headers       extra request headers, one a line
+#   --- error_code: 200
+#   --- response_body      exact body
+#   --- response_body_like regex
+#   --- response_headers   Name: value (exact), one a line; "!Name" absent
+#   --- error_log          lines that must be in the error log
+#   --- no_error_log       lines that must not be
+#   --- must_die           nginx -t must fail; error_log then matches stderr
+#
+# Every block also fails on [alert], [crit] or [emerg] in the error log
+# and on any sanitizer report.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Socket qw(SOL_SOCKET SO_LINGER);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(
+    pg_start pg_stop pg_kill pg_sql pg_dsn
+    redis_start redis_stop redis_cli
+    nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
+    http http_start http_finish status_json
+    run_blocks check_log wait_until
+);
+
+our $TOP = $ENV{ENT_TOP} || abs_path(dirname(__FILE__) . '/../..');
+our $NGINX = $ENV{ENT_NGINX} || '/usr/sbin/nginx';
+our $MODULES = $ENV{ENT_MODULES} || "$TOP/modules";
+our $ENTCTL = "$TOP/bin/entctl";
+our $IS_ROOT = ($> == 0);
+
+my $ROOT = tempdir('ent-test-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+chmod 0755, $ROOT;
+
+my (%PG, %REDIS, @NGINX);
+
+END {
+    my $rc = $?;
+    nginx_stop($_) for grep { $_->{pid} } @NGINX;
+    redis_stop() if $REDIS{pid};
+    pg_stop() if $PG{dir};
+    remove_tree($ROOT) unless $ENV{ENT_KEEP};
+    $? = $rc;
+}
+
+$ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0:'
+    . 'log_path=' . "$ROOT/asan";
+$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:log_path=' . "$ROOT/ubsan";
+
+
+sub run_cmd {
+    my ($cmd) = @_;
+    my $out = `$cmd 2>&1`;
+    die "command failed: $cmd\n$out" if $?;
+    return $out;
+}
+
+sub free_port {
+    for (1 .. 50) {
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, Proto => 'tcp',
+                                      ReuseAddr => 0)
+            or next;
+        my $port = $s->sockport;
+        close $s;
+        return $port;
+    }
+    die "no free port\n";
+}
+
+sub wait_until {
+    my ($cond, $timeout, $step) = @_;
+    $timeout ||= 5;
+    $step ||= 0.02;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = $cond->();
+        return $r if $r;
+        sleep $step;
+    }
+    return $cond->();
+}
+
+sub port_open {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 1);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
+
+# PostgreSQL: initdb once into a template (as the postgres user: initdb
+# refuses root), then copy it for each test file
+
+sub pg_template {
+    my $tmpl = "$TOP/build/pg-template";
+    return $tmpl if -f "$tmpl/PG_VERSION" && -f "$tmpl/.ok";
+    make_path("$TOP/build");
+    open my $lock, '>', "$TOP/build/pg-template.lock" or die $!;
+    flock $lock, 2;
+    if (!-f "$tmpl/.ok") {
+        remove_tree($tmpl);
+        my $initdb = pg_bin('initdb');
+        make_path($tmpl);
+        chown_pg($tmpl);
+        run_cmd(as_pg("$initdb -D $tmpl -U postgres --auth-local=trust "
+                      . "--auth-host=scram-sha-256 -E UTF8 --locale=C -N"));
+        open my $ok, '>', "$tmpl/.ok"; close $ok;
+    }
+    close $lock;
+    return $tmpl;
+}
+
+sub pg_bin {
+    my ($name) = @_;
+    for my $d (glob('/usr/lib/postgresql/*/bin')) {
+        return "$d/$name" if -x "$d/$name";
+    }
+    return $name;
+}
+
+sub as_pg {
+    my ($cmd) = @_;
+    return $IS_ROOT ? "runuser -u postgres -- $cmd" : $cmd;
+}
+
+sub chown_pg {
+    my ($path) = @_;
+    return unless $IS_ROOT;
+    my (undef, undef, $uid, $gid) = getpwnam('postgres');
+    system('chown', '-R', "$uid:$gid", $path);
+}
+
+sub pg_start {
+    my (%o) = @_;
+    if (!$PG{dir}) {
+        my $tmpl = pg_template();
+        $PG{dir} = "$ROOT/pg";
+        make_path($PG{dir});
+        system('cp', '-a', $tmpl, "$PG{dir}/data") == 0 or die "cp: $!";
+        unlink "$PG{dir}/data/.ok";
+        chown_pg($PG{dir});
+        $PG{port} = free_port();
+    }
+    my $pgctl = pg_bin('pg_ctl');
+    my $opts = "-p $PG{port} -k $PG{dir} -c listen_addresses=127.0.0.1 "
+        . "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        . "-c max_connections=200 -c log_min_messages=warning";
+    run_cmd(as_pg("$pgctl -D $PG{dir}/data -l $PG{dir}/log -w -t 30 "
+                  . "-o '$opts' start"));
+    if (!$PG{created}) {
+        pg_sql("CREATE ROLE ent LOGIN PASSWORD 'ent-secret'", 'postgres');
+        pg_sql("CREATE DATABASE ent OWNER ent", 'postgres');
+        chmod 0755, $PG{dir};
+        run_cmd("$ENTCTL --dsn '" . pg_dsn() . "' migrate");
+        $PG{created} = 1;
+    }
+    return $PG{port};
+}
+
+sub pg_dsn {
+    return "host=127.0.0.1 port=$PG{port} dbname=ent user=ent "
+        . "password=ent-secret sslmode=disable";
+}
+
+sub pg_stop {
+    my (%o) = @_;
+    return unless $PG{dir} && -f "$PG{dir}/data/postmaster.pid";
+    my $mode = $o{mode} || 'fast';
+    system(as_pg(pg_bin('pg_ctl') . " -D $PG{dir}/data -m $mode -w -t 30 "
+                 . "stop >/dev/null 2>&1"));
+}
+
+sub pg_kill {
+    return unless $PG{dir} && -f "$PG{dir}/data/postmaster.pid";
+    open my $f, '<', "$PG{dir}/data/postmaster.pid" or return;
+    my $pid = <$f>;
+    chomp $pid;
+    kill 'KILL', $pid;
+    wait_until(sub { !kill 0, $pid }, 10);
+    unlink "$PG{dir}/data/postmaster.pid";
+}
+
+# as "ent" over TCP, or as the superuser over the unix socket
+sub pg_sql {
+    my ($sql, $db) = @_;
+    $db ||= 'ent';
+    local $ENV{PGPASSWORD} = 'ent-secret';
+    my @cmd = $db eq 'postgres'
+        ? (($IS_ROOT ? ('runuser', '-u', 'postgres', '--') : ()),
+           'psql', '-h', $PG{dir}, '-U', 'postgres')
+        : ('psql', '-h', '127.0.0.1', '-U', 'ent');
+    open my $fh, '-|', @cmd, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+        '-p', $PG{port}, '-d', $db, '-c', $sql
+        or die "psql: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    die "psql failed: $sql\n" if $?;
+    $out = '' unless defined $out;
+    chomp $out;
+    return $out;
+}
+
+
+# Redis
+
+sub redis_start {
+    if (!$REDIS{dir}) {
+        $REDIS{dir} = "$ROOT/redis";
+        make_path($REDIS{dir});
+        $REDIS{port} = free_port();
+    }
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$REDIS{dir}/stdout";
+        open STDERR, '>&', \*STDOUT;
+        exec 'redis-server', '--port', $REDIS{port}, '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--dir', $REDIS{dir},
+            '--enable-debug-command', 'yes', '--daemonize', 'no',
+            '--logfile', "$REDIS{dir}/log", '--loglevel', 'warning',
+            '--unixsocket', "$REDIS{dir}/redis.sock", '--unixsocketperm',
+            '777';
+        exit 127;
+    }
+    $REDIS{pid} = $pid;
+    wait_until(sub { port_open($REDIS{port}) }, 10)
+        or die "redis did not start\n";
+    return $REDIS{port};
+}
+
+sub redis_stop {
+    my (%o) = @_;
+    return unless $REDIS{pid};
+    kill($o{signal} || 'TERM', $REDIS{pid});
+    waitpid $REDIS{pid}, 0;
+    delete $REDIS{pid};
+}
+
+sub redis_cli {
+    my (@args) = @_;
+    open my $fh, '-|', 'redis-cli', '-p', $REDIS{port}, @args
+        or die "redis-cli: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    $out = '' unless defined $out;
+    chomp $out;
+    return $out;
+}
+
+sub redis_socket { return "$REDIS{dir}/redis.sock" }
+
+
+# nginx
+
+sub expand {
+    my ($text) = @_;
+    return '' unless defined $text;
+    $text =~ s/\$TEST_PG_DSN\b/pg_dsn()/ge;
+    $text =~ s/\$TEST_PG_PORT\b/$PG{port}/g;
+    $text =~ s/\$TEST_REDIS_PORT\b/$REDIS{port}/g;
+    $text =~ s/\$TEST_REDIS_SOCKET\b/redis_socket()/ge;
+    $text =~ s/\$TEST_MODULES\b/$MODULES/g;
+    return $text;
+}
+
+sub nginx_conf {
+    my ($n, %o) = @_;
+    my @mods = $o{modules}
+        ? @{ $o{modules} }
+        : qw(core tenant ratelimit sso scim test);
+    my $load = join '', map {
+        "load_module $MODULES/ngx_http_ent_${_}_module.so;\n"
+    } @mods;
+    my $user = $IS_ROOT ? "user root root;\n" : '';
+    my $workers = $o{workers} || 1;
+    my $http = expand($o{http_config});
+    my $server = expand($o{config});
+    my $main = expand($o{main_config});
+    return <<"CONF";
+$load$user
+worker_processes $workers;
+daemon on;
+master_process on;
+pid $n->{prefix}/logs/nginx.pid;
+error_log $n->{prefix}/logs/error.log info;
+$main
+events {
+    worker_connections 4096;
+    accept_mutex off;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $n->{prefix}/tmp/body;
+    proxy_temp_path $n->{prefix}/tmp/proxy;
+    fastcgi_temp_path $n->{prefix}/tmp/fastcgi;
+    uwsgi_temp_path $n->{prefix}/tmp/uwsgi;
+    scgi_temp_path $n->{prefix}/tmp/scgi;
+
+$http
+
+    server {
+        listen 127.0.0.1:$n->{port};
+        server_name localhost;
+
+$server
+    }
+}
+CONF
+}
+
+sub nginx_new {
+    my (%o) = @_;
+    my $n = { id => scalar @NGINX };
+    $n->{prefix} = "$ROOT/nginx$n->{id}";
+    make_path("$n->{prefix}/logs", "$n->{prefix}/conf", "$n->{prefix}/tmp");
+    $n->{port} = free_port();
+    $n->{log_pos} = 0;
+    push @NGINX, $n;
+    return $n;
+}
+
+sub write_conf {
+    my ($n, %o) = @_;
+    open my $f, '>', "$n->{prefix}/conf/nginx.conf" or die $!;
+    print $f nginx_conf($n, %o);
+    close $f;
+}
+
+# nginx -t: returns (exit code, output)
+sub nginx_test {
+    my (%o) = @_;
+    my $n = $o{instance} || nginx_new();
+    write_conf($n, %o);
+    my $out = `$NGINX -t -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub nginx_start {
+    my (%o) = @_;
+    my $n = $o{instance} || nginx_new();
+    write_conf($n, %o);
+    unlink "$n->{prefix}/logs/nginx.pid";
+    my $out = `$NGINX -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
+    die "nginx did not start: $out\n" if $?;
+    wait_until(sub { -s "$n->{prefix}/logs/nginx.pid" }, 10)
+        or die "nginx wrote no pid\n";
+    open my $f, '<', "$n->{prefix}/logs/nginx.pid";
+    my $pid = <$f>;
+    chomp $pid;
+    $n->{pid} = $pid;
+    wait_until(sub { port_open($n->{port}) }, 10) or die "nginx not up\n";
+    # workers are up once the listening socket answers; give them their
+    # backend connections
+    sleep($o{settle} // 0.3);
+    return $n;
+}
+
+sub nginx_stop {
+    my ($n) = @_;
+    return unless $n->{pid};
+    kill 'QUIT', $n->{pid};
+    wait_until(sub { !kill 0, $n->{pid} }, 15) or kill 'KILL', $n->{pid};
+    delete $n->{pid};
+}
+
+sub nginx_reload {
+    my ($n, %o) = @_;
+    write_conf($n, %o) if %o;
+    my @before = worker_pids($n);
+    kill 'HUP', $n->{pid};
+    wait_until(sub {
+        my @now = worker_pids($n);
+        my %old = map { $_ => 1 } @before;
+        @now && !grep { $old{$_} } @now;
+    }, 15) or die "reload did not replace the workers\n";
+    sleep 0.3;
+}
+
+sub worker_pids {
+    my ($n) = @_;
+    my @pids;
+    for my $d (glob('/proc/[0-9]*')) {
+        open my $f, '<', "$d/stat" or next;
+        my $st = <$f>;
+        close $f;
+        next unless $st && $st =~ /^(\d+) \(([^)]*)\) \S+ (\d+)/;
+        push @pids, $1 if $3 == $n->{pid};
+    }
+    return @pids;
+}
+
+sub nginx_port { return $_[0]->{port} }
+
+sub nginx_log {
+    my ($n) = @_;
+    open my $f, '<', "$n->{prefix}/logs/error.log" or return '';
+    local $/;
+    my $log = <$f>;
+    close $f;
+    return defined $log ? $log : '';
+}
+
+# the part of the log written since the last call
+sub nginx_log_new {
+    my ($n) = @_;
+    my $log = nginx_log($n);
+    my $new = substr($log, $n->{log_pos});
+    $n->{log_pos} = length $log;
+    return $new;
+}
+
+sub sanitizer_reports {
+    my @r;
+    for my $f (glob("$ROOT/asan.*"), glob("$ROOT/ubsan.*")) {
+        open my $h, '<', $f or next;
+        local $/;
+        my $t = <$h>;
+        push @r, $t if $t;
+        unlink $f;
+    }
+    return @r;
+}
+
+# fails on alert/crit/emerg and sanitizer reports; returns the new log
+sub check_log {
+    my ($n, $name, %o) = @_;
+    my $log = nginx_log_new($n);
+    my @bad = grep { /\[(alert|crit|emerg)\]/ } split /\n/, $log;
+    @bad = grep { !/$o{allow}/ } @bad if $o{allow};
+    push @bad, grep { /AddressSanitizer|runtime error:|LeakSanitizer/ }
+        split /\n/, $log;
+    push @bad, sanitizer_reports();
+    ok(!@bad, "$name: no alert, crit, emerg or sanitizer report")
+        or diag(join "\n", @bad[0 .. ($#bad > 10 ? 10 : $#bad)]);
+    return $log;
+}
+
+
+# HTTP client
+
+sub build_request {
+    my ($req, %o) = @_;
+    return $req if $req =~ /\r\n\r\n/s;
+    my ($method, $path) = split ' ', $req, 2;
+    ($method, $path) = ('GET', $method) if !defined $path;
+    my $host = $o{host} || 'localhost';
+    my $headers = '';
+    for my $h (@{ $o{headers} || [] }) {
+        $headers .= "$h\r\n";
+    }
+    my $body = defined $o{body} ? $o{body} : '';
+    $headers .= "Content-Length: " . length($body) . "\r\n"
+        if length $body;
+    return "$method $path HTTP/1.1\r\nHost: $host\r\n"
+        . "Connection: close\r\n$headers\r\n$body";
+}
+
+sub http_start {
+    my ($n, $req, %o) = @_;
+    my $port = ref $n ? $n->{port} : $n;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 5)
+        or die "connect to $port: $!\n";
+    $s->autoflush(1);
+    print $s build_request($req, %o);
+    return { sock => $s, buf => '', start => time };
+}
+
+sub http_finish {
+    my ($h, %o) = @_;
+    my $s = $h->{sock};
+    my $sel = IO::Select->new($s);
+    my $end = time + ($o{timeout} || 10);
+    while (time < $end) {
+        last unless $sel->can_read($end - time);
+        my $n = sysread $s, my $chunk, 65536;
+        last unless $n;
+        $h->{buf} .= $chunk;
+    }
+    close $s;
+    $h->{elapsed} = time - $h->{start};
+    return parse_response($h->{buf}, $h);
+}
+
+sub http {
+    my ($n, $req, %o) = @_;
+    return http_finish(http_start($n, $req, %o), %o);
+}
+
+sub parse_response {
+    my ($raw, $h) = @_;
+    my $res = { raw => $raw, status => 0, headers => {}, body => '',
+                elapsed => $h ? $h->{elapsed} : 0 };
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    return $res unless defined $head && $head =~ m{^HTTP/\d\.\d (\d+)};
+    $res->{status} = $1;
+    for my $line (split /\r\n/, $head) {
+        next unless $line =~ /^([^:]+):\s*(.*)$/;
+        push @{ $res->{headers}{lc $1} }, $2;
+    }
+    $body = '' unless defined $body;
+    if (($res->{headers}{'transfer-encoding'}[0] || '') =~ /chunked/i) {
+        my $out = '';
+        while ($body =~ s/^([0-9a-fA-F]+)\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr($body, 0, $len);
+            substr($body, 0, $len + 2) = '';
+        }
+        $body = $out;
+    }
+    $res->{body} = $body;
+    return $res;
+}
+
+sub header { my ($res, $name) = @_; my $v = $res->{headers}{lc $name};
+             return $v ? $v->[0] : undef }
+
+# ent_status as a hash (a tiny JSON reader, enough for our own output)
+sub status_json {
+    my ($n, $path) = @_;
+    my $res = http($n, $path || '/ent_status');
+    return decode_json_min($res->{body});
+}
+
+sub decode_json_min {
+    my ($text) = @_;
+    my $pos = 0;
+    my $value;
+    $value = sub {
+        $text =~ /\G\s*/gc;
+        if ($text =~ /\G\{/gc) {
+            my %h;
+            $text =~ /\G\s*/gc;
+            return \%h if $text =~ /\G\}/gc;
+            while (1) {
+                $text =~ /\G\s*"((?:[^"\\]|\\.)*)"\s*:/gc or die "json key";
+                my $k = $1;
+                $h{$k} = $value->();
+                $text =~ /\G\s*/gc;
+                next if $text =~ /\G,/gc;
+                last if $text =~ /\G\}/gc;
+                die "json object";
+            }
+            return \%h;
+        }
+        if ($text =~ /\G\[/gc) {
+            my @a;
+            $text =~ /\G\s*/gc;
+            return \@a if $text =~ /\G\]/gc;
+            while (1) {
+                push @a, $value->();
+                $text =~ /\G\s*/gc;
+                next if $text =~ /\G,/gc;
+                last if $text =~ /\G\]/gc;
+                die "json array";
+            }
+            return \@a;
+        }
+        return $1 if $text =~ /\G"((?:[^"\\]|\\.)*)"/gc;
+        return $1 + 0 if $text =~ /\G(-?\d+(?:\.\d+)?)/gc;
+        return undef if $text =~ /\Gnull/gc;
+        return 1 if $text =~ /\Gtrue/gc;
+        return 0 if $text =~ /\Gfalse/gc;
+        die "json value at " . pos($text);
+    };
+    my $v = eval { $value->() };
+    return $v;
+}
+
+
+# data-driven blocks
+
+sub parse_blocks {
+    my ($data) = @_;
+    my @blocks;
+    for my $chunk (split /^=== /m, $data) {
+        next unless $chunk =~ /\S/;
+        my ($name, $rest) = split /\n/, $chunk, 2;
+        my $b = { name => $name };
+        while ($rest =~ /^--- (\w+)(?::[ \t]*(.*))?\n((?:(?!--- \w).*\n)*)/mg) {
+            my ($k, $inline, $body) = ($1, $2, $3);
+            $b->{$k} = defined $inline && length $inline ? $inline : $body;
+        }
+        push @blocks, $b;
+    }
+    return @blocks;
+}
+
+sub run_blocks {
+    my (%common) = @_;
+    my $data = do { no strict 'refs'; local $/; my $fh = \*{"main::DATA"};
+                    <$fh> };
+    for my $b (parse_blocks($data)) {
+        run_block($b, %common);
+    }
+}
+
+sub lines { my ($t) = @_; return grep { length } map { s/^\s+|\s+$//gr }
+            split /\n/, (defined $t ? $t : '') }
+
+sub run_block {
+    my ($b, %common) = @_;
+    my $name = $b->{name};
+    my %conf = (%common,
+                http_config => ($common{http_config} || '')
+                    . ($b->{http_config} || ''),
+                config => $b->{config},
+                main_config => $b->{main_config});
+    $conf{modules} = [split ' ', $b->{modules}] if $b->{modules};
+
+    if (defined $b->{must_die}) {
+        my ($rc, $out) = nginx_test(%conf);
+        if ($b->{must_die} =~ /^no/) {
+            is($rc, 0, "$name: nginx -t passes") or diag $out;
+        } else {
+            isnt($rc, 0, "$name: nginx -t fails");
+        }
+        like($out, qr/\Q$_\E/, "$name: nginx -t says \"$_\"")
+            for lines($b->{error_log});
+        return;
+    }
+
+    my $n = nginx_start(%conf);
+    my @reqs = lines($b->{request});
+    my $res;
+    for my $req (@reqs) {
+        my @h = lines($b->{more_headers});
+        $res = http($n, $req, headers => \@h);
+    }
+    if (defined $b->{error_code}) {
+        is($res->{status}, $b->{error_code} =~ s/\s+//gr,
+           "$name: status");
+    }
+    if (defined $b->{response_body}) {
+        is($res->{body}, $b->{response_body}, "$name: body");
+    }
+    if (defined $b->{response_body_like}) {
+        my $re = $b->{response_body_like} =~ s/\s+$//r;
+        like($res->{body}, qr/$re/s, "$name: body like");
+    }
+    for my $h (lines($b->{response_headers})) {
+        if ($h =~ /^!(.+)$/) {
+            ok(!defined header($res, $1), "$name: no $1 header");
+        } elsif ($h =~ /^([^:]+):\s*(.*)$/) {
+            is(header($res, $1), $2, "$name: header $1");
+        }
+    }
+    sleep 0.05;
+    nginx_stop($n);
+    my $log = check_log($n, $name, allow => $b->{allow_log});
+    for my $l (lines($b->{error_log})) {
+        like($log, qr/\Q$l\E/, "$name: error log has \"$l\"");
+    }
+    for my $l (lines($b->{no_error_log})) {
+        unlike($log, qr/\Q$l\E/, "$name: error log lacks \"$l\"");
+    }
+}
+
+1;

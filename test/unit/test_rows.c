@@ -1,0 +1,176 @@
+/*
+ * Unit tests of the I/O-free helpers (ngx_ent_rows.c), printing TAP.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_ent_rows.h"
+
+
+static int  tests, failed;
+
+
+#define check(cond, name)                                                     \
+    do {                                                                      \
+        tests++;                                                              \
+        if (cond) {                                                           \
+            printf("ok %d - %s\n", tests, name);                              \
+        } else {                                                              \
+            failed++;                                                         \
+            printf("not ok %d - %s (line %d)\n", tests, name, __LINE__);      \
+        }                                                                     \
+    } while (0)
+
+
+static size_t
+build(unsigned char *buf, uint32_t nrows, uint32_t ncols, const char **cells)
+{
+    uint32_t        i;
+    unsigned char  *p;
+
+    p = ngx_ent_rows_put_header(buf, nrows, ncols);
+
+    for (i = 0; i < nrows * ncols; i++) {
+        p = ngx_ent_rows_put_cell(p, (const unsigned char *) cells[i],
+                                  cells[i] ? strlen(cells[i]) : 0,
+                                  cells[i] == NULL);
+    }
+
+    return (size_t) (p - buf);
+}
+
+
+static void
+test_rows(void)
+{
+    size_t                len, n;
+    unsigned char         buf[256];
+    const unsigned char  *d;
+    ngx_ent_rows_t        rows;
+    const char           *cells[] = { "acme", NULL, "", "globex", "x", "7" };
+
+    len = build(buf, 2, 3, cells);
+
+    check(len == 8 + 6 * 4 + 4 + 6 + 1 + 1, "blob size");
+    check(ngx_ent_rows_open(&rows, buf, len) == 0, "well-formed blob opens");
+    check(rows.nrows == 2 && rows.ncols == 3, "rows and columns");
+
+    check(ngx_ent_rows_next(&rows, &d, &n) == 1 && n == 4
+          && memcmp(d, "acme", 4) == 0, "first cell");
+    check(ngx_ent_rows_next(&rows, &d, &n) == 1 && d == NULL,
+          "NULL cell is NULL");
+    check(ngx_ent_rows_next(&rows, &d, &n) == 1 && d != NULL && n == 0,
+          "empty cell is empty, not NULL");
+    check(ngx_ent_rows_next(&rows, &d, &n) == 1 && n == 6, "second row");
+    ngx_ent_rows_next(&rows, &d, &n);
+    ngx_ent_rows_next(&rows, &d, &n);
+    check(ngx_ent_rows_next(&rows, &d, &n) == 0, "end after six cells");
+
+    check(ngx_ent_rows_cell(&rows, 1, 2, &d, &n) == 0 && n == 1 && d[0] == '7',
+          "random access");
+    check(ngx_ent_rows_cell(&rows, 2, 0, &d, &n) == -1, "row out of range");
+    check(ngx_ent_rows_cell(&rows, 0, 3, &d, &n) == -1, "column out of range");
+
+    check(ngx_ent_rows_open(&rows, buf, len - 1) == -1, "truncated blob");
+    check(ngx_ent_rows_open(&rows, buf, len + 1) == -1, "trailing byte");
+    check(ngx_ent_rows_open(&rows, buf, 7) == -1, "short header");
+    check(ngx_ent_rows_open(&rows, NULL, 0) == -1, "no data");
+
+    /* a cell length pointing past the end */
+    len = build(buf, 1, 1, cells);
+    buf[8] = 0xfe;
+    check(ngx_ent_rows_open(&rows, buf, len) == -1, "cell past the end");
+
+    /* absurd dimensions are refused before any walk */
+    ngx_ent_rows_put_header(buf, 0xffffffffu, 0xffffffffu);
+    check(ngx_ent_rows_open(&rows, buf, 8) == -1, "absurd dimensions");
+
+    /* zero rows: a valid negative answer */
+    len = build(buf, 0, 5, cells);
+    check(ngx_ent_rows_open(&rows, buf, len) == 0 && rows.nrows == 0,
+          "zero rows");
+    check(ngx_ent_rows_next(&rows, &d, &n) == 0, "zero rows: no cells");
+}
+
+
+static void
+test_notify(void)
+{
+    int                   what;
+    size_t                zl, kl;
+    const unsigned char  *z, *k;
+
+#define P(s)  (const unsigned char *) s, sizeof(s) - 1
+
+    check(ngx_ent_notify_parse(P("tenants:acme.example.com"), &what, &z, &zl,
+                               &k, &kl) == 0
+          && what == NGX_ENT_NOTIFY_KEY && zl == 7 && kl == 16
+          && memcmp(k, "acme.example.com", 16) == 0, "zone and key");
+    check(ngx_ent_notify_parse(P("tenants:a:b"), &what, &z, &zl, &k, &kl) == 0
+          && kl == 3, "key may hold a colon");
+    check(ngx_ent_notify_parse(P("tenants:*"), &what, &z, &zl, &k, &kl) == 0
+          && what == NGX_ENT_NOTIFY_ZONE, "zone flush");
+    check(ngx_ent_notify_parse(P("tenants:"), &what, &z, &zl, &k, &kl) == 0
+          && what == NGX_ENT_NOTIFY_ZONE, "zone flush, empty key");
+    check(ngx_ent_notify_parse(P("*"), &what, &z, &zl, &k, &kl) == 0
+          && what == NGX_ENT_NOTIFY_ALL, "flush everything");
+    check(ngx_ent_notify_parse(P(""), &what, &z, &zl, &k, &kl) == -1,
+          "empty payload");
+    check(ngx_ent_notify_parse(P(":key"), &what, &z, &zl, &k, &kl) == -1,
+          "empty zone");
+    check(ngx_ent_notify_parse(P("tenants"), &what, &z, &zl, &k, &kl) == -1,
+          "no colon");
+    check(ngx_ent_notify_parse(P("ten ants:k"), &what, &z, &zl, &k, &kl)
+          == -1, "space in zone");
+    check(ngx_ent_notify_parse(P("t\x01:k"), &what, &z, &zl, &k, &kl) == -1,
+          "control byte in zone");
+}
+
+
+static void
+test_backoff(void)
+{
+    check(ngx_ent_backoff_next(0, 50, 2000) == 50, "backoff starts at min");
+    check(ngx_ent_backoff_next(50, 50, 2000) == 100, "backoff doubles");
+    check(ngx_ent_backoff_next(1000, 50, 2000) == 2000, "backoff reaches max");
+    check(ngx_ent_backoff_next(2000, 50, 2000) == 2000, "backoff stays at max");
+    check(ngx_ent_backoff_next(1500, 50, 2000) == 2000, "backoff capped");
+}
+
+
+static void
+test_redis_key(void)
+{
+    size_t          n;
+    unsigned char   buf[64];
+
+#define S(s)  (const unsigned char *) s, sizeof(s) - 1
+
+    n = ngx_ent_redis_key(buf, sizeof(buf), S("rl:"), S("acme"), S("api"));
+    check(n == 15 && memcmp(buf, "rl:{t:acme}:api", 15) == 0,
+          "key with hash tag");
+    check(ngx_ent_redis_key(buf, sizeof(buf), S("rl:"), S(""), S("x")) == 0,
+          "empty tenant refused");
+    check(ngx_ent_redis_key(buf, sizeof(buf), S("rl:"), S("a}b"), S("x")) == 0,
+          "brace in tenant refused");
+    check(ngx_ent_redis_key(buf, sizeof(buf), S("rl:"), S("a b"), S("x")) == 0,
+          "space in tenant refused");
+    check(ngx_ent_redis_key(buf, 10, S("rl:"), S("acme"), S("api")) == 0,
+          "too small a buffer");
+}
+
+
+int
+main(void)
+{
+    test_rows();
+    test_notify();
+    test_backoff();
+    test_redis_key();
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
