@@ -548,7 +548,14 @@ ngx_ent_pg_unwrap(ngx_ent_pg_conn_t *pc, ngx_uint_t closed)
         return;
     }
 
-    /* libpq closes the descriptor; a closed one is gone from epoll */
+    /*
+     * libpq closes the descriptor (at PQfinish(), or on its own when it
+     * sees the connection drop); a closed one is gone from epoll already
+     */
+
+    if (pc->conn == NULL || PQsocket(pc->conn) != c->fd) {
+        closed = 1;
+    }
 
     flags = closed ? NGX_CLOSE_EVENT : 0;
 
@@ -1021,6 +1028,7 @@ ngx_ent_pg_done(ngx_ent_pg_conn_t *pc)
         pool->stats.errors++;
 
     } else if (pc->result) {
+        /* rows for a query, only the count for a command */
         rc = ngx_ent_pg_rows(op, pc->result);
 
         if (rc != NGX_OK) {
@@ -1056,6 +1064,10 @@ ngx_ent_pg_rows(ngx_ent_op_t *op, PGresult *res)
     tuples = PQcmdTuples(res);
     op->affected = (tuples && *tuples) ? (ngx_uint_t) ngx_atoi((u_char *)
                                               tuples, ngx_strlen(tuples)) : 0;
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        return NGX_OK;
+    }
 
     nrows = PQntuples(res);
     ncols = PQnfields(res);

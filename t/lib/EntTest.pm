@@ -221,7 +221,7 @@ sub pg_sql {
     close $fh;
     die "psql failed: $sql\n" if $?;
     $out = '' unless defined $out;
-    chomp $out;
+    $out =~ s/\n+\z//;
     return $out;
 }
 
@@ -268,7 +268,7 @@ sub redis_cli {
     my $out = <$fh>;
     close $fh;
     $out = '' unless defined $out;
-    chomp $out;
+    $out =~ s/\n+\z//;
     return $out;
 }
 
