@@ -1068,11 +1068,13 @@ ngx_ent_cache_stats(ngx_ent_cache_t *cache, u_char *p, u_char *last)
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     p = ngx_slprintf(p, last,
-                     "{\"size\":%uz,\"entries\":%ui,\"hits\":%ui,"
+                     "{\"size\":%uz,\"ttl\":%M,\"negative_ttl\":%M,"
+                     "\"entries\":%ui,\"hits\":%ui,"
                      "\"misses\":%ui,\"stale\":%ui,\"fills\":%ui,"
                      "\"fill_errors\":%ui,\"evictions\":%ui,"
                      "\"invalidations\":%ui}",
-                     cache->shm_zone->shm.size, sh->entries, sh->hits,
+                     cache->shm_zone->shm.size, cache->ttl,
+                     cache->negative_ttl, sh->entries, sh->hits,
                      sh->misses, sh->stale, sh->fills, sh->fill_errors,
                      sh->evictions, sh->invalidations);
 

@@ -42,6 +42,7 @@ our @EXPORT = qw(
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
     run_blocks check_log wait_until
+    sleep time
 );
 
 our $TOP = $ENV{ENT_TOP} || abs_path(dirname(__FILE__) . '/../..');
