@@ -24,7 +24,7 @@ ifeq ($(SANITIZE),1)
   BUILD     := $(TOP)/build/asan
   MODDIR    := $(BUILD)/modules
   SAN_CC    := -fsanitize=address,undefined -fno-omit-frame-pointer \
-               -fno-sanitize-recover=undefined -DNGX_DEBUG_PALLOC=1 -O1 -g
+               -DNGX_DEBUG_PALLOC=1 -O1 -g
   SAN_LD    := -fsanitize=address,undefined
 else ifneq ($(NGINX_SRC),)
   BUILD     := $(TOP)/build/src-$(notdir $(NGINX_SRC))

@@ -655,7 +655,9 @@ ngx_ent_op_complete(ngx_ent_op_t *op, ngx_uint_t status)
         return;
     }
 
+    /* the handler may finalize the request: its pool goes, cleanup too */
     op->cln->handler = NULL;
+    op->cln = NULL;
 
     c = r->connection;
 

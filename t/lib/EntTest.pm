@@ -46,8 +46,8 @@ our @EXPORT = qw(
 );
 
 our $TOP = $ENV{ENT_TOP} || abs_path(dirname(__FILE__) . '/../..');
-our $NGINX = $ENV{ENT_NGINX} || '/usr/sbin/nginx';
-our $MODULES = $ENV{ENT_MODULES} || "$TOP/modules";
+our $NGINX = abs_path($ENV{ENT_NGINX} || '/usr/sbin/nginx');
+our $MODULES = abs_path($ENV{ENT_MODULES} || "$TOP/modules");
 our $ENTCTL = "$TOP/bin/entctl";
 our $IS_ROOT = ($> == 0);
 
@@ -65,9 +65,10 @@ END {
     $? = $rc;
 }
 
-$ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0:'
+$ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0:detect_odr_violation=0:'
     . 'log_path=' . "$ROOT/asan";
-$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:log_path=' . "$ROOT/ubsan";
+$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:log_path=' . "$ROOT/ubsan"
+    . ":suppressions=$TOP/test/ubsan.supp";
 
 
 sub run_cmd {
