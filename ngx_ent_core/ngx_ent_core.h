@@ -73,7 +73,7 @@ struct ngx_ent_op_s {
 
     /* Redis: one reply per command, in order */
     ngx_uint_t                 nreplies;
-    redisReply                *replies[NGX_ENT_REDIS_MAX_CMDS];
+    redisReply               **replies;
 
     /* private to the core below this line */
     ngx_http_request_t        *request;
@@ -179,7 +179,13 @@ NGX_ENT_API void ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key);
 NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 
 
-/* re-enter the phase engine after an NGX_AGAIN from a phase handler */
+/*
+ * A phase handler that waits returns ngx_ent_phase_wait(r) (NGX_AGAIN):
+ * until ngx_ent_phase_resume(r), write events on the client connection no
+ * longer re-run the phase engine (which would re-enter the handler while
+ * it waits), and a client that closes its connection ends the request.
+ */
+NGX_ENT_API ngx_int_t ngx_ent_phase_wait(ngx_http_request_t *r);
 NGX_ENT_API void ngx_ent_phase_resume(ngx_http_request_t *r);
 
 

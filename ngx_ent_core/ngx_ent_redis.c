@@ -2,7 +2,8 @@
  * ngx_ent core: the per-worker Redis connections.
  *
  * nginx owns every socket (ngx_event_connect_peer(), TCP or unix); hiredis
- * is used only to format commands and to parse replies.  Each connection
+ * is used only to parse replies (commands are RESP-encoded by
+ * ngx_ent_resp_write(), straight into the output buffer, no allocation).  Each connection
  * pipelines: commands are appended to one output buffer, flushed from a
  * posted write event (so that a burst of requests in one loop iteration
  * shares one send), and replies are matched to operations in order.
@@ -299,6 +300,15 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
     rc->backoff = 0;
     rc->peer.connection->idle = 1;
 
+    /* pipelined small writes must not wait for the previous one's ACK */
+
+    if (rc->peer.sockaddr->sa_family != AF_UNIX
+        && ngx_tcp_nodelay(rc->peer.connection) != NGX_OK)
+    {
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+    }
+
     if (rc->ever_connected) {
         pool->stats.reconnects++;
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
@@ -441,6 +451,11 @@ ngx_ent_redis_read_handler(ngx_event_t *rev)
             if (ngx_ent_redis_reply(rc, reply) != NGX_OK) {
                 return;
             }
+        }
+
+        if (!rev->ready) {
+            /* a short read drained the socket: spare the EAGAIN recv() */
+            break;
         }
     }
 
@@ -614,10 +629,12 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
 
     rc = pick;
 
-    op = ngx_ent_op_create(r, 0, handler, data);
+    op = ngx_ent_op_create(r, ncmds * sizeof(redisReply *), handler, data);
     if (op == NULL) {
         return NGX_ERROR;
     }
+
+    op->replies = (redisReply **) (op + 1);
 
     saved = rc->out_len;
 
@@ -657,13 +674,11 @@ static ngx_int_t
 ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
     ngx_str_t *argv)
 {
-    int          len;
-    char        *cmd;
-    u_char      *out;
-    size_t       size;
-    size_t       lens[16], *plens;
-    ngx_uint_t   i;
-    const char  *args[16], **pargs;
+    u_char         *out;
+    size_t          len, size;
+    size_t          lens[16], *plens;
+    ngx_uint_t      i;
+    const u_char   *args[16], **pargs;
 
     if (argc == 0 || argc > 1048576) {
         return NGX_ERROR;
@@ -674,7 +689,7 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
         plens = lens;
 
     } else {
-        pargs = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
+        pargs = ngx_alloc(argc * (sizeof(u_char *) + sizeof(size_t)),
                           rc->pool->log);
         if (pargs == NULL) {
             return NGX_ERROR;
@@ -684,20 +699,11 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
     }
 
     for (i = 0; i < argc; i++) {
-        pargs[i] = (const char *) argv[i].data;
+        pargs[i] = argv[i].data;
         plens[i] = argv[i].len;
     }
 
-    cmd = NULL;
-    len = redisFormatCommandArgv(&cmd, (int) argc, pargs, plens);
-
-    if (pargs != args) {
-        ngx_free(pargs);
-    }
-
-    if (len < 0 || cmd == NULL) {
-        return NGX_ERROR;
-    }
+    len = ngx_ent_resp_size(argc, plens);
 
     if (rc->out_len + len > rc->out_size) {
 
@@ -714,7 +720,10 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
 
             out = ngx_alloc(size, rc->pool->log);
             if (out == NULL) {
-                redisFreeCommand(cmd);
+                if (pargs != args) {
+                    ngx_free(pargs);
+                }
+
                 return NGX_ERROR;
             }
 
@@ -728,10 +737,12 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
         }
     }
 
-    ngx_memcpy(rc->out + rc->out_len, cmd, len);
+    (void) ngx_ent_resp_write(rc->out + rc->out_len, argc, pargs, plens);
     rc->out_len += len;
 
-    redisFreeCommand(cmd);
+    if (pargs != args) {
+        ngx_free(pargs);
+    }
 
     return NGX_OK;
 }

@@ -9,6 +9,8 @@
 
 
 static uint32_t ngx_ent_rows_u32(const unsigned char *p);
+static size_t ngx_ent_digits(size_t n);
+static unsigned char *ngx_ent_put_num(unsigned char *p, size_t n);
 
 
 size_t
@@ -220,6 +222,80 @@ ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
     *key_len = len;
 
     return 0;
+}
+
+
+static size_t
+ngx_ent_digits(size_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; n /= 10) {
+        d++;
+    }
+
+    return d;
+}
+
+
+static unsigned char *
+ngx_ent_put_num(unsigned char *p, size_t n)
+{
+    size_t  d, i;
+
+    d = ngx_ent_digits(n);
+
+    for (i = d; i > 0; i--) {
+        p[i - 1] = (unsigned char) ('0' + n % 10);
+        n /= 10;
+    }
+
+    return p + d;
+}
+
+
+size_t
+ngx_ent_resp_size(size_t argc, const size_t *lens)
+{
+    size_t  i, size;
+
+    size = 1 + ngx_ent_digits(argc) + 2;
+
+    for (i = 0; i < argc; i++) {
+        size += 1 + ngx_ent_digits(lens[i]) + 2 + lens[i] + 2;
+    }
+
+    return size;
+}
+
+
+unsigned char *
+ngx_ent_resp_write(unsigned char *p, size_t argc,
+    const unsigned char *const *args, const size_t *lens)
+{
+    size_t  i;
+
+    *p++ = '*';
+    p = ngx_ent_put_num(p, argc);
+    *p++ = '\r';
+    *p++ = '\n';
+
+    for (i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = ngx_ent_put_num(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+
+        if (lens[i]) {
+            memcpy(p, args[i], lens[i]);
+            p += lens[i];
+        }
+
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    return p;
 }
 
 

@@ -75,6 +75,16 @@ int ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
     const unsigned char **key, size_t *key_len);
 
 
+/*
+ * Redis protocol (RESP) command encoding: "*<argc>\r\n" then
+ * "$<len>\r\n<arg>\r\n" for each argument.  ngx_ent_resp_size() gives the
+ * exact length, ngx_ent_resp_write() writes it and returns the end.
+ */
+size_t ngx_ent_resp_size(size_t argc, const size_t *lens);
+unsigned char *ngx_ent_resp_write(unsigned char *p, size_t argc,
+    const unsigned char *const *args, const size_t *lens);
+
+
 /* reconnect backoff: doubles from min up to max */
 unsigned long ngx_ent_backoff_next(unsigned long cur, unsigned long min,
     unsigned long max);

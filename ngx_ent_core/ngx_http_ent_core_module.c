@@ -705,6 +705,16 @@ ngx_ent_op_free(ngx_ent_op_t *op)
 }
 
 
+ngx_int_t
+ngx_ent_phase_wait(ngx_http_request_t *r)
+{
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_AGAIN;
+}
+
+
 void
 ngx_ent_phase_resume(ngx_http_request_t *r)
 {

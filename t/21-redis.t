@@ -17,6 +17,13 @@ location = /bad { ent_test_redis NOSUCHCOMMAND x; }
 location = /sleep { ent_test_redis DEBUG SLEEP $arg_s; }
 location = /ping { ent_test_redis PING; }
 location = /gate { ent_test_access_redis PING; return 200 "passed\n"; }
+location = /counted {
+    ent_test_access_redis INCR counted;
+    proxy_pass http://127.0.0.1:$server_port/upstream;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+}
+location = /upstream { return 200 "upstream\n"; }
 location = /ent_status { ent_status; }
 CONF
 
@@ -38,8 +45,19 @@ is($r->{body}, "*2\n\$hello world\n(nil)\n", 'MGET: an array');
 $r = http($n, '/bad');
 is($r->{status}, 502, 'an error reply');
 like($r->{body}, qr/^-ERR unknown command/, 'carries the error');
-$r = http($n, '/gate');
-is($r->{body}, "passed\n", 'an access-phase check waits for its reply');
+$r = http($n, '/counted');
+is($r->{body}, "upstream\n", 'an access-phase check waits for its reply');
+is(redis_cli('GET', 'counted'), 1, 'one command for one request');
+
+# keep-alive load: a write event on the client connection while the check
+# waits must not run the check again
+redis_cli('SET', 'counted', 0);
+my $wrk = `wrk -t1 -c16 -d1s http://127.0.0.1:$n->{port}/counted 2>&1`;
+my ($done) = $wrk =~ /(\d+) requests in/;
+my $count = redis_cli('GET', 'counted');
+ok($done > 100 && $count >= $done && $count <= $done + 16,
+   "one command per request under load ($count for $done)")
+    or diag $wrk;
 
 # pipelining: 200 requests at once over two connections
 my @h = map { http_start($n, '/incr?k=piped') } 1 .. 200;

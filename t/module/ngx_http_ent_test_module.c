@@ -48,6 +48,7 @@ typedef struct {
 typedef struct {
     ngx_http_ent_test_action_t  *action;
     ngx_uint_t                   done;
+    ngx_uint_t                   waiting;
     ngx_uint_t                   status;
     ngx_uint_t                   waited;
     ngx_str_t                    body;
@@ -376,6 +377,10 @@ ngx_http_ent_test_access_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_test_module);
 
+    if (ctx && ctx->waiting) {
+        return NGX_AGAIN;
+    }
+
     if (ctx && ctx->done) {
         if (ctx->status == NGX_HTTP_OK) {
             return NGX_OK;
@@ -401,8 +406,8 @@ ngx_http_ent_test_access_handler(ngx_http_request_t *r)
     rc = ngx_http_ent_test_start(r, ctx);
 
     if (rc == NGX_AGAIN) {
-        r->read_event_handler = ngx_http_test_reading;
-        return NGX_AGAIN;
+        ctx->waiting = 1;
+        return ngx_ent_phase_wait(r);
     }
 
     if (rc != NGX_OK) {
@@ -574,6 +579,7 @@ ngx_http_ent_test_access_done(ngx_ent_op_t *op)
     }
 
     ctx->done = 1;
+    ctx->waiting = 0;
 
     if (rc != NGX_OK) {
         ctx->status = rc;

@@ -162,6 +162,43 @@ test_redis_key(void)
 }
 
 
+static void
+test_resp(void)
+{
+    size_t                n, lens[3];
+    unsigned char         buf[128], *end;
+    const unsigned char  *args[3];
+    const char           *want;
+
+    args[0] = (const unsigned char *) "SET";
+    args[1] = (const unsigned char *) "k";
+    args[2] = (const unsigned char *) "hello world";
+    lens[0] = 3;
+    lens[1] = 1;
+    lens[2] = 11;
+
+    want = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$11\r\nhello world\r\n";
+    n = ngx_ent_resp_size(3, lens);
+    end = ngx_ent_resp_write(buf, 3, args, lens);
+
+    check(n == strlen(want), "RESP size");
+    check((size_t) (end - buf) == n && memcmp(buf, want, n) == 0,
+          "RESP encoding");
+
+    lens[1] = 0;
+    end = ngx_ent_resp_write(buf, 2, args, lens);
+    check(ngx_ent_resp_size(2, lens) == (size_t) (end - buf)
+          && memcmp(buf, "*2\r\n$3\r\nSET\r\n$0\r\n\r\n", end - buf) == 0,
+          "RESP empty argument");
+
+    args[0] = (const unsigned char *) "a\r\nb";
+    lens[0] = 4;
+    end = ngx_ent_resp_write(buf, 1, args, lens);
+    check(memcmp(buf, "*1\r\n$4\r\na\r\nb\r\n", end - buf) == 0,
+          "RESP is binary safe: CR LF inside an argument stays data");
+}
+
+
 int
 main(void)
 {
@@ -169,6 +206,7 @@ main(void)
     test_notify();
     test_backoff();
     test_redis_key();
+    test_resp();
 
     printf("1..%d\n", tests);
 
