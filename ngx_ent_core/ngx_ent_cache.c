@@ -50,7 +50,6 @@ typedef struct {
     ngx_queue_t                queue;
     ngx_uint_t                 generation;
     ngx_msec_t                 expires;     /* value fresh until */
-    ngx_msec_t                 stored;      /* value stored at */
     ngx_msec_t                 pending;     /* fill running until */
     ngx_msec_t                 error;       /* backend failed: busy until */
     ngx_pid_t                  filler;
@@ -962,7 +961,6 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
         ngx_memcpy(cn->data + cn->klen, value->data, vlen);
         cn->has_value = 1;
         cn->negative = negative ? 1 : 0;
-        cn->stored = now;
         cn->expires = now + ttl;
         cn->pending = 0;
         cn->error = 0;

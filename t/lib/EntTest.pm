@@ -118,19 +118,23 @@ sub port_open {
 # refuses root), then copy it for each test file
 
 sub pg_template {
-    my $tmpl = "$TOP/build/pg-template";
-    return $tmpl if -f "$tmpl/PG_VERSION" && -f "$tmpl/.ok";
-    make_path("$TOP/build");
-    open my $lock, '>', "$TOP/build/pg-template.lock" or die $!;
+    # outside the checkout: initdb runs as "postgres", which may not be able
+    # to enter it (a checkout under /root)
+    my $base = ($ENV{TMPDIR} || '/tmp') . "/ngx-ent-pg-template-$>";
+    my $tmpl = "$base/data";
+    return $tmpl if -f "$tmpl/PG_VERSION" && -f "$base/ok";
+    make_path($base);
+    chmod 0755, $base;
+    open my $lock, '>', "$base/lock" or die "$base/lock: $!";
     flock $lock, 2;
-    if (!-f "$tmpl/.ok") {
+    if (!-f "$base/ok") {
         remove_tree($tmpl);
-        my $initdb = pg_bin('initdb');
         make_path($tmpl);
         chown_pg($tmpl);
+        my $initdb = pg_bin('initdb');
         run_cmd(as_pg("$initdb -D $tmpl -U postgres --auth-local=trust "
                       . "--auth-host=scram-sha-256 -E UTF8 --locale=C -N"));
-        open my $ok, '>', "$tmpl/.ok"; close $ok;
+        open my $ok, '>', "$base/ok"; close $ok;
     }
     close $lock;
     return $tmpl;
@@ -163,7 +167,6 @@ sub pg_start {
         $PG{dir} = "$ROOT/pg";
         make_path($PG{dir});
         system('cp', '-a', $tmpl, "$PG{dir}/data") == 0 or die "cp: $!";
-        unlink "$PG{dir}/data/.ok";
         chown_pg($PG{dir});
         $PG{port} = free_port();
     }
