@@ -45,7 +45,7 @@ typedef struct {
     ngx_addr_t                 addr;
     ngx_str_t                  user;
     ngx_str_t                  password;
-    ngx_int_t                  db;
+    ngx_uint_t                 db;
     ngx_uint_t                 pool_size;
     ngx_msec_t                 connect_timeout;
     ngx_msec_t                 timeout;

@@ -246,7 +246,7 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
     if (conf->db) {
         ngx_str_set(&argv[0], "SELECT");
         argv[1].data = db;
-        argv[1].len = ngx_sprintf(db, "%i", conf->db) - db;
+        argv[1].len = ngx_sprintf(db, "%ui", conf->db) - db;
 
         if (ngx_ent_redis_append(rc, 2, argv) != NGX_OK) {
             ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);

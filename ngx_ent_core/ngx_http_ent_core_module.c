@@ -10,6 +10,25 @@
 #include "ngx_ent_core_int.h"
 
 
+#define NGX_HTTP_ENT_PARAM_NUM       1
+#define NGX_HTTP_ENT_PARAM_MSEC      2
+#define NGX_HTTP_ENT_PARAM_BACKOFF   3
+#define NGX_HTTP_ENT_PARAM_STR       4
+#define NGX_HTTP_ENT_PARAM_FLAG      5
+
+
+/* "name=value" directive parameters, as data */
+
+typedef struct {
+    ngx_str_t                  name;
+    ngx_uint_t                 type;
+    size_t                     offset;
+    size_t                     offset2;     /* backoff: the maximum */
+    ngx_uint_t                 min;
+    ngx_uint_t                 max;
+} ngx_http_ent_core_param_t;
+
+
 static void *ngx_http_ent_core_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_ent_core_init_main_conf(ngx_conf_t *cf, void *conf);
 static char *ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -20,18 +39,74 @@ static char *ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ent_core_params(ngx_conf_t *cf, ngx_uint_t first,
+    ngx_http_ent_core_param_t *params, void *base);
 static char *ngx_http_ent_core_parse_msec(ngx_conf_t *cf, ngx_str_t *value,
     size_t skip, ngx_msec_t *ms);
 static char *ngx_http_ent_core_parse_num(ngx_conf_t *cf, ngx_str_t *value,
     size_t skip, ngx_uint_t min, ngx_uint_t max, ngx_uint_t *n);
 static char *ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_msec_t *min, ngx_msec_t *max);
+    size_t skip, ngx_msec_t *min, ngx_msec_t *max);
 static ngx_int_t ngx_http_ent_core_status_handler(ngx_http_request_t *r);
 static u_char *ngx_http_ent_core_status_backend(u_char *p, u_char *last,
     const char *name, ngx_uint_t enabled, ngx_ent_backend_stats_t *st);
 static void ngx_ent_op_cleanup(void *data);
 static ngx_int_t ngx_http_ent_core_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ent_core_exit_process(ngx_cycle_t *cycle);
+
+
+#define ngx_http_ent_pg(f)      offsetof(ngx_ent_pg_conf_t, f)
+#define ngx_http_ent_redis(f)   offsetof(ngx_ent_redis_conf_t, f)
+#define ngx_http_ent_cache(f)   offsetof(ngx_ent_cache_t, f)
+
+static ngx_http_ent_core_param_t  ngx_http_ent_core_pg_params[] = {
+    { ngx_string("pool="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_pg(pool_size), 0, 1, 1024 },
+    { ngx_string("queue="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_pg(queue_size), 0, 0, 65536 },
+    { ngx_string("connect_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(connect_timeout), 0, 0, 0 },
+    { ngx_string("query_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(query_timeout), 0, 0, 0 },
+    { ngx_string("queue_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(queue_timeout), 0, 0, 0 },
+    { ngx_string("backoff="), NGX_HTTP_ENT_PARAM_BACKOFF,
+      ngx_http_ent_pg(backoff_min), ngx_http_ent_pg(backoff_max), 0, 0 },
+    { ngx_string("listen="), NGX_HTTP_ENT_PARAM_FLAG,
+      ngx_http_ent_pg(listen), 0, 0, 0 },
+    { ngx_null_string, 0, 0, 0, 0, 0 }
+};
+
+static ngx_http_ent_core_param_t  ngx_http_ent_core_redis_params[] = {
+    { ngx_string("pool="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_redis(pool_size), 0, 1, 64 },
+    { ngx_string("db="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_redis(db), 0, 0, 65535 },
+    { ngx_string("user="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(user), 0, 0, 0 },
+    { ngx_string("password="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(password), 0, 0, 0 },
+    { ngx_string("connect_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_redis(connect_timeout), 0, 0, 0 },
+    { ngx_string("timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_redis(timeout), 0, 0, 0 },
+    { ngx_string("backoff="), NGX_HTTP_ENT_PARAM_BACKOFF,
+      ngx_http_ent_redis(backoff_min), ngx_http_ent_redis(backoff_max),
+      0, 0 },
+    { ngx_null_string, 0, 0, 0, 0, 0 }
+};
+
+static ngx_http_ent_core_param_t  ngx_http_ent_core_cache_params[] = {
+    { ngx_string("ttl="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_cache(ttl), 0, 0, 0 },
+    { ngx_string("negative_ttl="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_cache(negative_ttl), 0, 0, 0 },
+    { ngx_string("error_ttl="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_cache(error_ttl), 0, 0, 0 },
+    { ngx_string("stale="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_cache(stale), 0, 0, 0 },
+    { ngx_null_string, 0, 0, 0, 0, 0 }
+};
 
 
 static ngx_command_t  ngx_http_ent_core_commands[] = {
@@ -179,7 +254,6 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     char               *rv;
     ngx_str_t          *value;
-    ngx_uint_t          i;
     ngx_ent_pg_conf_t  *pg;
 
     if (cmcf->pg_enabled != NGX_CONF_UNSET) {
@@ -198,51 +272,9 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pg->backoff_max = 2000;
     pg->listen = 1;
 
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
-            rv = ngx_http_ent_core_parse_num(cf, &value[i], 5, 1, 1024,
-                                             &pg->pool_size);
-
-        } else if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
-            rv = ngx_http_ent_core_parse_num(cf, &value[i], 6, 0, 65536,
-                                             &pg->queue_size);
-
-        } else if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 16,
-                                              &pg->connect_timeout);
-
-        } else if (ngx_strncmp(value[i].data, "query_timeout=", 14) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 14,
-                                              &pg->query_timeout);
-
-        } else if (ngx_strncmp(value[i].data, "queue_timeout=", 14) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 14,
-                                              &pg->queue_timeout);
-
-        } else if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
-            rv = ngx_http_ent_core_parse_backoff(cf, &value[i],
-                                                 &pg->backoff_min,
-                                                 &pg->backoff_max);
-
-        } else if (ngx_strcmp(value[i].data, "listen=on") == 0) {
-            pg->listen = 1;
-            rv = NGX_CONF_OK;
-
-        } else if (ngx_strcmp(value[i].data, "listen=off") == 0) {
-            pg->listen = 0;
-            rv = NGX_CONF_OK;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\" directive",
-                               &value[i], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
+    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_params, pg);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     rv = ngx_ent_pg_conf(cf, pg, &value[1]);
@@ -264,7 +296,6 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char                  *rv;
     ngx_str_t             *value;
     ngx_url_t              u;
-    ngx_uint_t             i, db;
     ngx_ent_redis_conf_t  *rd;
 
     if (cmcf->redis_enabled != NGX_CONF_UNSET) {
@@ -305,50 +336,9 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rd->addr = u.addrs[0];
 
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
-            rv = ngx_http_ent_core_parse_num(cf, &value[i], 5, 1, 64,
-                                             &rd->pool_size);
-
-        } else if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            rv = ngx_http_ent_core_parse_num(cf, &value[i], 3, 0, 65535,
-                                             &db);
-            rd->db = db;
-
-        } else if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            rd->user.data = value[i].data + 5;
-            rd->user.len = value[i].len - 5;
-            rv = rd->user.len ? NGX_CONF_OK : "has an empty \"user\"";
-
-        } else if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            rd->password.data = value[i].data + 9;
-            rd->password.len = value[i].len - 9;
-            rv = rd->password.len ? NGX_CONF_OK : "has an empty \"password\"";
-
-        } else if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 16,
-                                              &rd->connect_timeout);
-
-        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 8,
-                                              &rd->timeout);
-
-        } else if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
-            rv = ngx_http_ent_core_parse_backoff(cf, &value[i],
-                                                 &rd->backoff_min,
-                                                 &rd->backoff_max);
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\" directive",
-                               &value[i], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
+    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_redis_params, rd);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     if (rd->user.len && rd->password.len == 0) {
@@ -368,7 +358,6 @@ ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     u_char           *p;
     ssize_t           size;
     ngx_str_t        *value, name, s;
-    ngx_uint_t        i;
     ngx_ent_cache_t  *cache;
 
     value = cf->args->elts;
@@ -419,33 +408,10 @@ ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cache->declared = 1;
 
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 4, &cache->ttl);
-
-        } else if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 13,
-                                              &cache->negative_ttl);
-
-        } else if (ngx_strncmp(value[i].data, "error_ttl=", 10) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 10,
-                                              &cache->error_ttl);
-
-        } else if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
-            rv = ngx_http_ent_core_parse_msec(cf, &value[i], 6,
-                                              &cache->stale);
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\" directive",
-                               &value[i], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
+    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_cache_params,
+                                  cache);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     if (cache->ttl == 0) {
@@ -463,6 +429,104 @@ ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ent_core_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_params(ngx_conf_t *cf, ngx_uint_t first,
+    ngx_http_ent_core_param_t *params, void *base)
+{
+    char                       *rv;
+    u_char                     *p;
+    ngx_str_t                  *value, *str;
+    ngx_uint_t                  i;
+    ngx_http_ent_core_param_t  *prm;
+
+    value = cf->args->elts;
+
+    for (i = first; i < cf->args->nelts; i++) {
+
+        for (prm = params; prm->name.len; prm++) {
+            if (value[i].len >= prm->name.len
+                && ngx_strncmp(value[i].data, prm->name.data, prm->name.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (prm->name.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[i], &value[0]);
+            return NGX_CONF_ERROR;
+        }
+
+        p = (u_char *) base + prm->offset;
+
+        switch (prm->type) {
+
+        case NGX_HTTP_ENT_PARAM_NUM:
+            rv = ngx_http_ent_core_parse_num(cf, &value[i], prm->name.len,
+                                             prm->min, prm->max,
+                                             (ngx_uint_t *) p);
+            break;
+
+        case NGX_HTTP_ENT_PARAM_MSEC:
+            rv = ngx_http_ent_core_parse_msec(cf, &value[i], prm->name.len,
+                                              (ngx_msec_t *) p);
+            break;
+
+        case NGX_HTTP_ENT_PARAM_BACKOFF:
+            rv = ngx_http_ent_core_parse_backoff(cf, &value[i],
+                                                 prm->name.len,
+                                                 (ngx_msec_t *) p,
+                                                 (ngx_msec_t *)
+                                                 ((u_char *) base
+                                                  + prm->offset2));
+            break;
+
+        case NGX_HTTP_ENT_PARAM_STR:
+            str = (ngx_str_t *) p;
+            str->data = value[i].data + prm->name.len;
+            str->len = value[i].len - prm->name.len;
+
+            if (str->len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" directive has an empty \"%*s\"",
+                                   &value[0], prm->name.len - 1,
+                                   prm->name.data);
+                return NGX_CONF_ERROR;
+            }
+
+            rv = NGX_CONF_OK;
+            break;
+
+        default: /* NGX_HTTP_ENT_PARAM_FLAG */
+            if (ngx_strcmp(value[i].data + prm->name.len, "on") == 0) {
+                *(ngx_flag_t *) p = 1;
+
+            } else if (ngx_strcmp(value[i].data + prm->name.len, "off") == 0) {
+                *(ngx_flag_t *) p = 0;
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in \"%V\" directive, "
+                                   "it must be \"on\" or \"off\"",
+                                   &value[i], &value[0]);
+                return NGX_CONF_ERROR;
+            }
+
+            rv = NGX_CONF_OK;
+            break;
+        }
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -522,7 +586,7 @@ ngx_http_ent_core_parse_num(ngx_conf_t *cf, ngx_str_t *value, size_t skip,
 
 static char *
 ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_msec_t *min, ngx_msec_t *max)
+    size_t skip, ngx_msec_t *min, ngx_msec_t *max)
 {
     u_char     *p;
     ngx_str_t   s, *args;
@@ -530,8 +594,8 @@ ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
 
     args = cf->args->elts;
 
-    s.data = value->data + 8;
-    s.len = value->len - 8;
+    s.data = value->data + skip;
+    s.len = value->len - skip;
 
     p = ngx_strlchr(s.data, s.data + s.len, ':');
     if (p == NULL) {

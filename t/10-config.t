@@ -62,6 +62,14 @@ ent_postgres "host=127.0.0.1" backoff=5s:1s;
 --- error_log
 expected "backoff=min:max" with 0 < min <= max <= 60s
 
+=== TEST 6b: listen takes on or off
+--- http_config
+ent_postgres "host=127.0.0.1" listen=maybe;
+--- config
+--- must_die
+--- error_log
+invalid value "listen=maybe" in "ent_postgres" directive, it must be "on" or "off"
+
 === TEST 7: two ent_postgres
 --- http_config
 ent_postgres "host=127.0.0.1";

@@ -1,0 +1,241 @@
+/*
+ * ngx_ent core: PostgreSQL configuration, at configuration time only
+ * (nginx -t and reload; blocking name resolution is allowed here, as for
+ * upstream servers).
+ *
+ * The conninfo string is parsed with PQconninfoParse(); a host name is
+ * resolved to the numeric "hostaddr" the workers connect to; the server's
+ * statement_timeout is set to the pool's query_timeout; a display form
+ * without secrets is kept for log messages.  Statements are declared by
+ * modules while their directives are parsed, and prepared lazily on each
+ * connection by name.
+ */
+
+
+#include "ngx_ent_core_int.h"
+
+
+
+char *
+ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
+{
+    char               *err, *host, *hostaddr, *options;
+    u_char             *p, *last, buf[NGX_SOCKADDR_STRLEN];
+    size_t              len;
+    ngx_url_t           u;
+    ngx_uint_t          n, i, has_app;
+    PQconninfoOption   *opts, *o;
+
+    conf->conninfo = *conninfo;
+
+    err = NULL;
+    opts = PQconninfoParse((char *) conninfo->data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid connection string in \"ent_postgres\" "
+                           "directive: %s", err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+    host = NULL;
+    hostaddr = NULL;
+    options = NULL;
+    has_app = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        n++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "options") == 0) {
+            options = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "application_name") == 0) {
+            has_app = 1;
+        }
+    }
+
+    if ((host && ngx_strchr(host, ',')) || (hostaddr && ngx_strchr(hostaddr,
+                                                                   ',')))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_postgres\" takes one host, "
+                           "not a list: \"%s\"", host ? host : hostaddr);
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    /* 3 more: hostaddr, options, application_name; 1 for the NULL */
+
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->display.data = ngx_pnalloc(cf->pool, 1024);
+
+    if (conf->keywords == NULL || conf->values == NULL
+        || conf->display.data == NULL)
+    {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    p = conf->display.data;
+    last = p + 1024;
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || ngx_strcmp(o->keyword, "options") == 0) {
+            continue;
+        }
+
+        conf->keywords[i] = (char *) ngx_pstrdup(cf->pool,
+                                      &(ngx_str_t) { ngx_strlen(o->keyword) + 1,
+                                                     (u_char *) o->keyword });
+        conf->values[i] = (char *) ngx_pstrdup(cf->pool,
+                                      &(ngx_str_t) { ngx_strlen(o->val) + 1,
+                                                     (u_char *) o->val });
+
+        if (conf->keywords[i] == NULL || conf->values[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_strcmp(o->keyword, "password") != 0
+            && ngx_strcmp(o->keyword, "sslpassword") != 0)
+        {
+            p = ngx_slprintf(p, last, "%s%s=%s", p == conf->display.data
+                                                 ? "" : " ",
+                             o->keyword, o->val);
+        }
+
+        i++;
+    }
+
+    conf->display.len = p - conf->display.data;
+
+    /* no DNS in a worker: resolve a host name now, at configuration time */
+
+    if (host && host[0] != '/' && host[0] != '@' && hostaddr == NULL) {
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.host.data = (u_char *) host;
+        u.host.len = ngx_strlen(host);
+        u.url = u.host;
+        u.no_port = 1;
+        u.default_port = 5432;
+
+        if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK
+            || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "host \"%s\" of \"ent_postgres\" not found",
+                               host);
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, buf,
+                            NGX_SOCKADDR_STRLEN, 0);
+
+        conf->keywords[i] = "hostaddr";
+        conf->values[i] = (char *) ngx_pnalloc(cf->pool, len + 1);
+        if (conf->values[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_cpystrn((u_char *) conf->values[i], buf, len + 1);
+        i++;
+    }
+
+    /* the server gives up on a query when we do */
+
+    len = (options ? ngx_strlen(options) : 0) + 64;
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_snprintf(p, len, "%s%s-c statement_timeout=%M%Z",
+                        options ? options : "", options ? " " : "",
+                        conf->query_timeout);
+
+    conf->keywords[i] = "options";
+    conf->values[i] = (char *) p;
+    i++;
+
+    if (!has_app) {
+        conf->keywords[i] = "application_name";
+        conf->values[i] = "ngx_ent";
+        i++;
+    }
+
+    conf->keywords[i] = NULL;
+    conf->values[i] = NULL;
+
+    PQconninfoFree(opts);
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_ent_pg_stmt_t *
+ngx_ent_pg_stmt_add(ngx_conf_t *cf, char *sql, ngx_uint_t nparams)
+{
+    ngx_uint_t                      i;
+    ngx_ent_pg_stmt_t              *stmt, **stmts;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_core_module);
+
+    stmts = cmcf->stmts.elts;
+
+    for (i = 0; i < cmcf->stmts.nelts; i++) {
+        if (stmts[i]->nparams == nparams
+            && ngx_strcmp(stmts[i]->sql, sql) == 0)
+        {
+            return stmts[i];
+        }
+    }
+
+    if (cmcf->stmts.nelts == NGX_ENT_PG_MAX_STMTS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many PostgreSQL statements, at most %d",
+                           NGX_ENT_PG_MAX_STMTS);
+        return NULL;
+    }
+
+    stmt = ngx_pcalloc(cf->pool, sizeof(ngx_ent_pg_stmt_t));
+    if (stmt == NULL) {
+        return NULL;
+    }
+
+    stmt->index = cmcf->stmts.nelts;
+    stmt->nparams = nparams;
+    stmt->sql = sql;
+    (void) ngx_snprintf((u_char *) stmt->name, sizeof(stmt->name),
+                        "ngx_ent_%ui%Z", stmt->index);
+
+    stmts = ngx_array_push(&cmcf->stmts);
+    if (stmts == NULL) {
+        return NULL;
+    }
+
+    *stmts = stmt;
+
+    return stmt;
+}
