@@ -145,6 +145,6 @@ bench: all
 
 clean:
 	rm -rf build bin
-	rm -f modules/*.so
+	rm -f modules/*.so modules/.built
 
 distclean: clean

@@ -12,7 +12,7 @@
  * status is idle.  Teardown frees the nginx connection first and leaves
  * closing the descriptor to PQfinish().
  *
- * A query that times out cannot be cancelled without blocking (PQcancel()
+ * A query that times out cannot be cancelled without blocking (libpq's cancel
  * opens a new connection synchronously), so the connection is dropped and
  * a fresh one started; "statement_timeout" is also sent at connect so that
  * the server abandons the query too.
