@@ -80,7 +80,8 @@ $(MODDIR)/.built: $(NGX_TREE)/objs/Makefile $(MOD_SRCS)
 	    $(if $(NGINX_SRC),binary)
 	@mkdir -p $(MODDIR)
 	@for m in $(MODULES); do \
-	    cp $(NGX_TREE)/objs/ngx_http_ent_$${m}_module.so $(MODDIR)/; \
+	    cp --remove-destination \
+	        $(NGX_TREE)/objs/ngx_http_ent_$${m}_module.so $(MODDIR)/; \
 	done
 	@touch $@
 	@echo "modules in $(MODDIR)$(if $(NGINX_SRC), and nginx in $(NGX_BIN))"

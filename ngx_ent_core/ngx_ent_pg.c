@@ -785,7 +785,9 @@ ngx_ent_pg_done(ngx_ent_pg_conn_t *pc)
     status = NGX_ENT_OK;
 
     if (failed || prepared) {
-        status = NGX_ENT_ERROR;
+        /* 57014: cancelled by statement_timeout, a timeout all the same */
+        status = ngx_strcmp(op->sqlstate, "57014") == 0 ? NGX_ENT_TIMEOUT
+                                                         : NGX_ENT_ERROR;
         pool->stats.errors++;
 
     } else if (pc->result) {

@@ -161,7 +161,7 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
         i++;
     }
 
-    /* the server gives up on a query when we do */
+    /* the server gives up on a query soon after we do */
 
     len = (options ? ngx_strlen(options) : 0) + 64;
     p = ngx_pnalloc(cf->pool, len);
@@ -170,9 +170,14 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * a second more than ours: our timer is the one that answers the
+     * request; the server's only stops work nobody waits for any more
+     */
+
     (void) ngx_snprintf(p, len, "%s%s-c statement_timeout=%M%Z",
                         options ? options : "", options ? " " : "",
-                        conf->query_timeout);
+                        conf->query_timeout + 1000);
 
     conf->keywords[i] = "options";
     conf->values[i] = (char *) p;
