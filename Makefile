@@ -14,7 +14,8 @@ SHELL       := /bin/bash
 TOP         := $(CURDIR)
 SANITIZE    ?= 0
 DIST_SRC    := /usr/share/nginx/src
-NGINX_VER   := 1.22.1
+NGINX_VER   := $(or $(shell dpkg-query -W -f='$${Version}' nginx 2>/dev/null \
+                          | sed 's/-.*//'),1.22.1)
 CC          ?= cc
 FUZZ_SECONDS ?= 60
 JOBS        ?= 2
