@@ -69,7 +69,8 @@ typedef struct {
     ngx_str_t                  key;
     ngx_queue_t                waiters;
     ngx_uint_t                 remote;
-} ngx_ent_cache_fill_t;
+    ngx_ent_cache_transform_pt transform;
+} ngx_ent_cache_pending_t;
 
 
 static ngx_int_t ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone,
@@ -85,17 +86,19 @@ static ngx_ent_cache_node_t *ngx_ent_cache_store(ngx_ent_cache_t *cache,
     ngx_str_t *value, ngx_msec_t ttl, ngx_uint_t negative);
 static ngx_int_t ngx_ent_cache_copy(ngx_ent_cache_node_t *node,
     ngx_pool_t *pool, ngx_str_t *value);
-static ngx_ent_cache_fill_t *ngx_ent_cache_fill_find(
+static ngx_ent_cache_pending_t *ngx_ent_cache_fill_find(
     ngx_http_ent_core_main_conf_t *cmcf, ngx_ent_cache_t *cache,
     ngx_str_t *key, uint32_t hash, ngx_uint_t remote);
-static ngx_ent_cache_fill_t *ngx_ent_cache_fill_new(
+static ngx_ent_cache_pending_t *ngx_ent_cache_fill_new(
     ngx_http_ent_core_main_conf_t *cmcf, ngx_ent_cache_t *cache,
     ngx_str_t *key, uint32_t hash, ngx_uint_t remote);
-static void ngx_ent_cache_fill_free(ngx_ent_cache_fill_t *fill);
+static void ngx_ent_cache_fill_free(ngx_ent_cache_pending_t *fill);
 static ngx_int_t ngx_ent_cache_wait(ngx_http_request_t *r,
-    ngx_ent_cache_fill_t *fill, ngx_ent_op_handler_pt handler, void *data);
+    ngx_ent_cache_pending_t *fill, ngx_ent_op_handler_pt handler, void *data);
 static void ngx_ent_cache_fill_done(ngx_ent_op_t *op);
-static void ngx_ent_cache_wake(ngx_ent_cache_fill_t *fill,
+static ngx_uint_t ngx_ent_cache_transform(ngx_ent_cache_pending_t *fill,
+    ngx_ent_op_t *op, ngx_str_t *value, ngx_pool_t **pool);
+static void ngx_ent_cache_wake(ngx_ent_cache_pending_t *fill,
     ngx_uint_t status);
 static void ngx_ent_cache_waiter_cancel(ngx_ent_op_t *op);
 static void ngx_ent_cache_poll_handler(ngx_event_t *ev);
@@ -249,7 +252,7 @@ ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 {
     ngx_queue_t           *q, *w;
     ngx_ent_op_t          *op;
-    ngx_ent_cache_fill_t  *fill;
+    ngx_ent_cache_pending_t  *fill;
 
     if (cmcf->fill_poll.timer_set) {
         ngx_del_timer(&cmcf->fill_poll);
@@ -261,7 +264,7 @@ ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 
     while (!ngx_queue_empty(&cmcf->fills)) {
         q = ngx_queue_head(&cmcf->fills);
-        fill = ngx_queue_data(q, ngx_ent_cache_fill_t, queue);
+        fill = ngx_queue_data(q, ngx_ent_cache_pending_t, queue);
 
         while (!ngx_queue_empty(&fill->waiters)) {
             w = ngx_queue_head(&fill->waiters);
@@ -511,16 +514,16 @@ ngx_ent_cache_invalidate(ngx_http_ent_core_main_conf_t *cmcf, u_char *payload,
 
 ngx_int_t
 ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
-    ngx_str_t *key, ngx_ent_pg_stmt_t *stmt, ngx_str_t *params,
-    ngx_uint_t flags, ngx_str_t *value, ngx_ent_op_handler_pt handler,
-    void *data)
+    ngx_str_t *key, ngx_ent_cache_fill_t *how, ngx_str_t *value,
+    ngx_ent_op_handler_pt handler, void *data)
 {
     uint32_t                        hash;
     ngx_int_t                       rc;
     ngx_msec_t                      now;
     ngx_pid_t                       filler;
-    ngx_ent_cache_fill_t           *fill;
+    ngx_uint_t                      flags;
     ngx_ent_cache_node_t           *cn;
+    ngx_ent_cache_pending_t        *fill;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
     if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
@@ -534,6 +537,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
 
     hash = ngx_crc32_short(key->data, key->len);
     now = ngx_current_msec;
+    flags = how->flags;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -603,7 +607,10 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
         goto unmark;
     }
 
-    rc = ngx_ent_pg_query(NULL, stmt, params, ngx_ent_cache_fill_done, fill);
+    fill->transform = how->transform;
+
+    rc = ngx_ent_pg_query(NULL, how->stmt, how->params,
+                          ngx_ent_cache_fill_done, fill);
 
     if (rc == NGX_AGAIN) {
         return ngx_ent_cache_wait(r, fill, handler, data);
@@ -644,7 +651,7 @@ failed:
 
 
 static ngx_int_t
-ngx_ent_cache_wait(ngx_http_request_t *r, ngx_ent_cache_fill_t *fill,
+ngx_ent_cache_wait(ngx_http_request_t *r, ngx_ent_cache_pending_t *fill,
     ngx_ent_op_handler_pt handler, void *data)
 {
     ngx_ent_op_t                   *op;
@@ -679,7 +686,7 @@ ngx_ent_cache_wait(ngx_http_request_t *r, ngx_ent_cache_fill_t *fill,
 static void
 ngx_ent_cache_waiter_cancel(ngx_ent_op_t *op)
 {
-    ngx_ent_cache_fill_t  *fill;
+    ngx_ent_cache_pending_t  *fill;
 
     fill = op->backend;
 
@@ -695,25 +702,35 @@ ngx_ent_cache_waiter_cancel(ngx_ent_op_t *op)
 static void
 ngx_ent_cache_fill_done(ngx_ent_op_t *op)
 {
-    ngx_str_t              value;
-    ngx_msec_t             now;
-    ngx_ent_cache_t       *cache;
-    ngx_ent_cache_fill_t  *fill;
-    ngx_ent_cache_node_t  *cn;
+    ngx_str_t                 value;
+    ngx_msec_t                now;
+    ngx_uint_t                status;
+    ngx_pool_t               *pool;
+    ngx_ent_cache_t          *cache;
+    ngx_ent_cache_node_t     *cn;
+    ngx_ent_cache_pending_t  *fill;
 
     fill = op->data;
     cache = fill->cache;
     now = ngx_current_msec;
+    pool = NULL;
+
+    status = op->status;
+
+    if (status == NGX_ENT_OK && fill->transform && op->rows.nrows) {
+        status = ngx_ent_cache_transform(fill, op, &value, &pool);
+
+    } else {
+        value.data = (u_char *) op->rows.data;
+        value.len = op->rows.len;
+    }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     cn = ngx_ent_cache_lookup(cache, &fill->key, fill->hash);
 
-    if (op->status == NGX_ENT_OK) {
+    if (status == NGX_ENT_OK) {
         cache->sh->fills++;
-
-        value.data = (u_char *) op->rows.data;
-        value.len = op->rows.len;
 
         cn = ngx_ent_cache_store(cache, cn, &fill->key, fill->hash, &value,
                                  op->rows.nrows ? cache->ttl
@@ -734,13 +751,37 @@ ngx_ent_cache_fill_done(ngx_ent_op_t *op)
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    ngx_ent_cache_wake(fill, op->status);
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    ngx_ent_cache_wake(fill, status);
     ngx_ent_cache_fill_free(fill);
 }
 
 
+static ngx_uint_t
+ngx_ent_cache_transform(ngx_ent_cache_pending_t *fill, ngx_ent_op_t *op,
+    ngx_str_t *value, ngx_pool_t **pool)
+{
+    *pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (*pool == NULL) {
+        return NGX_ENT_ERROR;
+    }
+
+    if (fill->transform(&op->rows, *pool, value, ngx_cycle->log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "ent cache zone \"%V\": the rows for \"%V\" could "
+                      "not be compiled", &fill->cache->name, &fill->key);
+        return NGX_ENT_ERROR;
+    }
+
+    return NGX_ENT_OK;
+}
+
+
 static void
-ngx_ent_cache_wake(ngx_ent_cache_fill_t *fill, ngx_uint_t status)
+ngx_ent_cache_wake(ngx_ent_cache_pending_t *fill, ngx_uint_t status)
 {
     ngx_queue_t    *q, waiters;
     ngx_ent_op_t   *op;
@@ -770,7 +811,7 @@ ngx_ent_cache_poll_handler(ngx_event_t *ev)
     ngx_uint_t                      done;
     ngx_queue_t                    *q, *next;
     ngx_ent_cache_t                *cache;
-    ngx_ent_cache_fill_t           *fill;
+    ngx_ent_cache_pending_t  *fill;
     ngx_ent_cache_node_t           *cn;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
@@ -781,7 +822,7 @@ ngx_ent_cache_poll_handler(ngx_event_t *ev)
          q = next)
     {
         next = ngx_queue_next(q);
-        fill = ngx_queue_data(q, ngx_ent_cache_fill_t, queue);
+        fill = ngx_queue_data(q, ngx_ent_cache_pending_t, queue);
 
         if (!fill->remote) {
             continue;
@@ -818,7 +859,7 @@ ngx_ent_cache_poll_handler(ngx_event_t *ev)
          q != ngx_queue_sentinel(&cmcf->fills);
          q = ngx_queue_next(q))
     {
-        fill = ngx_queue_data(q, ngx_ent_cache_fill_t, queue);
+        fill = ngx_queue_data(q, ngx_ent_cache_pending_t, queue);
 
         if (fill->remote) {
             ngx_add_timer(ev, NGX_ENT_CACHE_POLL);
@@ -831,18 +872,18 @@ ngx_ent_cache_poll_handler(ngx_event_t *ev)
 /* fills */
 
 
-static ngx_ent_cache_fill_t *
+static ngx_ent_cache_pending_t *
 ngx_ent_cache_fill_find(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_cache_t *cache, ngx_str_t *key, uint32_t hash, ngx_uint_t remote)
 {
     ngx_queue_t           *q;
-    ngx_ent_cache_fill_t  *fill;
+    ngx_ent_cache_pending_t  *fill;
 
     for (q = ngx_queue_head(&cmcf->fills);
          q != ngx_queue_sentinel(&cmcf->fills);
          q = ngx_queue_next(q))
     {
-        fill = ngx_queue_data(q, ngx_ent_cache_fill_t, queue);
+        fill = ngx_queue_data(q, ngx_ent_cache_pending_t, queue);
 
         if (fill->cache == cache && fill->hash == hash
             && fill->remote == remote
@@ -857,13 +898,13 @@ ngx_ent_cache_fill_find(ngx_http_ent_core_main_conf_t *cmcf,
 }
 
 
-static ngx_ent_cache_fill_t *
+static ngx_ent_cache_pending_t *
 ngx_ent_cache_fill_new(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_cache_t *cache, ngx_str_t *key, uint32_t hash, ngx_uint_t remote)
 {
-    ngx_ent_cache_fill_t  *fill;
+    ngx_ent_cache_pending_t  *fill;
 
-    fill = ngx_alloc(sizeof(ngx_ent_cache_fill_t) + key->len,
+    fill = ngx_alloc(sizeof(ngx_ent_cache_pending_t) + key->len,
                      ngx_cycle->log);
     if (fill == NULL) {
         return NULL;
@@ -884,7 +925,7 @@ ngx_ent_cache_fill_new(ngx_http_ent_core_main_conf_t *cmcf,
 
 
 static void
-ngx_ent_cache_fill_free(ngx_ent_cache_fill_t *fill)
+ngx_ent_cache_fill_free(ngx_ent_cache_pending_t *fill)
 {
     if (ngx_queue_next(&fill->queue) != &fill->queue) {
         ngx_queue_remove(&fill->queue);

@@ -115,6 +115,23 @@ typedef struct {
 #define NGX_ENT_CACHE_STALE_OK  0x01
 
 
+/*
+ * Turns the rows a fill brought back into the value stored (a module's
+ * compiled record); runs once per fill, in the worker that filled, with a
+ * temporary pool.  NGX_OK with *out set; anything else fails the fill.
+ */
+typedef ngx_int_t (*ngx_ent_cache_transform_pt)(ngx_ent_rows_t *rows,
+    ngx_pool_t *pool, ngx_str_t *out, ngx_log_t *log);
+
+
+typedef struct {
+    ngx_ent_pg_stmt_t           *stmt;
+    ngx_str_t                   *params;
+    ngx_ent_cache_transform_pt   transform;   /* NULL: store the rows */
+    ngx_uint_t                   flags;
+} ngx_ent_cache_fill_t;
+
+
 /* core presence; call from a feature module's preconfiguration */
 #define ngx_ent_core_check(cf, name)                                         \
     ((&ngx_http_ent_core_module == NULL || ngx_ent_core_present == NULL)     \
@@ -157,18 +174,19 @@ NGX_ENT_API ngx_ent_cache_t *ngx_ent_cache_zone(ngx_conf_t *cf,
     ngx_str_t *name);
 
 /*
- * The rows stored for key, filled by stmt(params) on a miss, with
- * concurrent misses for one key coalesced into one query on this node.
- *   NGX_OK        *value holds the rows blob (copied into r->pool)
+ * The value stored for key, filled by fill->stmt(fill->params) on a miss
+ * (through fill->transform when set), with concurrent misses for one key
+ * coalesced into one query on this node.
+ *   NGX_OK        *value holds the rows blob or the transformed value
+ *                 (copied into r->pool)
  *   NGX_DECLINED  a negative entry: the query returned no rows
  *   NGX_AGAIN     handler is called when the fill ends; call again then
  *   NGX_BUSY      the backend failed recently and no stale value is allowed
  *   NGX_ERROR     internal error
  */
 NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
-    ngx_ent_cache_t *cache, ngx_str_t *key, ngx_ent_pg_stmt_t *stmt,
-    ngx_str_t *params, ngx_uint_t flags, ngx_str_t *value,
-    ngx_ent_op_handler_pt handler, void *data);
+    ngx_ent_cache_t *cache, ngx_str_t *key, ngx_ent_cache_fill_t *fill,
+    ngx_str_t *value, ngx_ent_op_handler_pt handler, void *data);
 
 /* NGX_OK with a copy in pool, NGX_DECLINED negative, NGX_ABORT absent */
 NGX_ENT_API ngx_int_t ngx_ent_cache_get(ngx_ent_cache_t *cache,
@@ -180,7 +198,9 @@ NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 
 
 /*
- * A phase handler that waits returns ngx_ent_phase_wait(r) (NGX_AGAIN):
+ * A phase handler that waits returns ngx_ent_phase_wait(r) (NGX_DONE, which
+ * every phase checker takes as "stop here"; NGX_AGAIN would finalize the
+ * request in the rewrite phases):
  * until ngx_ent_phase_resume(r), write events on the client connection no
  * longer re-run the phase engine (which would re-enter the handler while
  * it waits), and a client that closes its connection ends the request.

@@ -775,7 +775,7 @@ ngx_ent_phase_wait(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    return NGX_AGAIN;
+    return NGX_DONE;
 }
 
 

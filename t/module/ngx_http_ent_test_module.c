@@ -462,6 +462,7 @@ ngx_http_ent_test_start(ngx_http_request_t *r, ngx_http_ent_test_ctx_t *ctx)
     ngx_int_t                    rc;
     ngx_str_t                    value;
     ngx_ent_redis_cmd_t          cmd;
+    ngx_ent_cache_fill_t         fill;
     ngx_ent_op_handler_pt        done;
     ngx_http_ent_test_action_t  *a;
 
@@ -484,10 +485,13 @@ ngx_http_ent_test_start(ngx_http_request_t *r, ngx_http_ent_test_ctx_t *ctx)
         break;
 
     default: /* NGX_HTTP_ENT_TEST_CACHE */
-        rc = ngx_ent_cache_fetch(r, a->cache,
-                                 &ctx->params[a->args.nelts], a->stmt,
-                                 ctx->params, NGX_ENT_CACHE_STALE_OK, &value,
-                                 done, r);
+        fill.stmt = a->stmt;
+        fill.params = ctx->params;
+        fill.transform = NULL;
+        fill.flags = NGX_ENT_CACHE_STALE_OK;
+
+        rc = ngx_ent_cache_fetch(r, a->cache, &ctx->params[a->args.nelts],
+                                 &fill, &value, done, r);
 
         if (rc == NGX_AGAIN && ctx->waited) {
             /* a fill ended, another started: we wait once more */
