@@ -108,28 +108,31 @@ bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c
 # unit tests and fuzz targets of the I/O-free code
 
 UNIT_DIR    := $(BUILD)/unit
+PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c
+PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h
+UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))
-UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core $(SAN_CC)
+UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant $(SAN_CC)
 
-unit: $(UNIT_DIR)/test_rows $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
+unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
+      $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
 
-$(UNIT_DIR)/test_rows: test/unit/test_rows.c ngx_ent_core/ngx_ent_rows.c \
-                       ngx_ent_core/ngx_ent_rows.h
+$(UNIT_DIR)/test_%: test/unit/test_%.c $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(UNIT_DIR)
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(SAN_LD)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(SAN_LD)
 
-$(UNIT_DIR)/replay_%: test/fuzz/%.c test/fuzz/replay.c \
-                      ngx_ent_core/ngx_ent_rows.c
+$(UNIT_DIR)/replay_%: test/fuzz/%.c test/fuzz/replay.c $(PURE_SRCS) \
+                      $(PURE_HDRS)
 	@mkdir -p $(UNIT_DIR)
-	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(SAN_LD)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< test/fuzz/replay.c $(PURE_SRCS) $(SAN_LD)
 
 fuzz:
 	@mkdir -p $(TOP)/build/fuzz
 	@for f in $(FUZZ_NAMES); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Ingx_ent_core \
-	        -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
-	        ngx_ent_core/ngx_ent_rows.c || exit 1; \
+	        -Ingx_ent_tenant -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
+	        $(PURE_SRCS) || exit 1; \
 	    mkdir -p test/fuzz/corpus/$${f#fuzz_}; \
 	    $(TOP)/build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \
 	        -max_len=4096 test/fuzz/corpus/$${f#fuzz_} || exit 1; \
