@@ -46,7 +46,7 @@ sub serve {
             $h =~ s/\r\n$//;
             my ($k, $v) = split /:\s*/, $h, 2;
             next unless defined $v;
-            push @ent, [$k, $v] if $k =~ /^x-ent-/i;
+            push @ent, [$k, $v] if $k =~ /^x[-_]ent[-_]/i;
             $len = $v if lc $k eq 'content-length';
             $host = $v if lc $k eq 'host';
         }

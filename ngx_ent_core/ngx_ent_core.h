@@ -153,6 +153,13 @@ extern ngx_module_t  ngx_http_ent_core_module NGX_ENT_API;
 NGX_ENT_API ngx_int_t ngx_ent_core_present(void);
 
 
+/* which backends http{} configures; from a postconfiguration on */
+#define NGX_ENT_POSTGRES  0x01
+#define NGX_ENT_REDIS     0x02
+
+NGX_ENT_API ngx_uint_t ngx_ent_core_backends(ngx_conf_t *cf);
+
+
 /* PostgreSQL: statements are declared at configuration time */
 NGX_ENT_API ngx_ent_pg_stmt_t *ngx_ent_pg_stmt_add(ngx_conf_t *cf, char *sql,
     ngx_uint_t nparams);

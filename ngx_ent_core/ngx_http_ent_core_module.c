@@ -181,6 +181,18 @@ ngx_ent_core_present(void)
 }
 
 
+ngx_uint_t
+ngx_ent_core_backends(ngx_conf_t *cf)
+{
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_core_module);
+
+    return (cmcf->pg_enabled == 1 ? NGX_ENT_POSTGRES : 0)
+           | (cmcf->redis_enabled == 1 ? NGX_ENT_REDIS : 0);
+}
+
+
 ngx_http_ent_core_main_conf_t *
 ngx_ent_core_main_conf(void)
 {

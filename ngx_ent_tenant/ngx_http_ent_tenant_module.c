@@ -1,8 +1,26 @@
 /*
- * ngx_http_ent_tenant_module: tenant resolution from the Host, status, tiers, feature gates, IP allow-lists, security headers.
+ * ngx_http_ent_tenant_module: tenants at the edge.
  *
- * A shell for now: it loads, checks that the core is loaded before it, and
- * registers no directives.  Its issue fills it in.
+ * SERVER_REWRITE: every client-sent header with the identity prefix is
+ * removed (any case, "_" for "-"); in servers with "ent_tenant on" the
+ * Host is normalized and resolved, a custom domain first, else
+ * "<code>.<base>" for the longest configured base domain, through the
+ * core's shared-memory cache (one PostgreSQL query per node per miss: the
+ * effective record, with everything a child inherits, is computed by
+ * ent.tenant_for_host()).  Unknown, suspended, deactivated tenants and
+ * maintenance (per tenant, or platform-wide from the Redis key
+ * "ent:maintenance", polled by each worker) are answered here, with short
+ * white-label pages (JSON for API requests) unless error_page says
+ * otherwise; the tenant's identity headers are then set.
+ *
+ * ACCESS: the tenant's IP allow-list (client address after realip; sorted
+ * ranges, binary search) and ent_require_feature.
+ *
+ * Header filter: security headers on every response, errors included.
+ *
+ * The resolved tenant is kept in a cleanup of the request pool, so that it
+ * survives internal redirects (error_page, try_files, named locations),
+ * which wipe module contexts: the realip module's technique.
  */
 
 
@@ -11,34 +29,390 @@
 #include <ngx_http.h>
 
 #include "ngx_ent_core.h"
+#include "ngx_ent_host.h"
+
+
+#define NGX_HTTP_ENT_TENANT_NONE         0
+#define NGX_HTTP_ENT_TENANT_WAITING      1
+#define NGX_HTTP_ENT_TENANT_RESOLVED     2
+#define NGX_HTTP_ENT_TENANT_UNKNOWN      3
+
+#define NGX_HTTP_ENT_ACTIVE              0
+#define NGX_HTTP_ENT_SUSPENDED           1
+#define NGX_HTTP_ENT_DEACTIVATED         2
+#define NGX_HTTP_ENT_MAINTENANCE         3
+
+#define NGX_HTTP_ENT_UPSTREAM_OVERRIDE   0
+#define NGX_HTTP_ENT_UPSTREAM_KEEP       1
+
+#define NGX_HTTP_ENT_NCOLS               17
+#define NGX_HTTP_ENT_COL_ALLOW           8
+#define NGX_HTTP_ENT_MAX_WAITS           3
+
+#define NGX_HTTP_ENT_MAINTENANCE_KEY     "ent:maintenance"
+
+
+typedef struct {
+    ngx_str_t                    id;
+    ngx_str_t                    code;
+    ngx_str_t                    name;
+    ngx_str_t                    status_text;
+    ngx_str_t                    tier;
+    ngx_str_t                    region;
+    ngx_str_t                    upstream;
+    ngx_str_t                    features;
+    ngx_str_t                    csp_sources;
+    ngx_str_t                    csp_report_uri;
+    ngx_str_t                    brand_color;
+    ngx_str_t                    logo_url;
+    ngx_str_t                    parent_id;
+    ngx_uint_t                   status;
+    ngx_uint_t                   has_allowlist;
+    const ngx_ent_iprange_t     *v4;
+    size_t                       nv4;
+    const ngx_ent_iprange_t     *v6;
+    size_t                       nv6;
+    unsigned                     csp_report_only:1;
+    unsigned                     hsts_preload:1;
+    unsigned                     custom_domain:1;
+} ngx_http_ent_tenant_t;
+
+
+typedef struct {
+    ngx_uint_t                   state;
+    ngx_uint_t                   waits;
+    ngx_uint_t                   page;       /* we generated the response */
+    ngx_str_t                    host;
+    ngx_http_ent_tenant_t        tenant;
+} ngx_http_ent_tenant_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                    zone;
+    ngx_ent_cache_t             *cache;
+    ngx_ent_pg_stmt_t           *stmt;
+    ngx_flag_t                   strip;
+    ngx_str_t                    prefix;
+    ngx_str_t                    header_id;
+    ngx_str_t                    header_code;
+    ngx_str_t                    header_tier;
+    ngx_msec_t                   poll_interval;
+    ngx_uint_t                   used;
+    ngx_uint_t                   redis;
+
+    /* per worker */
+    ngx_event_t                  poll;
+    ngx_uint_t                   maintenance;  /* Retry-After; 0: none */
+} ngx_http_ent_tenant_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                   enable;
+    ngx_array_t                 *bases;        /* ngx_str_t, longest first */
+    ngx_uint_t                   unknown;      /* 0: pass through */
+    ngx_uint_t                   deactivated;
+    ngx_uint_t                   retry_after;
+    ngx_array_t                 *json_prefixes;
+} ngx_http_ent_tenant_srv_conf_t;
+
+
+typedef struct {
+    ngx_array_t                 *features;     /* ngx_str_t */
+
+    ngx_flag_t                   headers;
+    ngx_http_complex_value_t    *csp;
+    ngx_flag_t                   csp_report_only;
+    ngx_str_t                    csp_report_uri;
+    ngx_str_t                    hsts;
+    ngx_flag_t                   hsts_preload;
+    ngx_str_t                    frame_options;
+    ngx_str_t                    content_type_options;
+    ngx_str_t                    referrer_policy;
+    ngx_str_t                    permissions_policy;
+    ngx_str_t                    coop;
+    ngx_str_t                    corp;
+    ngx_uint_t                   upstream_headers;
+} ngx_http_ent_tenant_loc_conf_t;
 
 
 static ngx_int_t ngx_http_ent_tenant_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ent_tenant_init(ngx_conf_t *cf);
+static void *ngx_http_ent_tenant_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_tenant_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_ent_tenant_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_tenant_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_ent_tenant_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ent_tenant_base_domain(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_tenant_unknown(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_tenant_header_name(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_tenant_require_feature(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_ent_tenant_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ent_tenant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ent_tenant_custom_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_http_ent_tenant_ctx_t *ngx_http_ent_tenant_get_ctx(
+    ngx_http_request_t *r);
+static ngx_http_ent_tenant_ctx_t *ngx_http_ent_tenant_new_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_ent_tenant_cleanup(void *data);
+static ngx_int_t ngx_http_ent_tenant_handler(ngx_http_request_t *r);
+static void ngx_http_ent_tenant_filled(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_tenant_decide(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_tenant_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_strip(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf);
+static ngx_int_t ngx_http_ent_tenant_identity(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf, ngx_http_ent_tenant_t *t);
+static ngx_int_t ngx_http_ent_tenant_compile(ngx_ent_rows_t *rows,
+    ngx_pool_t *pool, ngx_str_t *out, ngx_log_t *log);
+static ngx_int_t ngx_http_ent_tenant_decode(ngx_str_t *value,
+    ngx_http_ent_tenant_t *t);
+static ngx_int_t ngx_http_ent_tenant_page(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx, ngx_uint_t status, const char *error,
+    const char *title, const char *text, ngx_str_t *feature);
+static ngx_uint_t ngx_http_ent_tenant_wants_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
+    ngx_http_ent_tenant_loc_conf_t *tlcf, const char *name, size_t len,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_ent_tenant_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ent_tenant_poll(ngx_event_t *ev);
+static void ngx_http_ent_tenant_polled(ngx_ent_op_t *op);
+
+
+static ngx_conf_enum_t  ngx_http_ent_tenant_deactivated_status[] = {
+    { ngx_string("404"), NGX_HTTP_NOT_FOUND },
+    { ngx_string("410"), 410 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ent_tenant_upstream_modes[] = {
+    { ngx_string("override"), NGX_HTTP_ENT_UPSTREAM_OVERRIDE },
+    { ngx_string("keep"), NGX_HTTP_ENT_UPSTREAM_KEEP },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ent_tenant_retry_bounds = {
+    ngx_conf_check_num_bounds, 1, 86400
+};
+
+
+static ngx_command_t  ngx_http_ent_tenant_commands[] = {
+
+    { ngx_string("ent_tenant"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_srv_conf_t, enable),
+      NULL },
+
+    { ngx_string("ent_tenant_base_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_tenant_base_domain,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_tenant_unknown"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_ent_tenant_unknown,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_tenant_deactivated"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_srv_conf_t, deactivated),
+      &ngx_http_ent_tenant_deactivated_status },
+
+    { ngx_string("ent_tenant_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_srv_conf_t, retry_after),
+      &ngx_http_ent_tenant_retry_bounds },
+
+    { ngx_string("ent_tenant_json_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_srv_conf_t, json_prefixes),
+      NULL },
+
+    { ngx_string("ent_tenant_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_main_conf_t, zone),
+      NULL },
+
+    { ngx_string("ent_identity_strip"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_main_conf_t, strip),
+      NULL },
+
+    { ngx_string("ent_identity_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_main_conf_t, prefix),
+      NULL },
+
+    { ngx_string("ent_tenant_header"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_ent_tenant_header_name,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_maintenance_poll"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_main_conf_t, poll_interval),
+      NULL },
+
+    { ngx_string("ent_require_feature"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_tenant_require_feature,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_security_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, headers),
+      NULL },
+
+    { ngx_string("ent_csp"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, csp),
+      NULL },
+
+    { ngx_string("ent_csp_report_only"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, csp_report_only),
+      NULL },
+
+    { ngx_string("ent_csp_report_uri"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, csp_report_uri),
+      NULL },
+
+    { ngx_string("ent_hsts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, hsts),
+      NULL },
+
+    { ngx_string("ent_hsts_preload"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, hsts_preload),
+      NULL },
+
+    { ngx_string("ent_frame_options"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, frame_options),
+      NULL },
+
+    { ngx_string("ent_content_type_options"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, content_type_options),
+      NULL },
+
+    { ngx_string("ent_referrer_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, referrer_policy),
+      NULL },
+
+    { ngx_string("ent_permissions_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, permissions_policy),
+      NULL },
+
+    { ngx_string("ent_cross_origin_opener_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, coop),
+      NULL },
+
+    { ngx_string("ent_cross_origin_resource_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, corp),
+      NULL },
+
+    { ngx_string("ent_security_headers_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_tenant_loc_conf_t, upstream_headers),
+      &ngx_http_ent_tenant_upstream_modes },
+
+      ngx_null_command
+};
 
 
 static ngx_http_module_t  ngx_http_ent_tenant_module_ctx = {
-    ngx_http_ent_tenant_preconfiguration,   /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ent_tenant_preconfiguration,  /* preconfiguration */
+    ngx_http_ent_tenant_init,              /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_ent_tenant_create_main_conf,  /* create main configuration */
+    ngx_http_ent_tenant_init_main_conf,    /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_ent_tenant_create_srv_conf,   /* create server configuration */
+    ngx_http_ent_tenant_merge_srv_conf,    /* merge server configuration */
 
-    NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_ent_tenant_create_loc_conf,   /* create location configuration */
+    ngx_http_ent_tenant_merge_loc_conf     /* merge location configuration */
 };
 
 
 ngx_module_t  ngx_http_ent_tenant_module = {
     NGX_MODULE_V1,
-    &ngx_http_ent_tenant_module_ctx,         /* module context */
-    NULL,                                  /* module directives */
+    &ngx_http_ent_tenant_module_ctx,       /* module context */
+    ngx_http_ent_tenant_commands,          /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ent_tenant_init_process,      /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -47,8 +421,2013 @@ ngx_module_t  ngx_http_ent_tenant_module = {
 };
 
 
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/* offsets of ngx_str_t fields of ngx_http_ent_tenant_t, as variables */
+
+static ngx_http_variable_t  ngx_http_ent_tenant_vars[] = {
+
+    { ngx_string("ent_tenant_id"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, id), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_code"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, code), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_name"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, name), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_status"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, status_text),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_tier"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, tier), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_region"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, region), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_upstream"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_features"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, features),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_parent_id"), NULL, ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, parent_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_csp_sources"), NULL,
+      ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, csp_sources),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_tenant_custom_domain"), NULL,
+      ngx_http_ent_tenant_custom_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+#define NGX_HTTP_ENT_DEFAULT_CSP                                              \
+    "default-src 'self' $ent_tenant_csp_sources; object-src 'none'; "        \
+    "base-uri 'self'; frame-ancestors 'self'; form-action 'self'"
+
+#define NGX_HTTP_ENT_PAGE_CSP                                                 \
+    "default-src 'none'; img-src https:; style-src 'unsafe-inline'; "        \
+    "frame-ancestors 'none'"
+
+#define NGX_HTTP_ENT_DEFAULT_PERMISSIONS                                      \
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), "            \
+    "magnetometer=(), microphone=(), payment=(), usb=()"
+
+
 static ngx_int_t
 ngx_http_ent_tenant_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_ent_core_check(cf, "ngx_http_ent_tenant_module");
+    if (ngx_ent_core_check(cf, "ngx_http_ent_tenant_module") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ent_tenant_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_init(ngx_conf_t *cf)
+{
+    ngx_str_t                         sql;
+    ngx_uint_t                        backends;
+    ngx_http_handler_pt              *h;
+    ngx_http_core_main_conf_t        *cmcf;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_tenant_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ent_tenant_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ent_tenant_access_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_ent_tenant_header_filter;
+
+    if (!tmcf->used) {
+        return NGX_OK;
+    }
+
+    backends = ngx_ent_core_backends(cf);
+
+    if (!(backends & NGX_ENT_POSTGRES)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_tenant on\" needs \"ent_postgres\" "
+                           "in http{}");
+        return NGX_ERROR;
+    }
+
+    tmcf->redis = (backends & NGX_ENT_REDIS) ? 1 : 0;
+
+    tmcf->cache = ngx_ent_cache_zone(cf, &tmcf->zone);
+    if (tmcf->cache == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&sql, "SELECT * FROM ent.tenant_for_host($1, $2)");
+
+    tmcf->stmt = ngx_ent_pg_stmt_add(cf, (char *) sql.data, 2);
+    if (tmcf->stmt == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_ent_tenant_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    tmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_tenant_main_conf_t));
+    if (tmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     tmcf->zone = { 0, NULL };
+     *     tmcf->prefix = { 0, NULL };
+     *     tmcf->header_id = { 0, NULL };
+     *     tmcf->header_code = { 0, NULL };
+     *     tmcf->header_tier = { 0, NULL };
+     *     tmcf->cache = NULL;
+     *     tmcf->stmt = NULL;
+     *     tmcf->used = 0;
+     *     tmcf->maintenance = 0;
+     */
+
+    tmcf->strip = NGX_CONF_UNSET;
+    tmcf->poll_interval = NGX_CONF_UNSET_MSEC;
+
+    return tmcf;
+}
+
+
+static char *
+ngx_http_ent_tenant_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ent_tenant_main_conf_t *tmcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *names[3];
+    ngx_uint_t   i, k;
+
+    ngx_conf_init_value(tmcf->strip, 1);
+    ngx_conf_init_msec_value(tmcf->poll_interval, 500);
+
+    if (tmcf->zone.len == 0) {
+        ngx_str_set(&tmcf->zone, "tenants");
+    }
+
+    if (tmcf->prefix.len == 0) {
+        ngx_str_set(&tmcf->prefix, "X-Ent-");
+    }
+
+    if (tmcf->header_id.len == 0) {
+        ngx_str_set(&tmcf->header_id, "X-Ent-Tenant-Id");
+    }
+
+    if (tmcf->header_code.len == 0) {
+        ngx_str_set(&tmcf->header_code, "X-Ent-Tenant-Code");
+    }
+
+    if (tmcf->header_tier.len == 0) {
+        ngx_str_set(&tmcf->header_tier, "X-Ent-Tenant-Tier");
+    }
+
+    /* the prefix, folded once: lowercase, "_" as "-" */
+
+    p = ngx_pnalloc(cf->pool, tmcf->prefix.len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < tmcf->prefix.len; i++) {
+        p[i] = (tmcf->prefix.data[i] == '_')
+               ? '-' : ngx_tolower(tmcf->prefix.data[i]);
+
+        if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == ':') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"ent_identity_prefix\" \"%V\"",
+                               &tmcf->prefix);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    tmcf->prefix.data = p;
+
+    /* trusted names must carry the prefix: a client copy is stripped */
+
+    names[0] = &tmcf->header_id;
+    names[1] = &tmcf->header_code;
+    names[2] = &tmcf->header_tier;
+
+    for (k = 0; k < 3; k++) {
+        if (names[k]->len <= tmcf->prefix.len
+            || ngx_strncasecmp(names[k]->data, tmcf->prefix.data,
+                               tmcf->prefix.len) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the identity header \"%V\" must start with "
+                               "the identity prefix \"%V\", or clients "
+                               "could send their own", names[k],
+                               &tmcf->prefix);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ent_tenant_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_tenant_srv_conf_t  *tscf;
+
+    tscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_tenant_srv_conf_t));
+    if (tscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     tscf->bases = NULL;
+     */
+
+    tscf->enable = NGX_CONF_UNSET;
+    tscf->unknown = NGX_CONF_UNSET_UINT;
+    tscf->deactivated = NGX_CONF_UNSET_UINT;
+    tscf->retry_after = NGX_CONF_UNSET_UINT;
+    tscf->json_prefixes = NGX_CONF_UNSET_PTR;
+
+    return tscf;
+}
+
+
+static char *
+ngx_http_ent_tenant_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ent_tenant_srv_conf_t *prev = parent;
+    ngx_http_ent_tenant_srv_conf_t *conf = child;
+
+    ngx_str_t                        *s;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->unknown, prev->unknown,
+                              NGX_HTTP_NOT_FOUND);
+    ngx_conf_merge_uint_value(conf->deactivated, prev->deactivated,
+                              NGX_HTTP_NOT_FOUND);
+    ngx_conf_merge_uint_value(conf->retry_after, prev->retry_after, 300);
+    ngx_conf_merge_ptr_value(conf->json_prefixes, prev->json_prefixes, NULL);
+
+    if (conf->bases == NULL) {
+        conf->bases = prev->bases;
+    }
+
+    if (conf->json_prefixes == NULL) {
+        conf->json_prefixes = ngx_array_create(cf->pool, 2,
+                                               sizeof(ngx_str_t));
+        if (conf->json_prefixes == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push_n(conf->json_prefixes, 2);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&s[0], "/api/");
+        ngx_str_set(&s[1], "/scim/");
+    }
+
+    if (conf->enable) {
+        tmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_ent_tenant_module);
+        tmcf->used = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ent_tenant_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_tenant_loc_conf_t  *tlcf;
+
+    tlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_tenant_loc_conf_t));
+    if (tlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     tlcf->features = NULL;
+     *     tlcf->csp_report_uri = { 0, NULL };
+     *     tlcf->hsts = { 0, NULL };
+     *     tlcf->frame_options = { 0, NULL };
+     *     tlcf->content_type_options = { 0, NULL };
+     *     tlcf->referrer_policy = { 0, NULL };
+     *     tlcf->permissions_policy = { 0, NULL };
+     *     tlcf->coop = { 0, NULL };
+     *     tlcf->corp = { 0, NULL };
+     */
+
+    tlcf->headers = NGX_CONF_UNSET;
+    tlcf->csp = NGX_CONF_UNSET_PTR;
+    tlcf->csp_report_only = NGX_CONF_UNSET;
+    tlcf->hsts_preload = NGX_CONF_UNSET;
+    tlcf->upstream_headers = NGX_CONF_UNSET_UINT;
+
+    return tlcf;
+}
+
+
+static char *
+ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ent_tenant_loc_conf_t *prev = parent;
+    ngx_http_ent_tenant_loc_conf_t *conf = child;
+
+    ngx_str_t                          s;
+    ngx_http_compile_complex_value_t   ccv;
+
+    /* each header merges on its own: no add_header all-or-nothing */
+
+    ngx_conf_merge_value(conf->headers, prev->headers, 1);
+    ngx_conf_merge_ptr_value(conf->csp, prev->csp, NULL);
+    ngx_conf_merge_value(conf->csp_report_only, prev->csp_report_only, 0);
+    ngx_conf_merge_str_value(conf->csp_report_uri, prev->csp_report_uri, "");
+    ngx_conf_merge_str_value(conf->hsts, prev->hsts,
+                             "max-age=31536000; includeSubDomains");
+    ngx_conf_merge_value(conf->hsts_preload, prev->hsts_preload, 0);
+    ngx_conf_merge_str_value(conf->frame_options, prev->frame_options,
+                             "SAMEORIGIN");
+    ngx_conf_merge_str_value(conf->content_type_options,
+                             prev->content_type_options, "nosniff");
+    ngx_conf_merge_str_value(conf->referrer_policy, prev->referrer_policy,
+                             "strict-origin-when-cross-origin");
+    ngx_conf_merge_str_value(conf->permissions_policy,
+                             prev->permissions_policy,
+                             NGX_HTTP_ENT_DEFAULT_PERMISSIONS);
+    ngx_conf_merge_str_value(conf->coop, prev->coop, "same-origin");
+    ngx_conf_merge_str_value(conf->corp, prev->corp, "same-site");
+    ngx_conf_merge_uint_value(conf->upstream_headers, prev->upstream_headers,
+                              NGX_HTTP_ENT_UPSTREAM_OVERRIDE);
+
+    if (conf->features == NULL) {
+        conf->features = prev->features;
+    }
+
+    if (conf->csp == NULL) {
+        /* the default policy, compiled once per level that lacks one */
+
+        conf->csp = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->csp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&s, NGX_HTTP_ENT_DEFAULT_CSP);
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = conf->csp;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        prev->csp = conf->csp;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_tenant_base_domain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_tenant_srv_conf_t *tscf = conf;
+
+    u_char      buf[NGX_ENT_HOST_MAX + 8];
+    size_t      n;
+    ngx_str_t  *value, *base, tmp;
+    ngx_uint_t  i, j;
+
+    if (tscf->bases) {
+        return "is duplicate";
+    }
+
+    tscf->bases = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                   sizeof(ngx_str_t));
+    if (tscf->bases == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len > NGX_ENT_HOST_MAX
+            || ngx_ent_host_normalize(value[i].data, value[i].len, buf, &n)
+               != NGX_ENT_HOST_OK
+            || n != value[i].len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid domain \"%V\" in \"%V\" directive, "
+                               "expected a lowercase name such as "
+                               "\"example.com\"", &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        base = ngx_array_push(tscf->bases);
+        if (base == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *base = value[i];
+    }
+
+    /* longest first: the longest match wins */
+
+    base = tscf->bases->elts;
+
+    for (i = 1; i < tscf->bases->nelts; i++) {
+        for (j = i; j > 0 && base[j].len > base[j - 1].len; j--) {
+            tmp = base[j];
+            base[j] = base[j - 1];
+            base[j - 1] = tmp;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_tenant_unknown(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_tenant_srv_conf_t *tscf = conf;
+
+    ngx_str_t  *value;
+    ngx_int_t   n;
+
+    if (tscf->unknown != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "pass") == 0) {
+        tscf->unknown = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n != NGX_HTTP_NOT_FOUND && n != 410 && n != NGX_HTTP_FORBIDDEN
+        && n != NGX_HTTP_BAD_REQUEST)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"pass\", 400, 403, 404 or 410",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    tscf->unknown = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_tenant_header_name(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_tenant_main_conf_t *tmcf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "id") == 0) {
+        name = &tmcf->header_id;
+
+    } else if (ngx_strcmp(value[1].data, "code") == 0) {
+        name = &tmcf->header_code;
+
+    } else if (ngx_strcmp(value[1].data, "tier") == 0) {
+        name = &tmcf->header_tier;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid field \"%V\" in \"%V\" directive, "
+                           "it must be \"id\", \"code\" or \"tier\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[2].len; i++) {
+        if (!((value[2].data[i] >= 'a' && value[2].data[i] <= 'z')
+              || (value[2].data[i] >= 'A' && value[2].data[i] <= 'Z')
+              || (value[2].data[i] >= '0' && value[2].data[i] <= '9')
+              || value[2].data[i] == '-'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid header name \"%V\" in \"%V\" "
+                               "directive", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    *name = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_tenant_require_feature(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_tenant_loc_conf_t *tlcf = conf;
+
+    ngx_str_t   *value, *f;
+    ngx_uint_t   i, j;
+
+    if (tlcf->features) {
+        return "is duplicate";
+    }
+
+    tlcf->features = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_str_t));
+    if (tlcf->features == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (j = 0; j < value[i].len; j++) {
+            if (!((value[i].data[j] >= 'a' && value[i].data[j] <= 'z')
+                  || (j > 0 && ((value[i].data[j] >= '0'
+                                 && value[i].data[j] <= '9')
+                                || value[i].data[j] == '_'))))
+            {
+                break;
+            }
+        }
+
+        if (value[i].len == 0 || value[i].len > 64 || j != value[i].len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid feature \"%V\" in \"%V\" directive, "
+                               "expected a name such as \"api_ai\"",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        f = ngx_array_push(tlcf->features);
+        if (f == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *f = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* variables */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_ent_tenant_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *s;
+    ngx_http_ent_tenant_ctx_t  *ctx;
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED) {
+        /* no tenant (yet, or a pass-through): empty, not "not found" */
+        v->len = 0;
+        v->data = (u_char *) "";
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &ctx->tenant + data);
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_custom_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_ent_tenant_ctx_t  *ctx;
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+
+    v->len = 1;
+    v->data = (u_char *) ((ctx && ctx->state == NGX_HTTP_ENT_TENANT_RESOLVED
+                           && ctx->tenant.custom_domain) ? "1" : "0");
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the context, kept in a pool cleanup to survive internal redirects */
+
+
+static ngx_http_ent_tenant_ctx_t *
+ngx_http_ent_tenant_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_ent_tenant_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_tenant_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_ent_tenant_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_ent_tenant_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static ngx_http_ent_tenant_ctx_t *
+ngx_http_ent_tenant_new_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_ent_tenant_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ent_tenant_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_ent_tenant_ctx_t));
+
+    cln->handler = ngx_http_ent_tenant_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_ent_tenant_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_ent_tenant_cleanup(void *data)
+{
+    /* only a marker: the context lives in the pool */
+}
+
+
+/* resolution */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_handler(ngx_http_request_t *r)
+{
+    u_char                           *host;
+    size_t                            hlen, clen;
+    ngx_int_t                         rc;
+    ngx_str_t                         value, params[2], *bases;
+    ngx_uint_t                        i;
+    const u_char                     *code;
+    ngx_ent_cache_fill_t              fill;
+    ngx_http_ent_tenant_ctx_t        *ctx;
+    ngx_http_ent_tenant_srv_conf_t   *tscf;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_tenant_module);
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+
+    if (ctx) {
+        if (ctx->state == NGX_HTTP_ENT_TENANT_WAITING) {
+            return NGX_DONE;
+        }
+
+        if (ctx->state != NGX_HTTP_ENT_TENANT_NONE) {
+            /* after an internal redirect: decided already */
+            return NGX_DECLINED;
+        }
+    }
+
+    if (tmcf->strip && ngx_http_ent_tenant_strip(r, tmcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+
+    if (!tscf->enable || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_http_ent_tenant_new_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* nginx has validated and lowercased it already; we are stricter */
+
+        host = ngx_pnalloc(r->pool, r->headers_in.server.len + 1);
+        if (host == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        switch (ngx_ent_host_normalize(r->headers_in.server.data,
+                                       r->headers_in.server.len, host,
+                                       &hlen))
+        {
+        case NGX_ENT_HOST_OK:
+            break;
+
+        case NGX_ENT_HOST_IP:
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent tenant: an IP address as host");
+            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
+                       "invalid_host", "Bad request",
+                       "Use the organization's address, not an IP address.", NULL);
+
+        default:
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent tenant: a missing or malformed host");
+            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
+                       "invalid_host", "Bad request",
+                       "The request names no valid host.", NULL);
+        }
+
+        ctx->host.data = host;
+        ctx->host.len = hlen;
+    }
+
+    params[0] = ctx->host;
+    params[1].data = NULL;
+    params[1].len = 0;
+
+    if (tscf->bases) {
+        bases = tscf->bases->elts;
+
+        for (i = 0; i < tscf->bases->nelts; i++) {
+            if (ngx_ent_host_code(ctx->host.data, ctx->host.len,
+                                  bases[i].data, bases[i].len, &code, &clen))
+            {
+                params[1].data = (u_char *) code;
+                params[1].len = clen;
+                break;
+            }
+        }
+    }
+
+    fill.stmt = tmcf->stmt;
+    fill.params = params;
+    fill.transform = ngx_http_ent_tenant_compile;
+    fill.flags = NGX_ENT_CACHE_STALE_OK;
+
+    rc = ngx_ent_cache_fetch(r, tmcf->cache, &ctx->host, &fill, &value,
+                             ngx_http_ent_tenant_filled, r);
+
+    switch (rc) {
+
+    case NGX_OK:
+        if (ngx_http_ent_tenant_decode(&value, &ctx->tenant) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "ent tenant: a cached record for \"%V\" is "
+                          "malformed", &ctx->host);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->state = NGX_HTTP_ENT_TENANT_RESOLVED;
+        break;
+
+    case NGX_DECLINED:
+        ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
+        break;
+
+    case NGX_AGAIN:
+        if (++ctx->waits > NGX_HTTP_ENT_MAX_WAITS) {
+            goto unavailable;
+        }
+
+        ctx->state = NGX_HTTP_ENT_TENANT_WAITING;
+        return ngx_ent_phase_wait(r);
+
+    case NGX_BUSY:
+        goto unavailable;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ent_tenant_decide(r, ctx);
+
+unavailable:
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ent tenant: \"%V\" could not be resolved, "
+                  "PostgreSQL is unavailable", &ctx->host);
+
+    ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
+    r->headers_out.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "unavailable", "Temporarily unavailable",
+                                    "Please try again in a moment.", NULL);
+}
+
+
+static void
+ngx_http_ent_tenant_filled(ngx_ent_op_t *op)
+{
+    ngx_http_request_t         *r;
+    ngx_http_ent_tenant_ctx_t  *ctx;
+
+    r = op->data;
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+
+    if (ctx) {
+        /* ask again: the answer is in the cache, or the error mark is */
+        ctx->state = NGX_HTTP_ENT_TENANT_NONE;
+    }
+
+    ngx_ent_phase_resume(r);
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_decide(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx)
+{
+    ngx_http_ent_tenant_t            *t;
+    ngx_http_ent_tenant_srv_conf_t   *tscf;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_tenant_module);
+
+    if (ctx->state == NGX_HTTP_ENT_TENANT_UNKNOWN) {
+        if (tscf->unknown == 0) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ent tenant: no tenant for \"%V\"", &ctx->host);
+
+        return ngx_http_ent_tenant_page(r, ctx, tscf->unknown,
+                                        "unknown_tenant", "Not found",
+                                        "There is no organization at this "
+                                        "address.", NULL);
+    }
+
+    t = &ctx->tenant;
+
+    switch (t->status) {
+
+    case NGX_HTTP_ENT_SUSPENDED:
+        return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "tenant_suspended", "Suspended",
+                                        "This organization's access is "
+                                        "suspended. Contact its "
+                                        "administrator.", NULL);
+
+    case NGX_HTTP_ENT_DEACTIVATED:
+        return ngx_http_ent_tenant_page(r, ctx, tscf->deactivated,
+                                        "tenant_deactivated", "Not found",
+                                        "This organization no longer "
+                                        "exists here.", NULL);
+
+    case NGX_HTTP_ENT_MAINTENANCE:
+        return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "maintenance", "Maintenance",
+                                        "Scheduled maintenance is in "
+                                        "progress. Please come back soon.", NULL);
+
+    default:
+        break;
+    }
+
+    if (tmcf->maintenance) {
+        return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "maintenance", "Maintenance",
+                                        "Scheduled maintenance is in "
+                                        "progress. Please come back soon.", NULL);
+    }
+
+    if (ngx_http_ent_tenant_identity(r, tmcf, t) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* allow-lists and feature gates, after realip */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
+{
+    u_char                          *p, *last;
+    ngx_str_t                       *f;
+    ngx_uint_t                       i, allowed;
+    struct sockaddr_in              *sin;
+    ngx_http_ent_tenant_t           *t;
+    ngx_http_ent_tenant_ctx_t       *ctx;
+    ngx_http_ent_tenant_loc_conf_t  *tlcf;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6             *sin6;
+#endif
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED) {
+        return NGX_DECLINED;
+    }
+
+    t = &ctx->tenant;
+
+    if (t->has_allowlist) {
+        allowed = 0;
+
+        switch (r->connection->sockaddr->sa_family) {
+
+        case AF_INET:
+            sin = (struct sockaddr_in *) r->connection->sockaddr;
+            allowed = ngx_ent_ipset_match(t->v4, t->nv4, 4,
+                                          (u_char *) &sin->sin_addr);
+            break;
+
+#if (NGX_HAVE_INET6)
+        case AF_INET6:
+            sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+
+            if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+                allowed = ngx_ent_ipset_match(t->v4, t->nv4, 4,
+                                              sin6->sin6_addr.s6_addr + 12);
+
+            } else {
+                allowed = ngx_ent_ipset_match(t->v6, t->nv6, 16,
+                                              sin6->sin6_addr.s6_addr);
+            }
+
+            break;
+#endif
+
+        default:
+            /* a unix socket: the proxy in front decides (realip) */
+            allowed = 0;
+        }
+
+        if (!allowed) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent tenant: %V is not on the allow-list of "
+                          "tenant \"%V\"", &r->connection->addr_text,
+                          &t->code);
+
+            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "ip_not_allowed", "Forbidden",
+                                            "This organization only allows "
+                                            "access from its own networks.", NULL);
+        }
+    }
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_tenant_module);
+
+    if (tlcf->features == NULL) {
+        return NGX_DECLINED;
+    }
+
+    f = tlcf->features->elts;
+
+    for (i = 0; i < tlcf->features->nelts; i++) {
+
+        /* t->features: sorted, comma-separated names */
+
+        p = t->features.data;
+        last = p + t->features.len;
+
+        while (p < last) {
+            if ((size_t) (last - p) >= f[i].len
+                && ngx_strncmp(p, f[i].data, f[i].len) == 0
+                && (p + f[i].len == last || p[f[i].len] == ','))
+            {
+                break;
+            }
+
+            p = ngx_strlchr(p, last, ',');
+            p = p ? p + 1 : last;
+        }
+
+        if (p >= last) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent tenant: feature \"%V\" is off for tenant "
+                          "\"%V\" (tier \"%V\")", &f[i], &t->code, &t->tier);
+
+            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "feature_not_available",
+                                            "Not available",
+                                            "This feature is not part of the "
+                                            "organization's plan.", &f[i]);
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* headers to the upstream */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_strip(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf)
+{
+    u_char            c;
+    ngx_uint_t        i, j, found, total;
+    ngx_list_t        list;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    /*
+     * The common case finds nothing and costs one pass.  nginx 1.22 has no
+     * way to mark a request header as removed, so the list is rebuilt
+     * without the identity headers; they are never among the headers that
+     * r->headers_in points to, so those pointers stay valid.
+     */
+
+    found = 0;
+    total = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        total++;
+
+        if (h[i].key.len < tmcf->prefix.len) {
+            continue;
+        }
+
+        for (j = 0; j < tmcf->prefix.len; j++) {
+            c = h[i].key.data[j];
+            c = (c == '_') ? '-' : ngx_tolower(c);
+
+            if (c != tmcf->prefix.data[j]) {
+                break;
+            }
+        }
+
+        if (j == tmcf->prefix.len) {
+            found++;
+            h[i].hash = 0;
+        }
+    }
+
+    if (found == 0) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ent: %ui client-sent identity header%s removed", found,
+                  found > 1 ? "s" : "");
+
+    /* room for the trusted headers set next */
+
+    if (ngx_list_init(&list, r->pool, total + 3, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        nh = ngx_list_push(&list);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    /* one part only: "last" must point into the request, not here */
+
+    r->headers_in.headers = list;
+    r->headers_in.headers.last = &r->headers_in.headers.part;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_identity(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf, ngx_http_ent_tenant_t *t)
+{
+    ngx_str_t        *names[3], *values[3];
+    ngx_uint_t        i, k;
+    ngx_table_elt_t  *h;
+
+    names[0] = &tmcf->header_id;
+    names[1] = &tmcf->header_code;
+    names[2] = &tmcf->header_tier;
+    values[0] = &t->id;
+    values[1] = &t->code;
+    values[2] = &t->tier;
+
+    for (k = 0; k < 3; k++) {
+
+        /* checked by the schema, and once more: no CR, LF, NUL */
+
+        for (i = 0; i < values[k]->len; i++) {
+            if (values[k]->data[i] < 0x20 || values[k]->data[i] == 0x7f) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "ent tenant: \"%V\" of tenant \"%V\" holds a "
+                              "control character, not sent", names[k],
+                              &t->code);
+                return NGX_ERROR;
+            }
+        }
+
+        h = ngx_list_push(&r->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->key = *names[k];
+        h->value = *values[k];
+
+        h->lowcase_key = ngx_pnalloc(r->pool, h->key.len);
+        if (h->lowcase_key == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the compiled record in the cache */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_compile(ngx_ent_rows_t *rows, ngx_pool_t *pool,
+    ngx_str_t *out, ngx_log_t *log)
+{
+    u_char             *p, *set;
+    size_t              len, size, n4, n6, k, start;
+    uint32_t            col;
+    ngx_str_t           cells[NGX_HTTP_ENT_NCOLS];
+    const u_char       *data;
+    ngx_ent_iprange_t  *v4, *v6, range;
+
+    if (rows->nrows != 1 || rows->ncols != NGX_HTTP_ENT_NCOLS) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ent tenant: ent.tenant_for_host() returned %uD rows "
+                      "of %uD columns, expected 1 of %d (schema and module "
+                      "out of step?)", rows->nrows, rows->ncols,
+                      NGX_HTTP_ENT_NCOLS);
+        return NGX_ERROR;
+    }
+
+    col = 0;
+
+    while (ngx_ent_rows_next(rows, &data, &len)) {
+        cells[col].data = (u_char *) data;
+        cells[col].len = data ? len : 0;
+        col++;
+    }
+
+    /* the allow-list: CIDRs to sorted, merged ranges per family */
+
+    n4 = 0;
+    n6 = 0;
+    v4 = NULL;
+    v6 = NULL;
+
+    if (rows->ncols && cells[NGX_HTTP_ENT_COL_ALLOW].data) {
+        len = cells[NGX_HTTP_ENT_COL_ALLOW].len;
+
+        v4 = ngx_palloc(pool, (len / 2 + 1) * sizeof(ngx_ent_iprange_t));
+        v6 = ngx_palloc(pool, (len / 2 + 1) * sizeof(ngx_ent_iprange_t));
+        if (v4 == NULL || v6 == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = cells[NGX_HTTP_ENT_COL_ALLOW].data;
+        start = 0;
+
+        for (k = 0; k <= len; k++) {
+            if (k < len && p[k] != ',') {
+                continue;
+            }
+
+            if (k > start) {
+                switch (ngx_ent_cidr_parse(p + start, k - start, &range)) {
+                case 4:
+                    v4[n4++] = range;
+                    break;
+                case 16:
+                    v6[n6++] = range;
+                    break;
+                default:
+                    ngx_log_error(NGX_LOG_ERR, log, 0,
+                                  "ent tenant: invalid allow-list entry "
+                                  "\"%*s\"", k - start, p + start);
+                    return NGX_ERROR;
+                }
+            }
+
+            start = k + 1;
+        }
+
+        n4 = ngx_ent_ipset_build(v4, n4, 4);
+        n6 = ngx_ent_ipset_build(v6, n6, 16);
+    }
+
+    /* the set cell: u32 has-list, u32 n4, u32 n6, then the ranges */
+
+    len = 3 * sizeof(uint32_t) + (n4 + n6) * sizeof(ngx_ent_iprange_t);
+
+    set = ngx_palloc(pool, len);
+    if (set == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = set;
+    *(uint32_t *) p = cells[NGX_HTTP_ENT_COL_ALLOW].data ? 1 : 0;
+    p += sizeof(uint32_t);
+    *(uint32_t *) p = (uint32_t) n4;
+    p += sizeof(uint32_t);
+    *(uint32_t *) p = (uint32_t) n6;
+    p += sizeof(uint32_t);
+
+    if (n4) {
+        p = ngx_cpymem(p, v4, n4 * sizeof(ngx_ent_iprange_t));
+    }
+
+    if (n6) {
+        p = ngx_cpymem(p, v6, n6 * sizeof(ngx_ent_iprange_t));
+    }
+
+    cells[NGX_HTTP_ENT_COL_ALLOW].data = set;
+    cells[NGX_HTTP_ENT_COL_ALLOW].len = len;
+
+    /* the record: a rows blob of one row, the set in place of the CIDRs */
+
+    size = ngx_ent_rows_header_size();
+
+    for (col = 0; col < NGX_HTTP_ENT_NCOLS; col++) {
+        size += ngx_ent_rows_cell_size(cells[col].len);
+    }
+
+    out->data = ngx_palloc(pool, size);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_ent_rows_put_header(out->data, 1, NGX_HTTP_ENT_NCOLS);
+
+    for (col = 0; col < NGX_HTTP_ENT_NCOLS; col++) {
+        p = ngx_ent_rows_put_cell(p, cells[col].data, cells[col].len,
+                                  cells[col].data == NULL);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_decode(ngx_str_t *value, ngx_http_ent_tenant_t *t)
+{
+    size_t           len, n4, n6;
+    uint32_t         col, u;
+    ngx_str_t        cells[NGX_HTTP_ENT_NCOLS];
+    const u_char    *data;
+    ngx_ent_rows_t   rows;
+
+    if (ngx_ent_rows_open(&rows, value->data, value->len) != 0
+        || rows.nrows != 1 || rows.ncols != NGX_HTTP_ENT_NCOLS)
+    {
+        return NGX_ERROR;
+    }
+
+    col = 0;
+
+    while (ngx_ent_rows_next(&rows, &data, &len)) {
+        cells[col].data = (u_char *) (data ? data : (const u_char *) "");
+        cells[col].len = data ? len : 0;
+        col++;
+    }
+
+    t->id = cells[0];
+    t->code = cells[1];
+    t->name = cells[2];
+    t->status_text = cells[3];
+    t->tier = cells[4];
+    t->region = cells[5];
+    t->upstream = cells[6];
+    t->features = cells[7];
+    t->csp_sources = cells[9];
+    t->csp_report_only = (cells[10].len == 1 && cells[10].data[0] == 't');
+    t->csp_report_uri = cells[11];
+    t->hsts_preload = (cells[12].len == 1 && cells[12].data[0] == 't');
+    t->brand_color = cells[13];
+    t->logo_url = cells[14];
+    t->custom_domain = (cells[15].len == 1 && cells[15].data[0] == 't');
+    t->parent_id = cells[16];
+
+    if (ngx_strncmp(t->status_text.data, "active", 6) == 0) {
+        t->status = NGX_HTTP_ENT_ACTIVE;
+
+    } else if (ngx_strncmp(t->status_text.data, "suspended", 9) == 0) {
+        t->status = NGX_HTTP_ENT_SUSPENDED;
+
+    } else if (ngx_strncmp(t->status_text.data, "maintenance", 11) == 0) {
+        t->status = NGX_HTTP_ENT_MAINTENANCE;
+
+    } else {
+        /* deactivated, or anything unexpected: refuse */
+        t->status = NGX_HTTP_ENT_DEACTIVATED;
+    }
+
+    /* the set cell (see ngx_http_ent_tenant_compile) */
+
+    len = cells[NGX_HTTP_ENT_COL_ALLOW].len;
+    data = cells[NGX_HTTP_ENT_COL_ALLOW].data;
+
+    if (len < 3 * sizeof(uint32_t)) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(&u, data, sizeof(uint32_t));
+    t->has_allowlist = u;
+    ngx_memcpy(&u, data + sizeof(uint32_t), sizeof(uint32_t));
+    n4 = u;
+    ngx_memcpy(&u, data + 2 * sizeof(uint32_t), sizeof(uint32_t));
+    n6 = u;
+
+    if (n4 > len / sizeof(ngx_ent_iprange_t)
+        || n6 > len / sizeof(ngx_ent_iprange_t)
+        || len != 3 * sizeof(uint32_t)
+                  + (n4 + n6) * sizeof(ngx_ent_iprange_t))
+    {
+        return NGX_ERROR;
+    }
+
+    /* ngx_ent_iprange_t holds bytes only: any alignment will do */
+
+    t->v4 = (const ngx_ent_iprange_t *) (data + 3 * sizeof(uint32_t));
+    t->nv4 = n4;
+    t->v6 = t->v4 + n4;
+    t->nv6 = n6;
+
+    return NGX_OK;
+}
+
+
+/* pages: short, white-label, JSON for APIs */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_page(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
+    ngx_uint_t status, const char *error, const char *title, const char *text,
+    ngx_str_t *feature)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_str_t                        name, code, color, logo;
+    ngx_buf_t                       *b;
+    ngx_uint_t                       i, json;
+    ngx_chain_t                      out;
+    ngx_table_elt_t                 *h;
+    ngx_http_err_page_t             *err;
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_ent_tenant_srv_conf_t  *tscf;
+    ngx_http_ent_tenant_main_conf_t *tmcf;
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_tenant_module);
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "%ui",
+                                   ngx_strcmp(error, "maintenance") == 0
+                                   ? (tmcf->maintenance > 1
+                                      ? tmcf->maintenance
+                                      : tscf->retry_after)
+                                   : 5)
+                       - h->value.data;
+    }
+
+    /* the operator's error_page wins */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->error_pages) {
+        err = clcf->error_pages->elts;
+
+        for (i = 0; i < clcf->error_pages->nelts; i++) {
+            if (err[i].status == (ngx_int_t) status) {
+                return status;
+            }
+        }
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    ngx_str_null(&name);
+    ngx_str_null(&code);
+    ngx_str_null(&color);
+    ngx_str_null(&logo);
+
+    if (ctx && ctx->state == NGX_HTTP_ENT_TENANT_RESOLVED) {
+        name = ctx->tenant.name;
+        code = ctx->tenant.code;
+        color = ctx->tenant.brand_color;
+        logo = ctx->tenant.logo_url;
+    }
+
+    json = ngx_http_ent_tenant_wants_json(r);
+
+    len = 512 + ngx_strlen(title) + ngx_strlen(text)
+          + ngx_ent_escape_html_size(name.data, name.len)
+          + ngx_ent_escape_html_size(code.data, code.len)
+          + ngx_ent_escape_html_size(color.data, color.len)
+          + ngx_ent_escape_html_size(logo.data, logo.len)
+          + (feature ? feature->len
+                       + ngx_ent_escape_json_size(ctx->tenant.tier.data,
+                                                  ctx->tenant.tier.len)
+                     : 0);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+    if (json) {
+        p = ngx_sprintf(p, "{\"error\":\"%s\",\"message\":\"%s\"",
+                        error, text);
+
+        if (feature) {
+            p = ngx_sprintf(p, ",\"feature\":\"%V\",\"tier\":\"",
+                            feature);
+            p = (u_char *) ngx_ent_escape_json(p, ctx->tenant.tier.data,
+                                               ctx->tenant.tier.len);
+            *p++ = '"';
+        }
+
+        if (code.len) {
+            p = ngx_sprintf(p, ",\"tenant\":\"");
+            p = (u_char *) ngx_ent_escape_json(p, code.data, code.len);
+            *p++ = '"';
+        }
+
+        p = ngx_sprintf(p, "}\n");
+
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    } else {
+        p = ngx_sprintf(p, "<!DOCTYPE html>\n<html><head>"
+                           "<meta charset=\"utf-8\"><title>");
+        if (name.len) {
+            p = (u_char *) ngx_ent_escape_html(p, name.data, name.len);
+            p = ngx_sprintf(p, " - ");
+        }
+
+        p = ngx_sprintf(p, "%s</title></head>\n<body style=\"font-family:"
+                           "sans-serif;margin:3em\">", title);
+
+        if (logo.len) {
+            p = ngx_sprintf(p, "<img src=\"");
+            p = (u_char *) ngx_ent_escape_html(p, logo.data, logo.len);
+            p = ngx_sprintf(p, "\" alt=\"\" height=\"48\">");
+        }
+
+        p = ngx_sprintf(p, "<h1 style=\"color:");
+
+        if (color.len) {
+            p = (u_char *) ngx_ent_escape_html(p, color.data, color.len);
+
+        } else {
+            p = ngx_sprintf(p, "#333");
+        }
+
+        p = ngx_sprintf(p, "\">");
+
+        if (name.len) {
+            p = (u_char *) ngx_ent_escape_html(p, name.data, name.len);
+            p = ngx_sprintf(p, ": ");
+        }
+
+        p = ngx_sprintf(p, "%s</h1>\n<p>%s</p></body></html>\n", title, text);
+
+        ngx_str_set(&r->headers_out.content_type, "text/html");
+    }
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    if (ctx) {
+        ctx->page = 1;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.charset.len = 0;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_http_ent_tenant_wants_json(ngx_http_request_t *r)
+{
+    u_char                          *accept, *last;
+    ngx_str_t                       *pre;
+    ngx_uint_t                       i;
+    ngx_list_part_t                 *part;
+    ngx_table_elt_t                 *h;
+    ngx_http_ent_tenant_srv_conf_t  *tscf;
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+
+    pre = tscf->json_prefixes->elts;
+
+    for (i = 0; i < tscf->json_prefixes->nelts; i++) {
+        if (r->uri.len >= pre[i].len
+            && ngx_strncmp(r->uri.data, pre[i].data, pre[i].len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Accept") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1) != 0)
+        {
+            continue;
+        }
+
+        accept = h[i].value.data;
+        last = accept + h[i].value.len;
+
+        /* a browser asks for HTML first; an API client for JSON */
+
+        if (ngx_strlcasestrn(accept, last, (u_char *) "text/html", 9 - 1)) {
+            return 0;
+        }
+
+        return ngx_strlcasestrn(accept, last, (u_char *) "json", 4 - 1)
+               != NULL;
+    }
+
+    return 0;
+}
+
+
+/* security headers, on every response */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    ngx_str_t                        csp, hsts;
+    ngx_uint_t                       report_only, preload;
+    ngx_http_ent_tenant_t           *t;
+    ngx_http_ent_tenant_ctx_t       *ctx;
+    ngx_http_ent_tenant_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_tenant_module);
+
+    if (!tlcf->headers || r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_ent_tenant_get_ctx(r);
+    t = (ctx && ctx->state == NGX_HTTP_ENT_TENANT_RESOLVED) ? &ctx->tenant
+                                                            : NULL;
+
+    /* Content-Security-Policy, or -Report-Only */
+
+    if (ctx && ctx->page) {
+        ngx_str_set(&csp, NGX_HTTP_ENT_PAGE_CSP);
+
+    } else if (ngx_http_complex_value(r, tlcf->csp, &csp) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (csp.len && !(csp.len == 3 && ngx_strncmp(csp.data, "off", 3) == 0)) {
+        report_only = tlcf->csp_report_only || (t && t->csp_report_only);
+
+        if ((t && t->csp_report_uri.len) || tlcf->csp_report_uri.len) {
+            p = ngx_pnalloc(r->pool, csp.len + sizeof("; report-uri ") - 1
+                                     + tlcf->csp_report_uri.len
+                                     + (t ? t->csp_report_uri.len : 0));
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            csp.data = ngx_cpymem(p, csp.data, csp.len);
+            csp.data = ngx_cpymem(csp.data, "; report-uri ",
+                                  sizeof("; report-uri ") - 1);
+            csp.data = (t && t->csp_report_uri.len)
+                       ? ngx_cpymem(csp.data, t->csp_report_uri.data,
+                                    t->csp_report_uri.len)
+                       : ngx_cpymem(csp.data, tlcf->csp_report_uri.data,
+                                    tlcf->csp_report_uri.len);
+            csp.len = csp.data - p;
+            csp.data = p;
+        }
+
+        if (report_only) {
+            if (ngx_http_ent_tenant_set_header(r, tlcf,
+                    "Content-Security-Policy-Report-Only",
+                    sizeof("Content-Security-Policy-Report-Only") - 1, &csp)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+        } else if (ngx_http_ent_tenant_set_header(r, tlcf,
+                       "Content-Security-Policy",
+                       sizeof("Content-Security-Policy") - 1, &csp)
+                   != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    /* HSTS: over HTTPS only; preload never on a custom domain unasked */
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl && tlcf->hsts.len
+        && !(tlcf->hsts.len == 3
+             && ngx_strncmp(tlcf->hsts.data, "off", 3) == 0))
+    {
+        hsts = tlcf->hsts;
+        preload = tlcf->hsts_preload
+                  && (t == NULL || !t->custom_domain || t->hsts_preload);
+
+        if (preload) {
+            p = ngx_pnalloc(r->pool, hsts.len + sizeof("; preload") - 1);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            hsts.data = ngx_cpymem(p, hsts.data, hsts.len);
+            hsts.data = ngx_cpymem(hsts.data, "; preload",
+                                   sizeof("; preload") - 1);
+            hsts.len = hsts.data - p;
+            hsts.data = p;
+        }
+
+        if (ngx_http_ent_tenant_set_header(r, tlcf,
+                "Strict-Transport-Security",
+                sizeof("Strict-Transport-Security") - 1, &hsts)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+#else
+    (void) hsts;
+    (void) preload;
+#endif
+
+    if (ngx_http_ent_tenant_set_header(r, tlcf, "X-Frame-Options",
+                                       sizeof("X-Frame-Options") - 1,
+                                       &tlcf->frame_options) != NGX_OK
+        || ngx_http_ent_tenant_set_header(r, tlcf, "X-Content-Type-Options",
+                                          sizeof("X-Content-Type-Options") - 1,
+                                          &tlcf->content_type_options)
+           != NGX_OK
+        || ngx_http_ent_tenant_set_header(r, tlcf, "Referrer-Policy",
+                                          sizeof("Referrer-Policy") - 1,
+                                          &tlcf->referrer_policy) != NGX_OK
+        || ngx_http_ent_tenant_set_header(r, tlcf, "Permissions-Policy",
+                                          sizeof("Permissions-Policy") - 1,
+                                          &tlcf->permissions_policy)
+           != NGX_OK
+        || ngx_http_ent_tenant_set_header(r, tlcf,
+                                          "Cross-Origin-Opener-Policy",
+                                          sizeof("Cross-Origin-Opener-Policy")
+                                          - 1, &tlcf->coop) != NGX_OK
+        || ngx_http_ent_tenant_set_header(r, tlcf,
+                                          "Cross-Origin-Resource-Policy",
+                                          sizeof("Cross-Origin-Resource-"
+                                                 "Policy") - 1,
+                                          &tlcf->corp) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
+    ngx_http_ent_tenant_loc_conf_t *tlcf, const char *name, size_t len,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (value->len == 0
+        || (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0))
+    {
+        return NGX_OK;
+    }
+
+    /* one of each: the upstream's copies are kept or replaced */
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != len
+            || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
+        {
+            continue;
+        }
+
+        if (tlcf->upstream_headers == NGX_HTTP_ENT_UPSTREAM_KEEP) {
+            return NGX_OK;
+        }
+
+        h[i].hash = 0;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = len;
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/* platform-wide maintenance: the Redis key, polled by every worker */
+
+
+static ngx_int_t
+ngx_http_ent_tenant_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    if (cycle->conf_ctx == NULL
+        || cycle->conf_ctx[ngx_http_module.index] == NULL)
+    {
+        return NGX_OK;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ent_tenant_module);
+
+    if (tmcf == NULL || !tmcf->used || !tmcf->redis) {
+        return NGX_OK;
+    }
+
+    tmcf->poll.handler = ngx_http_ent_tenant_poll;
+    tmcf->poll.data = tmcf;
+    tmcf->poll.log = cycle->log;
+    tmcf->poll.cancelable = 1;
+
+    ngx_add_timer(&tmcf->poll, 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_tenant_poll(ngx_event_t *ev)
+{
+    ngx_str_t                         argv[2];
+    ngx_ent_redis_cmd_t               cmd;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    tmcf = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_str_set(&argv[0], "GET");
+    ngx_str_set(&argv[1], NGX_HTTP_ENT_MAINTENANCE_KEY);
+
+    cmd.argc = 2;
+    cmd.argv = argv;
+
+    if (ngx_ent_redis_run(NULL, &cmd, 1, ngx_http_ent_tenant_polled, tmcf)
+        != NGX_AGAIN)
+    {
+        /* Redis is down: keep the last known state, ask again later */
+        ngx_add_timer(&tmcf->poll, tmcf->poll_interval);
+    }
+}
+
+
+static void
+ngx_http_ent_tenant_polled(ngx_ent_op_t *op)
+{
+    ngx_int_t                         n;
+    redisReply                       *reply;
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    tmcf = op->data;
+
+    if (op->status == NGX_ENT_OK && op->nreplies == 1) {
+        reply = op->replies[0];
+
+        if (reply->type == REDIS_REPLY_NIL
+            || (reply->type == REDIS_REPLY_STRING
+                && (reply->len == 0
+                    || (reply->len == 3
+                        && ngx_strncmp(reply->str, "off", 3) == 0))))
+        {
+            tmcf->maintenance = 0;
+
+        } else if (reply->type == REDIS_REPLY_STRING) {
+            n = ngx_atoi((u_char *) reply->str, reply->len);
+            tmcf->maintenance = (n > 0 && n <= 86400) ? (ngx_uint_t) n : 1;
+        }
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(&tmcf->poll, tmcf->poll_interval);
+    }
 }

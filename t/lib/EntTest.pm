@@ -38,7 +38,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
     pg_start pg_stop pg_kill pg_sql pg_dsn
-    redis_start redis_stop redis_cli
+    redis_start redis_stop redis_cli echo_start
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
     run_blocks check_log wait_until
@@ -280,6 +280,32 @@ sub redis_cli {
 sub redis_socket { return "$REDIS{dir}/redis.sock" }
 
 
+# the demo app as the upstream: it answers with the X-Ent-* headers it got
+
+my %ECHO;
+
+sub echo_start {
+    return $ECHO{port} if $ECHO{pid};
+    $ECHO{port} = free_port();
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        exec $^X, "$TOP/demo/echo-app.pl", $ECHO{port};
+        exit 127;
+    }
+    $ECHO{pid} = $pid;
+    wait_until(sub { port_open($ECHO{port}) }, 10) or die "echo app down\n";
+    return $ECHO{port};
+}
+
+END {
+    if ($ECHO{pid}) {
+        kill 'TERM', $ECHO{pid};
+        waitpid $ECHO{pid}, 0;
+    }
+}
+
+
 # nginx
 
 sub expand {
@@ -290,6 +316,7 @@ sub expand {
     $text =~ s/\$TEST_REDIS_PORT\b/$REDIS{port}/g;
     $text =~ s/\$TEST_REDIS_SOCKET\b/redis_socket()/ge;
     $text =~ s/\$TEST_MODULES\b/$MODULES/g;
+    $text =~ s/\$TEST_ECHO_PORT\b/$ECHO{port}/g if $ECHO{port};
     return $text;
 }
 
