@@ -169,6 +169,8 @@ static void ngx_http_ent_tenant_filled(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_tenant_decide(ngx_http_request_t *r,
     ngx_http_ent_tenant_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_tenant_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_deny(ngx_http_request_t *r,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_ent_tenant_strip(ngx_http_request_t *r,
     ngx_http_ent_tenant_main_conf_t *tmcf);
 static ngx_int_t ngx_http_ent_tenant_identity(ngx_http_request_t *r,
@@ -1461,10 +1463,12 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "tenant \"%V\"", &r->connection->addr_text,
                           &t->code);
 
-            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
-                                            "ip_not_allowed", "Forbidden",
-                                            "This organization only allows "
-                                            "access from its own networks.", NULL);
+            return ngx_http_ent_tenant_deny(r,
+                       ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                                "ip_not_allowed", "Forbidden",
+                                                "This organization only "
+                                                "allows access from its own "
+                                                "networks.", NULL));
         }
     }
 
@@ -1500,15 +1504,35 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "ent tenant: feature \"%V\" is off for tenant "
                           "\"%V\" (tier \"%V\")", &f[i], &t->code, &t->tier);
 
-            return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
-                                            "feature_not_available",
-                                            "Not available",
-                                            "This feature is not part of the "
-                                            "organization's plan.", &f[i]);
+            return ngx_http_ent_tenant_deny(r,
+                       ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                                "feature_not_available",
+                                                "Not available",
+                                                "This feature is not part of "
+                                                "the organization's plan.",
+                                                &f[i]));
         }
     }
 
     return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_int_t rc)
+{
+    /*
+     * In the access phase NGX_OK means "allowed": a page we sent ourselves
+     * ends the request here; a status (error_page) goes back to nginx
+     */
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
 }
 
 
@@ -1758,8 +1782,10 @@ ngx_http_ent_tenant_compile(ngx_ent_rows_t *rows, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
+    /* no list, or an empty one: everyone is allowed */
+
     p = set;
-    *(uint32_t *) p = cells[NGX_HTTP_ENT_COL_ALLOW].data ? 1 : 0;
+    *(uint32_t *) p = (n4 + n6) ? 1 : 0;
     p += sizeof(uint32_t);
     *(uint32_t *) p = (uint32_t) n4;
     p += sizeof(uint32_t);

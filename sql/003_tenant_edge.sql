@@ -11,15 +11,18 @@ ALTER TABLE ent.tenants
     ADD COLUMN IF NOT EXISTS brand_color text
         CHECK (brand_color ~ '^#[0-9a-fA-F]{6}$'),
     ADD COLUMN IF NOT EXISTS logo_url text
-        CHECK (logo_url ~ '^https://[^[:space:]"''<>\\]{1,500}$'),
+        CHECK (logo_url ~ '^https://[^[:space:]"''<>\\]+$'
+               AND length(logo_url) <= 500),
     ADD COLUMN IF NOT EXISTS features jsonb NOT NULL DEFAULT '{}'::jsonb
         CHECK (jsonb_typeof(features) = 'object'),
     ADD COLUMN IF NOT EXISTS allow_cidrs cidr[],
     ADD COLUMN IF NOT EXISTS csp_sources text
-        CHECK (csp_sources ~ '^[A-Za-z0-9 :/.*_''+-]{0,1000}$'),
+        CHECK (csp_sources ~ '^[A-Za-z0-9 :/.*_''+-]*$'
+               AND length(csp_sources) <= 1000),
     ADD COLUMN IF NOT EXISTS csp_report_only boolean,
     ADD COLUMN IF NOT EXISTS csp_report_uri text
-        CHECK (csp_report_uri ~ '^https://[^[:space:];,"''<>\\]{1,500}$'),
+        CHECK (csp_report_uri ~ '^https://[^[:space:];,"''<>\\]+$'
+               AND length(csp_report_uri) <= 500),
     ADD COLUMN IF NOT EXISTS hsts_preload boolean NOT NULL DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS ent.features (
