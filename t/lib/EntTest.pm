@@ -78,6 +78,8 @@ sub run_cmd {
     return $out;
 }
 
+sub tmpdir { return $ROOT }
+
 sub free_port {
     for (1 .. 50) {
         my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
