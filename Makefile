@@ -100,9 +100,10 @@ $(TOP)/build/entctl_sql.c: $(wildcard sql/*.sql) scripts/embed-sql.pl
 	@mkdir -p $(TOP)/build
 	@perl scripts/embed-sql.pl sql > $@
 
-bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c
+bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
+            ngx_ent_tenant/ngx_ent_host.c ngx_ent_tenant/ngx_ent_host.h
 	@mkdir -p bin
-	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -o $@ \
+	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant -o $@ \
 	    $(filter %.c,$^) -lpq
 
 # unit tests and fuzz targets of the I/O-free code

@@ -39,15 +39,20 @@ int
 main(int argc, char **argv)
 {
     int          i, rc;
+    char       **args;
     PGconn      *conn;
-    const char  *dsn, *cmd;
+    const char  *dsn, *redis, *cmd;
 
     dsn = getenv("ENT_DSN");
-    cmd = NULL;
+    redis = getenv("ENT_REDIS");
+    redis = redis ? redis : "127.0.0.1:6379";
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
             dsn = argv[++i];
+
+        } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            redis = argv[++i];
 
         } else if (strcmp(argv[i], "-h") == 0
                    || strcmp(argv[i], "--help") == 0)
@@ -55,27 +60,35 @@ main(int argc, char **argv)
             entctl_usage(stdout);
             return 0;
 
-        } else if (cmd == NULL && argv[i][0] != '-') {
-            cmd = argv[i];
-
-        } else {
-            fprintf(stderr, "entctl: unexpected argument \"%s\"\n", argv[i]);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "entctl: unknown option \"%s\"\n", argv[i]);
             entctl_usage(stderr);
             return 2;
+
+        } else {
+            break;
         }
     }
 
-    if (cmd == NULL) {
+    if (i == argc) {
         entctl_usage(stderr);
         return 2;
     }
+
+    cmd = argv[i];
+    args = argv + i + 1;
+    argc -= i + 1;
 
     if (strcmp(cmd, "version") == 0) {
         printf("entctl %s\n", ENTCTL_VERSION);
         return 0;
     }
 
-    if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0) {
+    if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0
+        && strcmp(cmd, "tenant") != 0 && strcmp(cmd, "domain") != 0
+        && strcmp(cmd, "feature") != 0 && strcmp(cmd, "allow") != 0
+        && strcmp(cmd, "headers") != 0 && strcmp(cmd, "maintenance") != 0)
+    {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
         return 2;
@@ -91,8 +104,30 @@ main(int argc, char **argv)
         return 1;
     }
 
-    rc = (strcmp(cmd, "migrate") == 0) ? entctl_migrate(conn)
-                                       : entctl_status(conn);
+    if (strcmp(cmd, "migrate") == 0) {
+        rc = entctl_migrate(conn);
+
+    } else if (strcmp(cmd, "status") == 0) {
+        rc = entctl_status(conn);
+
+    } else if (strcmp(cmd, "tenant") == 0) {
+        rc = entctl_tenant(conn, argc, args);
+
+    } else if (strcmp(cmd, "domain") == 0) {
+        rc = entctl_domain(conn, argc, args);
+
+    } else if (strcmp(cmd, "feature") == 0) {
+        rc = entctl_feature(conn, argc, args);
+
+    } else if (strcmp(cmd, "allow") == 0) {
+        rc = entctl_allow(conn, argc, args);
+
+    } else if (strcmp(cmd, "headers") == 0) {
+        rc = entctl_headers(conn, argc, args);
+
+    } else {
+        rc = entctl_maintenance(conn, argc, args, redis);
+    }
 
     PQfinish(conn);
 
@@ -279,14 +314,30 @@ static void
 entctl_usage(FILE *f)
 {
     fprintf(f,
-            "usage: entctl [--dsn DSN] COMMAND\n"
+            "usage: entctl [--dsn DSN] [--redis HOST:PORT] COMMAND ...\n"
             "\n"
-            "commands:\n"
-            "  migrate   apply the schema migrations not yet applied\n"
-            "  status    list applied and pending migrations\n"
-            "  version   print the version\n"
+            "  migrate | status | version\n"
+            "  tenant create CODE --name NAME [--tier T] [--region R]\n"
+            "         [--parent CODE] [--upstream NAME] [--status S]\n"
+            "  tenant list | show CODE | suspend CODE | resume CODE |"
+            " delete CODE\n"
+            "  tenant update CODE [--name N] [--tier T] [--region R]\n"
+            "         [--parent CODE|none] [--upstream NAME|none]"
+            " [--status S]\n"
+            "         [--brand-color #rrggbb] [--logo-url https://...]\n"
+            "  domain add CODE DOMAIN | domain remove DOMAIN\n"
+            "  feature set CODE FEATURE on|off | feature unset CODE FEATURE\n"
+            "  feature platform FEATURE [--enabled on|off]"
+            " [--rollout PERCENT]\n"
+            "  allow add|remove CODE CIDR | allow clear CODE\n"
+            "  headers set CODE [--csp-sources S|none]"
+            " [--report-only on|off|inherit]\n"
+            "         [--report-uri URL|none] [--hsts-preload on|off]\n"
+            "  maintenance on|off [CODE] [--retry-after SECONDS]\n"
             "\n"
-            "DSN defaults to $ENT_DSN, then to libpq's environment.\n");
+            "DSN defaults to $ENT_DSN, then to libpq's environment; the Redis\n"
+            "address (platform-wide maintenance) to $ENT_REDIS, then\n"
+            "127.0.0.1:6379.  Changes reach every nginx node within 1 s.\n");
 }
 
 

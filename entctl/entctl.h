@@ -19,4 +19,15 @@ typedef struct {
 extern const ent_migration_t  ent_migrations[];
 
 
+typedef struct pg_conn  PGconn;
+
+int entctl_tenant(PGconn *conn, int argc, char **argv);
+int entctl_domain(PGconn *conn, int argc, char **argv);
+int entctl_feature(PGconn *conn, int argc, char **argv);
+int entctl_allow(PGconn *conn, int argc, char **argv);
+int entctl_headers(PGconn *conn, int argc, char **argv);
+int entctl_maintenance(PGconn *conn, int argc, char **argv,
+    const char *redis);
+
+
 #endif /* _ENTCTL_H_INCLUDED_ */

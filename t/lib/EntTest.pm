@@ -281,6 +281,8 @@ sub redis_cli {
 
 sub redis_socket { return "$REDIS{dir}/redis.sock" }
 
+sub redis_port { return $REDIS{port} }
+
 
 # the demo app as the upstream: it answers with the X-Ent-* headers it got
 

@@ -1,0 +1,768 @@
+/*
+ * entctl: tenant administration.
+ *
+ *   tenant create CODE --name NAME [--tier T] [--region R] [--parent CODE]
+ *                      [--upstream NAME] [--status S]
+ *   tenant list | show CODE | delete CODE | suspend CODE | resume CODE
+ *   tenant update CODE [--name N] [--tier T] [--region R] [--parent CODE|none]
+ *                      [--upstream N|none] [--status S] [--brand-color #rrggbb]
+ *                      [--logo-url https://...]
+ *   domain add CODE DOMAIN | domain remove DOMAIN
+ *   feature set CODE FEATURE on|off | feature unset CODE FEATURE
+ *   feature platform FEATURE [--enabled on|off] [--rollout PERCENT]
+ *   allow add CODE CIDR | allow remove CODE CIDR | allow clear CODE
+ *   headers set CODE [--csp-sources S|none] [--report-only on|off|inherit]
+ *                    [--report-uri URL|none] [--hsts-preload on|off]
+ *   maintenance on|off [CODE] [--retry-after SECONDS]
+ *
+ * Every change is a parameterized statement; the triggers in the schema
+ * notify the nginx nodes, which apply it within a second.  Input is
+ * checked here with the same rules the edge applies (ngx_ent_host.c), so
+ * that errors say what is wrong before the database does.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "entctl.h"
+#include "ngx_ent_host.h"
+
+
+static int ent_code_ok(const char *code);
+static int ent_domain_ok(const char *domain, char *out);
+static int ent_cidr_ok(const char *cidr);
+static const char *ent_opt(int argc, char **argv, const char *name);
+static int ent_opts_known(int argc, char **argv, const char *const *known);
+static int ent_exec(PGconn *conn, const char *sql, int n,
+    const char *const *params, int expect_rows);
+static int ent_tenant_exists(PGconn *conn, const char *code);
+static int ent_redis(const char *addr, const char *cmd, const char *key,
+    const char *value);
+
+
+static const char *const  ent_statuses[] = {
+    "active", "suspended", "deactivated", "maintenance", NULL
+};
+
+
+static int
+ent_code_ok(const char *code)
+{
+    size_t  i, n;
+
+    n = strlen(code);
+
+    if (n == 0 || n > 63 || code[0] == '-' || code[n - 1] == '-') {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (!(islower((unsigned char) code[i])
+              || isdigit((unsigned char) code[i]) || code[i] == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ent_domain_ok(const char *domain, char *out)
+{
+    size_t  n;
+
+    if (strlen(domain) > NGX_ENT_HOST_MAX) {
+        return 0;
+    }
+
+    if (ngx_ent_host_normalize((const unsigned char *) domain,
+                               strlen(domain), (unsigned char *) out, &n)
+        != NGX_ENT_HOST_OK)
+    {
+        return 0;
+    }
+
+    out[n] = '\0';
+
+    /* a name, not "localhost": at least two labels */
+    return strchr(out, '.') != NULL;
+}
+
+
+static int
+ent_cidr_ok(const char *cidr)
+{
+    ngx_ent_iprange_t  r;
+
+    return ngx_ent_cidr_parse((const unsigned char *) cidr, strlen(cidr), &r)
+           != 0;
+}
+
+
+static const char *
+ent_opt(int argc, char **argv, const char *name)
+{
+    int  i;
+
+    for (i = 0; i < argc - 1; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+ent_opts_known(int argc, char **argv, const char *const *known)
+{
+    int                 i;
+    const char *const  *k;
+
+    for (i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            continue;
+        }
+
+        for (k = known; *k; k++) {
+            if (strcmp(argv[i], *k) == 0) {
+                break;
+            }
+        }
+
+        if (*k == NULL) {
+            fprintf(stderr, "entctl: unknown option \"%s\"\n", argv[i]);
+            return 0;
+        }
+
+        if (i + 1 >= argc) {
+            fprintf(stderr, "entctl: option \"%s\" needs a value\n", argv[i]);
+            return 0;
+        }
+
+        i++;
+    }
+
+    return 1;
+}
+
+
+/* runs a statement; prints rows as "a|b|c" lines when expect_rows */
+
+static int
+ent_exec(PGconn *conn, const char *sql, int n, const char *const *params,
+    int expect_rows)
+{
+    int             i, j;
+    char           *detail;
+    PGresult       *res;
+    ExecStatusType  st;
+
+    res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    st = PQresultStatus(res);
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        detail = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        fprintf(stderr, "entctl: %s\n", detail ? detail : "database error");
+        PQclear(res);
+        return -1;
+    }
+
+    if (expect_rows) {
+        for (i = 0; i < PQntuples(res); i++) {
+            for (j = 0; j < PQnfields(res); j++) {
+                printf("%s%s", j ? "|" : "",
+                       PQgetisnull(res, i, j) ? "" : PQgetvalue(res, i, j));
+            }
+
+            printf("\n");
+        }
+    }
+
+    n = (st == PGRES_TUPLES_OK) ? PQntuples(res) : atoi(PQcmdTuples(res));
+
+    PQclear(res);
+
+    return n;
+}
+
+
+static int
+ent_tenant_exists(PGconn *conn, const char *code)
+{
+    const char  *p[1];
+
+    p[0] = code;
+
+    if (ent_exec(conn, "SELECT 1 FROM ent.tenants WHERE code = $1", 1, p, 0)
+        != 1)
+    {
+        fprintf(stderr, "entctl: no tenant \"%s\"\n", code);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+int
+entctl_tenant(PGconn *conn, int argc, char **argv)
+{
+    int                 i, n;
+    const char         *verb, *code, *v, *p[8];
+    static const char  *known[] = {
+        "--name", "--tier", "--region", "--parent", "--upstream", "--status",
+        "--brand-color", "--logo-url", NULL
+    };
+
+    if (argc < 1) {
+        goto usage;
+    }
+
+    verb = argv[0];
+
+    if (strcmp(verb, "list") == 0) {
+        return ent_exec(conn,
+                        "SELECT t.code, t.display_name, t.status, "
+                        "coalesce(t.plan_id, '(inherited)'), "
+                        "coalesce(t.region, ''), coalesce(p.code, '') "
+                        "FROM ent.tenants t "
+                        "LEFT JOIN ent.tenants p ON p.id = t.parent_id "
+                        "ORDER BY t.code", 0, NULL, 1) < 0;
+    }
+
+    if (argc < 2) {
+        goto usage;
+    }
+
+    code = argv[1];
+
+    if (!ent_code_ok(code)) {
+        fprintf(stderr, "entctl: invalid tenant code \"%s\": use 1 to 63 "
+                "lowercase letters, digits and inner hyphens\n", code);
+        return 1;
+    }
+
+    if (!ent_opts_known(argc - 2, argv + 2, known)) {
+        return 2;
+    }
+
+    v = ent_opt(argc, argv, "--status");
+
+    if (v) {
+        for (i = 0; ent_statuses[i]; i++) {
+            if (strcmp(v, ent_statuses[i]) == 0) {
+                break;
+            }
+        }
+
+        if (ent_statuses[i] == NULL) {
+            fprintf(stderr, "entctl: invalid status \"%s\": use active, "
+                    "suspended, deactivated or maintenance\n", v);
+            return 1;
+        }
+    }
+
+    v = ent_opt(argc, argv, "--tier");
+
+    if (v) {
+        p[0] = v;
+        if (ent_exec(conn, "SELECT 1 FROM ent.plans WHERE id = $1", 1, p, 0)
+            != 1)
+        {
+            fprintf(stderr, "entctl: no tier \"%s\" (see ent.plans)\n", v);
+            return 1;
+        }
+    }
+
+    v = ent_opt(argc, argv, "--parent");
+
+    if (v && strcmp(v, "none") != 0 && !ent_tenant_exists(conn, v)) {
+        return 1;
+    }
+
+    if (strcmp(verb, "create") == 0) {
+        p[0] = code;
+        p[1] = ent_opt(argc, argv, "--name");
+        p[2] = ent_opt(argc, argv, "--tier");
+        p[3] = ent_opt(argc, argv, "--region");
+        p[4] = ent_opt(argc, argv, "--parent");
+        p[5] = ent_opt(argc, argv, "--upstream");
+        p[6] = ent_opt(argc, argv, "--status");
+
+        if (p[1] == NULL) {
+            fprintf(stderr, "entctl: \"tenant create\" needs --name\n");
+            return 2;
+        }
+
+        n = ent_exec(conn,
+                     "INSERT INTO ent.tenants (code, display_name, plan_id, "
+                     "region, parent_id, upstream, status) "
+                     "SELECT $1, $2, coalesce($3, CASE WHEN $5::text IS NULL "
+                     "THEN 'free' END), $4, "
+                     "(SELECT id FROM ent.tenants WHERE code = $5), $6, "
+                     "coalesce($7, 'active') RETURNING id",
+                     7, p, 1);
+        return n == 1 ? 0 : 1;
+    }
+
+    if (!ent_tenant_exists(conn, code)) {
+        return 1;
+    }
+
+    p[0] = code;
+
+    if (strcmp(verb, "show") == 0) {
+        return ent_exec(conn,
+                        "SELECT 'id: ' || t.id || E'\\ncode: ' || t.code "
+                        "|| E'\\nname: ' || t.display_name "
+                        "|| E'\\nstatus: ' || t.status "
+                        "|| E'\\ntier: ' || coalesce(t.plan_id, '(inherited)') "
+                        "|| E'\\nregion: ' || coalesce(t.region, '') "
+                        "|| E'\\nparent: ' || coalesce(p.code, '') "
+                        "|| E'\\nupstream: ' || coalesce(t.upstream, '') "
+                        "|| E'\\ndomains: ' || coalesce((SELECT string_agg("
+                        "domain, ',' ORDER BY domain) FROM ent.tenant_domains "
+                        "WHERE tenant_id = t.id), '') "
+                        "|| E'\\nfeatures: ' || t.features::text "
+                        "|| E'\\nallow: ' || coalesce(array_to_string("
+                        "t.allow_cidrs, ','), '(inherited)') "
+                        "|| E'\\neffective: ' || coalesce((SELECT status || ' "
+                        "' || tier || ' ' || coalesce(features, '') FROM "
+                        "ent.tenant_for_host('', t.code)), '') "
+                        "FROM ent.tenants t "
+                        "LEFT JOIN ent.tenants p ON p.id = t.parent_id "
+                        "WHERE t.code = $1", 1, p, 1) < 0;
+    }
+
+    if (strcmp(verb, "suspend") == 0 || strcmp(verb, "resume") == 0) {
+        p[1] = verb[0] == 's' ? "suspended" : "active";
+        return ent_exec(conn, "UPDATE ent.tenants SET status = $2 "
+                              "WHERE code = $1", 2, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (strcmp(verb, "delete") == 0) {
+        if (ent_exec(conn, "SELECT 1 FROM ent.tenants c JOIN ent.tenants t "
+                           "ON c.parent_id = t.id WHERE t.code = $1", 1, p, 0)
+            > 0)
+        {
+            fprintf(stderr, "entctl: tenant \"%s\" has child tenants: move "
+                    "or delete them first\n", code);
+            return 1;
+        }
+
+        return ent_exec(conn, "DELETE FROM ent.tenants WHERE code = $1",
+                        1, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (strcmp(verb, "update") == 0) {
+        p[1] = ent_opt(argc, argv, "--name");
+        p[2] = ent_opt(argc, argv, "--tier");
+        p[3] = ent_opt(argc, argv, "--region");
+        p[4] = ent_opt(argc, argv, "--parent");
+        p[5] = ent_opt(argc, argv, "--upstream");
+        p[6] = ent_opt(argc, argv, "--status");
+
+        n = ent_exec(conn,
+                     "UPDATE ent.tenants SET "
+                     "display_name = coalesce($2, display_name), "
+                     "plan_id = coalesce($3, plan_id), "
+                     "region = coalesce($4, region), "
+                     "parent_id = CASE WHEN $5::text IS NULL THEN parent_id "
+                     "WHEN $5 = 'none' THEN NULL "
+                     "ELSE (SELECT id FROM ent.tenants WHERE code = $5) END, "
+                     "upstream = CASE WHEN $6::text IS NULL THEN upstream "
+                     "WHEN $6 = 'none' THEN NULL ELSE $6 END, "
+                     "status = coalesce($7, status) WHERE code = $1",
+                     7, p, 0);
+        if (n != 1) {
+            return 1;
+        }
+
+        p[1] = ent_opt(argc, argv, "--brand-color");
+        p[2] = ent_opt(argc, argv, "--logo-url");
+
+        if (p[1] || p[2]) {
+            n = ent_exec(conn, "UPDATE ent.tenants SET "
+                               "brand_color = coalesce($2, brand_color), "
+                               "logo_url = coalesce($3, logo_url) "
+                               "WHERE code = $1", 3, p, 0);
+        }
+
+        return n == 1 ? 0 : 1;
+    }
+
+usage:
+
+    fprintf(stderr, "usage: entctl tenant create|list|show|update|suspend|"
+            "resume|delete ... (see entctl --help)\n");
+    return 2;
+}
+
+
+int
+entctl_domain(PGconn *conn, int argc, char **argv)
+{
+    char         domain[NGX_ENT_HOST_MAX + 8];
+    const char  *p[2];
+
+    if (argc == 3 && strcmp(argv[0], "add") == 0) {
+        if (!ent_domain_ok(argv[2], domain)) {
+            fprintf(stderr, "entctl: invalid domain \"%s\": use a DNS name "
+                    "such as \"portal.example.com\", no IP address, port or "
+                    "scheme\n", argv[2]);
+            return 1;
+        }
+
+        if (!ent_tenant_exists(conn, argv[1])) {
+            return 1;
+        }
+
+        p[0] = argv[1];
+        p[1] = domain;
+
+        return ent_exec(conn, "INSERT INTO ent.tenant_domains (domain, "
+                              "tenant_id) SELECT $2, id FROM ent.tenants "
+                              "WHERE code = $1", 2, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (argc == 2 && strcmp(argv[0], "remove") == 0) {
+        if (!ent_domain_ok(argv[1], domain)) {
+            fprintf(stderr, "entctl: invalid domain \"%s\"\n", argv[1]);
+            return 1;
+        }
+
+        p[0] = domain;
+
+        if (ent_exec(conn, "DELETE FROM ent.tenant_domains WHERE domain = $1",
+                     1, p, 0) != 1)
+        {
+            fprintf(stderr, "entctl: no domain \"%s\"\n", domain);
+            return 1;
+        }
+
+        return 0;
+    }
+
+    fprintf(stderr, "usage: entctl domain add CODE DOMAIN | "
+            "entctl domain remove DOMAIN\n");
+    return 2;
+}
+
+
+int
+entctl_feature(PGconn *conn, int argc, char **argv)
+{
+    int                 i;
+    const char         *p[3], *v;
+    static const char  *known[] = { "--enabled", "--rollout", NULL };
+
+    if (argc >= 2) {
+        /* the feature: "platform FEATURE ...", "set|unset CODE FEATURE" */
+        v = (strcmp(argv[0], "platform") == 0 || argc < 3) ? argv[1]
+                                                           : argv[2];
+
+        for (i = 0; v[i]; i++) {
+            if (!(islower((unsigned char) v[i]) || v[i] == '_'
+                  || (i && isdigit((unsigned char) v[i]))))
+            {
+                fprintf(stderr, "entctl: invalid feature \"%s\": use "
+                        "lowercase letters, digits and \"_\"\n", v);
+                return 1;
+            }
+        }
+    }
+
+    if (argc == 4 && strcmp(argv[0], "set") == 0) {
+        if (strcmp(argv[3], "on") != 0 && strcmp(argv[3], "off") != 0) {
+            fprintf(stderr, "entctl: a feature is set \"on\" or \"off\"\n");
+            return 2;
+        }
+
+        if (!ent_tenant_exists(conn, argv[1])) {
+            return 1;
+        }
+
+        p[0] = argv[1];
+        p[1] = argv[2];
+        p[2] = strcmp(argv[3], "on") == 0 ? "true" : "false";
+
+        return ent_exec(conn, "UPDATE ent.tenants SET features = features "
+                              "|| jsonb_build_object($2::text, $3::boolean) "
+                              "WHERE code = $1", 3, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (argc == 3 && strcmp(argv[0], "unset") == 0) {
+        if (!ent_tenant_exists(conn, argv[1])) {
+            return 1;
+        }
+
+        p[0] = argv[1];
+        p[1] = argv[2];
+
+        return ent_exec(conn, "UPDATE ent.tenants SET features = features "
+                              "- $2::text WHERE code = $1", 2, p, 0) == 1
+               ? 0 : 1;
+    }
+
+    if (argc >= 2 && strcmp(argv[0], "platform") == 0) {
+        if (!ent_opts_known(argc - 2, argv + 2, known)) {
+            return 2;
+        }
+
+        p[0] = argv[1];
+        p[1] = ent_opt(argc, argv, "--enabled");
+        p[2] = ent_opt(argc, argv, "--rollout");
+
+        if (p[1] && strcmp(p[1], "on") != 0 && strcmp(p[1], "off") != 0) {
+            fprintf(stderr, "entctl: --enabled takes \"on\" or \"off\"\n");
+            return 2;
+        }
+
+        if (p[2] && (atoi(p[2]) < 0 || atoi(p[2]) > 100
+                     || strspn(p[2], "0123456789") != strlen(p[2])))
+        {
+            fprintf(stderr, "entctl: --rollout takes a percentage, "
+                    "0 to 100\n");
+            return 2;
+        }
+
+        return ent_exec(conn, "INSERT INTO ent.features (name, enabled, "
+                              "rollout_percent) VALUES ($1, "
+                              "coalesce($2 = 'on', true), "
+                              "coalesce($3::integer, 100)) "
+                              "ON CONFLICT (name) DO UPDATE SET "
+                              "enabled = coalesce($2 = 'on', "
+                              "ent.features.enabled), "
+                              "rollout_percent = coalesce($3::integer, "
+                              "ent.features.rollout_percent), "
+                              "updated_at = now()", 3, p, 0) == 1 ? 0 : 1;
+    }
+
+    fprintf(stderr, "usage: entctl feature set CODE FEATURE on|off | "
+            "unset CODE FEATURE | platform FEATURE [--enabled on|off] "
+            "[--rollout PERCENT]\n");
+    return 2;
+}
+
+
+int
+entctl_allow(PGconn *conn, int argc, char **argv)
+{
+    const char  *p[2];
+
+    if (argc >= 2 && !ent_tenant_exists(conn, argv[1])) {
+        return 1;
+    }
+
+    if (argc == 3 && (strcmp(argv[0], "add") == 0
+                      || strcmp(argv[0], "remove") == 0))
+    {
+        if (!ent_cidr_ok(argv[2])) {
+            fprintf(stderr, "entctl: invalid CIDR \"%s\": use forms such as "
+                    "\"203.0.113.0/24\", \"198.51.100.7\" or "
+                    "\"2001:db8::/32\"\n", argv[2]);
+            return 1;
+        }
+
+        p[0] = argv[1];
+        p[1] = argv[2];
+
+        if (argv[0][0] == 'a') {
+            return ent_exec(conn, "UPDATE ent.tenants SET allow_cidrs = "
+                                  "(SELECT array_agg(DISTINCT c) FROM "
+                                  "unnest(coalesce(allow_cidrs, '{}') "
+                                  "|| $2::cidr) c) WHERE code = $1",
+                            2, p, 0) == 1 ? 0 : 1;
+        }
+
+        return ent_exec(conn, "UPDATE ent.tenants SET allow_cidrs = "
+                              "array_remove(allow_cidrs, $2::cidr) "
+                              "WHERE code = $1", 2, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (argc == 2 && strcmp(argv[0], "clear") == 0) {
+        p[0] = argv[1];
+
+        return ent_exec(conn, "UPDATE ent.tenants SET allow_cidrs = NULL "
+                              "WHERE code = $1", 1, p, 0) == 1 ? 0 : 1;
+    }
+
+    fprintf(stderr, "usage: entctl allow add|remove CODE CIDR | "
+            "allow clear CODE (inherit from the parent)\n");
+    return 2;
+}
+
+
+int
+entctl_headers(PGconn *conn, int argc, char **argv)
+{
+    const char         *p[5];
+    static const char  *known[] = {
+        "--csp-sources", "--report-only", "--report-uri", "--hsts-preload",
+        NULL
+    };
+
+    if (argc < 2 || strcmp(argv[0], "set") != 0) {
+        fprintf(stderr, "usage: entctl headers set CODE [--csp-sources S|none]"
+                " [--report-only on|off|inherit] [--report-uri URL|none] "
+                "[--hsts-preload on|off]\n");
+        return 2;
+    }
+
+    if (!ent_opts_known(argc - 2, argv + 2, known)
+        || !ent_tenant_exists(conn, argv[1]))
+    {
+        return 1;
+    }
+
+    p[0] = argv[1];
+    p[1] = ent_opt(argc, argv, "--csp-sources");
+    p[2] = ent_opt(argc, argv, "--report-only");
+    p[3] = ent_opt(argc, argv, "--report-uri");
+    p[4] = ent_opt(argc, argv, "--hsts-preload");
+
+    return ent_exec(conn,
+                    "UPDATE ent.tenants SET "
+                    "csp_sources = CASE WHEN $2::text IS NULL THEN csp_sources"
+                    " WHEN $2 = 'none' THEN NULL ELSE $2 END, "
+                    "csp_report_only = CASE WHEN $3::text IS NULL THEN "
+                    "csp_report_only WHEN $3 = 'inherit' THEN NULL "
+                    "ELSE $3 = 'on' END, "
+                    "csp_report_uri = CASE WHEN $4::text IS NULL THEN "
+                    "csp_report_uri WHEN $4 = 'none' THEN NULL ELSE $4 END, "
+                    "hsts_preload = CASE WHEN $5::text IS NULL THEN "
+                    "hsts_preload ELSE $5 = 'on' END "
+                    "WHERE code = $1", 5, p, 0) == 1 ? 0 : 1;
+}
+
+
+int
+entctl_maintenance(PGconn *conn, int argc, char **argv, const char *redis)
+{
+    const char  *p[2], *retry;
+    int          on;
+
+    if (argc < 1 || (strcmp(argv[0], "on") != 0
+                     && strcmp(argv[0], "off") != 0))
+    {
+        fprintf(stderr, "usage: entctl maintenance on|off [CODE] "
+                "[--retry-after SECONDS]\n");
+        return 2;
+    }
+
+    on = (strcmp(argv[0], "on") == 0);
+    retry = ent_opt(argc, argv, "--retry-after");
+
+    if (retry && (atoi(retry) < 1 || atoi(retry) > 86400
+                  || strspn(retry, "0123456789") != strlen(retry)))
+    {
+        fprintf(stderr, "entctl: --retry-after takes 1 to 86400 seconds\n");
+        return 2;
+    }
+
+    if (argc >= 2 && strncmp(argv[1], "--", 2) != 0) {
+        /* one tenant: its status, through PostgreSQL */
+
+        if (!ent_tenant_exists(conn, argv[1])) {
+            return 1;
+        }
+
+        p[0] = argv[1];
+        p[1] = on ? "maintenance" : "active";
+
+        return ent_exec(conn, "UPDATE ent.tenants SET status = $2 "
+                              "WHERE code = $1 AND status IN ('active', "
+                              "'maintenance')", 2, p, 0) == 1 ? 0 : 1;
+    }
+
+    /* the whole platform: the Redis key every worker polls */
+
+    return ent_redis(redis, on ? "SET" : "DEL", "ent:maintenance",
+                     on ? (retry ? retry : "1") : NULL);
+}
+
+
+/* a blocking RESP exchange: fine for a command line tool */
+
+static int
+ent_redis(const char *addr, const char *cmd, const char *key,
+    const char *value)
+{
+    int               fd, rc;
+    char              host[256], buf[512], *colon;
+    const char       *port;
+    size_t            len;
+    ssize_t           n;
+    struct addrinfo   hints, *ai;
+
+    snprintf(host, sizeof(host), "%s", addr);
+    colon = strrchr(host, ':');
+    port = "6379";
+
+    if (colon) {
+        *colon = '\0';
+        port = colon + 1;
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+
+    rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0) {
+        fprintf(stderr, "entctl: redis %s: %s\n", addr, gai_strerror(rc));
+        return 1;
+    }
+
+    fd = socket(ai->ai_family, SOCK_STREAM, 0);
+
+    if (fd == -1 || connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+        fprintf(stderr, "entctl: cannot connect to redis %s: %s\n", addr,
+                strerror(errno));
+        freeaddrinfo(ai);
+        if (fd != -1) {
+            close(fd);
+        }
+        return 1;
+    }
+
+    freeaddrinfo(ai);
+
+    if (value) {
+        len = snprintf(buf, sizeof(buf),
+                       "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                       strlen(cmd), cmd, strlen(key), key, strlen(value),
+                       value);
+    } else {
+        len = snprintf(buf, sizeof(buf), "*2\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                       strlen(cmd), cmd, strlen(key), key);
+    }
+
+    if (write(fd, buf, len) != (ssize_t) len) {
+        fprintf(stderr, "entctl: redis write failed\n");
+        close(fd);
+        return 1;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+
+    if (n <= 0 || buf[0] == '-') {
+        buf[n > 0 ? n : 0] = '\0';
+        fprintf(stderr, "entctl: redis refused: %s", n > 0 ? buf + 1 : "\n");
+        return 1;
+    }
+
+    return 0;
+}
