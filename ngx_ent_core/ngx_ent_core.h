@@ -33,14 +33,15 @@
 #include <ngx_http.h>
 #include <hiredis/hiredis.h>
 
-#include "ngx_ent_rows.h"
-
 
 #ifdef NGX_ENT_CORE_SELF
 #define NGX_ENT_API
 #else
-#define NGX_ENT_API  __attribute__((weak))
+#define NGX_ENT_API       __attribute__((weak))
+#define NGX_ENT_ROWS_API  __attribute__((weak))
 #endif
+
+#include "ngx_ent_rows.h"
 
 
 /* op->status */

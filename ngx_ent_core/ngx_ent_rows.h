@@ -23,6 +23,12 @@
 #include <stdint.h>
 
 
+/* weak in feature modules (see ngx_ent_core.h), plain everywhere else */
+#ifndef NGX_ENT_ROWS_API
+#define NGX_ENT_ROWS_API
+#endif
+
+
 #define NGX_ENT_ROWS_NULL       0xffffffffu
 #define NGX_ENT_ROWS_MAX_CELLS  1048576
 
@@ -38,26 +44,26 @@ typedef struct {
 
 
 /* blob building: size first, then write into a buffer of that size */
-size_t ngx_ent_rows_header_size(void);
-size_t ngx_ent_rows_cell_size(size_t len);
-unsigned char *ngx_ent_rows_put_header(unsigned char *p, uint32_t nrows,
+NGX_ENT_ROWS_API size_t ngx_ent_rows_header_size(void);
+NGX_ENT_ROWS_API size_t ngx_ent_rows_cell_size(size_t len);
+NGX_ENT_ROWS_API unsigned char *ngx_ent_rows_put_header(unsigned char *p, uint32_t nrows,
     uint32_t ncols);
-unsigned char *ngx_ent_rows_put_cell(unsigned char *p,
+NGX_ENT_ROWS_API unsigned char *ngx_ent_rows_put_cell(unsigned char *p,
     const unsigned char *data, size_t len, int is_null);
 
 /* 0 on a well-formed blob, -1 otherwise */
-int ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char *data,
+NGX_ENT_ROWS_API int ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char *data,
     size_t len);
 
 /*
  * the next cell in row order: 1 with data and len set (data NULL for SQL
  * NULL), 0 at the end
  */
-int ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
+NGX_ENT_ROWS_API int ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
     size_t *len);
 
 /* random access: 0 and the cell, or -1 when out of range */
-int ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
+NGX_ENT_ROWS_API int ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
     const unsigned char **data, size_t *len);
 
 
@@ -70,7 +76,7 @@ int ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
 #define NGX_ENT_NOTIFY_ZONE     1
 #define NGX_ENT_NOTIFY_ALL      2
 
-int ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
+NGX_ENT_ROWS_API int ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
     const unsigned char **zone, size_t *zone_len,
     const unsigned char **key, size_t *key_len);
 
@@ -80,13 +86,13 @@ int ngx_ent_notify_parse(const unsigned char *p, size_t len, int *what,
  * "$<len>\r\n<arg>\r\n" for each argument.  ngx_ent_resp_size() gives the
  * exact length, ngx_ent_resp_write() writes it and returns the end.
  */
-size_t ngx_ent_resp_size(size_t argc, const size_t *lens);
-unsigned char *ngx_ent_resp_write(unsigned char *p, size_t argc,
+NGX_ENT_ROWS_API size_t ngx_ent_resp_size(size_t argc, const size_t *lens);
+NGX_ENT_ROWS_API unsigned char *ngx_ent_resp_write(unsigned char *p, size_t argc,
     const unsigned char *const *args, const size_t *lens);
 
 
 /* reconnect backoff: doubles from min up to max */
-unsigned long ngx_ent_backoff_next(unsigned long cur, unsigned long min,
+NGX_ENT_ROWS_API unsigned long ngx_ent_backoff_next(unsigned long cur, unsigned long min,
     unsigned long max);
 
 
@@ -95,7 +101,7 @@ unsigned long ngx_ent_backoff_next(unsigned long cur, unsigned long min,
  * The tenant code must be non-empty and hold no '{' '}' or control bytes;
  * returns the length written, or 0 when it does not fit or is invalid.
  */
-size_t ngx_ent_redis_key(unsigned char *buf, size_t size,
+NGX_ENT_ROWS_API size_t ngx_ent_redis_key(unsigned char *buf, size_t size,
     const unsigned char *prefix, size_t prefix_len,
     const unsigned char *tenant, size_t tenant_len,
     const unsigned char *suffix, size_t suffix_len);

@@ -153,6 +153,10 @@ static char *ngx_http_ent_tenant_header_name(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_ent_tenant_require_feature(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_tenant_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_tenant_seconds(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ent_tenant_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ent_tenant_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -236,14 +240,14 @@ static ngx_command_t  ngx_http_ent_tenant_commands[] = {
 
     { ngx_string("ent_tenant_deactivated"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_ent_tenant_enum,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_ent_tenant_srv_conf_t, deactivated),
       &ngx_http_ent_tenant_deactivated_status },
 
     { ngx_string("ent_tenant_retry_after"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_ent_tenant_seconds,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_ent_tenant_srv_conf_t, retry_after),
       &ngx_http_ent_tenant_retry_bounds },
@@ -383,7 +387,7 @@ static ngx_command_t  ngx_http_ent_tenant_commands[] = {
 
     { ngx_string("ent_security_headers_upstream"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_ent_tenant_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ent_tenant_loc_conf_t, upstream_headers),
       &ngx_http_ent_tenant_upstream_modes },
@@ -861,7 +865,8 @@ ngx_http_ent_tenant_base_domain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (value[i].len > NGX_ENT_HOST_MAX
             || ngx_ent_host_normalize(value[i].data, value[i].len, buf, &n)
                != NGX_ENT_HOST_OK
-            || n != value[i].len)
+            || n != value[i].len
+            || ngx_strncmp(buf, value[i].data, n) != 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid domain \"%V\" in \"%V\" directive, "
@@ -1026,6 +1031,75 @@ ngx_http_ent_tenant_require_feature(ngx_conf_t *cf, ngx_command_t *cmd,
 
         *f = value[i];
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* nginx's enum and number slots, with errors that name the directive */
+
+static char *
+ngx_http_ent_tenant_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) ((char *) conf + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be \"%V\" or \"%V\"", &value[1],
+                       &cmd->name, &e[0].name, &e[1].name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_ent_tenant_seconds(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_int_t               n;
+    ngx_str_t              *value;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *b;
+
+    np = (ngx_uint_t *) ((char *) conf + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    b = cmd->post;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n < b->low || n > b->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be a number of seconds from %i to %i",
+                           &value[1], &cmd->name, b->low, b->high);
+        return NGX_CONF_ERROR;
+    }
+
+    *np = n;
 
     return NGX_CONF_OK;
 }

@@ -508,6 +508,10 @@ sub build_request {
     my $host = $o{host} || 'localhost';
     my $headers = '';
     for my $h (@{ $o{headers} || [] }) {
+        if ($h =~ /^Host:\s*(.*)$/i) {
+            $host = $1;
+            next;
+        }
         $headers .= "$h\r\n";
     }
     my $body = defined $o{body} ? $o{body} : '';
@@ -665,7 +669,8 @@ sub run_block {
     my ($b, %common) = @_;
     my $name = $b->{name};
     my %conf = (%common,
-                http_config => ($common{http_config} || '')
+                http_config => (defined $b->{http_config_only} ? ''
+                                : ($common{http_config} || ''))
                     . ($b->{http_config} || ''),
                 config => $b->{config},
                 main_config => $b->{main_config});
