@@ -176,6 +176,8 @@ sub pg_start {
     my $opts = "-p $PG{port} -k $PG{dir} -c listen_addresses=127.0.0.1 "
         . "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         . "-c max_connections=200 -c log_min_messages=warning";
+    # count statements on the server's side: every execution is logged
+    $opts .= " -c log_statement=all" if $o{log_statements};
     run_cmd(as_pg("$pgctl -D $PG{dir}/data -l $PG{dir}/log -w -t 30 "
                   . "-o '$opts' start"));
     if (!$PG{created}) {
@@ -186,6 +188,13 @@ sub pg_start {
         $PG{created} = 1;
     }
     return $PG{port};
+}
+
+sub pg_log {
+    open my $f, '<', "$PG{dir}/log" or return '';
+    local $/;
+    my $log = <$f>;
+    return defined $log ? $log : '';
 }
 
 sub pg_dsn {
