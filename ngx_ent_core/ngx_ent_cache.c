@@ -1,8 +1,10 @@
 /*
  * ngx_ent core: shared-memory caches.
  *
- * One zone per cache: slab pool, rbtree keyed by a hash of the key, LRU
- * queue, the same shape as limit_req.  An entry is fresh until its TTL,
+ * One zone per cache: slab pool, a hash table of chained entries (a bucket
+ * array sized to the zone, so a lookup touches two or three cache lines
+ * however many entries there are: an rbtree walk over 30,000 entries cost
+ * a dozen cache misses), and an LRU queue, as in limit_req.  An entry is fresh until its TTL,
  * may be negative (the query found nothing), may carry an error mark (the
  * backend failed: answer "busy" until it passes, so a dead backend is not
  * hammered), and may be "pending": a fill is in progress, started by the
@@ -28,10 +30,16 @@
 #define NGX_ENT_CACHE_MAX_KEY    1024
 #define NGX_ENT_CACHE_EVICT      16
 
+/* bumped whenever the layout of the zone changes */
+#define NGX_ENT_CACHE_MAGIC      0x656e7402  /* "ent", version 2 */
+
+
+typedef struct ngx_ent_cache_node_s  ngx_ent_cache_node_t;
 
 typedef struct ngx_ent_cache_sh_s {
-    ngx_rbtree_t               rbtree;
-    ngx_rbtree_node_t          sentinel;
+    uint32_t                   magic;
+    ngx_ent_cache_node_t     **buckets;
+    ngx_uint_t                 mask;         /* buckets - 1, a power of 2 */
     ngx_queue_t                lru;
     ngx_uint_t                 generation;
     ngx_uint_t                 entries;
@@ -45,10 +53,12 @@ typedef struct ngx_ent_cache_sh_s {
 } ngx_ent_cache_sh_t;
 
 
-typedef struct {
-    ngx_rbtree_node_t          node;
+struct ngx_ent_cache_node_s {
+    ngx_ent_cache_node_t      *next;         /* in its bucket */
+    uint32_t                   hash;
     ngx_queue_t                queue;
     ngx_uint_t                 generation;
+    ngx_msec_t                 touched;     /* moved to the LRU head at */
     ngx_msec_t                 expires;     /* value fresh until */
     ngx_msec_t                 pending;     /* fill running until */
     ngx_msec_t                 error;       /* backend failed: busy until */
@@ -59,7 +69,7 @@ typedef struct {
     u_char                     negative;
     u_char                     invalidated;
     u_char                     data[1];     /* key, then value */
-} ngx_ent_cache_node_t;
+};
 
 
 typedef struct {
@@ -81,6 +91,8 @@ static ngx_ent_cache_node_t *ngx_ent_cache_alloc(ngx_ent_cache_t *cache,
     size_t size);
 static void ngx_ent_cache_free_node(ngx_ent_cache_t *cache,
     ngx_ent_cache_node_t *node);
+static void ngx_ent_cache_touch(ngx_ent_cache_t *cache,
+    ngx_ent_cache_node_t *cn);
 static ngx_ent_cache_node_t *ngx_ent_cache_store(ngx_ent_cache_t *cache,
     ngx_ent_cache_node_t *node, ngx_str_t *key, uint32_t hash,
     ngx_str_t *value, ngx_msec_t ttl, ngx_uint_t negative);
@@ -187,22 +199,25 @@ ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_ent_cache_t  *ocache = data;
 
-    size_t            len;
+    size_t            len, n;
     ngx_ent_cache_t  *cache;
 
     cache = shm_zone->data;
-
-    if (ocache) {
-        /* reload: keep what the previous cycle cached */
-        cache->sh = ocache->sh;
-        cache->shpool = ocache->shpool;
-        return NGX_OK;
-    }
-
     cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (shm_zone->shm.exists) {
+    if (ocache || shm_zone->shm.exists) {
+        /* reload: keep what the previous cycle cached, if we can read it */
+
         cache->sh = cache->shpool->data;
+
+        if (cache->sh == NULL || cache->sh->magic != NGX_ENT_CACHE_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "ent cache zone \"%V\" was made by another "
+                          "version of the module: restart nginx instead "
+                          "of reloading", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -213,10 +228,25 @@ ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(cache->sh, sizeof(ngx_ent_cache_sh_t));
 
+    cache->sh->magic = NGX_ENT_CACHE_MAGIC;
     cache->shpool->data = cache->sh;
 
-    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
-                    ngx_rbtree_insert_value);
+    /* a bucket per 512 bytes of zone: chains stay short when it is full */
+
+    n = 1;
+
+    while (n < shm_zone->shm.size / 512) {
+        n <<= 1;
+    }
+
+    cache->sh->buckets = ngx_slab_calloc(cache->shpool,
+                                         n * sizeof(ngx_ent_cache_node_t *));
+    if (cache->sh->buckets == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->sh->mask = n - 1;
+
     ngx_queue_init(&cache->sh->lru);
 
     len = sizeof(" in ent cache zone \"\"") + shm_zone->shm.name.len;
@@ -284,34 +314,14 @@ ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 static ngx_ent_cache_node_t *
 ngx_ent_cache_lookup(ngx_ent_cache_t *cache, ngx_str_t *key, uint32_t hash)
 {
-    ngx_int_t              rc;
-    ngx_rbtree_node_t     *node, *sentinel;
     ngx_ent_cache_node_t  *cn;
 
-    node = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_ent_cache_node_t *) node;
-
-        rc = ngx_memn2cmp(key->data, cn->data, key->len, cn->klen);
-
-        if (rc == 0) {
+    for (cn = cache->sh->buckets[hash & cache->sh->mask]; cn; cn = cn->next) {
+        if (cn->hash == hash && cn->klen == key->len
+            && ngx_memcmp(cn->data, key->data, key->len) == 0)
+        {
             return cn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -346,9 +356,7 @@ ngx_ent_cache_get(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
     }
 
     cache->sh->hits++;
-
-    ngx_queue_remove(&cn->queue);
-    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+    ngx_ent_cache_touch(cache, cn);
 
     rc = ngx_ent_cache_copy(cn, pool, value);
 
@@ -552,8 +560,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
 
     if (cn && cn->has_value && (ngx_msec_int_t) (cn->expires - now) > 0) {
         cache->sh->hits++;
-        ngx_queue_remove(&cn->queue);
-        ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+        ngx_ent_cache_touch(cache, cn);
 
         rc = ngx_ent_cache_copy(cn, r->pool, value);
 
@@ -974,7 +981,7 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
 
         node = ngx_ent_cache_lookup(cache, key, hash);
 
-        cn->node.key = hash;
+        cn->hash = hash;
         cn->klen = (uint16_t) key->len;
         cn->vlen = (uint32_t) vlen;
         ngx_memcpy(cn->data, key->data, key->len);
@@ -993,7 +1000,8 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
             cn->invalidated = 0;
         }
 
-        ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
+        cn->next = cache->sh->buckets[hash & cache->sh->mask];
+        cache->sh->buckets[hash & cache->sh->mask] = cn;
         ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
         cache->sh->entries++;
     }
@@ -1012,6 +1020,7 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
     }
 
     cn->generation = cache->sh->generation;
+    cn->touched = now;
 
     ngx_queue_remove(&cn->queue);
     ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
@@ -1067,9 +1076,38 @@ ngx_ent_cache_alloc(ngx_ent_cache_t *cache, size_t size)
 
 
 static void
+ngx_ent_cache_touch(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *cn)
+{
+    /*
+     * An approximate LRU: an entry moves to the head at most once a second.
+     * Moving touches both neighbours' cache lines, on every hit, for an
+     * order that eviction hardly needs to the millisecond.
+     */
+
+    if (ngx_current_msec - cn->touched < 1000) {
+        return;
+    }
+
+    cn->touched = ngx_current_msec;
+
+    ngx_queue_remove(&cn->queue);
+    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+}
+
+
+static void
 ngx_ent_cache_free_node(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *cn)
 {
-    ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_ent_cache_node_t  **pp;
+
+    for (pp = &cache->sh->buckets[cn->hash & cache->sh->mask];
+         *pp != cn;
+         pp = &(*pp)->next)
+    {
+        /* void */
+    }
+
+    *pp = cn->next;
     ngx_queue_remove(&cn->queue);
     ngx_slab_free_locked(cache->shpool, cn);
     cache->sh->entries--;

@@ -96,6 +96,7 @@ typedef struct {
     ngx_str_t                    header_id;
     ngx_str_t                    header_code;
     ngx_str_t                    header_tier;
+    ngx_table_elt_t              identity[3];  /* keys, lowercased, hashed */
     ngx_msec_t                   poll_interval;
     ngx_uint_t                   used;
     ngx_uint_t                   redis;
@@ -652,6 +653,16 @@ ngx_http_ent_tenant_init_main_conf(ngx_conf_t *cf, void *conf)
     names[2] = &tmcf->header_tier;
 
     for (k = 0; k < 3; k++) {
+        tmcf->identity[k].key = *names[k];
+        tmcf->identity[k].lowcase_key = ngx_pnalloc(cf->pool, names[k]->len);
+        if (tmcf->identity[k].lowcase_key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        tmcf->identity[k].hash = ngx_hash_strlow(tmcf->identity[k].lowcase_key,
+                                                 names[k]->data,
+                                                 names[k]->len);
+
         if (names[k]->len <= tmcf->prefix.len
             || ngx_strncasecmp(names[k]->data, tmcf->prefix.data,
                                tmcf->prefix.len) != 0)
@@ -1724,13 +1735,10 @@ static ngx_int_t
 ngx_http_ent_tenant_identity(ngx_http_request_t *r,
     ngx_http_ent_tenant_main_conf_t *tmcf, ngx_http_ent_tenant_t *t)
 {
-    ngx_str_t        *names[3], *values[3];
+    ngx_str_t        *values[3];
     ngx_uint_t        i, k;
     ngx_table_elt_t  *h;
 
-    names[0] = &tmcf->header_id;
-    names[1] = &tmcf->header_code;
-    names[2] = &tmcf->header_tier;
     values[0] = &t->id;
     values[1] = &t->code;
     values[2] = &t->tier;
@@ -1743,8 +1751,8 @@ ngx_http_ent_tenant_identity(ngx_http_request_t *r,
             if (values[k]->data[i] < 0x20 || values[k]->data[i] == 0x7f) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "ent tenant: \"%V\" of tenant \"%V\" holds a "
-                              "control character, not sent", names[k],
-                              &t->code);
+                              "control character, not sent",
+                              &tmcf->identity[k].key, &t->code);
                 return NGX_ERROR;
             }
         }
@@ -1754,15 +1762,8 @@ ngx_http_ent_tenant_identity(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        h->key = *names[k];
+        *h = tmcf->identity[k];
         h->value = *values[k];
-
-        h->lowcase_key = ngx_pnalloc(r->pool, h->key.len);
-        if (h->lowcase_key == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
     }
 
     return NGX_OK;
@@ -2393,6 +2394,11 @@ ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
 
     /* one of each: the upstream's copies are kept or replaced */
 
+    if (!r->upstream) {
+        /* nginx's own responses carry none of these */
+        goto push;
+    }
+
     part = &r->headers_out.headers.part;
     h = part->elts;
 
@@ -2420,6 +2426,8 @@ ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
 
         h[i].hash = 0;
     }
+
+push:
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
