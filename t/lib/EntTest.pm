@@ -655,6 +655,7 @@ sub parse_blocks {
         my $b = { name => $name };
         while ($rest =~ /^--- (\w+)(?::[ \t]*(.*))?\n((?:(?!--- \w).*\n)*)/mg) {
             my ($k, $inline, $body) = ($1, $2, $3);
+            $body =~ s/\n\n+\z/\n/;      # the blank line between blocks
             $b->{$k} = defined $inline && length $inline ? $inline : $body;
         }
         push @blocks, $b;
