@@ -64,6 +64,7 @@ ent_referrer_policy no-referrer;
 location / { proxy_pass http://app; }
 location = /redirect { return 302 /elsewhere; }
 location = /missing { return 404; }
+location = /limited { return 429; }
 location = /framed { proxy_pass http://framing; }
 location = /framed-keep {
     ent_security_headers_upstream keep;
@@ -90,7 +91,8 @@ my $base_csp = "default-src 'self' https://cdn.acme.test; object-src 'none'; "
 
 for my $case (['/', 200, 'a proxied response'],
               ['/redirect', 302, 'a redirect'],
-              ['/missing', 404, 'nginx\'s own error page']) {
+              ['/missing', 404, 'nginx\'s own error page'],
+              ['/limited', 429, 'a 429']) {
     my ($path, $status, $what) = @$case;
     my $r = http($n, $path, host => 'acme.example.com');
     is($r->{status}, $status, "$what: $status");
