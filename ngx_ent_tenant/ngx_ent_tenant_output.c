@@ -18,9 +18,17 @@
 
 static ngx_uint_t ngx_http_ent_tenant_wants_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_tenant_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
-    ngx_http_ent_tenant_loc_conf_t *tlcf, const char *name, size_t len,
-    ngx_str_t *value);
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    value;
+} ngx_http_ent_tenant_hdr_t;
+
+
+static void ngx_http_ent_tenant_add(ngx_http_ent_tenant_hdr_t *hdrs,
+    ngx_uint_t *n, const char *name, size_t len, ngx_str_t *value);
+static ngx_int_t ngx_http_ent_tenant_emit(ngx_http_request_t *r,
+    ngx_http_ent_tenant_loc_conf_t *tlcf, ngx_http_ent_tenant_hdr_t *hdrs,
+    ngx_uint_t n);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -282,8 +290,9 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
 {
     u_char                          *p;
     ngx_str_t                        csp, hsts;
-    ngx_uint_t                       report_only, preload;
+    ngx_uint_t                       report_only, preload, n;
     ngx_http_ent_tenant_t           *t;
+    ngx_http_ent_tenant_hdr_t        hdrs[8];
     ngx_http_ent_tenant_ctx_t       *ctx;
     ngx_http_ent_tenant_loc_conf_t  *tlcf;
 
@@ -296,6 +305,7 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
     ctx = ngx_http_ent_tenant_get_ctx(r);
     t = (ctx && ctx->state == NGX_HTTP_ENT_TENANT_RESOLVED) ? &ctx->tenant
                                                             : NULL;
+    n = 0;
 
     /* Content-Security-Policy, or -Report-Only */
 
@@ -330,20 +340,15 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
         }
 
         if (report_only) {
-            if (ngx_http_ent_tenant_set_header(r, tlcf,
-                    "Content-Security-Policy-Report-Only",
-                    sizeof("Content-Security-Policy-Report-Only") - 1, &csp)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
+            ngx_http_ent_tenant_add(hdrs, &n,
+                                    "Content-Security-Policy-Report-Only",
+                                    sizeof("Content-Security-Policy-Report-"
+                                           "Only") - 1, &csp);
 
-        } else if (ngx_http_ent_tenant_set_header(r, tlcf,
-                       "Content-Security-Policy",
-                       sizeof("Content-Security-Policy") - 1, &csp)
-                   != NGX_OK)
-        {
-            return NGX_ERROR;
+        } else {
+            ngx_http_ent_tenant_add(hdrs, &n, "Content-Security-Policy",
+                                    sizeof("Content-Security-Policy") - 1,
+                                    &csp);
         }
     }
 
@@ -371,43 +376,35 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
             hsts.data = p;
         }
 
-        if (ngx_http_ent_tenant_set_header(r, tlcf,
-                "Strict-Transport-Security",
-                sizeof("Strict-Transport-Security") - 1, &hsts)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_http_ent_tenant_add(hdrs, &n, "Strict-Transport-Security",
+                                sizeof("Strict-Transport-Security") - 1,
+                                &hsts);
     }
 #else
     (void) hsts;
     (void) preload;
 #endif
 
-    if (ngx_http_ent_tenant_set_header(r, tlcf, "X-Frame-Options",
-                                       sizeof("X-Frame-Options") - 1,
-                                       &tlcf->frame_options) != NGX_OK
-        || ngx_http_ent_tenant_set_header(r, tlcf, "X-Content-Type-Options",
-                                          sizeof("X-Content-Type-Options") - 1,
-                                          &tlcf->content_type_options)
-           != NGX_OK
-        || ngx_http_ent_tenant_set_header(r, tlcf, "Referrer-Policy",
-                                          sizeof("Referrer-Policy") - 1,
-                                          &tlcf->referrer_policy) != NGX_OK
-        || ngx_http_ent_tenant_set_header(r, tlcf, "Permissions-Policy",
-                                          sizeof("Permissions-Policy") - 1,
-                                          &tlcf->permissions_policy)
-           != NGX_OK
-        || ngx_http_ent_tenant_set_header(r, tlcf,
-                                          "Cross-Origin-Opener-Policy",
-                                          sizeof("Cross-Origin-Opener-Policy")
-                                          - 1, &tlcf->coop) != NGX_OK
-        || ngx_http_ent_tenant_set_header(r, tlcf,
-                                          "Cross-Origin-Resource-Policy",
-                                          sizeof("Cross-Origin-Resource-"
-                                                 "Policy") - 1,
-                                          &tlcf->corp) != NGX_OK)
-    {
+    ngx_http_ent_tenant_add(hdrs, &n, "X-Frame-Options",
+                            sizeof("X-Frame-Options") - 1,
+                            &tlcf->frame_options);
+    ngx_http_ent_tenant_add(hdrs, &n, "X-Content-Type-Options",
+                            sizeof("X-Content-Type-Options") - 1,
+                            &tlcf->content_type_options);
+    ngx_http_ent_tenant_add(hdrs, &n, "Referrer-Policy",
+                            sizeof("Referrer-Policy") - 1,
+                            &tlcf->referrer_policy);
+    ngx_http_ent_tenant_add(hdrs, &n, "Permissions-Policy",
+                            sizeof("Permissions-Policy") - 1,
+                            &tlcf->permissions_policy);
+    ngx_http_ent_tenant_add(hdrs, &n, "Cross-Origin-Opener-Policy",
+                            sizeof("Cross-Origin-Opener-Policy") - 1,
+                            &tlcf->coop);
+    ngx_http_ent_tenant_add(hdrs, &n, "Cross-Origin-Resource-Policy",
+                            sizeof("Cross-Origin-Resource-Policy") - 1,
+                            &tlcf->corp);
+
+    if (ngx_http_ent_tenant_emit(r, tlcf, hdrs, n) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -415,67 +412,91 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_ent_tenant_set_header(ngx_http_request_t *r,
-    ngx_http_ent_tenant_loc_conf_t *tlcf, const char *name, size_t len,
-    ngx_str_t *value)
+static void
+ngx_http_ent_tenant_add(ngx_http_ent_tenant_hdr_t *hdrs, ngx_uint_t *n,
+    const char *name, size_t len, ngx_str_t *value)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
     if (value->len == 0
         || (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0))
     {
-        return NGX_OK;
+        return;
     }
 
-    /* one of each: the upstream's copies are kept or replaced */
+    hdrs[*n].name.data = (u_char *) name;
+    hdrs[*n].name.len = len;
+    hdrs[*n].value = *value;
+    (*n)++;
+}
 
-    if (!r->upstream) {
-        /* nginx's own responses carry none of these */
-        goto push;
-    }
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+static ngx_int_t
+ngx_http_ent_tenant_emit(ngx_http_request_t *r,
+    ngx_http_ent_tenant_loc_conf_t *tlcf, ngx_http_ent_tenant_hdr_t *hdrs,
+    ngx_uint_t n)
+{
+    ngx_uint_t        i, k;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
 
-    for (i = 0; /* void */; i++) {
+    /*
+     * One of each: the upstream's copies are kept or replaced, in one pass
+     * over its headers; nginx's own responses carry none of these.
+     */
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
+    if (r->upstream) {
+        part = &r->headers_out.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
             }
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
+            if (h[i].hash == 0) {
+                continue;
+            }
 
-        if (h[i].hash == 0 || h[i].key.len != len
-            || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
-        {
+            for (k = 0; k < n; k++) {
+                if (h[i].key.len != hdrs[k].name.len
+                    || ngx_strncasecmp(h[i].key.data, hdrs[k].name.data,
+                                       hdrs[k].name.len) != 0)
+                {
+                    continue;
+                }
+
+                if (tlcf->upstream_headers == NGX_HTTP_ENT_UPSTREAM_KEEP) {
+                    hdrs[k].value.len = 0;
+
+                } else {
+                    h[i].hash = 0;
+                }
+
+                break;
+            }
+        }
+    }
+
+    for (k = 0; k < n; k++) {
+        if (hdrs[k].value.len == 0) {
             continue;
         }
 
-        if (tlcf->upstream_headers == NGX_HTTP_ENT_UPSTREAM_KEEP) {
-            return NGX_OK;
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
         }
 
-        h[i].hash = 0;
+        h->hash = 1;
+        h->key = hdrs[k].name;
+        h->value = hdrs[k].value;
     }
-
-push:
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = len;
-    h->value = *value;
 
     return NGX_OK;
 }
