@@ -109,12 +109,15 @@ bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
 # unit tests and fuzz targets of the I/O-free code
 
 UNIT_DIR    := $(BUILD)/unit
-PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c
-PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h
+PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
+               ngx_ent_ratelimit/ngx_ent_rl.c
+PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
+               ngx_ent_ratelimit/ngx_ent_rl.h
 UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))
-UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant $(SAN_CC)
+UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
+               -Ingx_ent_ratelimit $(SAN_CC)
 
 unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
       $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))

@@ -1,40 +1,232 @@
 /*
- * ngx_http_ent_ratelimit_module: fleet-wide rate limits and quotas per tier and per tenant.
+ * ngx_http_ent_ratelimit_module: fleet-wide rate limits per tier.
  *
- * A shell for now: it loads, checks that the core is loaded before it, and
- * registers no directives.  Its issue fills it in.
+ * Policies are declared in http{} with a limit per tier (the tenant's tier
+ * comes from $ent_tenant_tier) and a window; a location applies one or
+ * more.  In PREACCESS every policy's counter goes to Redis in one pipelined
+ * round trip: "SET key 0 EX ttl NX" then "INCR key" per policy, so the
+ * count is atomic however many nodes race (the value an INCR returns is
+ * unique).  A request is admitted when every policy's value is within its
+ * limit; when one rejects, every counter it raised is decremented again
+ * (fire and forget), so rejected requests consume nothing.  Fixed windows,
+ * aligned to the epoch: see ngx_ent_rl.h for what that admits at an edge.
+ *
+ * Redis unavailable, or slower than ent_ratelimit_budget: each policy
+ * falls back as it says: "local" (a per-node shared-memory counter at
+ * limit / nodes), "open" (admit) or "closed" (503).  Never a 500.
+ *
+ * Every response under a policy carries RateLimit-Policy and RateLimit
+ * (draft-ietf-httpapi-ratelimit-headers-10 syntax), a 429 also Retry-After.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <ngx_md5.h>
 
 #include "ngx_ent_core.h"
+#include "ngx_ent_rl.h"
 
 
-static ngx_int_t ngx_http_ent_ratelimit_preconfiguration(ngx_conf_t *cf);
+#define NGX_HTTP_ENT_RL_MAX              8
+
+#define NGX_HTTP_ENT_RL_KEY_TENANT       0
+#define NGX_HTTP_ENT_RL_KEY_IP           1
+#define NGX_HTTP_ENT_RL_KEY_VAR          2
+
+#define NGX_HTTP_ENT_RL_FAIL_LOCAL       0
+#define NGX_HTTP_ENT_RL_FAIL_OPEN        1
+#define NGX_HTTP_ENT_RL_FAIL_CLOSED      2
+
+#define NGX_HTTP_ENT_RL_UNLIMITED        -1
+
+#define NGX_HTTP_ENT_RL_NONE             0
+#define NGX_HTTP_ENT_RL_WAITING          1
+#define NGX_HTTP_ENT_RL_DONE             2
+
+#define NGX_HTTP_ENT_RL_SLOT_PROBES      8
+
+
+typedef struct {
+    ngx_str_t                    tier;
+    ngx_int_t                    limit;
+} ngx_http_ent_rl_tier_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    time_t                       window;
+    ngx_array_t                  tiers;        /* ngx_http_ent_rl_tier_t */
+    ngx_int_t                    limit;        /* other tiers */
+    ngx_uint_t                   key_type;
+    ngx_http_complex_value_t    *key;
+    ngx_uint_t                   fail;
+    ngx_uint_t                   nodes;
+    ngx_uint_t                   status;
+    ngx_flag_t                   dry_run;
+} ngx_http_ent_rl_policy_t;
+
+
+typedef struct {
+    ngx_array_t                  policies;     /* ngx_http_ent_rl_policy_t */
+    ngx_shm_zone_t              *zone;
+    ngx_str_t                    zone_name;
+    ssize_t                      zone_size;
+    ngx_int_t                    tier_index;
+    ngx_int_t                    code_index;
+    time_t                       logged;
+} ngx_http_ent_rl_main_conf_t;
+
+
+typedef struct {
+    ngx_array_t                 *policies;     /* ngx_http_ent_rl_policy_t * */
+    ngx_msec_t                   budget;
+    ngx_flag_t                   legacy;
+} ngx_http_ent_rl_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_ent_rl_policy_t    *policy;
+    ngx_int_t                    limit;
+    ngx_uint_t                   remaining;
+    time_t                       reset;
+    ngx_str_t                    key;
+    unsigned                     rejected:1;
+    unsigned                     counted:1;    /* Redis was incremented */
+    unsigned                     unknown:1;    /* failed open */
+} ngx_http_ent_rl_result_t;
+
+
+typedef struct {
+    ngx_uint_t                   state;
+    ngx_uint_t                   n;
+    ngx_http_ent_rl_result_t     res[NGX_HTTP_ENT_RL_MAX];
+    ngx_int_t                    decision;     /* NGX_DECLINED or status */
+    ngx_str_t                    status;       /* $ent_ratelimit_status */
+    ngx_event_t                  budget;
+    ngx_http_request_t          *request;
+} ngx_http_ent_rl_ctx_t;
+
+
+/* the local fallback: slots of counters in shared memory */
+
+typedef struct {
+    u_char                       hash[16];
+    uint32_t                     start;
+    uint32_t                     count;
+} ngx_http_ent_rl_slot_t;
+
+
+typedef struct {
+    ngx_slab_pool_t             *shpool;
+    ngx_http_ent_rl_slot_t      *slots;
+    ngx_uint_t                   nslots;
+} ngx_http_ent_rl_zone_t;
+
+
+static ngx_int_t ngx_http_ent_rl_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ent_rl_init(ngx_conf_t *cf);
+static void *ngx_http_ent_rl_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_rl_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_ent_rl_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_rl_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ent_rl_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ent_rl_preset(ngx_conf_t *cf,
+    ngx_http_ent_rl_main_conf_t *rmcf, char *name, time_t window,
+    ngx_int_t limit, ngx_uint_t key_type, char *key);
+static ngx_int_t ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
+    ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
+    ngx_str_t *key);
+static void ngx_http_ent_rl_replied(ngx_ent_op_t *op);
+static void ngx_http_ent_rl_budget(ngx_event_t *ev);
+static void ngx_http_ent_rl_cleanup(void *data);
+static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
+    ngx_http_ent_rl_ctx_t *ctx);
+static ngx_uint_t ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_str_t *key, time_t start, ngx_int_t limit, ngx_uint_t *count);
+static void ngx_http_ent_rl_decide(ngx_http_request_t *r,
+    ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_undo(ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_ignored(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_rl_reject(ngx_http_request_t *r,
+    ngx_http_ent_rl_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_rl_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_rl_push(ngx_http_request_t *r,
+    const char *name, u_char *value, size_t len);
+
+
+static ngx_command_t  ngx_http_ent_rl_commands[] = {
+
+    { ngx_string("ent_ratelimit_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_ent_rl_policy,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_ratelimit"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_rl_apply,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_ratelimit_budget"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_rl_loc_conf_t, budget),
+      NULL },
+
+    { ngx_string("ent_ratelimit_legacy_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_rl_loc_conf_t, legacy),
+      NULL },
+
+    { ngx_string("ent_ratelimit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ent_rl_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
 
 
 static ngx_http_module_t  ngx_http_ent_ratelimit_module_ctx = {
-    ngx_http_ent_ratelimit_preconfiguration,   /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ent_rl_preconfiguration,      /* preconfiguration */
+    ngx_http_ent_rl_init,                  /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_ent_rl_create_main_conf,      /* create main configuration */
+    ngx_http_ent_rl_init_main_conf,        /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
 
-    NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_ent_rl_create_loc_conf,       /* create location configuration */
+    ngx_http_ent_rl_merge_loc_conf         /* merge location configuration */
 };
 
 
 ngx_module_t  ngx_http_ent_ratelimit_module = {
     NGX_MODULE_V1,
-    &ngx_http_ent_ratelimit_module_ctx,         /* module context */
-    NULL,                                  /* module directives */
+    &ngx_http_ent_ratelimit_module_ctx,    /* module context */
+    ngx_http_ent_rl_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
@@ -47,8 +239,1487 @@ ngx_module_t  ngx_http_ent_ratelimit_module = {
 };
 
 
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_str_t  ngx_http_ent_rl_status_name =
+    ngx_string("ent_ratelimit_status");
+
+
+/* configuration */
+
+
 static ngx_int_t
-ngx_http_ent_ratelimit_preconfiguration(ngx_conf_t *cf)
+ngx_http_ent_rl_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_ent_core_check(cf, "ngx_http_ent_ratelimit_module");
+    ngx_http_variable_t          *var;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    if (ngx_ent_core_check(cf, "ngx_http_ent_ratelimit_module") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    var = ngx_http_add_variable(cf, &ngx_http_ent_rl_status_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_ent_rl_status_variable;
+
+    /*
+     * presets the other modules use (a same-named policy replaces them);
+     * here, not in create_main_conf: their keys need nginx's variables
+     */
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_ent_ratelimit_module);
+
+    if (ngx_http_ent_rl_preset(cf, rmcf, "login", 900, 10,
+                               NGX_HTTP_ENT_RL_KEY_IP, NULL)
+        != NGX_OK
+        || ngx_http_ent_rl_preset(cf, rmcf, "scim", 60, 60,
+                                  NGX_HTTP_ENT_RL_KEY_VAR,
+                                  "$http_authorization")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_init(ngx_conf_t *cf)
+{
+    ngx_str_t                     name;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    rmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_ent_ratelimit_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ent_rl_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_ent_rl_header_filter;
+
+    /* the tenant's tier and code, if the tenant module is loaded */
+
+    ngx_str_set(&name, "ent_tenant_tier");
+    rmcf->tier_index = ngx_http_get_variable_index(cf, &name);
+
+    ngx_str_set(&name, "ent_tenant_code");
+    rmcf->code_index = ngx_http_get_variable_index(cf, &name);
+
+    if (rmcf->tier_index == NGX_ERROR || rmcf->code_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_ent_rl_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    rmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_rl_main_conf_t));
+    if (rmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rmcf->zone = NULL;
+     *     rmcf->zone_name = { 0, NULL };
+     *     rmcf->zone_size = 0;
+     *     rmcf->logged = 0;
+     */
+
+    if (ngx_array_init(&rmcf->policies, cf->pool, 4,
+                       sizeof(ngx_http_ent_rl_policy_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return rmcf;
+}
+
+
+static char *
+ngx_http_ent_rl_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ent_rl_main_conf_t *rmcf = conf;
+
+    if (rmcf->zone_name.len == 0) {
+        ngx_str_set(&rmcf->zone_name, "ent_ratelimit");
+        rmcf->zone_size = 1024 * 1024;
+    }
+
+    rmcf->zone = ngx_shared_memory_add(cf, &rmcf->zone_name, rmcf->zone_size,
+                                       &ngx_http_ent_ratelimit_module);
+    if (rmcf->zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->zone->init = ngx_http_ent_rl_init_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ent_rl_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_rl_loc_conf_t  *rlcf;
+
+    rlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_rl_loc_conf_t));
+    if (rlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rlcf->policies = NULL;
+     */
+
+    rlcf->budget = NGX_CONF_UNSET_MSEC;
+    rlcf->legacy = NGX_CONF_UNSET;
+
+    return rlcf;
+}
+
+
+static char *
+ngx_http_ent_rl_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ent_rl_loc_conf_t *prev = parent;
+    ngx_http_ent_rl_loc_conf_t *conf = child;
+
+    ngx_conf_merge_msec_value(conf->budget, prev->budget, 5);
+    ngx_conf_merge_value(conf->legacy, prev->legacy, 0);
+
+    if (conf->policies == NULL) {
+        conf->policies = prev->policies;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_preset(ngx_conf_t *cf, ngx_http_ent_rl_main_conf_t *rmcf,
+    char *name, time_t window, ngx_int_t limit, ngx_uint_t key_type,
+    char *key)
+{
+    ngx_str_t                          s;
+    ngx_http_ent_rl_policy_t          *p;
+    ngx_http_compile_complex_value_t   ccv;
+
+    p = ngx_array_push(&rmcf->policies);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(p, sizeof(ngx_http_ent_rl_policy_t));
+
+    p->name.data = (u_char *) name;
+    p->name.len = ngx_strlen(name);
+    p->window = window;
+    p->limit = limit;
+    p->key_type = key_type;
+    p->fail = NGX_HTTP_ENT_RL_FAIL_LOCAL;
+    p->nodes = 1;
+    p->status = NGX_HTTP_TOO_MANY_REQUESTS;
+
+    if (ngx_array_init(&p->tiers, cf->pool, 1,
+                       sizeof(ngx_http_ent_rl_tier_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (key) {
+        p->key = ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (p->key == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = (u_char *) key;
+        s.len = ngx_strlen(key);
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = p->key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_rl_main_conf_t *rmcf = conf;
+
+    u_char                            *eq;
+    ngx_int_t                          n, min;
+    ngx_str_t                         *value, name, val;
+    ngx_uint_t                         i, j;
+    ngx_http_ent_rl_tier_t            *t;
+    ngx_http_ent_rl_policy_t          *p, *policies;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+    name = value[1];
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (i && ((name.data[i] >= '0' && name.data[i] <= '9')
+                        || name.data[i] == '_' || name.data[i] == '-'))))
+        {
+            break;
+        }
+    }
+
+    if (name.len == 0 || name.len > 32 || i != name.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid policy name \"%V\" in \"%V\" directive",
+                           &name, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a new policy, or one replacing a preset; never two of a name */
+
+    p = NULL;
+    policies = rmcf->policies.elts;
+
+    for (i = 0; i < rmcf->policies.nelts; i++) {
+        if (policies[i].name.len == name.len
+            && ngx_strncmp(policies[i].name.data, name.data, name.len) == 0)
+        {
+            p = &policies[i];
+            break;
+        }
+    }
+
+    if (p && (ngx_strcmp(name.data, "login") != 0
+              && ngx_strcmp(name.data, "scim") != 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate policy \"%V\" in \"%V\" directive",
+                           &name, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p == NULL) {
+        p = ngx_array_push(&rmcf->policies);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_memzero(p, sizeof(ngx_http_ent_rl_policy_t));
+
+    p->name = name;
+    p->limit = NGX_CONF_UNSET;
+    p->fail = NGX_HTTP_ENT_RL_FAIL_LOCAL;
+    p->nodes = 1;
+    p->status = NGX_HTTP_TOO_MANY_REQUESTS;
+
+    if (ngx_array_init(&p->tiers, cf->pool, 4,
+                       sizeof(ngx_http_ent_rl_tier_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "dry_run") == 0) {
+            p->dry_run = 1;
+            continue;
+        }
+
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+
+        if (eq == NULL || eq == value[i].data || eq + 1 == value[i].data
+                                                          + value[i].len)
+        {
+            goto invalid;
+        }
+
+        val.data = eq + 1;
+        val.len = value[i].data + value[i].len - val.data;
+
+        if (ngx_strncmp(value[i].data, "per=", 4) == 0) {
+
+            if (ngx_strcmp(val.data, "second") == 0) {
+                p->window = 1;
+
+            } else if (ngx_strcmp(val.data, "minute") == 0) {
+                p->window = 60;
+
+            } else if (ngx_strcmp(val.data, "hour") == 0) {
+                p->window = 3600;
+
+            } else if (ngx_strcmp(val.data, "day") == 0) {
+                p->window = 86400;
+
+            } else {
+                p->window = ngx_parse_time(&val, 1);
+
+                if (p->window == (time_t) NGX_ERROR || p->window < 1
+                    || p->window > 31 * 86400)
+                {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid window \"%V\" in \"%V\" "
+                                       "directive, expected second, minute, "
+                                       "hour, day or a time from 1s to 31d",
+                                       &value[i], &cmd->name);
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+        } else if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+
+            if (ngx_strcmp(val.data, "tenant") == 0) {
+                p->key_type = NGX_HTTP_ENT_RL_KEY_TENANT;
+
+            } else if (ngx_strcmp(val.data, "ip") == 0) {
+                p->key_type = NGX_HTTP_ENT_RL_KEY_IP;
+
+            } else if (val.data[0] == '$') {
+                p->key_type = NGX_HTTP_ENT_RL_KEY_VAR;
+
+                p->key = ngx_pcalloc(cf->pool,
+                                     sizeof(ngx_http_complex_value_t));
+                if (p->key == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+                ccv.cf = cf;
+                ccv.value = &val;
+                ccv.complex_value = p->key;
+
+                if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                    return NGX_CONF_ERROR;
+                }
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid key \"%V\" in \"%V\" directive, "
+                                   "expected tenant, ip or a $variable",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "fail=", 5) == 0) {
+
+            if (ngx_strcmp(val.data, "local") == 0) {
+                p->fail = NGX_HTTP_ENT_RL_FAIL_LOCAL;
+
+            } else if (ngx_strcmp(val.data, "open") == 0) {
+                p->fail = NGX_HTTP_ENT_RL_FAIL_OPEN;
+
+            } else if (ngx_strcmp(val.data, "closed") == 0) {
+                p->fail = NGX_HTTP_ENT_RL_FAIL_CLOSED;
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in \"%V\" "
+                                   "directive, expected fail=local, "
+                                   "fail=open or fail=closed",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "nodes=", 6) == 0) {
+            n = ngx_atoi(val.data, val.len);
+
+            if (n < 1 || n > 10000) {
+                goto invalid;
+            }
+
+            p->nodes = n;
+
+        } else if (ngx_strncmp(value[i].data, "status=", 7) == 0) {
+            n = ngx_atoi(val.data, val.len);
+
+            if (n != NGX_HTTP_TOO_MANY_REQUESTS && n != 402) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in \"%V\" "
+                                   "directive, expected status=429 or "
+                                   "status=402", &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            p->status = n;
+
+        } else {
+            /* limit=N, or <tier>=N: N a count or "unlimited" */
+
+            if (ngx_strcmp(val.data, "unlimited") == 0) {
+                n = NGX_HTTP_ENT_RL_UNLIMITED;
+
+            } else {
+                n = ngx_atoi(val.data, val.len);
+
+                if (n == NGX_ERROR || n > 1000000000) {
+                    goto invalid;
+                }
+            }
+
+            if (ngx_strncmp(value[i].data, "limit=", 6) == 0) {
+                p->limit = n;
+                continue;
+            }
+
+            for (j = 0; value[i].data + j < eq; j++) {
+                if (!((value[i].data[j] >= 'a' && value[i].data[j] <= 'z')
+                      || (j && ((value[i].data[j] >= '0'
+                                 && value[i].data[j] <= '9')
+                                || value[i].data[j] == '_'
+                                || value[i].data[j] == '-'))))
+                {
+                    goto invalid;
+                }
+            }
+
+            t = ngx_array_push(&p->tiers);
+            if (t == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            t->tier.data = value[i].data;
+            t->tier.len = eq - value[i].data;
+            t->limit = n;
+        }
+    }
+
+    if (p->window == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "policy \"%V\" has no window: add per=minute, "
+                           "per=hour, ...", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->limit == NGX_CONF_UNSET) {
+        if (p->tiers.nelts == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "policy \"%V\" has no limit: add limit=N "
+                               "or <tier>=N", &name);
+            return NGX_CONF_ERROR;
+        }
+
+        /* a tier not listed gets the lowest listed limit */
+
+        t = p->tiers.elts;
+        min = NGX_HTTP_ENT_RL_UNLIMITED;
+
+        for (j = 0; j < p->tiers.nelts; j++) {
+            if (t[j].limit != NGX_HTTP_ENT_RL_UNLIMITED
+                && (min == NGX_HTTP_ENT_RL_UNLIMITED || t[j].limit < min))
+            {
+                min = t[j].limit;
+            }
+        }
+
+        p->limit = min;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\" directive",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_rl_loc_conf_t *rlcf = conf;
+
+    ngx_str_t                     *value;
+    ngx_uint_t                     i, j;
+    ngx_http_ent_rl_policy_t      *policies, **pp;
+    ngx_http_ent_rl_main_conf_t   *rmcf;
+
+    if (rlcf->policies) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts - 1 > NGX_HTTP_ENT_RL_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "at most %d policies in \"%V\" directive",
+                           NGX_HTTP_ENT_RL_MAX, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_ent_ratelimit_module);
+
+    rlcf->policies = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_http_ent_rl_policy_t *));
+    if (rlcf->policies == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        /*
+         * policies are declared in http{} before the servers that use
+         * them (nginx parses in order); the array may still grow, so the
+         * index is kept and resolved when the location is merged
+         */
+
+        policies = rmcf->policies.elts;
+
+        for (j = 0; j < rmcf->policies.nelts; j++) {
+            if (policies[j].name.len == value[i].len
+                && ngx_strncmp(policies[j].name.data, value[i].data,
+                               value[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == rmcf->policies.nelts) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown policy \"%V\" in \"%V\" directive: "
+                               "declare it with \"ent_ratelimit_policy\" in "
+                               "http{}, before the servers", &value[i],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        pp = ngx_array_push(rlcf->policies);
+        if (pp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *pp = (ngx_http_ent_rl_policy_t *) j;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_rl_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_rl_main_conf_t *rmcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, s;
+
+    if (rmcf->zone_name.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+    if (p == NULL || p == value[1].data) {
+        goto invalid;
+    }
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        goto invalid;
+    }
+
+    rmcf->zone_name.data = value[1].data;
+    rmcf->zone_name.len = p - value[1].data;
+    rmcf->zone_size = size;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid zone \"%V\" in \"%V\" directive, expected "
+                       "\"name:size\" of at least 32k", &value[1],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ent_rl_zone_t  *oz = data;
+
+    size_t                   n;
+    ngx_slab_pool_t         *shpool;
+    ngx_http_ent_rl_zone_t  *z;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (oz || shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    z = ngx_slab_alloc(shpool, sizeof(ngx_http_ent_rl_zone_t));
+    if (z == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = (shm_zone->shm.size / 2) / sizeof(ngx_http_ent_rl_slot_t);
+
+    z->slots = ngx_slab_calloc(shpool, n * sizeof(ngx_http_ent_rl_slot_t));
+    if (z->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->shpool = shpool;
+    z->nslots = n;
+
+    shpool->data = z;
+    shm_zone->data = z;
+
+    return NGX_OK;
+}
+
+
+/* $ent_ratelimit_status */
+
+
+static ngx_int_t
+ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_ent_rl_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+
+    if (ctx == NULL || ctx->status.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = ctx->status.data;
+    v->len = ctx->status.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the request */
+
+
+static ngx_int_t
+ngx_http_ent_rl_handler(ngx_http_request_t *r)
+{
+    time_t                         now, start;
+    ngx_int_t                      rc, limit;
+    ngx_str_t                      tenant, tier, setv[NGX_HTTP_ENT_RL_MAX][6],
+                                   incrv[NGX_HTTP_ENT_RL_MAX][2];
+    u_char                        *ttl;
+    ngx_uint_t                     i, j, n, nk;
+    ngx_pool_cleanup_t            *cln;
+    ngx_ent_redis_cmd_t            cmds[2 * NGX_HTTP_ENT_RL_MAX];
+    ngx_http_ent_rl_tier_t        *t;
+    ngx_http_ent_rl_ctx_t         *ctx;
+    ngx_http_ent_rl_result_t      *res;
+    ngx_http_ent_rl_policy_t      *p, **pp, *policies;
+    ngx_http_variable_value_t     *vv;
+    ngx_http_ent_rl_loc_conf_t    *rlcf;
+    ngx_http_ent_rl_main_conf_t   *rmcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);
+
+    if (rlcf->policies == NULL || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+
+    if (ctx) {
+        if (ctx->state == NGX_HTTP_ENT_RL_WAITING) {
+            return NGX_DONE;
+        }
+
+        if (ctx->decision == NGX_DECLINED) {
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_ent_rl_reject(r, ctx);
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ent_rl_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->decision = NGX_DECLINED;
+    ngx_http_set_ctx(r, ctx, ngx_http_ent_ratelimit_module);
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->tier_index);
+    tier.data = (vv && !vv->not_found) ? vv->data : NULL;
+    tier.len = (vv && !vv->not_found) ? vv->len : 0;
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->code_index);
+    tenant.data = (vv && !vv->not_found && vv->len) ? vv->data
+                                                    : (u_char *) "-";
+    tenant.len = (vv && !vv->not_found && vv->len) ? vv->len : 1;
+
+    now = ngx_time();
+    pp = rlcf->policies->elts;
+    policies = rmcf->policies.elts;
+    n = 0;
+    nk = 0;
+
+    for (i = 0; i < rlcf->policies->nelts; i++) {
+
+        p = &policies[(ngx_uint_t) pp[i]];
+
+        /* the tier's limit, else the policy's */
+
+        limit = p->limit;
+        t = p->tiers.elts;
+
+        for (j = 0; j < p->tiers.nelts; j++) {
+            if (t[j].tier.len == tier.len
+                && ngx_strncmp(t[j].tier.data, tier.data, tier.len) == 0)
+            {
+                limit = t[j].limit;
+                break;
+            }
+        }
+
+        if (limit == NGX_HTTP_ENT_RL_UNLIMITED) {
+            continue;
+        }
+
+        res = &ctx->res[ctx->n];
+        res->policy = p;
+        res->limit = limit;
+
+        ngx_ent_rl_window(now, p->window, &start, &res->reset);
+
+        rc = ngx_http_ent_rl_key(r, p, &tenant, start, &res->key);
+
+        if (rc == NGX_DECLINED) {
+            /* no key value: this policy does not apply */
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->n++;
+
+        ttl = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (ttl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* SET key 0 EX ttl NX, then INCR key: atomic, one round trip */
+
+        ngx_str_set(&setv[n][0], "SET");
+        setv[n][1] = res->key;
+        ngx_str_set(&setv[n][2], "0");
+        ngx_str_set(&setv[n][3], "EX");
+        setv[n][4].data = ttl;
+        setv[n][4].len = ngx_sprintf(ttl, "%T", p->window + 60) - ttl;
+        ngx_str_set(&setv[n][5], "NX");
+
+        ngx_str_set(&incrv[n][0], "INCR");
+        incrv[n][1] = res->key;
+
+        cmds[nk].argc = 6;
+        cmds[nk].argv = setv[n];
+        nk++;
+
+        cmds[nk].argc = 2;
+        cmds[nk].argv = incrv[n];
+        nk++;
+
+        n++;
+    }
+
+    if (ctx->n == 0) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied, ctx);
+
+    if (rc == NGX_AGAIN) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_ent_rl_cleanup;
+        cln->data = ctx;
+
+        ctx->budget.handler = ngx_http_ent_rl_budget;
+        ctx->budget.data = ctx;
+        ctx->budget.log = r->connection->log;
+        ngx_add_timer(&ctx->budget, rlcf->budget);
+
+        ctx->state = NGX_HTTP_ENT_RL_WAITING;
+        return ngx_ent_phase_wait(r);
+    }
+
+    /* Redis unavailable right now */
+
+    ngx_http_ent_rl_fallback(r, ctx);
+
+    if (ctx->decision == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_ent_rl_reject(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
+    ngx_str_t *tenant, time_t start, ngx_str_t *key)
+{
+    u_char      *k, hash[16];
+    ngx_str_t    value;
+    ngx_md5_t    md5;
+    ngx_uint_t   i, safe;
+
+    switch (p->key_type) {
+
+    case NGX_HTTP_ENT_RL_KEY_TENANT:
+        value = *tenant;
+        break;
+
+    case NGX_HTTP_ENT_RL_KEY_IP:
+        value = r->connection->addr_text;
+        break;
+
+    default:
+        if (ngx_http_complex_value(r, p->key, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (value.len == 0) {
+            return NGX_DECLINED;
+        }
+    }
+
+    /* bounded keys: a long or unusual value is hashed */
+
+    safe = (value.len <= 64);
+
+    for (i = 0; safe && i < value.len; i++) {
+        if (!((value.data[i] >= 'a' && value.data[i] <= 'z')
+              || (value.data[i] >= 'A' && value.data[i] <= 'Z')
+              || (value.data[i] >= '0' && value.data[i] <= '9')
+              || value.data[i] == '.' || value.data[i] == ':'
+              || value.data[i] == '-' || value.data[i] == '_'))
+        {
+            safe = 0;
+        }
+    }
+
+    k = ngx_pnalloc(r->pool, sizeof("rl:{t:}:::#") - 1 + tenant->len
+                             + p->name.len + NGX_TIME_T_LEN + 64);
+    if (k == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->data = k;
+    k = ngx_sprintf(k, "rl:{t:%V}:%V:%T:", tenant, &p->name, start);
+
+    if (safe) {
+        k = ngx_cpymem(k, value.data, value.len);
+
+    } else {
+        ngx_md5_init(&md5);
+        ngx_md5_update(&md5, value.data, value.len);
+        ngx_md5_final(hash, &md5);
+
+        *k++ = '#';
+        k = ngx_hex_dump(k, hash, sizeof(hash));
+    }
+
+    key->len = k - key->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_rl_replied(ngx_ent_op_t *op)
+{
+    ngx_uint_t                 i;
+    redisReply                *reply;
+    ngx_http_request_t        *r;
+    ngx_http_ent_rl_ctx_t     *ctx;
+    ngx_http_ent_rl_result_t  *res;
+
+    ctx = op->data;
+    r = ctx->request;
+
+    if (ctx->state != NGX_HTTP_ENT_RL_WAITING) {
+        /* the budget ran out and a fallback decided: what Redis counted
+         * stays counted, as for a request admitted */
+        return;
+    }
+
+    if (ctx->budget.timer_set) {
+        ngx_del_timer(&ctx->budget);
+    }
+
+    if (op->status != NGX_ENT_OK || op->nreplies != 2 * ctx->n) {
+        ngx_http_ent_rl_fallback(r, ctx);
+        goto done;
+    }
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+        reply = op->replies[2 * i + 1];
+
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "ent ratelimit: unexpected reply to INCR "
+                          "\"%V\"", &res->key);
+            ngx_http_ent_rl_fallback(r, ctx);
+            goto done;
+        }
+
+        res->counted = 1;
+
+        if (reply->integer > res->limit) {
+            res->rejected = 1;
+            res->remaining = 0;
+
+        } else {
+            res->remaining = res->limit - reply->integer;
+        }
+    }
+
+    ngx_str_set(&ctx->status, "PASSED");
+    ngx_http_ent_rl_decide(r, ctx);
+
+done:
+
+    ctx->state = NGX_HTTP_ENT_RL_DONE;
+    ngx_ent_phase_resume(r);
+}
+
+
+static void
+ngx_http_ent_rl_budget(ngx_event_t *ev)
+{
+    ngx_http_request_t         *r;
+    ngx_http_ent_rl_ctx_t      *ctx;
+    ngx_http_ent_rl_main_conf_t *rmcf;
+
+    ctx = ev->data;
+    r = ctx->request;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
+    if (rmcf->logged != ngx_time()) {
+        rmcf->logged = ngx_time();
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent ratelimit: Redis did not answer within the "
+                      "budget, falling back");
+    }
+
+    ngx_http_ent_rl_fallback(r, ctx);
+
+    ctx->state = NGX_HTTP_ENT_RL_DONE;
+
+    ngx_http_set_log_request(r->connection->log, r);
+    ngx_ent_phase_resume(r);
+    ngx_http_run_posted_requests(r->connection);
+}
+
+
+static void
+ngx_http_ent_rl_cleanup(void *data)
+{
+    ngx_http_ent_rl_ctx_t  *ctx = data;
+
+    if (ctx->budget.timer_set) {
+        ngx_del_timer(&ctx->budget);
+    }
+}
+
+
+static void
+ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
+{
+    time_t                        start, reset;
+    ngx_int_t                     limit;
+    ngx_uint_t                    i, count;
+    ngx_http_ent_rl_result_t     *res;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
+    if (rmcf->logged != ngx_time()) {
+        rmcf->logged = ngx_time();
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent ratelimit: Redis unavailable, policies fall "
+                      "back as configured");
+    }
+
+    ngx_str_set(&ctx->status, "FALLBACK");
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        switch (res->policy->fail) {
+
+        case NGX_HTTP_ENT_RL_FAIL_OPEN:
+            res->unknown = 1;
+            res->remaining = res->limit;
+            break;
+
+        case NGX_HTTP_ENT_RL_FAIL_CLOSED:
+            res->rejected = 1;
+            res->remaining = 0;
+            break;
+
+        default: /* NGX_HTTP_ENT_RL_FAIL_LOCAL */
+
+            limit = (res->limit + res->policy->nodes - 1)
+                    / res->policy->nodes;
+
+            ngx_ent_rl_window(ngx_time(), res->policy->window, &start,
+                              &reset);
+
+            if (!ngx_http_ent_rl_local(rmcf, &res->key, start, limit,
+                                       &count))
+            {
+                res->rejected = 1;
+                res->remaining = 0;
+
+            } else {
+                res->remaining = limit - count;
+            }
+        }
+    }
+
+    ngx_http_ent_rl_decide(r, ctx);
+
+    if (ctx->decision != NGX_DECLINED) {
+        for (i = 0; i < ctx->n; i++) {
+            if (ctx->res[i].rejected
+                && ctx->res[i].policy->fail == NGX_HTTP_ENT_RL_FAIL_CLOSED)
+            {
+                /* the limiter failed, not the client */
+                ctx->decision = NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
+    time_t start, ngx_int_t limit, ngx_uint_t *count)
+{
+    u_char                   hash[16];
+    ngx_md5_t                md5;
+    ngx_uint_t               i, h, admit;
+    ngx_http_ent_rl_zone_t  *z;
+    ngx_http_ent_rl_slot_t  *s, *free;
+
+    z = rmcf->zone->data;
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, key->data, key->len);
+    ngx_md5_final(hash, &md5);
+
+    ngx_memcpy(&h, hash, sizeof(ngx_uint_t));
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    free = NULL;
+    s = NULL;
+
+    /* a few probes; an expired slot is reused, a full table loses count */
+
+    for (i = 0; i < NGX_HTTP_ENT_RL_SLOT_PROBES; i++) {
+        s = &z->slots[(h + i) % z->nslots];
+
+        if (ngx_memcmp(s->hash, hash, 16) == 0) {
+            break;
+        }
+
+        if (free == NULL && (time_t) s->start != (time_t) (uint32_t) start) {
+            free = s;
+        }
+
+        s = NULL;
+    }
+
+    if (s == NULL) {
+        s = free ? free : &z->slots[h % z->nslots];
+        ngx_memcpy(s->hash, hash, 16);
+        s->start = (uint32_t) start;
+        s->count = 0;
+    }
+
+    if (s->start != (uint32_t) start) {
+        s->start = (uint32_t) start;
+        s->count = 0;
+    }
+
+    admit = ((ngx_int_t) s->count < limit);
+
+    if (admit) {
+        s->count++;
+    }
+
+    *count = s->count;
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return admit;
+}
+
+
+static void
+ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
+{
+    ngx_uint_t  i, rejected, dry;
+
+    rejected = 0;
+    dry = 0;
+
+    for (i = 0; i < ctx->n; i++) {
+        if (!ctx->res[i].rejected) {
+            continue;
+        }
+
+        if (ctx->res[i].policy->dry_run) {
+            dry = 1;
+            continue;
+        }
+
+        if (!rejected) {
+            ctx->decision = ctx->res[i].policy->status;
+        }
+
+        rejected = 1;
+    }
+
+    if (rejected) {
+        ngx_str_set(&ctx->status, "REJECTED");
+
+        /* a rejected request consumes nothing: take every count back */
+        ngx_http_ent_rl_undo(ctx);
+
+        for (i = 0; i < ctx->n; i++) {
+            if (ctx->res[i].counted && !ctx->res[i].rejected) {
+                ctx->res[i].remaining++;
+            }
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ent ratelimit: request rejected");
+        return;
+    }
+
+    if (dry) {
+        ngx_str_set(&ctx->status, "DRY_RUN_REJECTED");
+    }
+}
+
+
+static void
+ngx_http_ent_rl_undo(ngx_http_ent_rl_ctx_t *ctx)
+{
+    ngx_str_t             argv[NGX_HTTP_ENT_RL_MAX][2];
+    ngx_uint_t            i, n;
+    ngx_ent_redis_cmd_t   cmds[NGX_HTTP_ENT_RL_MAX];
+
+    n = 0;
+
+    for (i = 0; i < ctx->n; i++) {
+        if (!ctx->res[i].counted) {
+            continue;
+        }
+
+        ngx_str_set(&argv[n][0], "DECR");
+        argv[n][1] = ctx->res[i].key;
+        cmds[n].argc = 2;
+        cmds[n].argv = argv[n];
+        n++;
+    }
+
+    if (n) {
+        /* fire and forget: nothing waits for it */
+        (void) ngx_ent_redis_run(NULL, cmds, n, ngx_http_ent_rl_ignored,
+                                 NULL);
+    }
+}
+
+
+static void
+ngx_http_ent_rl_ignored(ngx_ent_op_t *op)
+{
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
+{
+    u_char                    *p;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 i;
+    ngx_chain_t                out;
+    ngx_table_elt_t           *h;
+    ngx_http_ent_rl_result_t  *res;
+
+    res = NULL;
+
+    for (i = 0; i < ctx->n; i++) {
+        if (ctx->res[i].rejected && !ctx->res[i].policy->dry_run) {
+            res = &ctx->res[i];
+            break;
+        }
+    }
+
+    if (res == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->value.len = ngx_sprintf(h->value.data, "%T",
+                               ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE
+                               ? (time_t) 1 : res->reset)
+                   - h->value.data;
+
+    b = ngx_create_temp_buf(r->pool, 512 + res->policy->name.len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        p = ngx_sprintf(b->last, "{\"type\":\"about:blank\",\"title\":"
+                        "\"Rate limiter unavailable\",\"status\":503,"
+                        "\"policy\":\"%V\"}\n", &res->policy->name);
+
+    } else {
+        p = ngx_sprintf(b->last, "{\"type\":\"quota-exceeded\",\"title\":"
+                        "\"%s\",\"status\":%i,\"policy\":\"%V\","
+                        "\"limit\":%i,\"window\":%T,\"retry_after\":%T}\n",
+                        ctx->decision == 402 ? "Payment Required"
+                                             : "Too Many Requests",
+                        ctx->decision, &res->policy->name, res->limit,
+                        res->policy->window, res->reset);
+    }
+
+    b->last = p;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = ctx->decision;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc != NGX_ERROR && rc <= NGX_OK && !r->header_only) {
+        out.buf = b;
+        out.next = NULL;
+        rc = ngx_http_output_filter(r, &out);
+    }
+
+    /* in PREACCESS, NGX_OK would mean "go on": the request ends here */
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/* RateLimit-Policy and RateLimit on every response under a policy */
+
+
+static ngx_int_t
+ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
+{
+    u_char                      *p, *q, *last;
+    size_t                       n;
+    ngx_uint_t                   i, min;
+    ngx_http_ent_rl_ctx_t       *ctx;
+    ngx_http_ent_rl_result_t    *res;
+    ngx_http_ent_rl_loc_conf_t  *rlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+
+    if (ctx == NULL || ctx->n == 0 || ctx->state == NGX_HTTP_ENT_RL_WAITING
+        || r != r->main)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->n * 2 * 128);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = p + ctx->n * 128;
+    q = p;
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (i) {
+            *q++ = ',';
+            *q++ = ' ';
+        }
+
+        n = ngx_ent_rl_policy_item(q, last - q, res->policy->name.data,
+                                   res->policy->name.len, res->limit,
+                                   res->policy->window);
+        q += n;
+    }
+
+    if (ngx_http_ent_rl_push(r, "RateLimit-Policy", p, q - p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = last;
+    last = p + ctx->n * 128;
+    q = p;
+    min = 0;
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (res->unknown) {
+            continue;
+        }
+
+        if (q != p) {
+            *q++ = ',';
+            *q++ = ' ';
+        }
+
+        n = ngx_ent_rl_item(q, last - q, res->policy->name.data,
+                            res->policy->name.len, res->remaining,
+                            res->reset);
+        q += n;
+
+        if (res->remaining < ctx->res[min].remaining) {
+            min = i;
+        }
+    }
+
+    if (q != p && ngx_http_ent_rl_push(r, "RateLimit", p, q - p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);
+
+    if (rlcf->legacy && !ctx->res[min].unknown) {
+        res = &ctx->res[min];
+
+        p = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        q = ngx_sprintf(p, "%i", res->limit);
+        if (ngx_http_ent_rl_push(r, "X-RateLimit-Limit", p, q - p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p = q;
+        q = ngx_sprintf(p, "%ui", res->remaining);
+        if (ngx_http_ent_rl_push(r, "X-RateLimit-Remaining", p, q - p)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p = q;
+        q = ngx_sprintf(p, "%T", res->reset);
+        if (ngx_http_ent_rl_push(r, "X-RateLimit-Reset", p, q - p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_push(ngx_http_request_t *r, const char *name, u_char *value,
+    size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = value;
+    h->value.len = len;
+
+    return NGX_OK;
 }

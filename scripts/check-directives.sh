@@ -9,7 +9,10 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 rc=0
 for f in ngx_ent_*/*.c; do
-    unset_fields=$(grep -oE '[a-z]+->[a-z_]+ = NGX_CONF_UNSET' "$f" \
+    # only what create_*_conf functions set
+    unset_fields=$(awk '/^[a-z_]+\(/ { fn = $0 }
+                        fn ~ /create_[a-z_]*conf/ && /->[a-z_]+ = NGX_CONF_UNSET/' "$f" \
+                   | grep -oE '[a-z]+->[a-z_]+ = NGX_CONF_UNSET' \
                    | sed -E 's/.*->([a-z_]+) .*/\1/' | sort -u)
     pcalloc_fields=$(grep -oE '^ *\* +[a-z]+->[a-z_]+ = ' "$f" \
                      | sed -E 's/.*->([a-z_]+) = $/\1/' | sort -u)

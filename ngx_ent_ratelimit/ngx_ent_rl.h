@@ -1,0 +1,36 @@
+/*
+ * ngx_ent rate limits: I/O-free window arithmetic and header syntax
+ * (unit-tested).
+ *
+ * Fixed windows aligned to the epoch (a "1h" window starts on the hour,
+ * UTC); a request is admitted when the counter's value after its own
+ * increment is at most the limit.  At a window edge a client can therefore
+ * make up to 2 * limit requests within a short span (limit at the end of
+ * one window, limit at the start of the next); never more than limit
+ * within one window.
+ */
+
+#ifndef _NGX_ENT_RL_H_INCLUDED_
+#define _NGX_ENT_RL_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+
+/* the window containing now: its start and the seconds until it resets */
+void ngx_ent_rl_window(time_t now, time_t window, time_t *start,
+    time_t *reset);
+
+/* RateLimit-Policy item: "name";q=<limit>;w=<window> (draft -10) */
+size_t ngx_ent_rl_policy_item(unsigned char *buf, size_t size,
+    const unsigned char *name, size_t len, uint64_t limit, uint64_t window);
+
+/* RateLimit item: "name";r=<remaining>;t=<reset> */
+size_t ngx_ent_rl_item(unsigned char *buf, size_t size,
+    const unsigned char *name, size_t len, uint64_t remaining,
+    uint64_t reset);
+
+
+#endif /* _NGX_ENT_RL_H_INCLUDED_ */

@@ -1,0 +1,197 @@
+# Fleet-wide rate limits: exact across three nginx instances, per tier,
+# several policies per location (a rejection takes every count back), key
+# types, dry run, IETF headers, and Redis failing each configured way.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use Test::More;
+
+pg_start();
+redis_start();
+
+pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id) VALUES "
+       . "('free1', 'F', 'free'), ('team1', 'T', 'team'), "
+       . "('big1', 'B', 'business')");
+
+# a day window: keep clear of midnight UTC
+my $into = time % 86400;
+sleep(86400 - $into + 1) if $into > 86400 - 30;
+
+# the upstream: a plain nginx of its own
+my $up = nginx_start(modules => ['core'],
+                     config => 'location / { return 200 "ok\n"; }')->{port};
+
+my $http = <<'CONF';
+ent_postgres "$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:$TEST_REDIS_PORT timeout=300ms backoff=20ms:200ms;
+ent_ratelimit_budget 2s;
+ent_ratelimit_policy exact per=day limit=30 key=ip;
+ent_ratelimit_policy ai per=hour free=3 team=5 business=unlimited;
+ent_ratelimit_policy api per=minute limit=10;
+ent_ratelimit_policy bykey per=day limit=2 key=$http_x_api_key;
+ent_ratelimit_policy trial per=day limit=1 key=ip dry_run;
+ent_ratelimit_policy paid per=day limit=1 key=ip status=402;
+ent_ratelimit_policy open per=day limit=1 key=$http_x_open fail=open;
+ent_ratelimit_policy closed per=day limit=1 key=$http_x_closed fail=closed;
+ent_ratelimit_policy local per=day limit=4 nodes=2 key=$http_x_local fail=local;
+CONF
+
+my $config = <<'CONF';
+add_header X-RL "$ent_ratelimit_status" always;
+location = /exact { ent_ratelimit exact; return 200 "ok\n"; }
+location = /ok { return 200 "ok\n"; }
+location /t/ {
+    ent_ratelimit ai api;
+    ent_ratelimit_legacy_headers on;
+    proxy_pass http://127.0.0.1:$server_port/ok;
+}
+location = /key { ent_ratelimit bykey; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /trial { ent_ratelimit trial; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /paid { ent_ratelimit paid; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /open { ent_ratelimit open; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /closed { ent_ratelimit closed; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /local { ent_ratelimit local; proxy_pass http://127.0.0.1:$server_port/ok; }
+CONF
+
+# "return" runs before PREACCESS: proxy to a plain upstream instead
+$config =~ s{proxy_pass http://127.0.0.1:\$server_port/ok;}{proxy_pass http://127.0.0.1:$up/ok;}g;
+$config =~ s{location = /exact \{ ent_ratelimit exact; return 200 "ok\\n"; \}}{location = /exact { ent_ratelimit exact; proxy_pass http://127.0.0.1:$up/ok; }};
+
+my @nodes = map { nginx_start(http_config => $http, config => $config) } 1 .. 3;
+my $n = $nodes[0];
+
+# exactness: 120 concurrent requests over three nodes, a limit of 30
+
+my @h;
+for my $i (0 .. 119) {
+    push @h, http_start($nodes[$i % 3], '/exact');
+}
+my %by;
+$by{ http_finish($_)->{status} }++ for @h;
+is($by{200}, 30, 'exactly 30 admitted across three nodes');
+is($by{429}, 90, 'the other 90 refused');
+is(redis_cli('--scan', '--pattern', 'rl:{t:-}:exact:*') ne '', 1,
+   'counted under a tenant hash tag');
+my ($key) = grep { /exact/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+is(redis_cli('GET', $key), 30, 'and rejected requests consumed nothing');
+ok(redis_cli('TTL', $key) > 86400, 'the key expires after its window');
+
+# tiers, headers
+
+sub get {
+    my ($host, $path, @h) = @_;
+    return http($n, $path, host => $host, headers => \@h);
+}
+
+my $ten = "ent_tenant on; ent_tenant_base_domain example.com;";
+nginx_stop($_) for @nodes;
+$n = nginx_start(http_config => $http, config => "$ten\n$config");
+
+my $r = get('free1.example.com', '/t/x');
+is($r->{status}, 200, 'free tier: admitted');
+is($r->{headers}{'ratelimit-policy'}[0], '"ai";q=3;w=3600, "api";q=10;w=60',
+   'RateLimit-Policy names both policies');
+my ($ai_r, $ai_t, $api_r, $api_t) = ($r->{headers}{ratelimit}[0] // '')
+    =~ /^"ai";r=(\d+);t=(\d+), "api";r=(\d+);t=(\d+)$/;
+is($ai_r, 2, 'RateLimit: remaining of ai');
+is($api_r, 9, 'RateLimit: remaining of api');
+ok($ai_t >= 1 && $ai_t <= 3600 && $api_t >= 1 && $api_t <= 60,
+   'RateLimit: delta seconds to the resets');
+is($r->{headers}{'x-ratelimit-remaining'}[0], 2,
+   'legacy headers: the policy with the least left');
+is($r->{headers}{'x-rl'}[0], 'PASSED', '$ent_ratelimit_status');
+
+get('free1.example.com', '/t/x') for 1 .. 2;
+$r = get('free1.example.com', '/t/x');
+is($r->{status}, 429, 'the 4th request of a free tenant: 429');
+is($r->{headers}{'content-type'}[0], 'application/problem+json',
+   'a problem+json body');
+like($r->{body}, qr/^\{"type":"quota-exceeded","title":"Too Many Requests","status":429,"policy":"ai","limit":3,"window":3600,"retry_after":(\d+)\}$/,
+     'naming the policy, its limit and when it resets');
+my ($retry) = $r->{body} =~ /"retry_after":(\d+)/;
+is($r->{headers}{'retry-after'}[0], $retry, 'Retry-After agrees');
+ok($retry >= $ai_t - 2, 'and is never earlier than t');
+is($r->{headers}{'x-rl'}[0], 'REJECTED', 'status REJECTED');
+like($r->{headers}{ratelimit}[0], qr/^"ai";r=0;t=\d+, "api";r=7;t=\d+$/,
+     'a rejection did not consume api: 7 left after 3 admitted');
+
+for (1 .. 5) { get('team1.example.com', '/t/x') }
+is(get('team1.example.com', '/t/x')->{status}, 429, 'team: the 6th refused');
+is(scalar(grep { get('big1.example.com', '/t/x')->{status} == 200 } 1 .. 8),
+   8, 'business: unlimited for ai (api still counts)');
+
+# key types: a variable, long values hashed, an empty value not limited
+
+is(get('free1.example.com', '/key', 'X-Api-Key: k1')->{status}, 200, 'key 1');
+is(get('free1.example.com', '/key', 'X-Api-Key: k1')->{status}, 200, 'key 1');
+is(get('free1.example.com', '/key', 'X-Api-Key: k1')->{status}, 429,
+   'key 1: the 3rd refused');
+is(get('free1.example.com', '/key', 'X-Api-Key: k2')->{status}, 200,
+   'another key counts apart');
+is(get('free1.example.com', '/key')->{status}, 200,
+   'no key: the policy does not apply');
+get('free1.example.com', '/key', 'X-Api-Key: ' . ('z' x 500));
+ok(scalar(grep { /:bykey:\d+:#[0-9a-f]{32}$/ }
+          split /\n/, redis_cli('--scan', '--pattern', 'rl:*')),
+   'a long key value is hashed');
+
+# dry run and 402
+
+is(get('free1.example.com', '/trial')->{status}, 200, 'dry run: first');
+$r = get('free1.example.com', '/trial');
+is($r->{status}, 200, 'dry run: over the limit, still admitted');
+is($r->{headers}{'x-rl'}[0], 'DRY_RUN_REJECTED', 'and reported');
+get('free1.example.com', '/paid');
+is(get('free1.example.com', '/paid')->{status}, 402, 'status=402');
+
+# Redis down: each policy as it says
+
+redis_stop();
+is(get('free1.example.com', '/open', 'X-Open: a')->{status}, 200,
+   'fail=open admits');
+is(get('free1.example.com', '/open', 'X-Open: a')->{status}, 200,
+   'fail=open admits again');
+$r = get('free1.example.com', '/closed', 'X-Closed: a');
+is($r->{status}, 503, 'fail=closed refuses with 503');
+like($r->{body}, qr/"title":"Rate limiter unavailable"/, 'saying why');
+my @local = map { get('free1.example.com', '/local', 'X-Local: a')->{status} }
+    1 .. 4;
+is_deeply(\@local, [200, 200, 429, 429],
+          'fail=local: limit / nodes on this node (4 / 2)');
+is(get('free1.example.com', '/t/x')->{headers}{'x-rl'}[0], 'FALLBACK',
+   'status FALLBACK');
+
+redis_start();
+ok(wait_until(sub {
+    get('free1.example.com', '/key', 'X-Api-Key: k9')->{headers}{'x-rl'}[0]
+        eq 'PASSED' }, 5), 'Redis back: counting resumes through it');
+
+# slower than the budget: fallback, then normal again
+
+nginx_stop($n);
+$n = nginx_start(http_config => $http . 'ent_ratelimit_budget 50ms;',
+                 config => "$ten\n$config") if 0;
+my $slow = nginx_start(http_config => ($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
+                           =~ s/timeout=300ms/timeout=3s/r,
+                       config => "$ten\n$config");
+my $sleep = http_start($slow, '/ok');   # warm
+http_finish($sleep);
+system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.5 >/dev/null &");
+sleep 0.1;
+$r = http($slow, '/local', host => 'free1.example.com',
+          headers => ['X-Local: slow']);
+is($r->{headers}{'x-rl'}[0], 'FALLBACK', 'slower than the budget: fallback');
+ok($r->{elapsed} < 0.4, 'answered at the budget, not when Redis woke');
+sleep 0.6;
+is(http($slow, '/key', host => 'free1.example.com',
+        headers => ['X-Api-Key: k10'])->{headers}{'x-rl'}[0], 'PASSED',
+   'then Redis again');
+
+nginx_stop($slow);
+my $log = check_log($slow, 'slow redis');
+my @warn = $log =~ /falling back|fall back/g;
+ok(@warn <= 2, 'fallbacks are logged at a sane rate');
+check_log($_, "node $_->{id}") for @nodes, $n;
+
+done_testing;
