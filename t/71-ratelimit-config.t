@@ -1,0 +1,134 @@
+# Rate-limit directives: nginx -t refuses what is malformed, naming the
+# directive and the problem.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use Test::More;
+
+run_blocks();
+done_testing;
+
+__DATA__
+
+=== TEST 1: the product's published tiers parse
+--- http_config
+ent_redis 127.0.0.1:6379;
+ent_ratelimit_policy ai per=hour free=50 team=200 business=1000 enterprise=1000;
+ent_ratelimit_policy api per=minute free=100 team=500 business=2000 enterprise=2000;
+ent_ratelimit_policy login per=15m limit=20 key=ip fail=closed;
+ent_ratelimit_zone rl:2m;
+ent_ratelimit_budget 10ms;
+ent_ratelimit_legacy_headers on;
+--- config
+location /api/ai/ { ent_ratelimit ai api; }
+location /login { ent_ratelimit login; }
+location /scim/v2/ { ent_ratelimit scim; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 2: a policy without a window
+--- http_config
+ent_ratelimit_policy ai free=50;
+--- config
+--- must_die
+--- error_log
+policy "ai" has no window: add per=minute, per=hour, ...
+
+=== TEST 3: a policy without a limit
+--- http_config
+ent_ratelimit_policy ai per=hour;
+--- config
+--- must_die
+--- error_log
+policy "ai" has no limit: add limit=N or <tier>=N
+
+=== TEST 4: a bad window
+--- http_config
+ent_ratelimit_policy ai per=fortnight limit=1;
+--- config
+--- must_die
+--- error_log
+invalid window "per=fortnight" in "ent_ratelimit_policy" directive
+
+=== TEST 5: a bad limit
+--- http_config
+ent_ratelimit_policy ai per=hour team=lots;
+--- config
+--- must_die
+--- error_log
+invalid parameter "team=lots" in "ent_ratelimit_policy" directive
+
+=== TEST 6: a bad key
+--- http_config
+ent_ratelimit_policy ai per=hour limit=1 key=cookie;
+--- config
+--- must_die
+--- error_log
+invalid key "key=cookie" in "ent_ratelimit_policy" directive, expected tenant, ip or a $variable
+
+=== TEST 7: a bad fallback
+--- http_config
+ent_ratelimit_policy ai per=hour limit=1 fail=maybe;
+--- config
+--- must_die
+--- error_log
+expected fail=local, fail=open or fail=closed
+
+=== TEST 8: a bad status
+--- http_config
+ent_ratelimit_policy ai per=hour limit=1 status=500;
+--- config
+--- must_die
+--- error_log
+expected status=429 or status=402
+
+=== TEST 9: a bad policy name
+--- http_config
+ent_ratelimit_policy "AI Policy" per=hour limit=1;
+--- config
+--- must_die
+--- error_log
+invalid policy name "AI Policy" in "ent_ratelimit_policy" directive
+
+=== TEST 10: two policies of one name
+--- http_config
+ent_ratelimit_policy ai per=hour limit=1;
+ent_ratelimit_policy ai per=day limit=2;
+--- config
+--- must_die
+--- error_log
+duplicate policy "ai" in "ent_ratelimit_policy" directive
+
+=== TEST 11: an unknown policy in a location
+--- config
+location / { ent_ratelimit nosuch; }
+--- must_die
+--- error_log
+unknown policy "nosuch" in "ent_ratelimit" directive
+
+=== TEST 12: a zone that is too small
+--- http_config
+ent_ratelimit_zone rl:1k;
+--- config
+--- must_die
+--- error_log
+invalid zone "rl:1k" in "ent_ratelimit_zone" directive
+
+=== TEST 13: presets can be redefined once
+--- http_config
+ent_ratelimit_policy login per=hour limit=5 key=ip;
+--- config
+location /login { ent_ratelimit login; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 14: nodes must be a positive count
+--- http_config
+ent_ratelimit_policy ai per=hour limit=1 nodes=0;
+--- config
+--- must_die
+--- error_log
+invalid parameter "nodes=0" in "ent_ratelimit_policy" directive
