@@ -171,6 +171,13 @@ NGX_ENT_API ngx_int_t ngx_ent_pg_query(ngx_http_request_t *r,
     ngx_ent_op_handler_pt handler, void *data);
 
 
+/*
+ * Redis: how many times this worker has (re)connected; it changes when
+ * Redis may have lost its data (a restart), for modules that remember
+ * what they stored
+ */
+NGX_ENT_API ngx_uint_t ngx_ent_redis_generation(void);
+
 /* Redis: all commands go out in one write, on one connection */
 NGX_ENT_API ngx_int_t ngx_ent_redis_run(ngx_http_request_t *r,
     ngx_ent_redis_cmd_t *cmds, ngx_uint_t ncmds,

@@ -49,6 +49,7 @@ struct ngx_ent_redis_pool_s {
     ngx_ent_redis_conn_t      *conns;
     ngx_uint_t                 nconns;
     ngx_uint_t                 next;
+    ngx_uint_t                 generation;
     ngx_ent_backend_stats_t    stats;
 };
 
@@ -299,6 +300,7 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
     rc->state = NGX_ENT_REDIS_READY;
     rc->backoff = 0;
     rc->peer.connection->idle = 1;
+    pool->generation++;
 
     /* pipelined small writes must not wait for the previous one's ACK */
 
@@ -566,6 +568,17 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
 
 
 /* commands */
+
+
+ngx_uint_t
+ngx_ent_redis_generation(void)
+{
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_ent_core_main_conf();
+
+    return (cmcf && cmcf->redis_pool) ? cmcf->redis_pool->generation : 0;
+}
 
 
 ngx_int_t

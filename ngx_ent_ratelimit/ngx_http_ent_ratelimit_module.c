@@ -47,6 +47,9 @@
 
 #define NGX_HTTP_ENT_RL_SLOT_PROBES      8
 
+/* keys this worker knows exist with a TTL in Redis (direct-mapped) */
+#define NGX_HTTP_ENT_RL_SEEN             4096
+
 
 typedef struct {
     ngx_str_t                    tier;
@@ -69,6 +72,13 @@ typedef struct {
 
 
 typedef struct {
+    uint64_t                     hash;
+    time_t                       start;
+    ngx_uint_t                   generation;
+} ngx_http_ent_rl_seen_t;
+
+
+typedef struct {
     ngx_array_t                  policies;     /* ngx_http_ent_rl_policy_t */
     ngx_shm_zone_t              *zone;
     ngx_str_t                    zone_name;
@@ -76,6 +86,7 @@ typedef struct {
     ngx_int_t                    tier_index;
     ngx_int_t                    code_index;
     time_t                       logged;
+    ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
 } ngx_http_ent_rl_main_conf_t;
 
 
@@ -92,6 +103,10 @@ typedef struct {
     ngx_uint_t                   remaining;
     time_t                       reset;
     ngx_str_t                    key;
+    uint64_t                     hash;
+    time_t                       start;
+    ngx_uint_t                   reply;        /* index of the INCR reply */
+    unsigned                     created:1;    /* SET NX sent */
     unsigned                     rejected:1;
     unsigned                     counted:1;    /* Redis was incremented */
     unsigned                     unknown:1;    /* failed open */
@@ -104,6 +119,7 @@ typedef struct {
     ngx_http_ent_rl_result_t     res[NGX_HTTP_ENT_RL_MAX];
     ngx_int_t                    decision;     /* NGX_DECLINED or status */
     ngx_str_t                    status;       /* $ent_ratelimit_status */
+    ngx_uint_t                   generation;
     ngx_event_t                  budget;
     ngx_http_request_t          *request;
 } ngx_http_ent_rl_ctx_t;
@@ -149,6 +165,11 @@ static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
     ngx_str_t *key);
+static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
+static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
+static void ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
 static void ngx_http_ent_rl_replied(ngx_ent_op_t *op);
 static void ngx_http_ent_rl_budget(ngx_event_t *ev);
 static void ngx_http_ent_rl_cleanup(void *data);
@@ -1002,6 +1023,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     tenant.len = (vv && !vv->not_found && vv->len) ? vv->len : 1;
 
     now = ngx_time();
+    ctx->generation = ngx_ent_redis_generation();
     pp = rlcf->policies->elts;
     policies = rmcf->policies.elts;
     n = 0;
@@ -1047,13 +1069,34 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         }
 
         ctx->n++;
+        res->start = start;
+        res->hash = ngx_http_ent_rl_hash(&res->key);
+
+        /*
+         * INCR is atomic; the first time this worker uses a key in a
+         * window, "SET key 0 EX ttl NX" goes first, so that the key always
+         * has a TTL; later the INCR alone (a reconnect to Redis, which may
+         * have lost the key, forgets what was seen)
+         */
+
+        if (ngx_http_ent_rl_seen(rmcf, res, ctx->generation)) {
+            ngx_str_set(&incrv[n][0], "INCR");
+            incrv[n][1] = res->key;
+
+            res->reply = nk;
+            cmds[nk].argc = 2;
+            cmds[nk].argv = incrv[n];
+            nk++;
+            n++;
+            continue;
+        }
+
+        res->created = 1;
 
         ttl = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (ttl == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        /* SET key 0 EX ttl NX, then INCR key: atomic, one round trip */
 
         ngx_str_set(&setv[n][0], "SET");
         setv[n][1] = res->key;
@@ -1070,6 +1113,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         cmds[nk].argv = setv[n];
         nk++;
 
+        res->reply = nk;
         cmds[nk].argc = 2;
         cmds[nk].argv = incrv[n];
         nk++;
@@ -1184,14 +1228,73 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
 }
 
 
+static uint64_t
+ngx_http_ent_rl_hash(ngx_str_t *key)
+{
+    uint64_t    h;
+    ngx_uint_t  i;
+
+    /* FNV-1a 64 */
+
+    h = 0xcbf29ce484222325ULL;
+
+    for (i = 0; i < key->len; i++) {
+        h ^= key->data[i];
+        h *= 0x100000001b3ULL;
+    }
+
+    return h;
+}
+
+
+static ngx_uint_t
+ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    ngx_http_ent_rl_seen_t  *e;
+
+    if (rmcf->seen == NULL || generation == 0) {
+        return 0;
+    }
+
+    e = &rmcf->seen[res->hash % NGX_HTTP_ENT_RL_SEEN];
+
+    return e->hash == res->hash && e->start == res->start
+           && e->generation == generation;
+}
+
+
+static void
+ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    ngx_http_ent_rl_seen_t  *e;
+
+    if (rmcf->seen == NULL) {
+        /* per worker, with the cycle */
+        rmcf->seen = ngx_pcalloc(ngx_cycle->pool, NGX_HTTP_ENT_RL_SEEN
+                                 * sizeof(ngx_http_ent_rl_seen_t));
+        if (rmcf->seen == NULL) {
+            return;
+        }
+    }
+
+    e = &rmcf->seen[res->hash % NGX_HTTP_ENT_RL_SEEN];
+    e->hash = res->hash;
+    e->start = res->start;
+    e->generation = generation;
+}
+
+
 static void
 ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 {
-    ngx_uint_t                 i;
-    redisReply                *reply;
-    ngx_http_request_t        *r;
-    ngx_http_ent_rl_ctx_t     *ctx;
-    ngx_http_ent_rl_result_t  *res;
+    ngx_uint_t                    i;
+    redisReply                   *reply;
+    ngx_http_request_t           *r;
+    ngx_http_ent_rl_ctx_t        *ctx;
+    ngx_http_ent_rl_result_t     *res;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
 
     ctx = op->data;
     r = ctx->request;
@@ -1206,14 +1309,22 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
         ngx_del_timer(&ctx->budget);
     }
 
-    if (op->status != NGX_ENT_OK || op->nreplies != 2 * ctx->n) {
+    if (op->status != NGX_ENT_OK) {
         ngx_http_ent_rl_fallback(r, ctx);
         goto done;
     }
 
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
-        reply = op->replies[2 * i + 1];
+
+        if (res->reply >= op->nreplies) {
+            ngx_http_ent_rl_fallback(r, ctx);
+            goto done;
+        }
+
+        reply = op->replies[res->reply];
 
         if (reply->type != REDIS_REPLY_INTEGER) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1224,6 +1335,10 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
         }
 
         res->counted = 1;
+
+        if (res->created) {
+            ngx_http_ent_rl_remember(rmcf, res, ctx->generation);
+        }
 
         if (reply->integer > res->limit) {
             res->rejected = 1;
