@@ -3,10 +3,15 @@
  */
 
 
-#include <stdio.h>
 #include <string.h>
 
 #include "ngx_ent_rl.h"
+
+
+static size_t ngx_ent_rl_item_fmt(unsigned char *buf, size_t size,
+    const unsigned char *name, size_t len, char a, uint64_t x, char b,
+    uint64_t y);
+static unsigned char *ngx_ent_rl_num(unsigned char *p, uint64_t n);
 
 
 void
@@ -25,13 +30,7 @@ size_t
 ngx_ent_rl_policy_item(unsigned char *buf, size_t size,
     const unsigned char *name, size_t len, uint64_t limit, uint64_t window)
 {
-    int  n;
-
-    n = snprintf((char *) buf, size, "\"%.*s\";q=%llu;w=%llu", (int) len,
-                 (const char *) name, (unsigned long long) limit,
-                 (unsigned long long) window);
-
-    return (n < 0 || (size_t) n >= size) ? 0 : (size_t) n;
+    return ngx_ent_rl_item_fmt(buf, size, name, len, 'q', limit, 'w', window);
 }
 
 
@@ -39,11 +38,57 @@ size_t
 ngx_ent_rl_item(unsigned char *buf, size_t size, const unsigned char *name,
     size_t len, uint64_t remaining, uint64_t reset)
 {
-    int  n;
+    return ngx_ent_rl_item_fmt(buf, size, name, len, 'r', remaining, 't',
+                               reset);
+}
 
-    n = snprintf((char *) buf, size, "\"%.*s\";r=%llu;t=%llu", (int) len,
-                 (const char *) name, (unsigned long long) remaining,
-                 (unsigned long long) reset);
 
-    return (n < 0 || (size_t) n >= size) ? 0 : (size_t) n;
+/* "name";a=x;b=y, or 0 when it does not fit */
+
+static size_t
+ngx_ent_rl_item_fmt(unsigned char *buf, size_t size,
+    const unsigned char *name, size_t len, char a, uint64_t x, char b,
+    uint64_t y)
+{
+    unsigned char  *p;
+
+    /* quotes, two ";k=", two numbers of at most 20 digits */
+
+    if (size < len + 2 + 6 + 40 + 1) {
+        return 0;
+    }
+
+    p = buf;
+    *p++ = '"';
+    memcpy(p, name, len);
+    p += len;
+    *p++ = '"';
+    *p++ = ';';
+    *p++ = (unsigned char) a;
+    *p++ = '=';
+    p = ngx_ent_rl_num(p, x);
+    *p++ = ';';
+    *p++ = (unsigned char) b;
+    *p++ = '=';
+    p = ngx_ent_rl_num(p, y);
+
+    return (size_t) (p - buf);
+}
+
+
+static unsigned char *
+ngx_ent_rl_num(unsigned char *p, uint64_t n)
+{
+    unsigned char   tmp[20], *t;
+
+    t = tmp + sizeof(tmp);
+
+    do {
+        *--t = (unsigned char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    memcpy(p, t, tmp + sizeof(tmp) - t);
+
+    return p + (tmp + sizeof(tmp) - t);
 }
