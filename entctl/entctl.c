@@ -87,7 +87,8 @@ main(int argc, char **argv)
     if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0
         && strcmp(cmd, "tenant") != 0 && strcmp(cmd, "domain") != 0
         && strcmp(cmd, "feature") != 0 && strcmp(cmd, "allow") != 0
-        && strcmp(cmd, "headers") != 0 && strcmp(cmd, "maintenance") != 0)
+        && strcmp(cmd, "headers") != 0 && strcmp(cmd, "maintenance") != 0
+        && strcmp(cmd, "ratelimit") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -124,6 +125,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "headers") == 0) {
         rc = entctl_headers(conn, argc, args);
+
+    } else if (strcmp(cmd, "ratelimit") == 0) {
+        rc = entctl_ratelimit(conn, argc, args);
 
     } else {
         rc = entctl_maintenance(conn, argc, args, redis);
@@ -334,6 +338,9 @@ entctl_usage(FILE *f)
             " [--report-only on|off|inherit]\n"
             "         [--report-uri URL|none] [--hsts-preload on|off]\n"
             "  maintenance on|off [CODE] [--retry-after SECONDS]\n"
+            "  ratelimit set CODE POLICY N|unlimited |"
+            " ratelimit unset CODE POLICY\n"
+            "  ratelimit list CODE\n"
             "\n"
             "DSN defaults to $ENT_DSN, then to libpq's environment; the Redis\n"
             "address (platform-wide maintenance) to $ENT_REDIS, then\n"

@@ -14,6 +14,8 @@
  *   headers set CODE [--csp-sources S|none] [--report-only on|off|inherit]
  *                    [--report-uri URL|none] [--hsts-preload on|off]
  *   maintenance on|off [CODE] [--retry-after SECONDS]
+ *   ratelimit set CODE POLICY N|unlimited | ratelimit unset CODE POLICY
+ *   ratelimit list CODE
  *
  * Every change is a parameterized statement; the triggers in the schema
  * notify the nginx nodes, which apply it within a second.  Input is
@@ -765,4 +767,78 @@ ent_redis(const char *addr, const char *cmd, const char *key,
     }
 
     return 0;
+}
+
+
+int
+entctl_ratelimit(PGconn *conn, int argc, char **argv)
+{
+    size_t       i;
+    const char  *p[3];
+
+    if (argc >= 3) {
+        for (i = 0; argv[2][i]; i++) {
+            if (!(islower((unsigned char) argv[2][i])
+                  || (i && (isdigit((unsigned char) argv[2][i])
+                            || argv[2][i] == '_' || argv[2][i] == '-'))))
+            {
+                break;
+            }
+        }
+
+        if (i == 0 || i > 32 || argv[2][i] != '\0') {
+            fprintf(stderr, "entctl: invalid policy \"%s\"\n", argv[2]);
+            return 1;
+        }
+    }
+
+    if (argc >= 2 && !ent_tenant_exists(conn, argv[1])) {
+        return 1;
+    }
+
+    if (argc == 4 && strcmp(argv[0], "set") == 0) {
+        if (strcmp(argv[3], "unlimited") != 0
+            && (strspn(argv[3], "0123456789") != strlen(argv[3])
+                || strlen(argv[3]) == 0 || strlen(argv[3]) > 9))
+        {
+            fprintf(stderr, "entctl: a limit is a count (0 to 999999999) "
+                    "or \"unlimited\"\n");
+            return 2;
+        }
+
+        p[0] = argv[1];
+        p[1] = argv[2];
+        p[2] = strcmp(argv[3], "unlimited") == 0 ? NULL : argv[3];
+
+        return ent_exec(conn, "INSERT INTO ent.ratelimit_overrides "
+                              "(tenant_id, policy, limit_value) "
+                              "SELECT id, $2, $3::integer FROM ent.tenants "
+                              "WHERE code = $1 ON CONFLICT (tenant_id, policy) "
+                              "DO UPDATE SET limit_value = EXCLUDED.limit_value,"
+                              " updated_at = now()", 3, p, 0) == 1 ? 0 : 1;
+    }
+
+    if (argc == 3 && strcmp(argv[0], "unset") == 0) {
+        p[0] = argv[1];
+        p[1] = argv[2];
+
+        return ent_exec(conn, "DELETE FROM ent.ratelimit_overrides o USING "
+                              "ent.tenants t WHERE o.tenant_id = t.id AND "
+                              "t.code = $1 AND o.policy = $2", 2, p, 0) >= 0
+               ? 0 : 1;
+    }
+
+    if (argc == 2 && strcmp(argv[0], "list") == 0) {
+        p[0] = argv[1];
+
+        return ent_exec(conn, "SELECT o.policy, coalesce(o.limit_value::text, "
+                              "'unlimited') FROM ent.ratelimit_overrides o "
+                              "JOIN ent.tenants t ON t.id = o.tenant_id "
+                              "WHERE t.code = $1 ORDER BY o.policy",
+                        1, p, 1) < 0;
+    }
+
+    fprintf(stderr, "usage: entctl ratelimit set CODE POLICY N|unlimited | "
+            "unset CODE POLICY | list CODE\n");
+    return 2;
 }

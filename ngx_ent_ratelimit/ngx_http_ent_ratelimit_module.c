@@ -85,6 +85,7 @@ typedef struct {
     ssize_t                      zone_size;
     ngx_int_t                    tier_index;
     ngx_int_t                    code_index;
+    ngx_int_t                    overrides_index;
     time_t                       logged;
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
 } ngx_http_ent_rl_main_conf_t;
@@ -165,6 +166,8 @@ static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
     ngx_str_t *key);
+static ngx_int_t ngx_http_ent_rl_override(ngx_str_t *overrides,
+    ngx_str_t *policy, ngx_int_t limit);
 static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
 static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
@@ -341,7 +344,12 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_str_set(&name, "ent_tenant_code");
     rmcf->code_index = ngx_http_get_variable_index(cf, &name);
 
-    if (rmcf->tier_index == NGX_ERROR || rmcf->code_index == NGX_ERROR) {
+    ngx_str_set(&name, "ent_tenant_ratelimits");
+    rmcf->overrides_index = ngx_http_get_variable_index(cf, &name);
+
+    if (rmcf->tier_index == NGX_ERROR || rmcf->code_index == NGX_ERROR
+        || rmcf->overrides_index == NGX_ERROR)
+    {
         return NGX_ERROR;
     }
 
@@ -968,7 +976,8 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 {
     time_t                         now, start;
     ngx_int_t                      rc, limit;
-    ngx_str_t                      tenant, tier, setv[NGX_HTTP_ENT_RL_MAX][6],
+    ngx_str_t                      tenant, tier, overrides,
+                                   setv[NGX_HTTP_ENT_RL_MAX][6],
                                    incrv[NGX_HTTP_ENT_RL_MAX][2];
     u_char                        *ttl;
     ngx_uint_t                     i, j, n, nk;
@@ -1017,6 +1026,10 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     tier.data = (vv && !vv->not_found) ? vv->data : NULL;
     tier.len = (vv && !vv->not_found) ? vv->len : 0;
 
+    vv = ngx_http_get_indexed_variable(r, rmcf->overrides_index);
+    overrides.data = (vv && !vv->not_found) ? vv->data : NULL;
+    overrides.len = (vv && !vv->not_found) ? vv->len : 0;
+
     vv = ngx_http_get_indexed_variable(r, rmcf->code_index);
     tenant.data = (vv && !vv->not_found && vv->len) ? vv->data
                                                     : (u_char *) "-";
@@ -1045,6 +1058,12 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                 limit = t[j].limit;
                 break;
             }
+        }
+
+        /* the tenant's own contract, if it has one */
+
+        if (overrides.len) {
+            limit = ngx_http_ent_rl_override(&overrides, &p->name, limit);
         }
 
         if (limit == NGX_HTTP_ENT_RL_UNLIMITED) {
@@ -1225,6 +1244,45 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
     key->len = k - key->data;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_override(ngx_str_t *overrides, ngx_str_t *policy,
+    ngx_int_t limit)
+{
+    u_char     *p, *last, *end;
+    ngx_int_t   n;
+
+    /* "policy=N,policy2=unlimited", from the tenant's record */
+
+    p = overrides->data;
+    last = p + overrides->len;
+
+    while (p < last) {
+        end = ngx_strlchr(p, last, ',');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if ((size_t) (end - p) > policy->len && p[policy->len] == '='
+            && ngx_strncmp(p, policy->data, policy->len) == 0)
+        {
+            p += policy->len + 1;
+
+            if (end - p == 9 && ngx_strncmp(p, "unlimited", 9) == 0) {
+                return NGX_HTTP_ENT_RL_UNLIMITED;
+            }
+
+            n = ngx_atoi(p, end - p);
+
+            return (n == NGX_ERROR) ? limit : n;
+        }
+
+        p = end + 1;
+    }
+
+    return limit;
 }
 
 
