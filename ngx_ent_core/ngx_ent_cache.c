@@ -31,7 +31,9 @@
 #define NGX_ENT_CACHE_EVICT      16
 
 /* bumped whenever the layout of the zone changes */
-#define NGX_ENT_CACHE_MAGIC      0x656e7402  /* "ent", version 2 */
+#define NGX_ENT_CACHE_MAGIC      0x656e7403  /* "ent", version 3 */
+
+#define NGX_ENT_CACHE_LISTENERS  8
 
 
 typedef struct ngx_ent_cache_node_s  ngx_ent_cache_node_t;
@@ -50,6 +52,10 @@ typedef struct ngx_ent_cache_sh_s {
     ngx_uint_t                 fill_errors;
     ngx_uint_t                 evictions;
     ngx_uint_t                 invalidations;
+
+    /* the nodes' invalidation listeners, to know whether any was away */
+    ngx_pid_t                  listeners[NGX_ENT_CACHE_LISTENERS];
+    ngx_msec_t                 stopped;     /* one left gracefully at */
 } ngx_ent_cache_sh_t;
 
 
@@ -453,6 +459,89 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 }
 
 
+/*
+ * A listener starts (on) or stops (off).  Notifications sent while no
+ * listener was there are lost, so a starting listener flushes a zone
+ * unless another one is alive, or one left gracefully within the last
+ * second (a reload hands over); a listener that crashed left a pid that is
+ * no longer alive, so the worker respawned in its place flushes.
+ */
+
+void
+ngx_ent_cache_listening(ngx_http_ent_core_main_conf_t *cmcf, ngx_uint_t on)
+{
+    ngx_uint_t            i, k, covered;
+    ngx_ent_cache_t     **caches;
+    ngx_ent_cache_sh_t   *sh;
+
+    caches = cmcf->caches.elts;
+
+    for (i = 0; i < cmcf->caches.nelts; i++) {
+        sh = caches[i]->sh;
+        covered = 0;
+
+        ngx_shmtx_lock(&caches[i]->shpool->mutex);
+
+        for (k = 0; k < NGX_ENT_CACHE_LISTENERS; k++) {
+            if (sh->listeners[k] == 0) {
+                continue;
+            }
+
+            if (sh->listeners[k] == ngx_pid) {
+                sh->listeners[k] = 0;
+                continue;
+            }
+
+            if (kill(sh->listeners[k], 0) == -1 && ngx_errno == NGX_ESRCH) {
+                /* it crashed: nobody knows what it missed */
+                sh->listeners[k] = 0;
+                continue;
+            }
+
+            covered = 1;
+        }
+
+        if (!on) {
+            sh->stopped = ngx_current_msec;
+            ngx_shmtx_unlock(&caches[i]->shpool->mutex);
+            continue;
+        }
+
+        if (sh->stopped && ngx_current_msec - sh->stopped < 1000) {
+            covered = 1;
+        }
+
+        for (k = 0; k < NGX_ENT_CACHE_LISTENERS; k++) {
+            if (sh->listeners[k] == 0) {
+                sh->listeners[k] = ngx_pid;
+                break;
+            }
+        }
+
+        ngx_shmtx_unlock(&caches[i]->shpool->mutex);
+
+        if (!covered) {
+            ngx_ent_cache_flush(caches[i]);
+        }
+    }
+}
+
+
+void
+ngx_ent_cache_fill_timeout(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_msec_t timeout)
+{
+    ngx_uint_t        i;
+    ngx_ent_cache_t **caches;
+
+    caches = cmcf->caches.elts;
+
+    for (i = 0; i < cmcf->caches.nelts; i++) {
+        caches[i]->fill_timeout = timeout;
+    }
+}
+
+
 void
 ngx_ent_cache_flush_all(ngx_http_ent_core_main_conf_t *cmcf)
 {
@@ -736,6 +825,15 @@ ngx_ent_cache_fill_done(ngx_ent_op_t *op)
 
     cn = ngx_ent_cache_lookup(cache, &fill->key, fill->hash);
 
+    if (cn && cn->filler != ngx_pid) {
+        /*
+         * our mark expired and another worker fills now: what we bring
+         * back may be older than what it will; our waiters ask again
+         */
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        goto wake;
+    }
+
     if (status == NGX_ENT_OK) {
         cache->sh->fills++;
 
@@ -745,8 +843,11 @@ ngx_ent_cache_fill_done(ngx_ent_op_t *op)
                                  op->rows.nrows == 0);
 
         if (cn && cn->invalidated) {
-            /* changed while we asked: keep it, but as stale */
-            cn->expires = now;
+            /*
+             * changed while we asked: the answer may predate the change,
+             * so it is neither fresh nor good enough to serve stale
+             */
+            cn->has_value = 0;
             cn->invalidated = 0;
         }
 
@@ -757,6 +858,8 @@ ngx_ent_cache_fill_done(ngx_ent_op_t *op)
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+wake:
 
     if (pool) {
         ngx_destroy_pool(pool);
@@ -800,12 +903,26 @@ ngx_ent_cache_wake(ngx_ent_cache_pending_t *fill, ngx_uint_t status)
         ngx_queue_init(&fill->waiters);
     }
 
+    /*
+     * detach every waiter from the fill before waking any: a handler may
+     * end another waiter's request (a shared pool, an HTTP/2 connection),
+     * whose cleanup must then find nothing to cancel and no fill to free
+     */
+
+    for (q = ngx_queue_head(&waiters);
+         q != ngx_queue_sentinel(&waiters);
+         q = ngx_queue_next(q))
+    {
+        op = ngx_queue_data(q, ngx_ent_op_t, queue);
+        op->cancel = NULL;
+        op->backend = NULL;
+    }
+
     while (!ngx_queue_empty(&waiters)) {
         q = ngx_queue_head(&waiters);
         ngx_queue_remove(q);
 
         op = ngx_queue_data(q, ngx_ent_op_t, queue);
-        op->cancel = NULL;
 
         ngx_ent_op_complete(op, status);
     }
@@ -970,6 +1087,9 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
                                         + key->len + vlen);
 
         if (cn == NULL) {
+            /* the eviction may have freed it already */
+            node = ngx_ent_cache_lookup(cache, key, hash);
+
             if (node) {
                 ngx_ent_cache_free_node(cache, node);
             }

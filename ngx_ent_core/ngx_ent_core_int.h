@@ -135,6 +135,10 @@ void ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
 void ngx_ent_cache_invalidate(ngx_http_ent_core_main_conf_t *cmcf,
     u_char *payload, size_t len, ngx_log_t *log);
 void ngx_ent_cache_flush_all(ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_cache_listening(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_uint_t on);
+void ngx_ent_cache_fill_timeout(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_msec_t timeout);
 u_char *ngx_ent_cache_stats(ngx_ent_cache_t *cache, u_char *p, u_char *last);
 
 

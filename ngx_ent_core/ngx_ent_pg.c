@@ -177,6 +177,10 @@ ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
             pc->op = NULL;
         }
 
+        if (pc->listener && pc->state == NGX_ENT_PG_IDLE) {
+            ngx_ent_cache_listening(cmcf, 0);
+        }
+
         ngx_ent_pg_teardown(pc);
     }
 
@@ -744,11 +748,9 @@ ngx_ent_pg_done(ngx_ent_pg_conn_t *pc)
             return;
         }
 
-        /* notifications sent while we were away are lost: start afresh */
+        /* notifications sent while nobody listened are lost */
 
-        if (pc->ever_connected) {
-            ngx_ent_cache_flush_all(pool->cmcf);
-        }
+        ngx_ent_cache_listening(pool->cmcf, 1);
 
         pc->ever_connected = 1;
         pc->c->idle = 1;
@@ -1166,6 +1168,9 @@ ngx_ent_pg_drop(ngx_ent_pg_conn_t *pc, ngx_uint_t status,
 
         if (!pc->listener) {
             pool->up--;
+
+        } else if (was == NGX_ENT_PG_IDLE) {
+            ngx_ent_cache_listening(pool->cmcf, 0);
         }
     }
 

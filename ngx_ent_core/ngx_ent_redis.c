@@ -299,7 +299,6 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
 
     rc->state = NGX_ENT_REDIS_READY;
     rc->backoff = 0;
-    rc->peer.connection->idle = 1;
     pool->generation++;
 
     /* pipelined small writes must not wait for the previous one's ACK */
@@ -322,6 +321,9 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
 
     if (rc->handshake || !ngx_queue_empty(&rc->inflight)) {
         ngx_ent_redis_arm(rc);
+
+    } else {
+        rc->peer.connection->idle = 1;
     }
 
     if (ngx_ent_redis_flush(rc) != NGX_OK) {
@@ -488,10 +490,12 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
 
         freeReplyObject(reply);
 
-        if (rc->handshake == 0 && ngx_queue_empty(&rc->inflight)
-            && rc->timer.timer_set)
-        {
-            ngx_del_timer(&rc->timer);
+        if (rc->handshake == 0 && ngx_queue_empty(&rc->inflight)) {
+            if (rc->timer.timer_set) {
+                ngx_del_timer(&rc->timer);
+            }
+
+            rc->peer.connection->idle = 1;
         }
 
         return NGX_OK;
@@ -523,9 +527,20 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
 
     if (!ngx_queue_empty(&rc->inflight)) {
         ngx_ent_redis_arm(rc);
+
+    } else if (rc->handshake == 0) {
+        rc->peer.connection->idle = 1;
     }
 
     ngx_ent_op_complete(op, NGX_ENT_OK);
+
+    if (rc->ninflight == 0 && rc->state == NGX_ENT_REDIS_READY
+        && (ngx_exiting || ngx_quit || ngx_terminate))
+    {
+        /* shutting down: the last reply is in, the connection may go */
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -649,11 +664,12 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
 
     op->replies = (redisReply **) (op + 1);
 
-    saved = rc->out_len;
+    /* unsent bytes before ours: an append may compact the buffer */
+    saved = rc->out_len - rc->out_pos;
 
     for (i = 0; i < ncmds; i++) {
         if (ngx_ent_redis_append(rc, cmds[i].argc, cmds[i].argv) != NGX_OK) {
-            rc->out_len = saved;
+            rc->out_len = rc->out_pos + saved;
             ngx_ent_op_free(op);
             return NGX_ERROR;
         }
@@ -666,6 +682,11 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
     ngx_queue_insert_tail(&rc->inflight, &op->queue);
     rc->ninflight++;
     pool->stats.queries++;
+
+    /* busy: a graceful shutdown waits for the reply */
+    if (rc->peer.connection) {
+        rc->peer.connection->idle = 0;
+    }
 
     if (rc->state == NGX_ENT_REDIS_READY) {
         if (!rc->timer.timer_set) {

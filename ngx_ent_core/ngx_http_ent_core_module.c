@@ -671,6 +671,7 @@ ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
     if (r) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
+            cmcf->ops--;
             ngx_free(op);
             return NULL;
         }
@@ -922,6 +923,13 @@ ngx_http_ent_core_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_ent_cache_init_worker(cmcf, cycle->log);
+
+    if (cmcf->pg_enabled) {
+        /* a fill may queue, prepare and query: never a shorter mark */
+        ngx_ent_cache_fill_timeout(cmcf, cmcf->pg.queue_timeout
+                                         + 2 * cmcf->pg.query_timeout
+                                         + 1000);
+    }
 
     if (cmcf->pg_enabled
         && ngx_ent_pg_init_worker(cycle, cmcf) != NGX_OK)

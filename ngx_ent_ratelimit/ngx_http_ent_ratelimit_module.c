@@ -163,6 +163,7 @@ static ngx_int_t ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
+static ngx_http_ent_rl_ctx_t *ngx_http_ent_rl_get_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
     ngx_str_t *key);
@@ -951,7 +952,7 @@ ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
 {
     ngx_http_ent_rl_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+    ctx = ngx_http_ent_rl_get_ctx(r);
 
     if (ctx == NULL || ctx->status.len == 0) {
         v->not_found = 1;
@@ -969,6 +970,28 @@ ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
 
 
 /* the request */
+
+
+static ngx_http_ent_rl_ctx_t *
+ngx_http_ent_rl_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_ent_rl_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_ent_rl_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_ent_ratelimit_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
 
 
 static ngx_int_t
@@ -997,9 +1020,11 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+    ctx = ngx_http_ent_rl_get_ctx(r);
 
     if (ctx) {
+        /* decided already, perhaps before an internal redirect */
+
         if (ctx->state == NGX_HTTP_ENT_RL_WAITING) {
             return NGX_DONE;
         }
@@ -1013,10 +1038,21 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ent_rl_ctx_t));
-    if (ctx == NULL) {
+    /*
+     * the context lives in a pool cleanup: it survives internal redirects
+     * (which wipe module contexts), so a request is counted once, and the
+     * cleanup removes the budget timer if the request goes away
+     */
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ent_rl_ctx_t));
+    if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_ent_rl_ctx_t));
+
+    cln->handler = ngx_http_ent_rl_cleanup;
 
     ctx->request = r;
     ctx->decision = NGX_DECLINED;
@@ -1147,14 +1183,6 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     rc = ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied, ctx);
 
     if (rc == NGX_AGAIN) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        cln->handler = ngx_http_ent_rl_cleanup;
-        cln->data = ctx;
-
         ctx->budget.handler = ngx_http_ent_rl_budget;
         ctx->budget.data = ctx;
         ctx->budget.log = r->connection->log;
@@ -1420,6 +1448,7 @@ done:
 static void
 ngx_http_ent_rl_budget(ngx_event_t *ev)
 {
+    ngx_connection_t           *c;
     ngx_http_request_t         *r;
     ngx_http_ent_rl_ctx_t      *ctx;
     ngx_http_ent_rl_main_conf_t *rmcf;
@@ -1440,9 +1469,12 @@ ngx_http_ent_rl_budget(ngx_event_t *ev)
 
     ctx->state = NGX_HTTP_ENT_RL_DONE;
 
-    ngx_http_set_log_request(r->connection->log, r);
+    /* resuming may finish the request and free it: keep the connection */
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
     ngx_ent_phase_resume(r);
-    ngx_http_run_posted_requests(r->connection);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1778,7 +1810,7 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
     ngx_http_ent_rl_result_t    *res;
     ngx_http_ent_rl_loc_conf_t  *rlcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
+    ctx = ngx_http_ent_rl_get_ctx(r);
 
     if (ctx == NULL || ctx->n == 0 || ctx->state == NGX_HTTP_ENT_RL_WAITING
         || r != r->main)

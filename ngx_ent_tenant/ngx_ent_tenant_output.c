@@ -118,9 +118,14 @@ ngx_http_ent_tenant_page(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
 
     json = ngx_http_ent_tenant_wants_json(r);
 
-    len = 512 + ngx_strlen(title) + ngx_strlen(text)
-          + ngx_ent_escape_html_size(name.data, name.len)
-          + ngx_ent_escape_html_size(code.data, code.len)
+    /*
+     * every piece as often as it is written, escaped at its worst: the
+     * name twice (title and heading), the title twice, 512 for the markup
+     */
+
+    len = 512 + 2 * ngx_strlen(title) + ngx_strlen(text)
+          + 2 * ngx_ent_escape_html_size(name.data, name.len)
+          + ngx_ent_escape_json_size(code.data, code.len)
           + ngx_ent_escape_html_size(color.data, color.len)
           + ngx_ent_escape_html_size(logo.data, logo.len)
           + (feature ? feature->len
@@ -193,6 +198,12 @@ ngx_http_ent_tenant_page(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
         p = ngx_sprintf(p, "%s</h1>\n<p>%s</p></body></html>\n", title, text);
 
         ngx_str_set(&r->headers_out.content_type, "text/html");
+    }
+
+    if (p > b->end) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ent tenant: page buffer overrun");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b->last = p;

@@ -1487,13 +1487,11 @@ static ngx_int_t
 ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_int_t rc)
 {
     /*
-     * In the access phase NGX_OK means "allowed": a page we sent ourselves
-     * ends the request here; a status (error_page) goes back to nginx
+     * In the access phase NGX_OK means "allowed", and under "satisfy any"
+     * another module's yes would override our status: the tenant's policy
+     * is not one vote among others, so the request ends here, with our
+     * page or, for an error_page, with the status
      */
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
 
     ngx_http_finalize_request(r, rc);
 

@@ -152,6 +152,13 @@ like($r->{body},
      qr{<h1 style="color:#ff0000">Acme &lt;Corp&gt; &amp; &quot;Co&quot;: Suspended</h1>},
      'the page carries the escaped name and the brand colour');
 unlike($r->{body}, qr/<Corp>/, 'nothing unescaped');
+
+pg_sql("INSERT INTO ent.tenants (code, display_name, status) VALUES "
+       . "('quotes', repeat('\"', 200), 'suspended')");
+$r = get('quotes.example.com', '/', 'Accept: text/html');
+is($r->{status}, 403, 'a 200-quote name: its page');
+is(scalar(() = $r->{body} =~ /&quot;/g), 400,
+   'the escaped name, whole, in the title and the heading');
 pg_sql("UPDATE ent.tenants SET status = 'active' WHERE code = 'acme'");
 ok(wait_until(sub { get('acme.example.com')->{status} == 200 }, 1, 0.01),
    'and its lifting too');

@@ -61,6 +61,13 @@ location /app/ {
     error_page 502 = @wrong_region;
 }
 location @wrong_region { return 503 "no backend for $ent_tenant_region\n"; }
+location /any/ {
+    satisfy any;
+    allow all;
+    error_page 403 /denied.txt;
+    proxy_pass http://app;
+}
+location = /denied.txt { internal; return 403 "denied by the allow-list\n"; }
 CONF
 
 my $n = nginx_start(http_config => $http, config => $config);
@@ -70,6 +77,8 @@ sub get {
     my $r = http($n, $path || '/gate/', host => $host, headers => \@h);
     return $r;
 }
+
+my $r;
 
 sub from {
     my ($ip, $host, $path) = @_;
@@ -97,9 +106,13 @@ is(from('192.0.2.1', 'sub2.example.com'), 403,
    'the allow-list is inherited by a grandchild');
 is(from('10.0.0.1', 'sub2.example.com'), 200, 'and lets its networks in');
 is(from('192.0.2.1', 'small.example.com'), 200, 'no allow-list: all allowed');
+$r = get('holding.example.com', '/any/x', 'X-Forwarded-For: 192.0.2.1');
+is($r->{status}, 403, '"satisfy any" with "allow all" does not override '
+                      . 'the tenant\'s allow-list');
+is($r->{body}, "denied by the allow-list\n", 'and error_page still applies');
 
-my $r = get('holding.example.com', '/gate/', 'X-Forwarded-For: 192.0.2.1',
-            'Accept: application/json');
+$r = get('holding.example.com', '/gate/', 'X-Forwarded-For: 192.0.2.1',
+         'Accept: application/json');
 is($r->{body}, '{"error":"ip_not_allowed","message":"This organization only '
                . 'allows access from its own networks.","tenant":"holding"}'
                . "\n", 'a JSON body that says why');

@@ -194,4 +194,32 @@ my @warn = $log =~ /falling back|fall back/g;
 ok(@warn <= 2, 'fallbacks are logged at a sane rate');
 check_log($_, "node $_->{id}") for @nodes, $n;
 
+# an internal redirect (try_files to a named location) counts once
+
+my $once = nginx_start(http_config => $http
+                           . 'ent_ratelimit_policy once per=day limit=100 '
+                           . 'key=$http_x_once;',
+                       config => "ent_ratelimit once;\n"
+                           . "add_header X-RL \$ent_ratelimit_status always;\n"
+                           . "location / { try_files /nothing \@named; }\n"
+                           . "location \@named { proxy_pass http://127.0.0.1:$up; }");
+http($once, '/', headers => ['X-Once: r1']) for 1 .. 3;
+my ($ok) = grep { /:once:/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+is(redis_cli('GET', $ok), 3, 'three requests through try_files: counted 3');
+
+# a graceful stop lets a reply in flight complete
+
+# (under the connection's 300 ms timeout)
+system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.25 >/dev/null &");
+sleep 0.05;
+my $inflight = http_start($once, '/', headers => ['X-Once: r2']);
+sleep 0.05;
+kill 'QUIT', $once->{pid};
+$r = http_finish($inflight);
+is($r->{status}, 200, 'a request waiting on Redis during a graceful stop');
+is($r->{headers}{'x-rl'}[0], 'PASSED', 'got its reply, not a fallback');
+wait_until(sub { !kill 0, $once->{pid} }, 10);
+delete $once->{pid};
+check_log($once, 'once');
+
 done_testing;
