@@ -122,7 +122,7 @@ UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
 unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
       $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
 
-$(UNIT_DIR)/test_%: test/unit/test_%.c $(PURE_SRCS) $(PURE_HDRS)
+$(UNIT_DIR)/test_%: test/unit/test_%.c test/unit/tap.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(UNIT_DIR)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(SAN_LD)
 

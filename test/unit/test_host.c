@@ -6,21 +6,9 @@
 #include <string.h>
 
 #include "ngx_ent_host.h"
+#include "tap.h"
 
 
-static int  tests, failed;
-
-
-#define check(cond, name)                                                     \
-    do {                                                                      \
-        tests++;                                                              \
-        if (cond) {                                                           \
-            printf("ok %d - %s\n", tests, name);                              \
-        } else {                                                              \
-            failed++;                                                         \
-            printf("not ok %d - %s (line %d)\n", tests, name, __LINE__);      \
-        }                                                                     \
-    } while (0)
 
 
 static int
@@ -244,7 +232,5 @@ main(void)
     test_ipset();
     test_escape();
 
-    printf("1..%d\n", tests);
-
-    return failed ? 1 : 0;
+    return tap_done();
 }

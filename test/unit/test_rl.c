@@ -6,21 +6,9 @@
 #include <string.h>
 
 #include "ngx_ent_rl.h"
+#include "tap.h"
 
 
-static int  tests, failed;
-
-
-#define check(cond, name)                                                     \
-    do {                                                                      \
-        tests++;                                                              \
-        if (cond) {                                                           \
-            printf("ok %d - %s\n", tests, name);                              \
-        } else {                                                              \
-            failed++;                                                         \
-            printf("not ok %d - %s (line %d)\n", tests, name, __LINE__);      \
-        }                                                                     \
-    } while (0)
 
 
 int
@@ -58,7 +46,5 @@ main(void)
     n = ngx_ent_rl_item(buf, 10, (unsigned char *) "ai", 2, 17, 1234);
     check(n == 0, "too small a buffer");
 
-    printf("1..%d\n", tests);
-
-    return failed ? 1 : 0;
+    return tap_done();
 }
