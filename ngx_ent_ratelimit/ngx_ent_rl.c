@@ -92,3 +92,50 @@ ngx_ent_rl_num(unsigned char *p, uint64_t n)
 
     return p + (tmp + sizeof(tmp) - t);
 }
+
+
+long
+ngx_ent_rl_override(const unsigned char *s, size_t len,
+    const unsigned char *policy, size_t plen, long dflt)
+{
+    long                  n;
+    const unsigned char  *p, *last, *end, *v;
+
+    p = s;
+    last = s + len;
+
+    while (p < last) {
+        end = memchr(p, ',', last - p);
+        if (end == NULL) {
+            end = last;
+        }
+
+        if ((size_t) (end - p) > plen && p[plen] == '='
+            && memcmp(p, policy, plen) == 0)
+        {
+            v = p + plen + 1;
+
+            if (end - v == 9 && memcmp(v, "unlimited", 9) == 0) {
+                return NGX_ENT_RL_UNLIMITED;
+            }
+
+            if (v == end || end - v > 9) {
+                return dflt;
+            }
+
+            for (n = 0; v < end; v++) {
+                if (*v < '0' || *v > '9') {
+                    return dflt;
+                }
+
+                n = n * 10 + (*v - '0');
+            }
+
+            return n;
+        }
+
+        p = end + 1;
+    }
+
+    return dflt;
+}

@@ -33,4 +33,15 @@ size_t ngx_ent_rl_item(unsigned char *buf, size_t size,
     uint64_t reset);
 
 
+/*
+ * A tenant's overrides, "policy=N,policy2=unlimited": the limit for policy
+ * (NGX_ENT_RL_UNLIMITED for "unlimited"), or dflt when the policy is not
+ * listed or its value is malformed.
+ */
+#define NGX_ENT_RL_UNLIMITED  -1
+
+long ngx_ent_rl_override(const unsigned char *s, size_t len,
+    const unsigned char *policy, size_t plen, long dflt);
+
+
 #endif /* _NGX_ENT_RL_H_INCLUDED_ */

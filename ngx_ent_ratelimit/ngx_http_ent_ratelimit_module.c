@@ -167,8 +167,6 @@ static ngx_http_ent_rl_ctx_t *ngx_http_ent_rl_get_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
     ngx_str_t *key);
-static ngx_int_t ngx_http_ent_rl_override(ngx_str_t *overrides,
-    ngx_str_t *policy, ngx_int_t limit);
 static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
 static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
@@ -1099,7 +1097,8 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         /* the tenant's own contract, if it has one */
 
         if (overrides.len) {
-            limit = ngx_http_ent_rl_override(&overrides, &p->name, limit);
+            limit = ngx_ent_rl_override(overrides.data, overrides.len,
+                                        p->name.data, p->name.len, limit);
         }
 
         if (limit == NGX_HTTP_ENT_RL_UNLIMITED) {
@@ -1272,45 +1271,6 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
     key->len = k - key->data;
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ent_rl_override(ngx_str_t *overrides, ngx_str_t *policy,
-    ngx_int_t limit)
-{
-    u_char     *p, *last, *end;
-    ngx_int_t   n;
-
-    /* "policy=N,policy2=unlimited", from the tenant's record */
-
-    p = overrides->data;
-    last = p + overrides->len;
-
-    while (p < last) {
-        end = ngx_strlchr(p, last, ',');
-        if (end == NULL) {
-            end = last;
-        }
-
-        if ((size_t) (end - p) > policy->len && p[policy->len] == '='
-            && ngx_strncmp(p, policy->data, policy->len) == 0)
-        {
-            p += policy->len + 1;
-
-            if (end - p == 9 && ngx_strncmp(p, "unlimited", 9) == 0) {
-                return NGX_HTTP_ENT_RL_UNLIMITED;
-            }
-
-            n = ngx_atoi(p, end - p);
-
-            return (n == NGX_ERROR) ? limit : n;
-        }
-
-        p = end + 1;
-    }
-
-    return limit;
 }
 
 

@@ -46,5 +46,25 @@ main(void)
     n = ngx_ent_rl_item(buf, 10, (unsigned char *) "ai", 2, 17, 1234);
     check(n == 0, "too small a buffer");
 
+#define O(s)  (const unsigned char *) s, sizeof(s) - 1
+
+    check(ngx_ent_rl_override(O("ai=5000,api=unlimited"), O("ai"), 7) == 5000,
+          "override: a count");
+    check(ngx_ent_rl_override(O("ai=5000,api=unlimited"), O("api"), 7)
+          == NGX_ENT_RL_UNLIMITED, "override: unlimited");
+    check(ngx_ent_rl_override(O("ai=5000"), O("a"), 7) == 7,
+          "override: a prefix of a name is not the name");
+    check(ngx_ent_rl_override(O("aix=1,ai=2"), O("ai"), 7) == 2,
+          "override: the exact name");
+    check(ngx_ent_rl_override(O("ai=12x"), O("ai"), 7) == 7,
+          "override: malformed: the default");
+    check(ngx_ent_rl_override(O("ai="), O("ai"), 7) == 7,
+          "override: empty: the default");
+    check(ngx_ent_rl_override(O("ai=99999999999"), O("ai"), 7) == 7,
+          "override: too long: the default");
+    check(ngx_ent_rl_override(O(""), O("ai"), 7) == 7, "override: none");
+    check(ngx_ent_rl_override(O(",,ai=3,"), O("ai"), 7) == 3,
+          "override: stray commas");
+
     return tap_done();
 }
