@@ -8,6 +8,7 @@
 #include "ngx_ent_rl.h"
 
 
+static time_t ngx_ent_rl_days(int y, int m, int d);
 static size_t ngx_ent_rl_item_fmt(unsigned char *buf, size_t size,
     const unsigned char *name, size_t len, char a, uint64_t x, char b,
     uint64_t y);
@@ -23,6 +24,64 @@ ngx_ent_rl_window(time_t now, time_t window, time_t *start, time_t *reset)
 
     *start = now - now % window;
     *reset = *start + window - now;
+}
+
+
+/* days since 1970-01-01 of a proleptic Gregorian date (m 1..12) */
+
+static time_t
+ngx_ent_rl_days(int y, int m, int d)
+{
+    /* shift the year to start in March: leap days fall at its end */
+
+    if (m <= 2) {
+        y--;
+        m += 12;
+    }
+
+    return (time_t) 365 * y + y / 4 - y / 100 + y / 400
+           + (153 * (m - 3) + 2) / 5 + d - 1 - 719468;
+}
+
+
+void
+ngx_ent_rl_month(time_t now, int anchor, time_t *start, time_t *length,
+    time_t *reset)
+{
+    int        y, m, d;
+    time_t     days, next;
+    struct tm  tm;
+
+    if (anchor < 1 || anchor > 28) {
+        anchor = 1;
+    }
+
+    gmtime_r(&now, &tm);
+
+    y = tm.tm_year + 1900;
+    m = tm.tm_mon + 1;
+    d = tm.tm_mday;
+
+    if (d < anchor) {
+        /* the period began last month */
+        if (--m == 0) {
+            m = 12;
+            y--;
+        }
+    }
+
+    days = ngx_ent_rl_days(y, m, anchor);
+    *start = days * 86400;
+
+    if (++m == 13) {
+        m = 1;
+        y++;
+    }
+
+    next = ngx_ent_rl_days(y, m, anchor) * 86400;
+
+    *length = next - *start;
+    *reset = next - now;
 }
 
 

@@ -23,6 +23,14 @@
 void ngx_ent_rl_window(time_t now, time_t window, time_t *start,
     time_t *reset);
 
+/*
+ * A monthly quota's period: from the last anchor day (1..28) at 00:00 UTC
+ * at or before now, to the same day of the next month.  Sets the period's
+ * start and length in seconds, and the seconds until it resets.
+ */
+void ngx_ent_rl_month(time_t now, int anchor, time_t *start, time_t *length,
+    time_t *reset);
+
 /* RateLimit-Policy item: "name";q=<limit>;w=<window> (draft -10) */
 size_t ngx_ent_rl_policy_item(unsigned char *buf, size_t size,
     const unsigned char *name, size_t len, uint64_t limit, uint64_t window);

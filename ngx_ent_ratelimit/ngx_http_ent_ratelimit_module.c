@@ -68,6 +68,8 @@ typedef struct {
     ngx_uint_t                   nodes;
     ngx_uint_t                   status;
     ngx_flag_t                   dry_run;
+    ngx_flag_t                   monthly;      /* per=month: billing cycle */
+    ngx_uint_t                   warn[2];      /* soft thresholds, percent */
 } ngx_http_ent_rl_policy_t;
 
 
@@ -86,6 +88,8 @@ typedef struct {
     ngx_int_t                    tier_index;
     ngx_int_t                    code_index;
     ngx_int_t                    overrides_index;
+    ngx_int_t                    anchor_index;
+    time_t                       offset;       /* ent_ratelimit_time_offset */
     time_t                       logged;
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
 } ngx_http_ent_rl_main_conf_t;
@@ -103,6 +107,9 @@ typedef struct {
     ngx_int_t                    limit;
     ngx_uint_t                   remaining;
     time_t                       reset;
+    time_t                       window;
+    ngx_uint_t                   used;
+    ngx_uint_t                   warned;       /* threshold crossed, % */
     ngx_str_t                    key;
     uint64_t                     hash;
     time_t                       start;
@@ -155,6 +162,8 @@ static char *ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ent_rl_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ent_rl_preset(ngx_conf_t *cf,
     ngx_http_ent_rl_main_conf_t *rmcf, char *name, time_t window,
     ngx_int_t limit, ngx_uint_t key_type, char *key);
@@ -177,6 +186,8 @@ static void ngx_http_ent_rl_budget(ngx_event_t *ev);
 static void ngx_http_ent_rl_cleanup(void *data);
 static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
+    ngx_http_ent_rl_result_t *res);
 static ngx_uint_t ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_str_t *key, time_t start, ngx_int_t limit, ngx_uint_t *count);
 static void ngx_http_ent_rl_decide(ngx_http_request_t *r,
@@ -218,6 +229,13 @@ static ngx_command_t  ngx_http_ent_rl_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ent_rl_loc_conf_t, legacy),
+      NULL },
+
+    { ngx_string("ent_ratelimit_time_offset"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ent_rl_time_offset,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("ent_ratelimit_zone"),
@@ -346,8 +364,12 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_str_set(&name, "ent_tenant_ratelimits");
     rmcf->overrides_index = ngx_http_get_variable_index(cf, &name);
 
+    ngx_str_set(&name, "ent_tenant_billing_anchor");
+    rmcf->anchor_index = ngx_http_get_variable_index(cf, &name);
+
     if (rmcf->tier_index == NGX_ERROR || rmcf->code_index == NGX_ERROR
-        || rmcf->overrides_index == NGX_ERROR)
+        || rmcf->overrides_index == NGX_ERROR
+        || rmcf->anchor_index == NGX_ERROR)
     {
         return NGX_ERROR;
     }
@@ -612,6 +634,13 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             } else if (ngx_strcmp(val.data, "day") == 0) {
                 p->window = 86400;
 
+            } else if (ngx_strcmp(val.data, "month") == 0) {
+                /* a quota: the tenant's billing cycle */
+                p->monthly = 1;
+                p->window = 31 * 86400;
+                p->warn[0] = 80;
+                p->warn[1] = 95;
+
             } else {
                 p->window = ngx_parse_time(&val, 1);
 
@@ -679,6 +708,36 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                    "fail=open or fail=closed",
                                    &value[i], &cmd->name);
                 return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strcmp(value[i].data, "warn=off") == 0) {
+            p->warn[0] = 0;
+            p->warn[1] = 0;
+
+        } else if (ngx_strncmp(value[i].data, "warn=", 5) == 0) {
+            u_char  *c;
+
+            p->warn[0] = 0;
+            p->warn[1] = 0;
+
+            c = ngx_strlchr(val.data, val.data + val.len, ',');
+
+            n = ngx_atoi(val.data, c ? (size_t) (c - val.data) : val.len);
+
+            if (n < 1 || n > 99) {
+                goto invalid;
+            }
+
+            p->warn[0] = n;
+
+            if (c) {
+                n = ngx_atoi(c + 1, val.data + val.len - c - 1);
+
+                if (n < 1 || n > 99 || (ngx_uint_t) n <= p->warn[0]) {
+                    goto invalid;
+                }
+
+                p->warn[1] = n;
             }
 
         } else if (ngx_strncmp(value[i].data, "nodes=", 6) == 0) {
@@ -903,6 +962,43 @@ invalid:
 }
 
 
+static char *
+ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ent_rl_main_conf_t *rmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, s;
+
+    /* for tests: shifts the limiter's clock, e.g. to a billing day */
+
+    value = cf->args->elts;
+    s = value[1];
+
+    if (s.len && s.data[0] == '-') {
+        s.data++;
+        s.len--;
+    }
+
+    n = ngx_atoi(s.data, s.len);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "expected seconds", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->offset = (value[1].data[0] == '-') ? -n : n;
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"%V\" shifts the rate limiter's clock: "
+                       "for tests only", &cmd->name);
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -997,6 +1093,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 {
     time_t                         now, start;
     ngx_int_t                      rc, limit;
+    ngx_int_t                      anchor;
     ngx_str_t                      tenant, tier, overrides,
                                    setv[NGX_HTTP_ENT_RL_MAX][6],
                                    incrv[NGX_HTTP_ENT_RL_MAX][2];
@@ -1060,6 +1157,10 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     tier.data = (vv && !vv->not_found) ? vv->data : NULL;
     tier.len = (vv && !vv->not_found) ? vv->len : 0;
 
+    vv = ngx_http_get_indexed_variable(r, rmcf->anchor_index);
+    anchor = (vv && !vv->not_found && vv->len)
+             ? ngx_atoi(vv->data, vv->len) : 1;
+
     vv = ngx_http_get_indexed_variable(r, rmcf->overrides_index);
     overrides.data = (vv && !vv->not_found) ? vv->data : NULL;
     overrides.len = (vv && !vv->not_found) ? vv->len : 0;
@@ -1069,7 +1170,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                                                     : (u_char *) "-";
     tenant.len = (vv && !vv->not_found && vv->len) ? vv->len : 1;
 
-    now = ngx_time();
+    now = ngx_time() + rmcf->offset;
     ctx->generation = ngx_ent_redis_generation();
     pp = rlcf->policies->elts;
     policies = rmcf->policies.elts;
@@ -1109,7 +1210,14 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         res->policy = p;
         res->limit = limit;
 
-        ngx_ent_rl_window(now, p->window, &start, &res->reset);
+        if (p->monthly) {
+            ngx_ent_rl_month(now, (int) anchor, &start, &res->window,
+                             &res->reset);
+
+        } else {
+            ngx_ent_rl_window(now, p->window, &start, &res->reset);
+            res->window = p->window;
+        }
 
         rc = ngx_http_ent_rl_key(r, p, &tenant, start, &res->key);
 
@@ -1157,7 +1265,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         ngx_str_set(&setv[n][2], "0");
         ngx_str_set(&setv[n][3], "EX");
         setv[n][4].data = ttl;
-        setv[n][4].len = ngx_sprintf(ttl, "%T", p->window + 60) - ttl;
+        setv[n][4].len = ngx_sprintf(ttl, "%T", res->window + 60) - ttl;
         ngx_str_set(&setv[n][5], "NX");
 
         ngx_str_set(&incrv[n][0], "INCR");
@@ -1392,6 +1500,8 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 
         } else {
             res->remaining = res->limit - reply->integer;
+            res->used = reply->integer;
+            ngx_http_ent_rl_thresholds(r, res);
         }
     }
 
@@ -1402,6 +1512,47 @@ done:
 
     ctx->state = NGX_HTTP_ENT_RL_DONE;
     ngx_ent_phase_resume(r);
+}
+
+
+static void
+ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
+    ngx_http_ent_rl_result_t *res)
+{
+    ngx_uint_t   k, at;
+    ngx_str_t    tenant;
+
+    for (k = 2; k > 0; k--) {
+        if (res->policy->warn[k - 1] == 0) {
+            continue;
+        }
+
+        /* the count at which the threshold is crossed */
+        at = ((ngx_uint_t) res->limit * res->policy->warn[k - 1] + 99) / 100;
+
+        if (res->used < at) {
+            continue;
+        }
+
+        res->warned = res->policy->warn[k - 1];
+
+        if (res->used == at) {
+            /*
+             * the one request that crosses it (INCR values are unique):
+             * one line per tenant, quota, threshold and period
+             */
+
+            tenant = res->key;
+
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "ent ratelimit: \"%V\" reached %ui%% of "
+                          "\"%V\" (%ui of %i)", &tenant,
+                          res->policy->warn[k - 1], &res->policy->name,
+                          res->used, res->limit);
+        }
+
+        return;
+    }
 }
 
 
@@ -1452,7 +1603,6 @@ ngx_http_ent_rl_cleanup(void *data)
 static void
 ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 {
-    time_t                        start, reset;
     ngx_int_t                     limit;
     ngx_uint_t                    i, count;
     ngx_http_ent_rl_result_t     *res;
@@ -1489,10 +1639,7 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
             limit = (res->limit + res->policy->nodes - 1)
                     / res->policy->nodes;
 
-            ngx_ent_rl_window(ngx_time(), res->policy->window, &start,
-                              &reset);
-
-            if (!ngx_http_ent_rl_local(rmcf, &res->key, start, limit,
+            if (!ngx_http_ent_rl_local(rmcf, &res->key, res->start, limit,
                                        &count))
             {
                 res->rejected = 1;
@@ -1729,7 +1876,7 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
                         ctx->decision == 402 ? "Payment Required"
                                              : "Too Many Requests",
                         ctx->decision, &res->policy->name, res->limit,
-                        res->policy->window, res->reset);
+                        res->window, res->reset);
     }
 
     b->last = p;
@@ -1796,7 +1943,7 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
 
         n = ngx_ent_rl_policy_item(q, last - q, res->policy->name.data,
                                    res->policy->name.len, res->limit,
-                                   res->policy->window);
+                                   res->window);
         q += n;
     }
 
@@ -1833,6 +1980,31 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
 
     if (q != p && ngx_http_ent_rl_push(r, "RateLimit", p, q - p) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /* soft thresholds: which quota, how far */
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (!res->warned) {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, res->policy->name.len + 96);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        q = ngx_sprintf(p, "\"%V\";threshold=%ui;used=%ui;q=%i",
+                        &res->policy->name, res->warned, res->used,
+                        res->limit);
+
+        if (ngx_http_ent_rl_push(r, "Ent-Quota-Warning", p, q - p)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);

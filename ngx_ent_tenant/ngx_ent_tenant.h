@@ -33,7 +33,7 @@
 #define NGX_HTTP_ENT_UPSTREAM_OVERRIDE   0
 #define NGX_HTTP_ENT_UPSTREAM_KEEP       1
 
-#define NGX_HTTP_ENT_NCOLS               18
+#define NGX_HTTP_ENT_NCOLS               19
 #define NGX_HTTP_ENT_COL_ALLOW           8
 #define NGX_HTTP_ENT_MAX_WAITS           3
 
@@ -55,6 +55,7 @@ typedef struct {
     ngx_str_t                    logo_url;
     ngx_str_t                    parent_id;
     ngx_str_t                    ratelimits;
+    ngx_str_t                    billing_anchor;
     ngx_uint_t                   status;
     ngx_uint_t                   has_allowlist;
     const ngx_ent_iprange_t     *v4;

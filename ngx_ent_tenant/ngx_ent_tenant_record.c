@@ -182,6 +182,7 @@ ngx_http_ent_tenant_decode(ngx_str_t *value, ngx_http_ent_tenant_t *t)
     t->custom_domain = (cells[15].len == 1 && cells[15].data[0] == 't');
     t->parent_id = cells[16];
     t->ratelimits = cells[17];
+    t->billing_anchor = cells[18];
 
     if (ngx_strncmp(t->status_text.data, "active", 6) == 0) {
         t->status = NGX_HTTP_ENT_ACTIVE;

@@ -346,6 +346,11 @@ static ngx_http_variable_t  ngx_http_ent_tenant_vars[] = {
       offsetof(ngx_http_ent_tenant_t, parent_id),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("ent_tenant_billing_anchor"), NULL,
+      ngx_http_ent_tenant_variable,
+      offsetof(ngx_http_ent_tenant_t, billing_anchor),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("ent_tenant_ratelimits"), NULL,
       ngx_http_ent_tenant_variable,
       offsetof(ngx_http_ent_tenant_t, ratelimits),

@@ -46,6 +46,33 @@ main(void)
     n = ngx_ent_rl_item(buf, 10, (unsigned char *) "ai", 2, 17, 1234);
     check(n == 0, "too small a buffer");
 
+    {
+        time_t  len;
+
+        /* 2026-03-14 23:59:50 UTC, anchor 15: the period began Feb 15 */
+        ngx_ent_rl_month(1773532790, 15, &start, &len, &reset);
+        check(start == 1771113600 && len == 28 * 86400 && reset == 10,
+              "month: before the anchor day, since last month's");
+
+        /* 2026-03-15 00:00:10 UTC: a new period, until Apr 15 */
+        ngx_ent_rl_month(1773532810, 15, &start, &len, &reset);
+        check(start == 1773532800 && len == 31 * 86400
+              && reset == 31 * 86400 - 10, "month: on the anchor day");
+
+        /* 2026-01-03, anchor 5: from 2025-12-05 to 2026-01-05 */
+        ngx_ent_rl_month(1767398400, 5, &start, &len, &reset);
+        check(start == 1764892800 && len == 31 * 86400,
+              "month: across the year end");
+
+        /* 2028-02-29 12:00 (a leap year), anchor 1: Feb 1 to Mar 1 */
+        ngx_ent_rl_month(1835438400, 1, &start, &len, &reset);
+        check(start == 1832976000 && len == 29 * 86400,
+              "month: a leap February");
+
+        ngx_ent_rl_month(1835438400, 31, &start, &len, &reset);
+        check(start == 1832976000, "month: an anchor past 28 means 1");
+    }
+
 #define O(s)  (const unsigned char *) s, sizeof(s) - 1
 
     check(ngx_ent_rl_override(O("ai=5000,api=unlimited"), O("ai"), 7) == 5000,
