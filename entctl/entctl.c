@@ -329,6 +329,7 @@ entctl_usage(FILE *f)
             "         [--parent CODE|none] [--upstream NAME|none]"
             " [--status S]\n"
             "         [--brand-color #rrggbb] [--logo-url https://...]\n"
+            "         [--billing-day 1..28|inherit]\n"
             "  domain add CODE DOMAIN | domain remove DOMAIN\n"
             "  feature set CODE FEATURE on|off | feature unset CODE FEATURE\n"
             "  feature platform FEATURE [--enabled on|off]"

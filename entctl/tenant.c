@@ -225,7 +225,7 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
     const char         *verb, *code, *v, *p[8];
     static const char  *known[] = {
         "--name", "--tier", "--region", "--parent", "--upstream", "--status",
-        "--brand-color", "--logo-url", NULL
+        "--brand-color", "--logo-url", "--billing-day", NULL
     };
 
     if (argc < 1) {
@@ -394,12 +394,25 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
 
         p[1] = ent_opt(argc, argv, "--brand-color");
         p[2] = ent_opt(argc, argv, "--logo-url");
+        p[3] = ent_opt(argc, argv, "--billing-day");
 
-        if (p[1] || p[2]) {
+        if (p[3] && strcmp(p[3], "inherit") != 0
+            && (atoi(p[3]) < 1 || atoi(p[3]) > 28
+                || strspn(p[3], "0123456789") != strlen(p[3])))
+        {
+            fprintf(stderr, "entctl: --billing-day takes 1 to 28, or "
+                    "\"inherit\"\n");
+            return 2;
+        }
+
+        if (p[1] || p[2] || p[3]) {
             n = ent_exec(conn, "UPDATE ent.tenants SET "
                                "brand_color = coalesce($2, brand_color), "
-                               "logo_url = coalesce($3, logo_url) "
-                               "WHERE code = $1", 3, p, 0);
+                               "logo_url = coalesce($3, logo_url), "
+                               "billing_anchor_day = CASE WHEN $4::text IS "
+                               "NULL THEN billing_anchor_day WHEN $4 = "
+                               "'inherit' THEN NULL ELSE $4::smallint END "
+                               "WHERE code = $1", 4, p, 0);
         }
 
         return n == 1 ? 0 : 1;

@@ -132,3 +132,29 @@ ent_ratelimit_policy ai per=hour limit=1 nodes=0;
 --- must_die
 --- error_log
 invalid parameter "nodes=0" in "ent_ratelimit_policy" directive
+
+=== TEST 15: a quota with thresholds parses
+--- http_config
+ent_ratelimit_policy ai_month per=month free=1000 team=20000 enterprise=unlimited warn=50,90 status=402;
+ent_ratelimit_policy quiet per=month limit=5 warn=off;
+--- config
+location / { ent_ratelimit ai_month quiet; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 16: thresholds must rise and stay under 100
+--- http_config
+ent_ratelimit_policy ai_month per=month limit=5 warn=95,80;
+--- config
+--- must_die
+--- error_log
+invalid parameter "warn=95,80" in "ent_ratelimit_policy" directive
+
+=== TEST 17: a clock offset is whole seconds
+--- http_config
+ent_ratelimit_time_offset soon;
+--- config
+--- must_die
+--- error_log
+invalid value "soon" in "ent_ratelimit_time_offset" directive, expected seconds

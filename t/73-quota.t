@@ -10,9 +10,13 @@ use Test::More;
 pg_start();
 redis_start();
 
-pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id, "
-       . "billing_anchor_day) VALUES ('bill', 'Bill', 'team', 15), "
-       . "('first', 'First', 'team', NULL)");
+pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id) VALUES "
+       . "('bill', 'Bill', 'team'), ('first', 'First', 'team')");
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '" . EntTest::pg_dsn() . "'";
+is(system("$entctl tenant update bill --billing-day 15"), 0,
+   'entctl sets the billing day');
+isnt(system("$entctl tenant update bill --billing-day 31 2>/dev/null"), 0,
+     'and refuses a day past the 28th');
 pg_sql("INSERT INTO ent.tenants (code, display_name, parent_id) "
        . "SELECT 'billkid', 'Kid', id FROM ent.tenants WHERE code = 'bill'");
 
