@@ -34,12 +34,17 @@ sub node_at {
                      . 'ent_ratelimit_policy aiq per=month free=5 team=10 '
                      . 'status=402;',
         config => "ent_tenant on; ent_tenant_base_domain example.com;\n"
+                . "location = /anchor { "
+                . "return 200 \"\$ent_tenant_billing_anchor\\n\"; }\n"
                 . "location / { ent_ratelimit aiq; "
                 . "proxy_pass http://127.0.0.1:$up; }");
 }
 
 # 2026-03-14 23:59:00 UTC: the period began 2026-02-15, ends 2026-03-15
 my $n = node_at(1773532740);
+
+is(http($n, '/anchor', host => 'billkid.example.com')->{body}, "15\n",
+   '$ent_tenant_billing_anchor, inherited');
 
 my @r = map { http($n, '/', host => 'bill.example.com') } 1 .. 11;
 
