@@ -50,6 +50,10 @@
 /* keys this worker knows exist with a TTL in Redis (direct-mapped) */
 #define NGX_HTTP_ENT_RL_SEEN             4096
 
+/* quota usage not yet written to PostgreSQL (direct-mapped) */
+#define NGX_HTTP_ENT_RL_USAGE            1024
+#define NGX_HTTP_ENT_RL_ID_LEN           36
+
 
 typedef struct {
     ngx_str_t                    tier;
@@ -81,6 +85,16 @@ typedef struct {
 
 
 typedef struct {
+    u_char                       tenant[NGX_HTTP_ENT_RL_ID_LEN];
+    ngx_http_ent_rl_policy_t    *policy;
+    time_t                       start;
+    ngx_uint_t                   used;
+    ngx_uint_t                   written;      /* what PostgreSQL has */
+    ngx_uint_t                   writing;
+} ngx_http_ent_rl_usage_t;
+
+
+typedef struct {
     ngx_array_t                  policies;     /* ngx_http_ent_rl_policy_t */
     ngx_shm_zone_t              *zone;
     ngx_str_t                    zone_name;
@@ -89,6 +103,11 @@ typedef struct {
     ngx_int_t                    code_index;
     ngx_int_t                    overrides_index;
     ngx_int_t                    anchor_index;
+    ngx_int_t                    id_index;
+    ngx_msec_t                   rollup;       /* ent_ratelimit_rollup */
+    ngx_ent_pg_stmt_t           *usage_stmt;
+    ngx_http_ent_rl_usage_t     *usage;        /* per worker, lazily */
+    ngx_event_t                  flush;
     time_t                       offset;       /* ent_ratelimit_time_offset */
     time_t                       logged;
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
@@ -197,6 +216,12 @@ static void ngx_http_ent_rl_ignored(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_rl_reject(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_rl_header_filter(ngx_http_request_t *r);
+static void ngx_http_ent_rl_account(ngx_http_request_t *r,
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_result_t *res);
+static ngx_int_t ngx_http_ent_rl_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ent_rl_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_ent_rl_flush(ngx_event_t *ev);
+static void ngx_http_ent_rl_written(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_rl_push(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
 
@@ -229,6 +254,13 @@ static ngx_command_t  ngx_http_ent_rl_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ent_rl_loc_conf_t, legacy),
+      NULL },
+
+    { ngx_string("ent_ratelimit_rollup"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_rl_main_conf_t, rollup),
       NULL },
 
     { ngx_string("ent_ratelimit_time_offset"),
@@ -271,10 +303,10 @@ ngx_module_t  ngx_http_ent_ratelimit_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ent_rl_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_ent_rl_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -335,6 +367,8 @@ static ngx_int_t
 ngx_http_ent_rl_init(ngx_conf_t *cf)
 {
     ngx_str_t                     name;
+    ngx_uint_t                    i;
+    ngx_http_ent_rl_policy_t     *policies;
     ngx_http_handler_pt          *h;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_ent_rl_main_conf_t  *rmcf;
@@ -367,9 +401,31 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_str_set(&name, "ent_tenant_billing_anchor");
     rmcf->anchor_index = ngx_http_get_variable_index(cf, &name);
 
+    ngx_str_set(&name, "ent_tenant_id");
+    rmcf->id_index = ngx_http_get_variable_index(cf, &name);
+
+    /* quota usage goes to PostgreSQL when there is one */
+
+    if (ngx_ent_core_backends(cf) & NGX_ENT_POSTGRES) {
+        policies = rmcf->policies.elts;
+
+        for (i = 0; i < rmcf->policies.nelts; i++) {
+            if (policies[i].monthly) {
+                rmcf->usage_stmt = ngx_ent_pg_stmt_add(cf,
+                        "SELECT ent.usage_record($1::uuid, $2, "
+                        "$3::bigint, $4::bigint)", 4);
+                if (rmcf->usage_stmt == NULL) {
+                    return NGX_ERROR;
+                }
+
+                break;
+            }
+        }
+    }
+
     if (rmcf->tier_index == NGX_ERROR || rmcf->code_index == NGX_ERROR
         || rmcf->overrides_index == NGX_ERROR
-        || rmcf->anchor_index == NGX_ERROR)
+        || rmcf->anchor_index == NGX_ERROR || rmcf->id_index == NGX_ERROR)
     {
         return NGX_ERROR;
     }
@@ -395,7 +451,11 @@ ngx_http_ent_rl_create_main_conf(ngx_conf_t *cf)
      *     rmcf->zone_name = { 0, NULL };
      *     rmcf->zone_size = 0;
      *     rmcf->logged = 0;
+     *     rmcf->usage_stmt = NULL;
+     *     rmcf->usage = NULL;
      */
+
+    rmcf->rollup = NGX_CONF_UNSET_MSEC;
 
     if (ngx_array_init(&rmcf->policies, cf->pool, 4,
                        sizeof(ngx_http_ent_rl_policy_t))
@@ -412,6 +472,8 @@ static char *
 ngx_http_ent_rl_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_ent_rl_main_conf_t *rmcf = conf;
+
+    ngx_conf_init_msec_value(rmcf->rollup, 10000);
 
     if (rmcf->zone_name.len == 0) {
         ngx_str_set(&rmcf->zone_name, "ent_ratelimit");
@@ -1508,6 +1570,16 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
     ngx_str_set(&ctx->status, "PASSED");
     ngx_http_ent_rl_decide(r, ctx);
 
+    if (ctx->decision == NGX_DECLINED && rmcf->usage_stmt) {
+        for (i = 0; i < ctx->n; i++) {
+            if (ctx->res[i].policy->monthly && ctx->res[i].counted
+                && !ctx->res[i].rejected)
+            {
+                ngx_http_ent_rl_account(r, rmcf, &ctx->res[i]);
+            }
+        }
+    }
+
 done:
 
     ctx->state = NGX_HTTP_ENT_RL_DONE;
@@ -2059,4 +2131,170 @@ ngx_http_ent_rl_push(ngx_http_request_t *r, const char *name, u_char *value,
     h->value.len = len;
 
     return NGX_OK;
+}
+
+
+
+/* quota usage, rolled up to PostgreSQL */
+
+
+static void
+ngx_http_ent_rl_account(ngx_http_request_t *r,
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_result_t *res)
+{
+    uint64_t                    h;
+    ngx_uint_t                  i;
+    ngx_http_ent_rl_usage_t    *u;
+    ngx_http_variable_value_t  *vv;
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->id_index);
+
+    if (vv == NULL || vv->not_found || vv->len != NGX_HTTP_ENT_RL_ID_LEN) {
+        /* no tenant: nobody to bill */
+        return;
+    }
+
+    if (rmcf->usage == NULL) {
+        rmcf->usage = ngx_pcalloc(ngx_cycle->pool, NGX_HTTP_ENT_RL_USAGE
+                                  * sizeof(ngx_http_ent_rl_usage_t));
+        if (rmcf->usage == NULL) {
+            return;
+        }
+    }
+
+    h = res->hash;
+    u = &rmcf->usage[h % NGX_HTTP_ENT_RL_USAGE];
+
+    if (u->policy != res->policy || u->start != res->start
+        || ngx_memcmp(u->tenant, vv->data, NGX_HTTP_ENT_RL_ID_LEN) != 0)
+    {
+        /*
+         * another tenant's entry: taken over; what it had not written yet
+         * is written by the next request that counts for it (Redis holds
+         * the truth, "used" only grows)
+         */
+
+        for (i = 0; i < NGX_HTTP_ENT_RL_ID_LEN; i++) {
+            u->tenant[i] = vv->data[i];
+        }
+
+        u->policy = res->policy;
+        u->start = res->start;
+        u->used = 0;
+        u->written = 0;
+        u->writing = 0;
+    }
+
+    if (res->used > u->used) {
+        u->used = res->used;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    if ((ngx_process != NGX_PROCESS_WORKER
+         && ngx_process != NGX_PROCESS_SINGLE)
+        || cycle->conf_ctx == NULL
+        || cycle->conf_ctx[ngx_http_module.index] == NULL)
+    {
+        return NGX_OK;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ent_ratelimit_module);
+
+    if (rmcf == NULL || rmcf->usage_stmt == NULL) {
+        return NGX_OK;
+    }
+
+    rmcf->flush.handler = ngx_http_ent_rl_flush;
+    rmcf->flush.data = rmcf;
+    rmcf->flush.log = cycle->log;
+    rmcf->flush.cancelable = 1;
+
+    ngx_add_timer(&rmcf->flush, rmcf->rollup);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_rl_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    if (cycle->conf_ctx == NULL
+        || cycle->conf_ctx[ngx_http_module.index] == NULL)
+    {
+        return;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ent_ratelimit_module);
+
+    if (rmcf && rmcf->flush.timer_set) {
+        ngx_del_timer(&rmcf->flush);
+    }
+}
+
+
+static void
+ngx_http_ent_rl_flush(ngx_event_t *ev)
+{
+    u_char                        start[NGX_TIME_T_LEN], used[NGX_INT_T_LEN];
+    ngx_str_t                     params[4];
+    ngx_uint_t                    i;
+    ngx_http_ent_rl_usage_t      *u;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    rmcf = ev->data;
+
+    for (i = 0; rmcf->usage && i < NGX_HTTP_ENT_RL_USAGE; i++) {
+        u = &rmcf->usage[i];
+
+        if (u->policy == NULL || u->used <= u->written || u->writing) {
+            continue;
+        }
+
+        params[0].data = u->tenant;
+        params[0].len = NGX_HTTP_ENT_RL_ID_LEN;
+        params[1] = u->policy->name;
+        params[2].data = start;
+        params[2].len = ngx_sprintf(start, "%T", u->start) - start;
+        params[3].data = used;
+        params[3].len = ngx_sprintf(used, "%ui", u->used) - used;
+
+        if (ngx_ent_pg_query(NULL, rmcf->usage_stmt, params,
+                             ngx_http_ent_rl_written, u)
+            != NGX_AGAIN)
+        {
+            /* PostgreSQL is away: everything stays for the next round */
+            break;
+        }
+
+        u->writing = u->used;
+    }
+
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, rmcf->rollup);
+    }
+}
+
+
+static void
+ngx_http_ent_rl_written(ngx_ent_op_t *op)
+{
+    ngx_http_ent_rl_usage_t  *u;
+
+    u = op->data;
+
+    if (op->status == NGX_ENT_OK && u->writing > u->written) {
+        u->written = u->writing;
+    }
+
+    u->writing = 0;
 }
