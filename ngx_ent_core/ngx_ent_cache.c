@@ -462,9 +462,9 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 /*
  * A listener starts (on) or stops (off).  Notifications sent while no
  * listener was there are lost, so a starting listener flushes a zone
- * unless another one is alive, or one left gracefully within the last
- * second (a reload hands over); a listener that crashed left a pid that is
- * no longer alive, so the worker respawned in its place flushes.
+ * unless another one is alive, or one left within the last second because
+ * its worker was shutting down (a reload hands over); a listener that lost
+ * its connection, or crashed (a pid no longer alive), gives no such grace.
  */
 
 void
@@ -502,7 +502,15 @@ ngx_ent_cache_listening(ngx_http_ent_core_main_conf_t *cmcf, ngx_uint_t on)
         }
 
         if (!on) {
-            sh->stopped = ngx_current_msec;
+            /*
+             * only a worker that is shutting down hands over to its
+             * successor; a lost connection gives no such grace
+             */
+
+            if (ngx_exiting || ngx_quit || ngx_terminate) {
+                sh->stopped = ngx_current_msec;
+            }
+
             ngx_shmtx_unlock(&caches[i]->shpool->mutex);
             continue;
         }
