@@ -1,8 +1,9 @@
 -- ngx_ent 003: what the edge needs to know about a tenant.
 --
 -- Per tenant: branding, feature overrides, IP allow-list, security header
--- settings.  NULL means "inherit from the parent" (up to 5 levels); the
--- plan (tier) is inherited the same way.  ent.features is the platform's
+-- settings, rate-limit overrides, the billing anchor day of monthly quotas
+-- (1..28, 00:00 UTC).  NULL means "inherit from the parent" (up to 5
+-- levels); the plan (tier) is inherited the same way.  ent.features is the platform's
 -- feature registry: a kill switch and a rollout percentage per feature.
 -- ent.tenant_for_host() resolves a Host to one row with every inherited
 -- value computed: one query per cache fill, none per request.
@@ -23,7 +24,9 @@ ALTER TABLE ent.tenants
     ADD COLUMN IF NOT EXISTS csp_report_uri text
         CHECK (csp_report_uri ~ '^https://[^[:space:];,"''<>\\]+$'
                AND length(csp_report_uri) <= 500),
-    ADD COLUMN IF NOT EXISTS hsts_preload boolean NOT NULL DEFAULT false;
+    ADD COLUMN IF NOT EXISTS hsts_preload boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS billing_anchor_day smallint
+        CHECK (billing_anchor_day BETWEEN 1 AND 28);
 
 CREATE TABLE IF NOT EXISTS ent.features (
     name             text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,63}$'),
@@ -88,6 +91,23 @@ CREATE TRIGGER features_invalidate
     AFTER INSERT OR UPDATE OR DELETE ON ent.features
     FOR EACH STATEMENT EXECUTE FUNCTION ent.tenants_changed();
 
+-- rate-limit overrides: a contract may raise (an admin lower) one
+-- tenant's limit for a policy; NULL is unlimited; children inherit
+
+CREATE TABLE IF NOT EXISTS ent.ratelimit_overrides (
+    tenant_id    uuid NOT NULL REFERENCES ent.tenants (id) ON DELETE CASCADE,
+    policy       text NOT NULL CHECK (policy ~ '^[a-z][a-z0-9_-]{0,31}$'),
+    limit_value  integer CHECK (limit_value IS NULL OR limit_value >= 0),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, policy)
+);
+
+DROP TRIGGER IF EXISTS ratelimit_overrides_invalidate
+    ON ent.ratelimit_overrides;
+CREATE TRIGGER ratelimit_overrides_invalidate
+    AFTER INSERT OR UPDATE OR DELETE ON ent.ratelimit_overrides
+    FOR EACH STATEMENT EXECUTE FUNCTION ent.tenants_changed();
+
 -- the effective record for a Host: a custom domain first, else the code
 
 DROP FUNCTION IF EXISTS ent.tenant_for_host(text, text);
@@ -110,7 +130,9 @@ RETURNS TABLE (
     brand_color      text,
     logo_url         text,
     custom_domain    boolean,
-    parent_id        uuid
+    parent_id        uuid,
+    ratelimits       text,
+    billing_anchor   smallint
 )
 LANGUAGE sql
 STABLE
@@ -131,12 +153,14 @@ target AS (
 chain AS (
     SELECT t.id, t.parent_id, t.status, t.plan_id, t.region, t.upstream,
            t.features, t.allow_cidrs, t.csp_sources, t.csp_report_only,
-           t.csp_report_uri, t.brand_color, t.logo_url, 0 AS depth
+           t.csp_report_uri, t.brand_color, t.logo_url, t.billing_anchor_day,
+           0 AS depth
       FROM ent.tenants t JOIN target ON t.id = target.id
     UNION ALL
     SELECT p.id, p.parent_id, p.status, p.plan_id, p.region, p.upstream,
            p.features, p.allow_cidrs, p.csp_sources, p.csp_report_only,
-           p.csp_report_uri, p.brand_color, p.logo_url, c.depth + 1
+           p.csp_report_uri, p.brand_color, p.logo_url, p.billing_anchor_day,
+           c.depth + 1
       FROM ent.tenants p JOIN chain c ON p.id = c.parent_id
      WHERE c.depth < 5
 ),
@@ -187,6 +211,16 @@ SELECT t.id, t.code, t.display_name,
        (SELECT logo_url FROM chain WHERE logo_url IS NOT NULL
          ORDER BY depth LIMIT 1),
        target.custom,
-       t.parent_id
+       t.parent_id,
+       (SELECT string_agg(o.policy || '=' || coalesce(o.limit_value::text,
+                                                       'unlimited'),
+                          ',' ORDER BY o.policy)
+          FROM (SELECT DISTINCT ON (r.policy) r.policy, r.limit_value
+                  FROM chain c JOIN ent.ratelimit_overrides r
+                       ON r.tenant_id = c.id
+                 ORDER BY r.policy, c.depth) o),
+       coalesce((SELECT billing_anchor_day FROM chain
+                  WHERE billing_anchor_day IS NOT NULL
+                  ORDER BY depth LIMIT 1), 1)::smallint
   FROM target JOIN ent.tenants t ON t.id = target.id, eff
 $$;

@@ -1,4 +1,4 @@
--- ngx_ent 006: quota usage per tenant and period, for billing.
+-- ngx_ent 004: quota usage per tenant and period, for billing.
 --
 -- The edge writes, for each monthly quota, the count Redis holds for the
 -- tenant's current period: "used" only grows (upserted with GREATEST), so
