@@ -334,69 +334,6 @@ ngx_ent_cache_lookup(ngx_ent_cache_t *cache, ngx_str_t *key, uint32_t hash)
 }
 
 
-ngx_int_t
-ngx_ent_cache_get(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
-    ngx_str_t *value)
-{
-    uint32_t               hash;
-    ngx_int_t              rc;
-    ngx_ent_cache_node_t  *cn;
-
-    if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
-        return NGX_ABORT;
-    }
-
-    hash = ngx_crc32_short(key->data, key->len);
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cn = ngx_ent_cache_lookup(cache, key, hash);
-
-    if (cn == NULL || !cn->has_value
-        || cn->generation != cache->sh->generation
-        || (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0)
-    {
-        cache->sh->misses++;
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_ABORT;
-    }
-
-    cache->sh->hits++;
-    ngx_ent_cache_touch(cache, cn);
-
-    rc = ngx_ent_cache_copy(cn, pool, value);
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    return rc;
-}
-
-
-ngx_int_t
-ngx_ent_cache_set(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_str_t *value,
-    ngx_msec_t ttl)
-{
-    uint32_t               hash;
-    ngx_ent_cache_node_t  *cn;
-
-    if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
-        return NGX_ERROR;
-    }
-
-    hash = ngx_crc32_short(key->data, key->len);
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cn = ngx_ent_cache_lookup(cache, key, hash);
-    cn = ngx_ent_cache_store(cache, cn, key, hash, value,
-                             ttl ? ttl : cache->ttl, value == NULL);
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    return cn ? NGX_OK : NGX_ERROR;
-}
-
-
 void
 ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key)
 {

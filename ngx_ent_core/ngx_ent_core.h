@@ -203,11 +203,6 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
     ngx_ent_cache_t *cache, ngx_str_t *key, ngx_ent_cache_fill_t *fill,
     ngx_str_t *value, ngx_ent_op_handler_pt handler, void *data);
 
-/* NGX_OK with a copy in pool, NGX_DECLINED negative, NGX_ABORT absent */
-NGX_ENT_API ngx_int_t ngx_ent_cache_get(ngx_ent_cache_t *cache,
-    ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
-NGX_ENT_API ngx_int_t ngx_ent_cache_set(ngx_ent_cache_t *cache,
-    ngx_str_t *key, ngx_str_t *value, ngx_msec_t ttl);
 NGX_ENT_API void ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key);
 NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 
