@@ -1377,7 +1377,8 @@ static ngx_int_t
 ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
     ngx_str_t *tenant, time_t start, ngx_str_t *key)
 {
-    u_char      *k, hash[16];
+    u_char      *k, hash[16], suffix[32 + 1 + NGX_TIME_T_LEN + 1 + 64];
+    size_t       size;
     ngx_str_t    value;
     ngx_md5_t    md5;
     ngx_uint_t   i, safe;
@@ -1417,14 +1418,10 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
         }
     }
 
-    k = ngx_pnalloc(r->pool, sizeof("rl:{t:}:::#") - 1 + tenant->len
-                             + p->name.len + NGX_TIME_T_LEN + 64);
-    if (k == NULL) {
-        return NGX_ERROR;
-    }
+    /* "<policy>:<window start>:<value or #md5>" under the tenant's tag */
 
-    key->data = k;
-    k = ngx_sprintf(k, "rl:{t:%V}:%V:%T:", tenant, &p->name, start);
+    k = suffix;
+    k = ngx_sprintf(k, "%V:%T:", &p->name, start);
 
     if (safe) {
         k = ngx_cpymem(k, value.data, value.len);
@@ -1438,9 +1435,18 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
         k = ngx_hex_dump(k, hash, sizeof(hash));
     }
 
-    key->len = k - key->data;
+    size = sizeof("rl:{t:}:") - 1 + tenant->len + (k - suffix);
 
-    return NGX_OK;
+    key->data = ngx_pnalloc(r->pool, size);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_ent_redis_key(key->data, size, (u_char *) "rl:", 3,
+                                 tenant->data, tenant->len, suffix,
+                                 k - suffix);
+
+    return key->len ? NGX_OK : NGX_ERROR;
 }
 
 

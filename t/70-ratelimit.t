@@ -170,8 +170,6 @@ ok(wait_until(sub {
 # slower than the budget: fallback, then normal again
 
 nginx_stop($n);
-$n = nginx_start(http_config => $http . 'ent_ratelimit_budget 50ms;',
-                 config => "$ten\n$config") if 0;
 my $slow = nginx_start(http_config => ($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
                            =~ s/timeout=300ms/timeout=3s/r,
                        config => "$ten\n$config");
