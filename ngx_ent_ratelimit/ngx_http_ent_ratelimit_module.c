@@ -74,6 +74,7 @@ typedef struct {
     ngx_flag_t                   dry_run;
     ngx_flag_t                   monthly;      /* per=month: billing cycle */
     ngx_uint_t                   warn[2];      /* soft thresholds, percent */
+    ngx_flag_t                   preset;       /* built in: may be replaced */
 } ngx_http_ent_rl_policy_t;
 
 
@@ -91,6 +92,7 @@ typedef struct {
     ngx_uint_t                   used;
     ngx_uint_t                   written;      /* what PostgreSQL has */
     ngx_uint_t                   writing;
+    ngx_flag_t                   taken;        /* writing: the previous owner */
 } ngx_http_ent_rl_usage_t;
 
 
@@ -115,7 +117,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_array_t                 *policies;     /* ngx_http_ent_rl_policy_t * */
+    ngx_array_t                 *policies;     /* indexes in rmcf->policies */
     ngx_msec_t                   budget;
     ngx_flag_t                   legacy;
 } ngx_http_ent_rl_loc_conf_t;
@@ -137,6 +139,7 @@ typedef struct {
     unsigned                     rejected:1;
     unsigned                     counted:1;    /* Redis was incremented */
     unsigned                     unknown:1;    /* failed open */
+    unsigned                     closed:1;     /* failed closed */
 } ngx_http_ent_rl_result_t;
 
 
@@ -145,6 +148,7 @@ typedef struct {
     ngx_uint_t                   n;
     ngx_http_ent_rl_result_t     res[NGX_HTTP_ENT_RL_MAX];
     ngx_int_t                    decision;     /* NGX_DECLINED or status */
+    ngx_http_ent_rl_result_t    *cause;        /* the result that decided */
     ngx_str_t                    status;       /* $ent_ratelimit_status */
     ngx_uint_t                   generation;
     ngx_event_t                  budget;
@@ -156,7 +160,7 @@ typedef struct {
 
 typedef struct {
     u_char                       hash[16];
-    uint32_t                     start;
+    uint32_t                     end;          /* when its window ends */
     uint32_t                     count;
 } ngx_http_ent_rl_slot_t;
 
@@ -186,6 +190,10 @@ static char *ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_ent_rl_preset(ngx_conf_t *cf,
     ngx_http_ent_rl_main_conf_t *rmcf, char *name, time_t window,
     ngx_int_t limit, ngx_uint_t key_type, char *key);
+static ngx_int_t ngx_http_ent_rl_policy_init(ngx_conf_t *cf,
+    ngx_http_ent_rl_policy_t *p, ngx_str_t *name);
+static ngx_int_t ngx_http_ent_rl_key_compile(ngx_conf_t *cf,
+    ngx_http_ent_rl_policy_t *p, ngx_str_t *value);
 static ngx_int_t ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
@@ -208,7 +216,7 @@ static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
 static void ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
     ngx_http_ent_rl_result_t *res);
 static ngx_uint_t ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf,
-    ngx_str_t *key, time_t start, ngx_int_t limit, ngx_uint_t *count);
+    ngx_str_t *key, time_t end, ngx_int_t limit, ngx_uint_t *count);
 static void ngx_http_ent_rl_decide(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
 static void ngx_http_ent_rl_undo(ngx_http_ent_rl_ctx_t *ctx);
@@ -537,53 +545,73 @@ ngx_http_ent_rl_preset(ngx_conf_t *cf, ngx_http_ent_rl_main_conf_t *rmcf,
     char *name, time_t window, ngx_int_t limit, ngx_uint_t key_type,
     char *key)
 {
-    ngx_str_t                          s;
-    ngx_http_ent_rl_policy_t          *p;
-    ngx_http_compile_complex_value_t   ccv;
+    ngx_str_t                  s;
+    ngx_http_ent_rl_policy_t  *p;
 
     p = ngx_array_push(&rmcf->policies);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(p, sizeof(ngx_http_ent_rl_policy_t));
+    s.data = (u_char *) name;
+    s.len = ngx_strlen(name);
 
-    p->name.data = (u_char *) name;
-    p->name.len = ngx_strlen(name);
+    if (ngx_http_ent_rl_policy_init(cf, p, &s) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p->preset = 1;
     p->window = window;
     p->limit = limit;
     p->key_type = key_type;
+
+    if (key) {
+        s.data = (u_char *) key;
+        s.len = ngx_strlen(key);
+
+        return ngx_http_ent_rl_key_compile(cf, p, &s);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_policy_init(ngx_conf_t *cf, ngx_http_ent_rl_policy_t *p,
+    ngx_str_t *name)
+{
+    ngx_memzero(p, sizeof(ngx_http_ent_rl_policy_t));
+
+    p->name = *name;
+    p->limit = NGX_CONF_UNSET;
     p->fail = NGX_HTTP_ENT_RL_FAIL_LOCAL;
     p->nodes = 1;
     p->status = NGX_HTTP_TOO_MANY_REQUESTS;
 
-    if (ngx_array_init(&p->tiers, cf->pool, 1,
-                       sizeof(ngx_http_ent_rl_tier_t))
-        != NGX_OK)
-    {
+    return ngx_array_init(&p->tiers, cf->pool, 4,
+                          sizeof(ngx_http_ent_rl_tier_t));
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_key_compile(ngx_conf_t *cf, ngx_http_ent_rl_policy_t *p,
+    ngx_str_t *value)
+{
+    ngx_http_compile_complex_value_t  ccv;
+
+    p->key_type = NGX_HTTP_ENT_RL_KEY_VAR;
+
+    p->key = ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (p->key == NULL) {
         return NGX_ERROR;
     }
 
-    if (key) {
-        p->key = ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t));
-        if (p->key == NULL) {
-            return NGX_ERROR;
-        }
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = p->key;
 
-        s.data = (u_char *) key;
-        s.len = ngx_strlen(key);
-
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-        ccv.cf = cf;
-        ccv.value = &s;
-        ccv.complex_value = p->key;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_http_compile_complex_value(&ccv);
 }
 
 
@@ -592,13 +620,12 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ent_rl_main_conf_t *rmcf = conf;
 
-    u_char                            *eq;
-    ngx_int_t                          n, min;
-    ngx_str_t                         *value, name, val;
-    ngx_uint_t                         i, j;
-    ngx_http_ent_rl_tier_t            *t;
-    ngx_http_ent_rl_policy_t          *p, *policies;
-    ngx_http_compile_complex_value_t   ccv;
+    u_char                    *eq;
+    ngx_int_t                  n, min;
+    ngx_str_t                 *value, name, val;
+    ngx_uint_t                 i, j;
+    ngx_http_ent_rl_tier_t    *t;
+    ngx_http_ent_rl_policy_t  *p, *policies;
 
     value = cf->args->elts;
     name = value[1];
@@ -633,8 +660,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (p && (ngx_strcmp(name.data, "login") != 0
-              && ngx_strcmp(name.data, "scim") != 0))
+    if (p && !p->preset)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "duplicate policy \"%V\" in \"%V\" directive",
@@ -649,18 +675,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    ngx_memzero(p, sizeof(ngx_http_ent_rl_policy_t));
-
-    p->name = name;
-    p->limit = NGX_CONF_UNSET;
-    p->fail = NGX_HTTP_ENT_RL_FAIL_LOCAL;
-    p->nodes = 1;
-    p->status = NGX_HTTP_TOO_MANY_REQUESTS;
-
-    if (ngx_array_init(&p->tiers, cf->pool, 4,
-                       sizeof(ngx_http_ent_rl_tier_t))
-        != NGX_OK)
-    {
+    if (ngx_http_ent_rl_policy_init(cf, p, &name) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -727,20 +742,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 p->key_type = NGX_HTTP_ENT_RL_KEY_IP;
 
             } else if (val.data[0] == '$') {
-                p->key_type = NGX_HTTP_ENT_RL_KEY_VAR;
-
-                p->key = ngx_pcalloc(cf->pool,
-                                     sizeof(ngx_http_complex_value_t));
-                if (p->key == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-                ccv.cf = cf;
-                ccv.value = &val;
-                ccv.complex_value = p->key;
-
-                if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                if (ngx_http_ent_rl_key_compile(cf, p, &val) != NGX_OK) {
                     return NGX_CONF_ERROR;
                 }
 
@@ -913,8 +915,8 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_ent_rl_loc_conf_t *rlcf = conf;
 
     ngx_str_t                     *value;
-    ngx_uint_t                     i, j;
-    ngx_http_ent_rl_policy_t      *policies, **pp;
+    ngx_uint_t                     i, j, *ix;
+    ngx_http_ent_rl_policy_t      *policies;
     ngx_http_ent_rl_main_conf_t   *rmcf;
 
     if (rlcf->policies) {
@@ -932,7 +934,7 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                               ngx_http_ent_ratelimit_module);
 
     rlcf->policies = ngx_array_create(cf->pool, cf->args->nelts - 1,
-                                      sizeof(ngx_http_ent_rl_policy_t *));
+                                      sizeof(ngx_uint_t));
     if (rlcf->policies == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -943,8 +945,8 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         /*
          * policies are declared in http{} before the servers that use
-         * them (nginx parses in order); the array may still grow, so the
-         * index is kept and resolved when the location is merged
+         * them (nginx parses in order); the array may still grow and move,
+         * so the index is kept and resolved per request
          */
 
         policies = rmcf->policies.elts;
@@ -967,12 +969,12 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        pp = ngx_array_push(rlcf->policies);
-        if (pp == NULL) {
+        ix = ngx_array_push(rlcf->policies);
+        if (ix == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        *pp = (ngx_http_ent_rl_policy_t *) j;
+        *ix = j;
     }
 
     return NGX_CONF_OK;
@@ -1160,13 +1162,13 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                                    setv[NGX_HTTP_ENT_RL_MAX][6],
                                    incrv[NGX_HTTP_ENT_RL_MAX][2];
     u_char                        *ttl;
-    ngx_uint_t                     i, j, n, nk;
+    ngx_uint_t                     i, j, n, nk, *ix;
     ngx_pool_cleanup_t            *cln;
     ngx_ent_redis_cmd_t            cmds[2 * NGX_HTTP_ENT_RL_MAX];
     ngx_http_ent_rl_tier_t        *t;
     ngx_http_ent_rl_ctx_t         *ctx;
     ngx_http_ent_rl_result_t      *res;
-    ngx_http_ent_rl_policy_t      *p, **pp, *policies;
+    ngx_http_ent_rl_policy_t      *p, *policies;
     ngx_http_variable_value_t     *vv;
     ngx_http_ent_rl_loc_conf_t    *rlcf;
     ngx_http_ent_rl_main_conf_t   *rmcf;
@@ -1234,14 +1236,14 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 
     now = ngx_time() + rmcf->offset;
     ctx->generation = ngx_ent_redis_generation();
-    pp = rlcf->policies->elts;
+    ix = rlcf->policies->elts;
     policies = rmcf->policies.elts;
     n = 0;
     nk = 0;
 
     for (i = 0; i < rlcf->policies->nelts; i++) {
 
-        p = &policies[(ngx_uint_t) pp[i]];
+        p = &policies[ix[i]];
 
         /* the tier's limit, else the policy's */
 
@@ -1709,6 +1711,7 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
         case NGX_HTTP_ENT_RL_FAIL_CLOSED:
             res->rejected = 1;
+            res->closed = 1;
             res->remaining = 0;
             break;
 
@@ -1717,7 +1720,8 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
             limit = (res->limit + res->policy->nodes - 1)
                     / res->policy->nodes;
 
-            if (!ngx_http_ent_rl_local(rmcf, &res->key, res->start, limit,
+            if (!ngx_http_ent_rl_local(rmcf, &res->key,
+                                       res->start + res->window, limit,
                                        &count))
             {
                 res->rejected = 1;
@@ -1730,31 +1734,22 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     }
 
     ngx_http_ent_rl_decide(r, ctx);
-
-    if (ctx->decision != NGX_DECLINED) {
-        for (i = 0; i < ctx->n; i++) {
-            if (ctx->res[i].rejected
-                && ctx->res[i].policy->fail == NGX_HTTP_ENT_RL_FAIL_CLOSED)
-            {
-                /* the limiter failed, not the client */
-                ctx->decision = NGX_HTTP_SERVICE_UNAVAILABLE;
-            }
-        }
-    }
 }
 
 
 static ngx_uint_t
 ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
-    time_t start, ngx_int_t limit, ngx_uint_t *count)
+    time_t end, ngx_int_t limit, ngx_uint_t *count)
 {
     u_char                   hash[16];
+    time_t                   now;
     ngx_md5_t                md5;
     ngx_uint_t               i, h, admit;
     ngx_http_ent_rl_zone_t  *z;
     ngx_http_ent_rl_slot_t  *s, *free;
 
     z = rmcf->zone->data;
+    now = ngx_time() + rmcf->offset;
 
     ngx_md5_init(&md5);
     ngx_md5_update(&md5, key->data, key->len);
@@ -1767,7 +1762,11 @@ ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
     free = NULL;
     s = NULL;
 
-    /* a few probes; an expired slot is reused, a full table loses count */
+    /*
+     * a few probes; a slot whose window has ended is reused, a full table
+     * takes over the first probe's slot; the key names its window, so a slot
+     * found by hash is the same window
+     */
 
     for (i = 0; i < NGX_HTTP_ENT_RL_SLOT_PROBES; i++) {
         s = &z->slots[(h + i) % z->nslots];
@@ -1776,7 +1775,7 @@ ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
             break;
         }
 
-        if (free == NULL && (time_t) s->start != (time_t) (uint32_t) start) {
+        if (free == NULL && (time_t) s->end <= now) {
             free = s;
         }
 
@@ -1786,12 +1785,7 @@ ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
     if (s == NULL) {
         s = free ? free : &z->slots[h % z->nslots];
         ngx_memcpy(s->hash, hash, 16);
-        s->start = (uint32_t) start;
-        s->count = 0;
-    }
-
-    if (s->start != (uint32_t) start) {
-        s->start = (uint32_t) start;
+        s->end = (uint32_t) end;
         s->count = 0;
     }
 
@@ -1812,29 +1806,34 @@ ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
 static void
 ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 {
-    ngx_uint_t  i, rejected, dry;
+    ngx_uint_t                 i, dry;
+    ngx_http_ent_rl_result_t  *res;
 
-    rejected = 0;
     dry = 0;
 
+    /* the first rejection decides, unless the limiter itself failed */
+
     for (i = 0; i < ctx->n; i++) {
-        if (!ctx->res[i].rejected) {
+        res = &ctx->res[i];
+
+        if (!res->rejected) {
             continue;
         }
 
-        if (ctx->res[i].policy->dry_run) {
+        if (res->policy->dry_run) {
             dry = 1;
             continue;
         }
 
-        if (!rejected) {
-            ctx->decision = ctx->res[i].policy->status;
+        if (ctx->cause == NULL || (res->closed && !ctx->cause->closed)) {
+            ctx->cause = res;
         }
-
-        rejected = 1;
     }
 
-    if (rejected) {
+    if (ctx->cause) {
+        ctx->decision = ctx->cause->closed ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                           : ctx->cause->policy->status;
+
         ngx_str_set(&ctx->status, "REJECTED");
 
         /* a rejected request consumes nothing: take every count back */
@@ -1898,19 +1897,10 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     u_char                    *p;
     ngx_int_t                  rc;
     ngx_buf_t                 *b;
-    ngx_uint_t                 i;
     ngx_chain_t                out;
-    ngx_table_elt_t           *h;
     ngx_http_ent_rl_result_t  *res;
 
-    res = NULL;
-
-    for (i = 0; i < ctx->n; i++) {
-        if (ctx->res[i].rejected && !ctx->res[i].policy->dry_run) {
-            res = &ctx->res[i];
-            break;
-        }
-    }
+    res = ctx->cause;
 
     if (res == NULL) {
         return NGX_DECLINED;
@@ -1920,22 +1910,19 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
         r->keepalive = 0;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (h->value.data == NULL) {
+    if (ngx_http_ent_rl_push(r, "Retry-After", p,
+                             ngx_sprintf(p, "%T", res->closed ? (time_t) 1
+                                                              : res->reset)
+                             - p)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->value.len = ngx_sprintf(h->value.data, "%T",
-                               ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE
-                               ? (time_t) 1 : res->reset)
-                   - h->value.data;
 
     b = ngx_create_temp_buf(r->pool, 512 + res->policy->name.len);
     if (b == NULL) {
@@ -1995,11 +1982,13 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
     ngx_http_ent_rl_result_t    *res;
     ngx_http_ent_rl_loc_conf_t  *rlcf;
 
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
     ctx = ngx_http_ent_rl_get_ctx(r);
 
-    if (ctx == NULL || ctx->n == 0 || ctx->state == NGX_HTTP_ENT_RL_WAITING
-        || r != r->main)
-    {
+    if (ctx == NULL || ctx->n == 0 || ctx->state == NGX_HTTP_ENT_RL_WAITING) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -2032,7 +2021,7 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
     p = last;
     last = p + ctx->n * 128;
     q = p;
-    min = 0;
+    min = ctx->n;    /* the known result with the fewest left */
 
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
@@ -2051,7 +2040,7 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
                             res->reset);
         q += n;
 
-        if (res->remaining < ctx->res[min].remaining) {
+        if (min == ctx->n || res->remaining < ctx->res[min].remaining) {
             min = i;
         }
     }
@@ -2087,7 +2076,7 @@ ngx_http_ent_rl_header_filter(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);
 
-    if (rlcf->legacy && !ctx->res[min].unknown) {
+    if (rlcf->legacy && min < ctx->n) {
         res = &ctx->res[min];
 
         p = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN);
@@ -2188,7 +2177,9 @@ ngx_http_ent_rl_account(ngx_http_request_t *r,
         u->start = res->start;
         u->used = 0;
         u->written = 0;
-        u->writing = 0;
+
+        /* a write still under way is the previous owner's: wait for it */
+        u->taken = (u->writing != 0);
     }
 
     if (res->used > u->used) {
@@ -2297,6 +2288,12 @@ ngx_http_ent_rl_written(ngx_ent_op_t *op)
     ngx_http_ent_rl_usage_t  *u;
 
     u = op->data;
+
+    if (u->taken) {
+        u->taken = 0;
+        u->writing = 0;
+        return;
+    }
 
     if (op->status == NGX_ENT_OK && u->writing > u->written) {
         u->written = u->writing;

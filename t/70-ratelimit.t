@@ -35,6 +35,10 @@ ent_ratelimit_policy paid per=day limit=1 key=ip status=402;
 ent_ratelimit_policy open per=day limit=1 key=$http_x_open fail=open;
 ent_ratelimit_policy closed per=day limit=1 key=$http_x_closed fail=closed;
 ent_ratelimit_policy local per=day limit=4 nodes=2 key=$http_x_local fail=local;
+ent_ratelimit_policy dryclosed per=day limit=1 key=$http_x_mixed fail=closed dry_run;
+ent_ratelimit_policy tight per=day limit=1 key=$http_x_mixed fail=local;
+ent_ratelimit_policy lopen per=day limit=1 key=$http_x_legacy fail=open;
+ent_ratelimit_policy llocal per=day limit=100 key=$http_x_legacy fail=local;
 CONF
 
 my $config = <<'CONF';
@@ -52,6 +56,12 @@ location = /paid { ent_ratelimit paid; proxy_pass http://127.0.0.1:$server_port/
 location = /open { ent_ratelimit open; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /closed { ent_ratelimit closed; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /local { ent_ratelimit local; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /mixed { ent_ratelimit dryclosed tight; proxy_pass http://127.0.0.1:$server_port/ok; }
+location = /legacy {
+    ent_ratelimit lopen llocal;
+    ent_ratelimit_legacy_headers on;
+    proxy_pass http://127.0.0.1:$server_port/ok;
+}
 CONF
 
 # "return" runs before PREACCESS: proxy to a plain upstream instead
@@ -161,6 +171,19 @@ is_deeply(\@local, [200, 200, 429, 429],
           'fail=local: limit / nodes on this node (4 / 2)');
 is(get('free1.example.com', '/t/x')->{headers}{'x-rl'}[0], 'FALLBACK',
    'status FALLBACK');
+
+# a dry-run policy failing closed never turns another policy's 429 into 503
+is(get('free1.example.com', '/mixed', 'X-Mixed: a')->{status}, 200,
+   'dry run + local: first admitted');
+$r = get('free1.example.com', '/mixed', 'X-Mixed: a');
+is($r->{status}, 429, 'second: 429 from the local policy, not 503');
+like($r->{body}, qr/"policy":"tight"/, 'naming the policy that rejected');
+
+# legacy headers from the known policy when the first one failed open
+$r = get('free1.example.com', '/legacy', 'X-Legacy: a');
+is($r->{headers}{'x-ratelimit-limit'}[0], '100',
+   'legacy limit: the counted policy');
+is($r->{headers}{'x-ratelimit-remaining'}[0], '99', 'legacy remaining');
 
 redis_start();
 ok(wait_until(sub {

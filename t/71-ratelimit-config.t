@@ -158,3 +158,12 @@ ent_ratelimit_time_offset soon;
 --- must_die
 --- error_log
 invalid value "soon" in "ent_ratelimit_time_offset" directive, expected seconds
+
+=== TEST 18: but only once
+--- http_config
+ent_ratelimit_policy login per=hour limit=5 key=ip;
+ent_ratelimit_policy login per=hour limit=6 key=ip;
+--- config
+--- must_die
+--- error_log
+duplicate policy "login" in "ent_ratelimit_policy" directive
