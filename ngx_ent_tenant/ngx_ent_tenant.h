@@ -72,6 +72,7 @@ typedef struct {
     ngx_uint_t                   state;
     ngx_uint_t                   waits;
     ngx_uint_t                   page;       /* we generated the response */
+    ngx_uint_t                   denied;     /* by the access checks */
     ngx_str_t                    host;
     ngx_http_ent_tenant_t        tenant;
 } ngx_http_ent_tenant_ctx_t;

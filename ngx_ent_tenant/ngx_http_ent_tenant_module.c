@@ -70,7 +70,7 @@ static ngx_int_t ngx_http_ent_tenant_decide(ngx_http_request_t *r,
     ngx_http_ent_tenant_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_tenant_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_tenant_deny(ngx_http_request_t *r,
-    ngx_int_t rc);
+    ngx_http_ent_tenant_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_ent_tenant_strip(ngx_http_request_t *r,
     ngx_http_ent_tenant_main_conf_t *tmcf);
 static ngx_int_t ngx_http_ent_tenant_identity(ngx_http_request_t *r,
@@ -1160,7 +1160,11 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
         }
     }
 
-    if (tmcf->strip && ngx_http_ent_tenant_strip(r, tmcf) != NGX_OK) {
+    /* once per request: internal redirects and subrequests share them */
+
+    if (tmcf->strip && ctx == NULL && !r->internal
+        && ngx_http_ent_tenant_strip(r, tmcf) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1389,7 +1393,10 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_ent_tenant_get_ctx(r);
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED) {
+    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED
+        || ctx->denied)
+    {
+        /* a denial's error_page passes the access phase again: decided */
         return NGX_DECLINED;
     }
 
@@ -1433,7 +1440,7 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "tenant \"%V\"", &r->connection->addr_text,
                           &t->code);
 
-            return ngx_http_ent_tenant_deny(r,
+            return ngx_http_ent_tenant_deny(r, ctx,
                        ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
                                                 "ip_not_allowed", "Forbidden",
                                                 "This organization only "
@@ -1474,7 +1481,7 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "ent tenant: feature \"%V\" is off for tenant "
                           "\"%V\" (tier \"%V\")", &f[i], &t->code, &t->tier);
 
-            return ngx_http_ent_tenant_deny(r,
+            return ngx_http_ent_tenant_deny(r, ctx,
                        ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
                                                 "feature_not_available",
                                                 "Not available",
@@ -1489,7 +1496,8 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_int_t rc)
+ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
+    ngx_int_t rc)
 {
     /*
      * In the access phase NGX_OK means "allowed", and under "satisfy any"
@@ -1497,6 +1505,8 @@ ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_int_t rc)
      * is not one vote among others, so the request ends here, with our
      * page or, for an error_page, with the status
      */
+
+    ctx->denied = 1;
 
     ngx_http_finalize_request(r, rc);
 

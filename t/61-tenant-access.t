@@ -70,6 +70,15 @@ location /any/ {
 location = /denied.txt { internal; return 403 "denied by the allow-list\n"; }
 CONF
 
+# an error_page served from a file passes the access phase again
+mkdir tmpdir() . '/pages';
+open my $page, '>', tmpdir() . '/pages/denied.html' or die $!;
+print $page "denied: a static page\n";
+close $page;
+$config .= 'location /static/ { error_page 403 /pages/denied.html; '
+           . "proxy_pass http://app; }\n"
+           . 'location /pages/ { internal; root ' . tmpdir() . "; }\n";
+
 my $n = nginx_start(http_config => $http, config => $config);
 
 sub get {
@@ -110,6 +119,9 @@ $r = get('holding.example.com', '/any/x', 'X-Forwarded-For: 192.0.2.1');
 is($r->{status}, 403, '"satisfy any" with "allow all" does not override '
                       . 'the tenant\'s allow-list');
 is($r->{body}, "denied by the allow-list\n", 'and error_page still applies');
+$r = get('holding.example.com', '/static/x', 'X-Forwarded-For: 192.0.2.1');
+is($r->{status}, 403, 'an error_page from a file: 403');
+is($r->{body}, "denied: a static page\n", 'with the file, not nginx\'s own page');
 
 $r = get('holding.example.com', '/gate/', 'X-Forwarded-For: 192.0.2.1',
          'Accept: application/json');

@@ -41,7 +41,7 @@ our @EXPORT = qw(
     redis_start redis_stop redis_cli echo_start
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
-    run_blocks check_log wait_until
+    run_blocks check_log wait_until tmpdir
     sleep time
 );
 
