@@ -218,5 +218,16 @@ NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 NGX_ENT_API ngx_int_t ngx_ent_phase_wait(ngx_http_request_t *r);
 NGX_ENT_API void ngx_ent_phase_resume(ngx_http_request_t *r);
 
+/*
+ * A request context that survives internal redirects (which wipe module
+ * contexts, so that a request would be counted or resolved twice): it lives
+ * in a pool cleanup, found again by its handler, which also marks whose it
+ * is.  ngx_ent_ctx_new() returns it zeroed and set as the module's context.
+ */
+NGX_ENT_API void *ngx_ent_ctx_get(ngx_http_request_t *r, ngx_module_t *m,
+    ngx_pool_cleanup_pt handler);
+NGX_ENT_API void *ngx_ent_ctx_new(ngx_http_request_t *r, ngx_module_t *m,
+    size_t size, ngx_pool_cleanup_pt handler);
+
 
 #endif /* _NGX_ENT_CORE_H_INCLUDED_ */

@@ -802,6 +802,48 @@ ngx_ent_phase_resume(ngx_http_request_t *r)
 }
 
 
+void *
+ngx_ent_ctx_get(ngx_http_request_t *r, ngx_module_t *m,
+    ngx_pool_cleanup_pt handler)
+{
+    void                *ctx;
+    ngx_pool_cleanup_t  *cln;
+
+    ctx = r->ctx[m->ctx_index];
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == handler) {
+                ctx = cln->data;
+                r->ctx[m->ctx_index] = ctx;
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+void *
+ngx_ent_ctx_new(ngx_http_request_t *r, ngx_module_t *m, size_t size,
+    ngx_pool_cleanup_pt handler)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, size);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(cln->data, size);
+    cln->handler = handler;
+    r->ctx[m->ctx_index] = cln->data;
+
+    return cln->data;
+}
+
+
 /* ent_status */
 
 

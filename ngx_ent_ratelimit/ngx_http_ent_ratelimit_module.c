@@ -1133,22 +1133,8 @@ ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
 static ngx_http_ent_rl_ctx_t *
 ngx_http_ent_rl_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_ent_rl_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_ratelimit_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_ent_rl_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_ent_ratelimit_module);
-                break;
-            }
-        }
-    }
-
-    return ctx;
+    return ngx_ent_ctx_get(r, &ngx_http_ent_ratelimit_module,
+                           ngx_http_ent_rl_cleanup);
 }
 
 
@@ -1163,7 +1149,6 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                                    incrv[NGX_HTTP_ENT_RL_MAX][2];
     u_char                        *ttl;
     ngx_uint_t                     i, j, n, nk, *ix;
-    ngx_pool_cleanup_t            *cln;
     ngx_ent_redis_cmd_t            cmds[2 * NGX_HTTP_ENT_RL_MAX];
     ngx_http_ent_rl_tier_t        *t;
     ngx_http_ent_rl_ctx_t         *ctx;
@@ -1203,19 +1188,15 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
      * cleanup removes the budget timer if the request goes away
      */
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ent_rl_ctx_t));
-    if (cln == NULL) {
+    ctx = ngx_ent_ctx_new(r, &ngx_http_ent_ratelimit_module,
+                          sizeof(ngx_http_ent_rl_ctx_t),
+                          ngx_http_ent_rl_cleanup);
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_ent_rl_ctx_t));
-
-    cln->handler = ngx_http_ent_rl_cleanup;
-
     ctx->request = r;
     ctx->decision = NGX_DECLINED;
-    ngx_http_set_ctx(r, ctx, ngx_http_ent_ratelimit_module);
 
     vv = ngx_http_get_indexed_variable(r, rmcf->tier_index);
     tier.data = (vv && !vv->not_found) ? vv->data : NULL;

@@ -1079,45 +1079,17 @@ ngx_http_ent_tenant_custom_variable(ngx_http_request_t *r,
 ngx_http_ent_tenant_ctx_t *
 ngx_http_ent_tenant_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t         *cln;
-    ngx_http_ent_tenant_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_tenant_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_ent_tenant_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_ent_tenant_module);
-                break;
-            }
-        }
-    }
-
-    return ctx;
+    return ngx_ent_ctx_get(r, &ngx_http_ent_tenant_module,
+                           ngx_http_ent_tenant_cleanup);
 }
 
 
 static ngx_http_ent_tenant_ctx_t *
 ngx_http_ent_tenant_new_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t         *cln;
-    ngx_http_ent_tenant_ctx_t  *ctx;
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ent_tenant_ctx_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_ent_tenant_ctx_t));
-
-    cln->handler = ngx_http_ent_tenant_cleanup;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_ent_tenant_module);
-
-    return ctx;
+    return ngx_ent_ctx_new(r, &ngx_http_ent_tenant_module,
+                           sizeof(ngx_http_ent_tenant_ctx_t),
+                           ngx_http_ent_tenant_cleanup);
 }
 
 
