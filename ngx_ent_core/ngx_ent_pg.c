@@ -837,7 +837,9 @@ ngx_ent_pg_rows(ngx_ent_op_t *op, PGresult *res)
     nrows = PQntuples(res);
     ncols = PQnfields(res);
 
-    if (ncols && (ngx_uint_t) nrows > NGX_ENT_ROWS_MAX_CELLS / (ngx_uint_t) ncols) {
+    if (ncols
+        && (ngx_uint_t) nrows > NGX_ENT_ROWS_MAX_CELLS / (ngx_uint_t) ncols)
+    {
         ngx_log_error(NGX_LOG_ERR, op->log, 0,
                       "postgres result too large: %d rows of %d columns",
                       nrows, ncols);

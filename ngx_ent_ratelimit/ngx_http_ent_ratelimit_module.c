@@ -92,7 +92,7 @@ typedef struct {
     ngx_uint_t                   used;
     ngx_uint_t                   written;      /* what PostgreSQL has */
     ngx_uint_t                   writing;
-    ngx_flag_t                   taken;        /* writing: the previous owner */
+    ngx_flag_t                   taken;        /* writing: a previous owner */
 } ngx_http_ent_rl_usage_t;
 
 

@@ -117,6 +117,7 @@ typedef struct {
     ngx_str_t                    csp_report_uri;
     ngx_str_t                    hsts;
     ngx_flag_t                   hsts_preload;
+    ngx_str_t                    hsts_preloaded; /* hsts "; preload" */
     ngx_str_t                    frame_options;
     ngx_str_t                    content_type_options;
     ngx_str_t                    referrer_policy;

@@ -300,7 +300,7 @@ static ngx_int_t
 ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
 {
     u_char                          *p;
-    ngx_str_t                        csp, hsts;
+    ngx_str_t                        csp;
     ngx_uint_t                       report_only, preload, n;
     ngx_http_ent_tenant_t           *t;
     ngx_http_ent_tenant_hdr_t        hdrs[8];
@@ -366,33 +366,16 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
     /* HSTS: over HTTPS only; preload never on a custom domain unasked */
 
 #if (NGX_HTTP_SSL)
-    if (r->connection->ssl && tlcf->hsts.len
-        && !(tlcf->hsts.len == 3
-             && ngx_strncmp(tlcf->hsts.data, "off", 3) == 0))
-    {
-        hsts = tlcf->hsts;
+    if (r->connection->ssl) {
         preload = tlcf->hsts_preload
                   && (t == NULL || !t->custom_domain || t->hsts_preload);
 
-        if (preload) {
-            p = ngx_pnalloc(r->pool, hsts.len + sizeof("; preload") - 1);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            hsts.data = ngx_cpymem(p, hsts.data, hsts.len);
-            hsts.data = ngx_cpymem(hsts.data, "; preload",
-                                   sizeof("; preload") - 1);
-            hsts.len = hsts.data - p;
-            hsts.data = p;
-        }
-
         ngx_http_ent_tenant_add(hdrs, &n, "Strict-Transport-Security",
                                 sizeof("Strict-Transport-Security") - 1,
-                                &hsts);
+                                preload ? &tlcf->hsts_preloaded
+                                        : &tlcf->hsts);
     }
 #else
-    (void) hsts;
     (void) preload;
 #endif
 
@@ -427,9 +410,7 @@ static void
 ngx_http_ent_tenant_add(ngx_http_ent_tenant_hdr_t *hdrs, ngx_uint_t *n,
     const char *name, size_t len, ngx_str_t *value)
 {
-    if (value->len == 0
-        || (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0))
-    {
+    if (value->len == 0) {
         return;
     }
 

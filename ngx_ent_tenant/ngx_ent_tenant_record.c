@@ -147,7 +147,7 @@ ngx_http_ent_tenant_decode(ngx_str_t *value, ngx_http_ent_tenant_t *t)
 {
     size_t           len, n4, n6;
     uint32_t         col, u;
-    ngx_str_t        cells[NGX_HTTP_ENT_NCOLS];
+    ngx_str_t        cells[NGX_HTTP_ENT_NCOLS], *s;
     const u_char    *data;
     ngx_ent_rows_t   rows;
 
@@ -184,13 +184,15 @@ ngx_http_ent_tenant_decode(ngx_str_t *value, ngx_http_ent_tenant_t *t)
     t->ratelimits = cells[17];
     t->billing_anchor = cells[18];
 
-    if (ngx_strncmp(t->status_text.data, "active", 6) == 0) {
+    s = &t->status_text;
+
+    if (s->len == 6 && ngx_strncmp(s->data, "active", 6) == 0) {
         t->status = NGX_HTTP_ENT_ACTIVE;
 
-    } else if (ngx_strncmp(t->status_text.data, "suspended", 9) == 0) {
+    } else if (s->len == 9 && ngx_strncmp(s->data, "suspended", 9) == 0) {
         t->status = NGX_HTTP_ENT_SUSPENDED;
 
-    } else if (ngx_strncmp(t->status_text.data, "maintenance", 11) == 0) {
+    } else if (s->len == 11 && ngx_strncmp(s->data, "maintenance", 11) == 0) {
         t->status = NGX_HTTP_ENT_MAINTENANCE;
 
     } else {

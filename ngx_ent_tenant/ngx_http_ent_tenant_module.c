@@ -43,6 +43,7 @@ static char *ngx_http_ent_tenant_merge_srv_conf(ngx_conf_t *cf, void *parent,
 static void *ngx_http_ent_tenant_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_http_ent_tenant_off(ngx_str_t *value);
 static char *ngx_http_ent_tenant_base_domain(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_ent_tenant_unknown(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -654,6 +655,7 @@ ngx_http_ent_tenant_create_loc_conf(ngx_conf_t *cf)
      *     tlcf->features = NULL;
      *     tlcf->csp_report_uri = { 0, NULL };
      *     tlcf->hsts = { 0, NULL };
+     *     tlcf->hsts_preloaded = { 0, NULL };
      *     tlcf->frame_options = { 0, NULL };
      *     tlcf->content_type_options = { 0, NULL };
      *     tlcf->referrer_policy = { 0, NULL };
@@ -704,6 +706,29 @@ ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->upstream_headers, prev->upstream_headers,
                               NGX_HTTP_ENT_UPSTREAM_OVERRIDE);
 
+    /* "off" is an empty value, decided here rather than per response */
+
+    ngx_http_ent_tenant_off(&conf->hsts);
+    ngx_http_ent_tenant_off(&conf->frame_options);
+    ngx_http_ent_tenant_off(&conf->content_type_options);
+    ngx_http_ent_tenant_off(&conf->referrer_policy);
+    ngx_http_ent_tenant_off(&conf->permissions_policy);
+    ngx_http_ent_tenant_off(&conf->coop);
+    ngx_http_ent_tenant_off(&conf->corp);
+
+    if (conf->hsts_preload && conf->hsts.len) {
+        conf->hsts_preloaded.len = conf->hsts.len + sizeof("; preload") - 1;
+        conf->hsts_preloaded.data = ngx_pnalloc(cf->pool,
+                                                conf->hsts_preloaded.len);
+        if (conf->hsts_preloaded.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(ngx_cpymem(conf->hsts_preloaded.data, conf->hsts.data,
+                              conf->hsts.len),
+                   "; preload", sizeof("; preload") - 1);
+    }
+
     if (conf->features == NULL) {
         conf->features = prev->features;
     }
@@ -731,6 +756,15 @@ ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_ent_tenant_off(ngx_str_t *value)
+{
+    if (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0) {
+        value->len = 0;
+    }
 }
 
 
@@ -1171,7 +1205,8 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
                           "ent tenant: an IP address as host");
             return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
                        "invalid_host", "Bad request",
-                       "Use the organization's address, not an IP address.", NULL);
+                       "Use the organization's address, not an IP address.",
+                       NULL);
 
         default:
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1321,21 +1356,18 @@ ngx_http_ent_tenant_decide(ngx_http_request_t *r,
                                         "This organization no longer "
                                         "exists here.", NULL);
 
-    case NGX_HTTP_ENT_MAINTENANCE:
-        return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "maintenance", "Maintenance",
-                                        "Scheduled maintenance is in "
-                                        "progress. Please come back soon.", NULL);
-
     default:
         break;
     }
 
-    if (tmcf->maintenance) {
+    /* the tenant's own maintenance, or the platform's */
+
+    if (t->status == NGX_HTTP_ENT_MAINTENANCE || tmcf->maintenance) {
         return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "maintenance", "Maintenance",
                                         "Scheduled maintenance is in "
-                                        "progress. Please come back soon.", NULL);
+                                        "progress. Please come back soon.",
+                                        NULL);
     }
 
     if (ngx_http_ent_tenant_identity(r, tmcf, t) != NGX_OK) {
