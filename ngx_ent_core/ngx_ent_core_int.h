@@ -81,7 +81,6 @@ typedef struct {
     /* per worker, set up in init_process */
     ngx_ent_pg_pool_t         *pg_pool;
     ngx_ent_redis_pool_t      *redis_pool;
-    ngx_uint_t                 ops;          /* operations alive */
     ngx_queue_t                fills;        /* ngx_ent_cache_fill_t */
     ngx_event_t                fill_poll;
 } ngx_http_ent_core_main_conf_t;

@@ -55,6 +55,9 @@ static ngx_int_t ngx_http_ent_core_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ent_core_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_uint_t  ngx_ent_ops;     /* operations alive in this process */
+
+
 #define ngx_http_ent_pg(f)      offsetof(ngx_ent_pg_conf_t, f)
 #define ngx_http_ent_redis(f)   offsetof(ngx_ent_redis_conf_t, f)
 #define ngx_http_ent_cache(f)   offsetof(ngx_ent_cache_t, f)
@@ -647,10 +650,9 @@ ngx_ent_op_t *
 ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
     ngx_ent_op_handler_pt handler, void *data)
 {
-    ngx_log_t                      *log;
-    ngx_ent_op_t                   *op;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_ent_core_main_conf_t  *cmcf;
+    ngx_log_t           *log;
+    ngx_ent_op_t        *op;
+    ngx_pool_cleanup_t  *cln;
 
     log = r ? r->connection->log : ngx_cycle->log;
 
@@ -659,19 +661,18 @@ ngx_ent_op_create(ngx_http_request_t *r, size_t extra,
         return NULL;
     }
 
-    cmcf = ngx_ent_core_main_conf();
-    cmcf->ops++;
+    ngx_ent_ops++;
 
     op->handler = handler;
     op->data = data;
-    op->log = r ? r->connection->log : ngx_cycle->log;
+    op->log = log;
     op->timer.data = op;
     op->timer.log = op->log;
 
     if (r) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
-            cmcf->ops--;
+            ngx_ent_ops--;
             ngx_free(op);
             return NULL;
         }
@@ -750,11 +751,9 @@ ngx_ent_op_complete(ngx_ent_op_t *op, ngx_uint_t status)
 void
 ngx_ent_op_free(ngx_ent_op_t *op)
 {
-    ngx_uint_t                      i;
-    ngx_http_ent_core_main_conf_t  *cmcf;
+    ngx_uint_t  i;
 
-    cmcf = ngx_ent_core_main_conf();
-    cmcf->ops--;
+    ngx_ent_ops--;
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
@@ -882,7 +881,7 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
     last = b->end;
 
     p = ngx_slprintf(p, last, "{\"pid\":%P,\"ops\":%ui,", ngx_pid,
-                     cmcf->ops);
+                     ngx_ent_ops);
 
     ngx_ent_pg_stats(cmcf, &st);
     p = ngx_http_ent_core_status_backend(p, last, "postgres",
