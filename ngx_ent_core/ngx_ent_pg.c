@@ -177,10 +177,6 @@ ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
             pc->op = NULL;
         }
 
-        if (pc->listener && pc->state == NGX_ENT_PG_IDLE) {
-            ngx_ent_cache_listening(cmcf, 0);
-        }
-
         ngx_ent_pg_teardown(pc);
     }
 
@@ -1120,6 +1116,11 @@ ngx_ent_pg_release(ngx_ent_pg_conn_t *pc)
 static void
 ngx_ent_pg_teardown(ngx_ent_pg_conn_t *pc)
 {
+    if (pc->listener && pc->state == NGX_ENT_PG_IDLE) {
+        /* the caches learn that nobody listens now */
+        ngx_ent_cache_listening(pc->pool->cmcf, 0);
+    }
+
     ngx_ent_pg_unwrap(pc, 0);
 
     if (pc->result) {
@@ -1170,9 +1171,6 @@ ngx_ent_pg_drop(ngx_ent_pg_conn_t *pc, ngx_uint_t status,
 
         if (!pc->listener) {
             pool->up--;
-
-        } else if (was == NGX_ENT_PG_IDLE) {
-            ngx_ent_cache_listening(pool->cmcf, 0);
         }
     }
 
