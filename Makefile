@@ -101,42 +101,49 @@ $(TOP)/build/entctl_sql.c: $(wildcard sql/*.sql) scripts/embed-sql.pl
 	@perl scripts/embed-sql.pl sql > $@
 
 bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
-            ngx_ent_tenant/ngx_ent_host.c ngx_ent_tenant/ngx_ent_host.h
+            ngx_ent_tenant/ngx_ent_host.c ngx_ent_tenant/ngx_ent_host.h \
+            ngx_ent_sso/ngx_ent_jwt.c ngx_ent_sso/ngx_ent_jwt.h \
+            ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_sso_util.h
 	@mkdir -p bin
-	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant -o $@ \
-	    $(filter %.c,$^) -lpq
+	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant \
+	    -Ingx_ent_sso -o $@ $(filter %.c,$^) -lpq -lssl -lcrypto -ljansson
 
 # unit tests and fuzz targets of the I/O-free code
 
 UNIT_DIR    := $(BUILD)/unit
 PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
-               ngx_ent_ratelimit/ngx_ent_rl.c
+               ngx_ent_ratelimit/ngx_ent_rl.c ngx_ent_sso/ngx_ent_jwt.c \
+               ngx_ent_sso/ngx_ent_sso_util.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
-               ngx_ent_ratelimit/ngx_ent_rl.h
+               ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
+               ngx_ent_sso/ngx_ent_sso_util.h
+PURE_LIBS   := -lcrypto -ljansson
 UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))
 UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
-               -Ingx_ent_ratelimit $(SAN_CC)
+               -Ingx_ent_ratelimit -Ingx_ent_sso $(SAN_CC)
 
 unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
       $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
 
 $(UNIT_DIR)/test_%: test/unit/test_%.c test/unit/tap.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(UNIT_DIR)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(SAN_LD)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(PURE_LIBS) $(SAN_LD)
 
 $(UNIT_DIR)/replay_%: test/fuzz/%.c test/fuzz/replay.c $(PURE_SRCS) \
                       $(PURE_HDRS)
 	@mkdir -p $(UNIT_DIR)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< test/fuzz/replay.c $(PURE_SRCS) $(SAN_LD)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< test/fuzz/replay.c $(PURE_SRCS) \
+	    $(PURE_LIBS) $(SAN_LD)
 
 fuzz:
 	@mkdir -p $(TOP)/build/fuzz
 	@for f in $(FUZZ_NAMES); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Ingx_ent_core \
-	        -Ingx_ent_tenant -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
-	        $(PURE_SRCS) || exit 1; \
+	        -Ingx_ent_tenant -Ingx_ent_ratelimit -Ingx_ent_sso \
+	        -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
+	        $(PURE_SRCS) $(PURE_LIBS) || exit 1; \
 	    mkdir -p test/fuzz/corpus/$${f#fuzz_}; \
 	    $(TOP)/build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \
 	        -max_len=4096 test/fuzz/corpus/$${f#fuzz_} || exit 1; \

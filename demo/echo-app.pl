@@ -40,7 +40,7 @@ sub serve {
         my $line = <$c>;
         next unless defined $line;
         my ($method, $path) = split ' ', $line;
-        my (@ent, $len, $host);
+        my (@ent, $len, $host, @cookie);
         while (defined(my $h = <$c>)) {
             last if $h eq "\r\n";
             $h =~ s/\r\n$//;
@@ -49,11 +49,13 @@ sub serve {
             push @ent, [$k, $v] if $k =~ /^x[-_]ent[-_]/i;
             $len = $v if lc $k eq 'content-length';
             $host = $v if lc $k eq 'host';
+            push @cookie, $v if lc $k eq 'cookie';
         }
         read $c, my $body, $len if $len && $len < 1_000_000;
         my $json = sprintf '{"app":"demo","method":"%s","path":"%s",'
-            . '"host":"%s","identity":{%s}}' . "\n",
+            . '"host":"%s","cookie":"%s","identity":{%s}}' . "\n",
             esc($method // ''), esc($path // ''), esc($host // ''),
+            esc(join '; ', @cookie),
             join(',', map { sprintf '"%s":"%s"', esc(lc $_->[0]),
                             esc($_->[1]) } @ent);
         print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

@@ -88,7 +88,7 @@ main(int argc, char **argv)
         && strcmp(cmd, "tenant") != 0 && strcmp(cmd, "domain") != 0
         && strcmp(cmd, "feature") != 0 && strcmp(cmd, "allow") != 0
         && strcmp(cmd, "headers") != 0 && strcmp(cmd, "maintenance") != 0
-        && strcmp(cmd, "ratelimit") != 0)
+        && strcmp(cmd, "ratelimit") != 0 && strcmp(cmd, "sso") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -128,6 +128,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "ratelimit") == 0) {
         rc = entctl_ratelimit(conn, argc, args);
+
+    } else if (strcmp(cmd, "sso") == 0) {
+        rc = entctl_sso(conn, argc, args);
 
     } else {
         rc = entctl_maintenance(conn, argc, args, redis);
@@ -342,6 +345,17 @@ entctl_usage(FILE *f)
             "  ratelimit set CODE POLICY N|unlimited |"
             " ratelimit unset CODE POLICY\n"
             "  ratelimit list CODE\n"
+            "  sso oidc CODE --issuer URL --client-id ID --key-file FILE\n"
+            "         [--client-secret-env VAR | --client-secret-file F]\n"
+            "         [--scopes S] [--auth basic|post] [--claim-email C]\n"
+            "         [--claim-name C] [--claim-groups C] [--domains D,D]\n"
+            "         [--enforce on|off] [--api-audience A]"
+            " [--api-scopes S]\n"
+            "         [--ca-file F] [--no-check]\n"
+            "  sso show|enable|disable|delete CODE\n"
+            "  sso domain add CODE DOMAIN [--verified] |"
+            " sso domain verify|remove CODE DOMAIN\n"
+            "  sso map-group|unmap-group CODE GROUP ROLE\n"
             "\n"
             "DSN defaults to $ENT_DSN, then to libpq's environment; the Redis\n"
             "address (platform-wide maintenance) to $ENT_REDIS, then\n"

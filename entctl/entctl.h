@@ -29,6 +29,7 @@ int entctl_headers(PGconn *conn, int argc, char **argv);
 int entctl_maintenance(PGconn *conn, int argc, char **argv,
     const char *redis);
 int entctl_ratelimit(PGconn *conn, int argc, char **argv);
+int entctl_sso(PGconn *conn, int argc, char **argv);
 
 
 #endif /* _ENTCTL_H_INCLUDED_ */

@@ -397,6 +397,136 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 
 
 /*
+ * Values that are not rows (documents a module fetched over HTTP): stored
+ * with ngx_ent_cache_put() for a TTL of the caller's choosing, read with
+ * ngx_ent_cache_peek(), which also returns an expired value (with *left
+ * 0) so that the caller may serve it while it refreshes.  A flush or an
+ * invalidation removes them like any entry.
+ */
+
+ngx_int_t
+ngx_ent_cache_peek(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
+    ngx_str_t *value, ngx_msec_t *left)
+{
+    uint32_t               hash;
+    ngx_int_t              rc;
+    ngx_msec_int_t         ms;
+    ngx_ent_cache_node_t  *cn;
+
+    if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
+        return NGX_DECLINED;
+    }
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_ent_cache_lookup(cache, key, hash);
+
+    if (cn == NULL || !cn->has_value
+        || cn->generation != cache->sh->generation)
+    {
+        cache->sh->misses++;
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    ms = (ngx_msec_int_t) (cn->expires - ngx_current_msec);
+    *left = ms > 0 ? (ngx_msec_t) ms : 0;
+
+    if (ms > 0) {
+        cache->sh->hits++;
+
+    } else {
+        cache->sh->stale++;
+    }
+
+    ngx_ent_cache_touch(cache, cn);
+
+    rc = ngx_ent_cache_copy(cn, pool, value);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_ent_cache_put(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_str_t *value,
+    ngx_msec_t ttl)
+{
+    uint32_t               hash;
+    ngx_ent_cache_node_t  *cn;
+
+    if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_ent_cache_lookup(cache, key, hash);
+    cn = ngx_ent_cache_store(cache, cn, key, hash, value, ttl, 0);
+
+    if (cn) {
+        cache->sh->fills++;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return cn ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * A node-wide lease on key for ms: NGX_OK to the first caller, NGX_BUSY
+ * to every other until it runs out (a refresh or a throttle that one
+ * worker of the node does for all).
+ */
+
+ngx_int_t
+ngx_ent_cache_claim(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_msec_t ms)
+{
+    uint32_t               hash;
+    ngx_int_t              rc;
+    ngx_ent_cache_node_t  *cn;
+
+    if (key->len == 0 || key->len > NGX_ENT_CACHE_MAX_KEY) {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_ent_cache_lookup(cache, key, hash);
+
+    if (cn && (ngx_msec_int_t) (cn->pending - ngx_current_msec) > 0) {
+        rc = NGX_BUSY;
+
+    } else {
+        if (cn == NULL) {
+            cn = ngx_ent_cache_store(cache, NULL, key, hash, NULL, 0, 0);
+        }
+
+        if (cn) {
+            cn->pending = ngx_current_msec + ms;
+            cn->filler = ngx_pid;
+            rc = NGX_OK;
+
+        } else {
+            rc = NGX_ERROR;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
  * A listener starts (on) or stops (off).  Notifications sent while no
  * listener was there are lost, so a starting listener flushes a zone
  * unless another one is alive, or one left within the last second because

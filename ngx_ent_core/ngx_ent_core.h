@@ -203,6 +203,20 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
     ngx_ent_cache_t *cache, ngx_str_t *key, ngx_ent_cache_fill_t *fill,
     ngx_str_t *value, ngx_ent_op_handler_pt handler, void *data);
 
+/*
+ * Values that are not rows (documents fetched over HTTP).  peek: NGX_OK
+ * with the value copied into pool and *left the milliseconds it stays
+ * fresh (0: expired, the caller may serve it while it refreshes), or
+ * NGX_DECLINED.  put: stores for ttl.  claim: a node-wide lease for ms,
+ * NGX_OK to the first caller, NGX_BUSY to the others until it ends.
+ */
+NGX_ENT_API ngx_int_t ngx_ent_cache_peek(ngx_ent_cache_t *cache,
+    ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value, ngx_msec_t *left);
+NGX_ENT_API ngx_int_t ngx_ent_cache_put(ngx_ent_cache_t *cache,
+    ngx_str_t *key, ngx_str_t *value, ngx_msec_t ttl);
+NGX_ENT_API ngx_int_t ngx_ent_cache_claim(ngx_ent_cache_t *cache,
+    ngx_str_t *key, ngx_msec_t ms);
+
 NGX_ENT_API void ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key);
 NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 

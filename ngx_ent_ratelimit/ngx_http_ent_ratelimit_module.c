@@ -27,6 +27,7 @@
 
 #include "ngx_ent_core.h"
 #include "ngx_ent_rl.h"
+#include "ngx_ent_tenant_api.h"
 
 
 #define NGX_HTTP_ENT_RL_MAX              8
@@ -1875,8 +1876,9 @@ ngx_http_ent_rl_ignored(ngx_ent_op_t *op)
 static ngx_int_t
 ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 {
-    u_char                    *p;
+    u_char                    *p, *text;
     ngx_int_t                  rc;
+    ngx_uint_t                 scim;
     ngx_buf_t                 *b;
     ngx_chain_t                out;
     ngx_http_ent_rl_result_t  *res;
@@ -1905,12 +1907,52 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    scim = (r->uri.len >= sizeof("/scim/v2") - 1
+            && ngx_strncmp(r->uri.data, "/scim/v2", sizeof("/scim/v2") - 1)
+               == 0
+            && (r->uri.len == sizeof("/scim/v2") - 1
+                || r->uri.data[sizeof("/scim/v2") - 1] == '/'));
+
+    if (!scim && ctx->decision != NGX_HTTP_SERVICE_UNAVAILABLE) {
+
+        /* a browser gets the tenant's page */
+
+        text = ngx_pnalloc(r->pool, 128 + res->policy->name.len);
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_sprintf(text, "The limit of the \"%V\" policy is reached. "
+                     "Try again in %T seconds.", &res->policy->name,
+                     res->reset) = '\0';
+
+        rc = ngx_http_ent_tenant_html(r, ctx->decision, "quota_exceeded",
+                                      ctx->decision == 402
+                                      ? "Payment required"
+                                      : "Too many requests",
+                                      (char *) text);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     b = ngx_create_temp_buf(r->pool, 512 + res->policy->name.len);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    if (scim) {
+        /* RFC 7644 3.12: the SCIM error envelope, status as a string */
+        p = ngx_sprintf(b->last, "{\"schemas\":[\"urn:ietf:params:scim:api:"
+                        "messages:2.0:Error\"],\"status\":\"%i\","
+                        "\"detail\":\"%s: policy %V, retry after %T s\"}\n",
+                        ctx->decision,
+                        ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE
+                        ? "Rate limiter unavailable" : "Too many requests",
+                        &res->policy->name,
+                        res->closed ? (time_t) 1 : res->reset);
+
+    } else if (ctx->decision == NGX_HTTP_SERVICE_UNAVAILABLE) {
         p = ngx_sprintf(b->last, "{\"type\":\"about:blank\",\"title\":"
                         "\"Rate limiter unavailable\",\"status\":503,"
                         "\"policy\":\"%V\"}\n", &res->policy->name);
@@ -1931,7 +1973,14 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
     r->headers_out.status = ctx->decision;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
+    if (scim) {
+        ngx_str_set(&r->headers_out.content_type, "application/scim+json");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type,
+                    "application/problem+json");
+    }
+
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     rc = ngx_http_send_header(r);

@@ -9,6 +9,8 @@
 
 
 #include "ngx_ent_tenant.h"
+#define NGX_ENT_TENANT_SELF
+#include "ngx_ent_tenant_api.h"
 
 
 #define NGX_HTTP_ENT_PAGE_CSP                                                 \
@@ -229,6 +231,37 @@ ngx_http_ent_tenant_page(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_ent_tenant_html_page(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *title, const char *text)
+{
+    ngx_int_t                        rc;
+    ngx_http_ent_tenant_srv_conf_t  *tscf;
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+
+    if (tscf == NULL || !tscf->enable
+        || ngx_http_ent_tenant_wants_json(r))
+    {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_ent_tenant_page(r, ngx_http_ent_tenant_get_ctx(r), status,
+                                  error, title, text, NULL);
+
+    if (rc == (ngx_int_t) status) {
+        /* an error_page of the location takes over */
+        return rc;
+    }
+
+    /* sent (or failed): in PREACCESS and ACCESS, NGX_OK would go on */
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
 }
 
 

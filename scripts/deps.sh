@@ -12,8 +12,15 @@ pkgs=(
     libpq-dev libhiredis-dev libjansson-dev libxml2-dev libxmlsec1-dev
     libssl-dev zlib1g-dev libpcre2-dev
     postgresql redis-server redis-tools
-    perl wrk curl procps psmisc dpkg-dev ca-certificates
+    perl libio-socket-ssl-perl openssl
+    wrk curl procps psmisc dpkg-dev ca-certificates
 )
+
+# the tests' OpenID Provider runs on node: Debian's (18) when there is none
+# (a newer one, e.g. from nodesource, is kept)
+if ! command -v node >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -43,8 +50,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+# the node modules of the tests' OpenID Provider (t/lib/op), as locked
+op="$top/t/lib/op"
+want=$(sed -n 's/.*"oidc-provider": *"\([^"]*\)".*/\1/p' "$op/package.json")
+have=$(sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' \
+       "$op/node_modules/oidc-provider/package.json" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    echo "deps: installing oidc-provider $want into t/lib/op" >&2
+    (cd "$op" && npm ci --omit=dev --no-audit --no-fund --loglevel=error \
+        >/dev/null)
+fi
+
 if [ "${1:-}" = "--source" ]; then
-    top=$(cd "$(dirname "$0")/.." && pwd)
     dir="$top/build/src"
     ver=$(dpkg-query -W -f='${Version}' nginx | sed 's/-.*//')
     if [ ! -f "$dir/nginx-$ver/src/core/nginx.h" ]; then

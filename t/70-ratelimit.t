@@ -50,6 +50,7 @@ location /t/ {
     ent_ratelimit_legacy_headers on;
     proxy_pass http://127.0.0.1:$server_port/ok;
 }
+location /scim/v2/ { ent_ratelimit ai; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /key { ent_ratelimit bykey; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /trial { ent_ratelimit trial; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /paid { ent_ratelimit paid; proxy_pass http://127.0.0.1:$server_port/ok; }
@@ -89,8 +90,10 @@ ok(redis_cli('TTL', $key) > 86400, 'the key expires after its window');
 
 # tiers, headers
 
+# API clients by default: a browser (Accept: text/html) gets a page
 sub get {
     my ($host, $path, @h) = @_;
+    push @h, 'Accept: application/json' unless grep { /^Accept:/i } @h;
     return http($n, $path, host => $host, headers => \@h);
 }
 
@@ -123,8 +126,23 @@ my ($retry) = $r->{body} =~ /"retry_after":(\d+)/;
 is($r->{headers}{'retry-after'}[0], $retry, 'Retry-After agrees');
 ok($retry >= $ai_t - 2, 'and is never earlier than t');
 is($r->{headers}{'x-rl'}[0], 'REJECTED', 'status REJECTED');
+
 like($r->{headers}{ratelimit}[0], qr/^"ai";r=0;t=\d+, "api";r=7;t=\d+$/,
      'a rejection did not consume api: 7 left after 3 admitted');
+
+# a browser gets the tenant's page; SCIM clients the SCIM error envelope
+$r = get('free1.example.com', '/t/x', 'Accept: text/html');
+is($r->{status}, 429, 'a browser: 429 too');
+is($r->{headers}{'content-type'}[0], 'text/html', 'as an HTML page');
+like($r->{body}, qr{<title>F - Too many requests</title>.*The limit of the "ai" policy is reached\. Try again in \d+ seconds\.}s,
+     "with the tenant's name and the policy");
+ok(defined $r->{headers}{'retry-after'}[0], 'and Retry-After');
+$r = get('free1.example.com', '/scim/v2/Users');
+is($r->{status}, 429, 'under /scim/v2: 429');
+is($r->{headers}{'content-type'}[0], 'application/scim+json',
+   'application/scim+json');
+like($r->{body}, qr/^\{"schemas":\["urn:ietf:params:scim:api:messages:2\.0:Error"\],"status":"429","detail":"Too many requests: policy ai, retry after \d+ s"\}$/,
+     'the SCIM error envelope');
 
 for (1 .. 5) { get('team1.example.com', '/t/x') }
 is(get('team1.example.com', '/t/x')->{status}, 429, 'team: the 6th refused');

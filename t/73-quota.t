@@ -46,7 +46,8 @@ my $n = node_at(1773532740);
 is(http($n, '/anchor', host => 'billkid.example.com')->{body}, "15\n",
    '$ent_tenant_billing_anchor, inherited');
 
-my @r = map { http($n, '/', host => 'bill.example.com') } 1 .. 11;
+my @r = map { http($n, '/', host => 'bill.example.com',
+                 headers => ['Accept: application/json']) } 1 .. 11;
 
 is($r[0]{headers}{'ratelimit-policy'}[0], '"aiq";q=10;w=2419200',
    'a 28-day period: February 15 to March 15');

@@ -352,7 +352,7 @@ worker_processes $workers;
 daemon on;
 master_process on;
 pid $n->{prefix}/logs/nginx.pid;
-error_log $n->{prefix}/logs/error.log info;
+error_log $n->{prefix}/logs/error.log @{[ $ENV{ENT_DEBUG} ? "debug" : "info" ]};
 $main
 events {
     worker_connections 4096;

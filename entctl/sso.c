@@ -1,0 +1,841 @@
+/*
+ * entctl: single sign-on administration.
+ *
+ *   sso oidc CODE --issuer URL --client-id ID --key-file FILE
+ *                 [--client-secret-env VAR | --client-secret-file FILE]
+ *                 [--scopes "openid email profile"] [--auth basic|post]
+ *                 [--claim-email C] [--claim-name C] [--claim-groups C]
+ *                 [--domains a.com,b.com] [--enforce on|off]
+ *                 [--api-audience AUD] [--api-scopes "s1 s2"]
+ *                 [--ca-file FILE] [--no-check]
+ *   sso show CODE | sso enable CODE | sso disable CODE | sso delete CODE
+ *   sso domain add CODE DOMAIN [--verified] | sso domain verify CODE DOMAIN
+ *   sso domain remove CODE DOMAIN
+ *   sso map-group CODE GROUP ROLE | sso unmap-group CODE GROUP ROLE
+ *
+ * "sso oidc" fetches the issuer's discovery document and its JWK set over
+ * TLS (verified against the system CAs or --ca-file) and checks them
+ * before it saves anything.  The client secret is read from an environment
+ * variable or a file (never the command line, which other users can see),
+ * sealed with the key of the nginx directive ent_sso_secret_key
+ * (AES-256-GCM, bound to the tenant), and only the sealed form is stored.
+ */
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "entctl.h"
+#include "ngx_ent_jwt.h"
+#include "ngx_ent_sso_util.h"
+
+
+#define ENT_FETCH_MAX  (256 * 1024)
+
+
+static const char *sso_opt(int argc, char **argv, const char *name);
+static int sso_flag(int argc, char **argv, const char *name);
+static int sso_exec(PGconn *conn, const char *sql, int n,
+    const char *const *params, int print);
+static char *sso_tenant_id(PGconn *conn, const char *code);
+static int sso_read_file(const char *path, unsigned char *buf, size_t size,
+    size_t *len);
+static int sso_secret_key(const char *path, unsigned char *key);
+static char *sso_fetch(const char *url, const char *ca, int *status);
+static int sso_check(const char *issuer, const char *ca);
+static int sso_oidc(PGconn *conn, int argc, char **argv);
+
+
+static const char *
+sso_opt(int argc, char **argv, const char *name)
+{
+    int  i;
+
+    for (i = 0; i < argc - 1; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+sso_flag(int argc, char **argv, const char *name)
+{
+    int  i;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+sso_exec(PGconn *conn, const char *sql, int n, const char *const *params,
+    int print)
+{
+    int             i, j, rows;
+    char           *detail;
+    PGresult       *res;
+    ExecStatusType  st;
+
+    res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    st = PQresultStatus(res);
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        detail = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        fprintf(stderr, "entctl: %s\n", detail ? detail : "database error");
+        PQclear(res);
+        return -1;
+    }
+
+    if (print) {
+        for (i = 0; i < PQntuples(res); i++) {
+            for (j = 0; j < PQnfields(res); j++) {
+                printf("%s%s=%s", j ? "\n" : "", PQfname(res, j),
+                       PQgetisnull(res, i, j) ? "" : PQgetvalue(res, i, j));
+            }
+
+            printf("\n");
+        }
+    }
+
+    rows = (st == PGRES_TUPLES_OK) ? PQntuples(res)
+                                   : atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    return rows;
+}
+
+
+static char *
+sso_tenant_id(PGconn *conn, const char *code)
+{
+    char        *id;
+    PGresult    *res;
+    const char  *params[1];
+
+    params[0] = code;
+
+    res = PQexecParams(conn, "SELECT id FROM ent.tenants WHERE code = $1",
+                       1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fprintf(stderr, "entctl: no tenant \"%s\"\n", code);
+        PQclear(res);
+        return NULL;
+    }
+
+    id = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    return id;
+}
+
+
+static int
+sso_read_file(const char *path, unsigned char *buf, size_t size, size_t *len)
+{
+    FILE  *f;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "entctl: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+
+    *len = fread(buf, 1, size, f);
+
+    if (ferror(f) || !feof(f)) {
+        fprintf(stderr, "entctl: %s: unreadable or too big\n", path);
+        fclose(f);
+        return -1;
+    }
+
+    fclose(f);
+
+    return 0;
+}
+
+
+/* the same rules as the nginx directive: 32 raw bytes or their base64 */
+
+static int
+sso_secret_key(const char *path, unsigned char *key)
+{
+    size_t         len, i, n;
+    unsigned char  buf[256];
+
+    if (sso_read_file(path, buf, sizeof(buf), &len) != 0) {
+        return -1;
+    }
+
+    if (len == ENT_AEAD_KEY_LEN) {
+        memcpy(key, buf, ENT_AEAD_KEY_LEN);
+        return 0;
+    }
+
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
+                   || buf[len - 1] == ' ' || buf[len - 1] == '='))
+    {
+        len--;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (buf[i] == '+') {
+            buf[i] = '-';
+
+        } else if (buf[i] == '/') {
+            buf[i] = '_';
+        }
+    }
+
+    if (ent_b64url_decode(key, &n, buf, len) != 0 || n != ENT_AEAD_KEY_LEN) {
+        fprintf(stderr, "entctl: %s must hold 32 random bytes, raw or "
+                "base64\n", path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * A blocking HTTPS GET (a command-line tool may block): the body, NUL-
+ * terminated, and the status; NULL on a transport or TLS failure.
+ * Certificates are verified, with the host name (or IP) of the URL.
+ */
+
+static char *
+sso_fetch(const char *url, const char *ca, int *status)
+{
+    int               fd, n, rc;
+    SSL              *ssl;
+    char             *host, *port, *path, *p, *body, *out;
+    size_t            len;
+    SSL_CTX          *sctx;
+    struct timeval    tv;
+    struct addrinfo   hints, *ai, *a;
+    char              req[4096], hostbuf[512];
+
+    *status = 0;
+
+    if (strncmp(url, "https://", 8) != 0 || strlen(url) > 2048) {
+        fprintf(stderr, "entctl: %s: only https URLs\n", url);
+        return NULL;
+    }
+
+    snprintf(hostbuf, sizeof(hostbuf), "%s", url + 8);
+
+    p = strchr(hostbuf, '/');
+    path = p ? strdup(p) : strdup("/");
+
+    if (p) {
+        *p = '\0';
+    }
+
+    host = hostbuf;
+    port = strrchr(hostbuf, ':');
+
+    if (port && strchr(hostbuf, ']') == NULL) {
+        *port++ = '\0';
+
+    } else {
+        port = "443";
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+
+    if (getaddrinfo(host, port, &hints, &ai) != 0) {
+        fprintf(stderr, "entctl: cannot resolve %s\n", host);
+        free(path);
+        return NULL;
+    }
+
+    fd = -1;
+
+    for (a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd == -1) {
+            continue;
+        }
+
+        tv.tv_sec = 10;
+        tv.tv_usec = 0;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            break;
+        }
+
+        close(fd);
+        fd = -1;
+    }
+
+    freeaddrinfo(ai);
+
+    if (fd == -1) {
+        fprintf(stderr, "entctl: cannot connect to %s:%s\n", host, port);
+        free(path);
+        return NULL;
+    }
+
+    sctx = SSL_CTX_new(TLS_client_method());
+    ssl = NULL;
+    out = NULL;
+
+    if (sctx == NULL) {
+        goto done;
+    }
+
+    SSL_CTX_set_min_proto_version(sctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, NULL);
+
+    if ((ca ? SSL_CTX_load_verify_locations(sctx, ca, NULL)
+            : SSL_CTX_set_default_verify_paths(sctx)) != 1)
+    {
+        fprintf(stderr, "entctl: cannot load the CA certificates\n");
+        goto done;
+    }
+
+    ssl = SSL_new(sctx);
+    if (ssl == NULL) {
+        goto done;
+    }
+
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
+        SSL_set_tlsext_host_name(ssl, host);
+        SSL_set1_host(ssl, host);
+    }
+
+    SSL_set_fd(ssl, fd);
+
+    if (SSL_connect(ssl) != 1) {
+        fprintf(stderr, "entctl: TLS with %s failed: %s\n", host,
+                X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+        goto done;
+    }
+
+    /* Host: the URL's authority, as written */
+
+    p = strchr(url + 8, '/');
+    n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %.*s\r\n"
+                 "Accept: application/json\r\nUser-Agent: entctl\r\n\r\n",
+                 path, (int) (p ? (size_t) (p - (url + 8)) : strlen(url + 8)),
+                 url + 8);
+
+    if (SSL_write(ssl, req, n) != n) {
+        goto done;
+    }
+
+    body = malloc(ENT_FETCH_MAX + 1);
+    if (body == NULL) {
+        goto done;
+    }
+
+    len = 0;
+
+    for ( ;; ) {
+        rc = SSL_read(ssl, body + len, ENT_FETCH_MAX - len);
+
+        if (rc <= 0) {
+            break;
+        }
+
+        len += rc;
+
+        if (len == ENT_FETCH_MAX) {
+            fprintf(stderr, "entctl: %s: a document too big\n", url);
+            free(body);
+            goto done;
+        }
+    }
+
+    body[len] = '\0';
+
+    if (sscanf(body, "HTTP/1.%*d %d", status) != 1) {
+        free(body);
+        goto done;
+    }
+
+    p = strstr(body, "\r\n\r\n");
+
+    if (p == NULL) {
+        free(body);
+        goto done;
+    }
+
+    out = strdup(p + 4);
+    free(body);
+
+done:
+
+    if (ssl) {
+        SSL_free(ssl);
+    }
+
+    if (sctx) {
+        SSL_CTX_free(sctx);
+    }
+
+    close(fd);
+    free(path);
+
+    return out;
+}
+
+
+/* discovery (OpenID Connect Discovery 1.0) and the JWK set, checked */
+
+static int
+sso_check(const char *issuer, const char *ca)
+{
+    int          status, ok;
+    char        *doc, *keys, url[2600], err[128];
+    size_t       n;
+    json_t      *js, *v, *e;
+    ent_jwks_t   jwks;
+    json_error_t jerr;
+
+    n = strlen(issuer);
+    snprintf(url, sizeof(url), "%.*s/.well-known/openid-configuration",
+             (int) (n && issuer[n - 1] == '/' ? n - 1 : n), issuer);
+
+    doc = sso_fetch(url, ca, &status);
+
+    if (doc == NULL || status != 200) {
+        fprintf(stderr, "entctl: %s: no discovery document (status %d)\n",
+                url, status);
+        free(doc);
+        return -1;
+    }
+
+    js = json_loads(doc, JSON_REJECT_DUPLICATES, &jerr);
+    free(doc);
+
+    if (!json_is_object(js)) {
+        fprintf(stderr, "entctl: %s: not a JSON object\n", url);
+        json_decref(js);
+        return -1;
+    }
+
+    ok = 1;
+
+    v = json_object_get(js, "issuer");
+    if (!json_is_string(v) || strcmp(json_string_value(v), issuer) != 0) {
+        fprintf(stderr, "entctl: the document names issuer \"%s\", not "
+                "\"%s\"\n", json_is_string(v) ? json_string_value(v) : "",
+                issuer);
+        ok = 0;
+    }
+
+    if (!json_is_string(json_object_get(js, "authorization_endpoint"))
+        || !json_is_string(json_object_get(js, "token_endpoint"))
+        || !json_is_string(json_object_get(js, "jwks_uri")))
+    {
+        fprintf(stderr, "entctl: the document lacks authorization_endpoint, "
+                "token_endpoint or jwks_uri\n");
+        ok = 0;
+    }
+
+    v = json_object_get(js, "response_types_supported");
+    if (json_is_array(v)) {
+        status = 0;
+        json_array_foreach(v, n, e) {
+            if (json_is_string(e)
+                && strcmp(json_string_value(e), "code") == 0)
+            {
+                status = 1;
+            }
+        }
+
+        if (!status) {
+            fprintf(stderr, "entctl: the provider does not offer the code "
+                    "flow\n");
+            ok = 0;
+        }
+    }
+
+    v = json_object_get(js, "code_challenge_methods_supported");
+    if (json_is_array(v)) {
+        status = 0;
+        json_array_foreach(v, n, e) {
+            if (json_is_string(e)
+                && strcmp(json_string_value(e), "S256") == 0)
+            {
+                status = 1;
+            }
+        }
+
+        if (!status) {
+            fprintf(stderr, "entctl: the provider does not offer PKCE "
+                    "S256\n");
+            ok = 0;
+        }
+    }
+
+    if (!ok) {
+        json_decref(js);
+        return -1;
+    }
+
+    keys = sso_fetch(json_string_value(json_object_get(js, "jwks_uri")), ca,
+                     &status);
+    json_decref(js);
+
+    if (keys == NULL || status != 200) {
+        fprintf(stderr, "entctl: no JWK set (status %d)\n", status);
+        free(keys);
+        return -1;
+    }
+
+    memset(&jwks, 0, sizeof(jwks));
+
+    if (ent_jwks_parse((unsigned char *) keys, strlen(keys), &jwks, err,
+                       sizeof(err))
+        != 0
+        || jwks.nkeys == 0)
+    {
+        fprintf(stderr, "entctl: the JWK set has no usable signing key%s%s\n",
+                jwks.nkeys ? ": " : "", jwks.nkeys ? err : "");
+        ent_jwks_free(&jwks);
+        free(keys);
+        return -1;
+    }
+
+    printf("discovery and JWK set of %s: OK (%zu signing keys)\n", issuer,
+           jwks.nkeys);
+
+    ent_jwks_free(&jwks);
+    free(keys);
+
+    return 0;
+}
+
+
+static int
+sso_oidc(PGconn *conn, int argc, char **argv)
+{
+    int             rc, n;
+    char           *tid, *sealed64, domains[4096], *d;
+    size_t          len, slen;
+    const char     *issuer, *client_id, *keyfile, *env, *sfile, *v;
+    const char     *params[15];
+    unsigned char   key[ENT_AEAD_KEY_LEN], secret[1024], aad[64];
+    unsigned char  *sealed;
+
+    issuer = sso_opt(argc, argv, "--issuer");
+    client_id = sso_opt(argc, argv, "--client-id");
+    keyfile = sso_opt(argc, argv, "--key-file");
+    env = sso_opt(argc, argv, "--client-secret-env");
+    sfile = sso_opt(argc, argv, "--client-secret-file");
+
+    if (issuer == NULL || client_id == NULL || keyfile == NULL) {
+        fprintf(stderr, "entctl: sso oidc CODE --issuer URL --client-id ID "
+                "--key-file FILE [...]\n");
+        return 2;
+    }
+
+    if (strncmp(issuer, "https://", 8) != 0 || strlen(issuer) > 512) {
+        fprintf(stderr, "entctl: the issuer must be an https URL\n");
+        return 2;
+    }
+
+    tid = sso_tenant_id(conn, argv[0]);
+    if (tid == NULL) {
+        return 1;
+    }
+
+    if (!sso_flag(argc, argv, "--no-check")
+        && sso_check(issuer, sso_opt(argc, argv, "--ca-file")) != 0)
+    {
+        free(tid);
+        return 1;
+    }
+
+    sealed64 = NULL;
+    slen = 0;
+
+    if (env || sfile) {
+        if (env) {
+            v = getenv(env);
+            if (v == NULL || *v == '\0' || strlen(v) >= sizeof(secret)) {
+                fprintf(stderr, "entctl: $%s holds no secret\n", env);
+                free(tid);
+                return 2;
+            }
+
+            slen = strlen(v);
+            memcpy(secret, v, slen);
+
+        } else if (sso_read_file(sfile, secret, sizeof(secret) - 1, &slen)
+                   != 0)
+        {
+            free(tid);
+            return 1;
+        }
+
+        while (slen && (secret[slen - 1] == '\n' || secret[slen - 1] == '\r'))
+        {
+            slen--;
+        }
+
+        if (sso_secret_key(keyfile, key) != 0) {
+            free(tid);
+            return 1;
+        }
+
+        n = snprintf((char *) aad, sizeof(aad), "client-secret:%s", tid);
+
+        sealed = malloc(slen + ENT_AEAD_OVERHEAD);
+        sealed64 = malloc(ent_b64url_encoded_len(slen + ENT_AEAD_OVERHEAD)
+                          + 1);
+
+        if (sealed == NULL || sealed64 == NULL
+            || ent_aead_seal(key, aad, n, secret, slen, sealed) < 0)
+        {
+            free(tid);
+            free(sealed);
+            free(sealed64);
+            return 1;
+        }
+
+        len = ent_b64url_encode((unsigned char *) sealed64, sealed,
+                                slen + ENT_AEAD_OVERHEAD);
+        sealed64[len] = '\0';
+
+        OPENSSL_cleanse(secret, sizeof(secret));
+        OPENSSL_cleanse(key, sizeof(key));
+        free(sealed);
+    }
+
+    /* the domains as a PostgreSQL array literal of checked names */
+
+    v = sso_opt(argc, argv, "--domains");
+    d = domains;
+    *d++ = '{';
+
+    if (v) {
+        for ( ; *v; v++) {
+            if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9')
+                  || *v == '.' || *v == '-' || *v == ','))
+            {
+                fprintf(stderr, "entctl: --domains: lowercase names "
+                        "separated by commas\n");
+                free(tid);
+                free(sealed64);
+                return 2;
+            }
+
+            if (d - domains >= (int) sizeof(domains) - 2) {
+                break;
+            }
+
+            *d++ = *v;
+        }
+    }
+
+    *d++ = '}';
+    *d = '\0';
+
+    v = sso_opt(argc, argv, "--auth");
+
+    params[0] = tid;
+    params[1] = issuer;
+    params[2] = client_id;
+    params[3] = sealed64;
+    params[4] = (v && strcmp(v, "post") == 0) ? "client_secret_post"
+                                              : "client_secret_basic";
+    params[5] = sso_opt(argc, argv, "--scopes");
+    params[6] = sso_opt(argc, argv, "--claim-email");
+    params[7] = sso_opt(argc, argv, "--claim-name");
+    params[8] = sso_opt(argc, argv, "--claim-groups");
+    params[9] = domains;
+    v = sso_opt(argc, argv, "--enforce");
+    params[10] = (v && strcmp(v, "on") == 0) ? "true" : "false";
+    params[11] = sso_opt(argc, argv, "--api-audience");
+    params[12] = sso_opt(argc, argv, "--api-scopes");
+
+    rc = sso_exec(conn,
+        "INSERT INTO ent.identity_providers (tenant_id, protocol, issuer, "
+        "client_id, client_secret_enc, token_auth, scopes, claim_email, "
+        "claim_name, claim_groups, allowed_domains, enforce_sso, "
+        "api_audience, api_scopes) "
+        "VALUES ($1, 'oidc', $2, $3, $4, $5, "
+        "coalesce($6, 'openid email profile'), coalesce($7, 'email'), "
+        "coalesce($8, 'name'), coalesce($9, 'groups'), $10::text[], "
+        "$11::boolean, $12, $13) "
+        "ON CONFLICT (tenant_id, protocol) DO UPDATE SET "
+        "issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, "
+        "client_secret_enc = EXCLUDED.client_secret_enc, "
+        "token_auth = EXCLUDED.token_auth, scopes = EXCLUDED.scopes, "
+        "claim_email = EXCLUDED.claim_email, "
+        "claim_name = EXCLUDED.claim_name, "
+        "claim_groups = EXCLUDED.claim_groups, "
+        "allowed_domains = EXCLUDED.allowed_domains, "
+        "enforce_sso = EXCLUDED.enforce_sso, "
+        "api_audience = EXCLUDED.api_audience, "
+        "api_scopes = EXCLUDED.api_scopes, enabled = true",
+        13, params, 0);
+
+    free(tid);
+    free(sealed64);
+
+    if (rc < 0) {
+        return 1;
+    }
+
+    printf("sso oidc %s: saved\n", argv[0]);
+
+    return 0;
+}
+
+
+int
+entctl_sso(PGconn *conn, int argc, char **argv)
+{
+    int          rc;
+    char        *tid;
+    const char  *params[4];
+
+    if (argc < 2) {
+        goto usage;
+    }
+
+    if (strcmp(argv[0], "oidc") == 0) {
+        return sso_oidc(conn, argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[0], "domain") == 0 || strcmp(argv[0], "map-group") == 0
+        || strcmp(argv[0], "unmap-group") == 0)
+    {
+        if (argc < 4) {
+            goto usage;
+        }
+
+        if (strcmp(argv[0], "domain") == 0) {
+            tid = sso_tenant_id(conn, argv[2]);
+
+        } else {
+            tid = sso_tenant_id(conn, argv[1]);
+        }
+
+        if (tid == NULL) {
+            return 1;
+        }
+
+        params[0] = tid;
+
+        if (strcmp(argv[0], "map-group") == 0
+            || strcmp(argv[0], "unmap-group") == 0)
+        {
+            params[1] = argv[2];
+            params[2] = argv[3];
+
+            rc = sso_exec(conn, argv[0][0] == 'm'
+                 ? "INSERT INTO ent.group_role_mappings (tenant_id, "
+                   "idp_group, role) VALUES ($1, $2, $3) ON CONFLICT DO "
+                   "NOTHING"
+                 : "DELETE FROM ent.group_role_mappings WHERE tenant_id = "
+                   "$1 AND idp_group = $2 AND role = $3", 3, params, 0);
+
+        } else {
+            params[1] = argv[3];
+
+            if (strcmp(argv[1], "add") == 0) {
+                params[2] = sso_flag(argc, argv, "--verified") ? "t" : "f";
+                rc = sso_exec(conn,
+                    "INSERT INTO ent.email_domains (tenant_id, domain, "
+                    "verified_at) VALUES ($1, lower($2), CASE WHEN $3 THEN "
+                    "now() END) ON CONFLICT (tenant_id, domain) DO UPDATE "
+                    "SET verified_at = coalesce(ent.email_domains."
+                    "verified_at, EXCLUDED.verified_at)", 3, params, 0);
+
+            } else if (strcmp(argv[1], "verify") == 0) {
+                rc = sso_exec(conn,
+                    "UPDATE ent.email_domains SET verified_at = now() "
+                    "WHERE tenant_id = $1 AND domain = lower($2)", 2,
+                    params, 0);
+
+            } else if (strcmp(argv[1], "remove") == 0) {
+                rc = sso_exec(conn,
+                    "DELETE FROM ent.email_domains WHERE tenant_id = $1 "
+                    "AND domain = lower($2)", 2, params, 0);
+
+            } else {
+                free(tid);
+                goto usage;
+            }
+        }
+
+        free(tid);
+
+        return rc < 0 ? 1 : 0;
+    }
+
+    tid = sso_tenant_id(conn, argv[1]);
+    if (tid == NULL) {
+        return 1;
+    }
+
+    params[0] = tid;
+
+    if (strcmp(argv[0], "show") == 0) {
+        rc = sso_exec(conn,
+            "SELECT protocol, enabled, issuer, client_id, "
+            "client_secret_enc IS NOT NULL AS has_secret, token_auth, "
+            "scopes, claim_email, claim_name, claim_groups, "
+            "array_to_string(allowed_domains, ',') AS allowed_domains, "
+            "(SELECT domains FROM ent.sso_idp(tenant_id)) AS "
+            "verified_domains, enforce_sso, api_audience, api_scopes "
+            "FROM ent.identity_providers WHERE tenant_id = $1", 1, params,
+            1);
+
+    } else if (strcmp(argv[0], "enable") == 0
+               || strcmp(argv[0], "disable") == 0)
+    {
+        params[1] = argv[0][0] == 'e' ? "true" : "false";
+        rc = sso_exec(conn,
+            "UPDATE ent.identity_providers SET enabled = $2::boolean "
+            "WHERE tenant_id = $1", 2, params, 0);
+
+    } else if (strcmp(argv[0], "delete") == 0) {
+        rc = sso_exec(conn,
+            "DELETE FROM ent.identity_providers WHERE tenant_id = $1", 1,
+            params, 0);
+
+    } else {
+        free(tid);
+        goto usage;
+    }
+
+    free(tid);
+
+    return rc < 0 ? 1 : 0;
+
+usage:
+
+    fprintf(stderr, "entctl: sso oidc CODE --issuer URL --client-id ID "
+            "--key-file FILE [...] | sso show|enable|disable|delete CODE | "
+            "sso domain add|verify|remove CODE DOMAIN [--verified] | "
+            "sso map-group|unmap-group CODE GROUP ROLE\n");
+    return 2;
+}

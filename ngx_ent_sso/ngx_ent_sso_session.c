@@ -1,0 +1,1082 @@
+/*
+ * ngx_http_ent_sso_module: sessions.
+ *
+ * The cookie holds a random session id (128 bits) and a random key (256
+ * bits), base64url; Redis holds, under the id, the identity sealed with
+ * that key (AES-256-GCM, bound to the tenant and the id), so a Redis dump
+ * leaks nothing usable and a cookie of tenant A opens nothing on tenant B.
+ * Reads refresh the idle timeout (GETEX); the absolute end is inside the
+ * sealed data.  Sets index the sessions of a user (revoke-all) and of an
+ * IdP subject and IdP session (back-channel logout).  Keys:
+ *
+ *     ent:{t:<tenant id>}:s:<session id>      the session
+ *     ent:{t:<tenant id>}:u:<user id>         its user's sessions
+ *     ent:{t:<tenant id>}:o:<H(iss, sub)>     an IdP subject's sessions
+ *     ent:{t:<tenant id>}:os:<H(iss, sid)>    an IdP session's sessions
+ *     ent:{t:<tenant id>}:st:<state>          a login state, used
+ *     ent:{t:<tenant id>}:jti:<H(jti)>        a logout token, used
+ *
+ * H is base64url(SHA-256(a "\n" b)).  Everything has a TTL.
+ */
+
+
+#include "ngx_ent_sso.h"
+
+#include <openssl/sha.h>
+
+
+#define NGX_HTTP_ENT_SSO_MAX_REVOKE  64
+
+
+static void ngx_http_ent_sso_loaded(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_sso_open(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, u_char *data, size_t len);
+static ngx_int_t ngx_http_ent_sso_json_str(ngx_http_request_t *r,
+    json_t *js, const char *name, ngx_str_t *out);
+static void ngx_http_ent_sso_created(ngx_ent_op_t *op);
+static void ngx_http_ent_sso_done(ngx_ent_op_t *op);
+static void ngx_http_ent_sso_listed(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_sso_index(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *kind, ngx_str_t *a,
+    ngx_str_t *b, ngx_str_t *out);
+static ngx_int_t ngx_http_ent_sso_run_cmds(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_ent_redis_cmd_t *cmds, ngx_uint_t n,
+    ngx_ent_op_handler_pt handler);
+static ngx_int_t ngx_http_ent_sso_signed_out(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+
+
+size_t
+ngx_http_ent_sso_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    u_char *buf, size_t size, const char *kind, u_char *suffix, size_t len)
+{
+    u_char  *p;
+    u_char   tmp[512];
+
+    if (ngx_strlen(kind) + 1 + len > sizeof(tmp)) {
+        return 0;
+    }
+
+    p = ngx_cpymem(tmp, kind, ngx_strlen(kind));
+    *p++ = ':';
+    p = ngx_cpymem(p, suffix, len);
+
+    return ngx_ent_redis_key(buf, size, (u_char *) "ent:", 4,
+                             ctx->tenant_id.data, ctx->tenant_id.len, tmp,
+                             p - tmp);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_cmd_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    ngx_str_t *out, const char *kind, u_char *suffix, size_t len)
+{
+    u_char  buf[640];
+
+    out->len = ngx_http_ent_sso_key(r, ctx, buf, sizeof(buf), kind, suffix,
+                                    len);
+    if (out->len == 0) {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(r->pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf, out->len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_num(ngx_http_request_t *r, ngx_str_t *out, time_t n)
+{
+    out->data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_sprintf(out->data, "%T", n) - out->data;
+
+    return NGX_OK;
+}
+
+
+/* load */
+
+
+ngx_int_t
+ngx_http_ent_sso_session_load(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx)
+{
+    ngx_str_t                     *argv;
+    ngx_ent_redis_cmd_t            cmd;
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    if (ctx->session_done) {
+        return ctx->status == NGX_HTTP_SERVICE_UNAVAILABLE
+               ? ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "unavailable",
+                                         "Sessions are unavailable right "
+                                         "now.")
+               : NGX_OK;
+    }
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    argv = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
+    if (argv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&argv[0], "GETEX");
+    ngx_str_set(&argv[2], "EX");
+
+    if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[1], "s", ctx->sid,
+                                 NGX_HTTP_ENT_SSO_SID_B64) != NGX_OK
+        || ngx_http_ent_sso_num(r, &argv[3], smcf->idle) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cmd.argc = 4;
+    cmd.argv = argv;
+
+    return ngx_http_ent_sso_run_cmds(r, ctx, &cmd, 1,
+                                     ngx_http_ent_sso_loaded);
+}
+
+
+static void
+ngx_http_ent_sso_loaded(ngx_ent_op_t *op)
+{
+    redisReply              *rep;
+    ngx_http_request_t      *r;
+    ngx_http_ent_sso_ctx_t  *ctx;
+
+    r = op->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
+
+    ctx->session_done = 1;
+    ctx->status = NGX_OK;
+
+    if (op->status != NGX_ENT_OK || op->nreplies != 1
+        || op->replies[0]->type == REDIS_REPLY_ERROR)
+    {
+        /* fail closed: no session is trusted without Redis */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ent sso: a session could not be read (status %ui)",
+                      op->status);
+        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        ngx_http_ent_sso_wake(r, ctx);
+        return;
+    }
+
+    rep = op->replies[0];
+
+    if (rep->type != REDIS_REPLY_STRING) {
+        ctx->sso_status = "expired";
+        ctx->expired = 1;
+        ngx_http_ent_sso_wake(r, ctx);
+        return;
+    }
+
+    if (ngx_http_ent_sso_open(r, ctx, (u_char *) rep->str, rep->len)
+        == NGX_OK)
+    {
+        ctx->authenticated = 1;
+
+    } else {
+        ctx->expired = 1;
+    }
+
+    ngx_http_ent_sso_wake(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_open(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    u_char *data, size_t len)
+{
+    int           n;
+    u_char       *plain, *p;
+    json_t       *js, *v;
+    json_error_t  err;
+    u_char        aad[128];
+
+    if (len <= ENT_AEAD_OVERHEAD || len > NGX_HTTP_ENT_SSO_BLOB_MAX) {
+        return NGX_ERROR;
+    }
+
+    plain = ngx_pnalloc(r->pool, len);
+    if (plain == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_snprintf(aad, sizeof(aad), "session:%V:%*s", &ctx->tenant_id,
+                     (size_t) NGX_HTTP_ENT_SSO_SID_B64, ctx->sid);
+
+    n = ent_aead_open(ctx->skey, aad, p - aad, data, len, plain);
+
+    if (n <= 0) {
+        /* another key (a forged cookie) or another tenant's session */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent sso: a session cookie that does not open its "
+                      "session");
+        ctx->sso_status = "bad_cookie";
+        return NGX_ERROR;
+    }
+
+    js = json_loadb((char *) plain, n, 0, &err);
+    if (js == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(js, "x");
+
+    if (!json_is_integer(v)
+        || json_integer_value(v) <= ngx_http_ent_sso_now(r))
+    {
+        json_decref(js);
+        ctx->sso_status = "expired";
+        return NGX_ERROR;
+    }
+
+    ctx->id.expires = json_integer_value(v);
+
+    v = json_object_get(js, "c");
+    ctx->id.created = json_is_integer(v) ? json_integer_value(v) : 0;
+
+    if (ngx_http_ent_sso_json_str(r, js, "u", &ctx->id.user_id) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "e", &ctx->id.email) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "n", &ctx->id.name) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "g", &ctx->id.groups) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "r", &ctx->id.roles) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "i", &ctx->id.iss) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "s", &ctx->id.sub) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "o", &ctx->id.op_sid) != NGX_OK
+        || ngx_http_ent_sso_json_str(r, js, "t", &ctx->id.id_token)
+           != NGX_OK)
+    {
+        json_decref(js);
+        return NGX_ERROR;
+    }
+
+    json_decref(js);
+
+    return ctx->id.user_id.len ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_json_str(ngx_http_request_t *r, json_t *js,
+    const char *name, ngx_str_t *out)
+{
+    json_t  *v;
+
+    v = json_object_get(js, name);
+
+    if (v == NULL) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    if (!json_is_string(v)) {
+        return NGX_ERROR;
+    }
+
+    out->len = json_string_length(v);
+    out->data = ngx_pnalloc(r->pool, out->len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(out->data, json_string_value(v), out->len) = '\0';
+
+    return NGX_OK;
+}
+
+
+/* create, at the end of a login: a new id every time (no fixation) */
+
+
+ngx_int_t
+ngx_http_ent_sso_session_create(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx)
+{
+    u_char                        *p, *sealed;
+    char                          *plain;
+    size_t                         len;
+    json_t                        *js;
+    ngx_str_t                     *argv, h, cookie;
+    ngx_uint_t                     n, a;
+    ngx_ent_redis_cmd_t            cmds[7];
+    u_char                         raw[NGX_HTTP_ENT_SSO_SID_LEN
+                                       + ENT_AEAD_KEY_LEN];
+    u_char                         aad[128];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ent_b64url_encode(ctx->sid, raw, NGX_HTTP_ENT_SSO_SID_LEN);
+    ngx_memcpy(ctx->skey, raw + NGX_HTTP_ENT_SSO_SID_LEN, ENT_AEAD_KEY_LEN);
+
+    ctx->id.created = ngx_http_ent_sso_now(r);
+    ctx->id.expires = ctx->id.created + smcf->absolute;
+
+    js = json_pack("{s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, "
+                   "s:I, s:I}",
+                   "u", ctx->id.user_id.data, ctx->id.user_id.len,
+                   "e", ctx->id.email.data ? (char *) ctx->id.email.data : "",
+                   ctx->id.email.len,
+                   "n", ctx->id.name.data ? (char *) ctx->id.name.data : "",
+                   ctx->id.name.len,
+                   "g", ctx->id.groups.data ? (char *) ctx->id.groups.data
+                                            : "",
+                   ctx->id.groups.len,
+                   "r", ctx->id.roles.data ? (char *) ctx->id.roles.data : "",
+                   ctx->id.roles.len,
+                   "i", ctx->id.iss.data, ctx->id.iss.len,
+                   "s", ctx->id.sub.data, ctx->id.sub.len,
+                   "o", ctx->id.op_sid.data ? (char *) ctx->id.op_sid.data
+                                            : "",
+                   ctx->id.op_sid.len,
+                   "t", ctx->id.id_token.data, ctx->id.id_token.len,
+                   "c", (json_int_t) ctx->id.created,
+                   "x", (json_int_t) ctx->id.expires);
+    if (js == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    plain = json_dumps(js, JSON_COMPACT);
+    json_decref(js);
+
+    if (plain == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(plain);
+
+    if (len + ENT_AEAD_OVERHEAD > NGX_HTTP_ENT_SSO_BLOB_MAX) {
+        free(plain);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ent sso: an identity too big for a session");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sealed = ngx_pnalloc(r->pool, len + ENT_AEAD_OVERHEAD);
+    p = ngx_snprintf(aad, sizeof(aad), "session:%V:%*s", &ctx->tenant_id,
+                     (size_t) NGX_HTTP_ENT_SSO_SID_B64, ctx->sid);
+
+    if (sealed == NULL
+        || ent_aead_seal(ctx->skey, aad, p - aad, (u_char *) plain, len,
+                         sealed) < 0)
+    {
+        ngx_explicit_memzero(plain, len);
+        free(plain);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_explicit_memzero(plain, len);
+    free(plain);
+
+    argv = ngx_palloc(r->pool, 24 * sizeof(ngx_str_t));
+    if (argv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a = 0;
+    n = 0;
+
+    /* SET s:<sid> <sealed> EX idle */
+
+    cmds[n].argv = &argv[a];
+    ngx_str_set(&argv[a], "SET");
+    if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[a + 1], "s", ctx->sid,
+                                 NGX_HTTP_ENT_SSO_SID_B64) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[a + 2].data = sealed;
+    argv[a + 2].len = len + ENT_AEAD_OVERHEAD;
+    ngx_str_set(&argv[a + 3], "EX");
+    if (ngx_http_ent_sso_num(r, &argv[a + 4], smcf->idle) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cmds[n++].argc = 5;
+    a += 5;
+
+    /* the indexes: SADD then EXPIRE each */
+
+    for (/* void */; n < 7; n += 2) {
+
+        if (n == 1) {
+            if (ngx_http_ent_sso_cmd_key(r, ctx, &h, "u",
+                                         ctx->id.user_id.data,
+                                         ctx->id.user_id.len)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else if (n == 3) {
+            if (ngx_http_ent_sso_index(r, ctx, "o", &ctx->id.iss,
+                                       &ctx->id.sub, &h)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else {
+            if (ctx->id.op_sid.len == 0) {
+                break;
+            }
+
+            if (ngx_http_ent_sso_index(r, ctx, "os", &ctx->id.iss,
+                                       &ctx->id.op_sid, &h)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        cmds[n].argv = &argv[a];
+        cmds[n].argc = 3;
+        ngx_str_set(&argv[a], "SADD");
+        argv[a + 1] = h;
+        argv[a + 2].data = ctx->sid;
+        argv[a + 2].len = NGX_HTTP_ENT_SSO_SID_B64;
+        a += 3;
+
+        cmds[n + 1].argv = &argv[a];
+        cmds[n + 1].argc = 3;
+        ngx_str_set(&argv[a], "EXPIRE");
+        argv[a + 1] = h;
+        if (ngx_http_ent_sso_num(r, &argv[a + 2], smcf->absolute) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        a += 3;
+    }
+
+    /* the cookie goes out with the redirect that follows */
+
+    cookie.data = ngx_pnalloc(r->pool, NGX_HTTP_ENT_SSO_COOKIE_B64);
+    if (cookie.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cookie.len = ent_b64url_encode(cookie.data, raw, sizeof(raw));
+    ngx_explicit_memzero(raw, sizeof(raw));
+
+    if (ngx_http_ent_sso_set_cookie(r, &smcf->cookie, cookie.data,
+                                    cookie.len, smcf->absolute)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ent_sso_run_cmds(r, ctx, cmds, n,
+                                     ngx_http_ent_sso_created);
+}
+
+
+static void
+ngx_http_ent_sso_created(ngx_ent_op_t *op)
+{
+    ngx_uint_t               i;
+    ngx_http_request_t      *r;
+    ngx_http_ent_sso_ctx_t  *ctx;
+
+    r = op->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
+
+    ctx->status = NGX_OK;
+
+    if (op->status != NGX_ENT_OK) {
+        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    } else {
+        for (i = 0; i < op->nreplies; i++) {
+            if (op->replies[i]->type == REDIS_REPLY_ERROR) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "ent sso: Redis refused a session: %*s",
+                              (size_t) op->replies[i]->len,
+                              op->replies[i]->str);
+                ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+                break;
+            }
+        }
+    }
+
+    ctx->authenticated = (ctx->status == NGX_OK);
+
+    ngx_http_ent_sso_wake(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_index(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    const char *kind, ngx_str_t *a, ngx_str_t *b, ngx_str_t *out)
+{
+    SHA256_CTX  sha;
+    u_char      md[SHA256_DIGEST_LENGTH];
+    u_char      enc[48];
+    size_t      n;
+
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, a->data, a->len);
+    SHA256_Update(&sha, "\n", 1);
+    SHA256_Update(&sha, b->data, b->len);
+    SHA256_Final(md, &sha);
+
+    n = ent_b64url_encode(enc, md, sizeof(md));
+
+    return ngx_http_ent_sso_cmd_key(r, ctx, out, kind, enc, n);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_run_cmds(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    ngx_ent_redis_cmd_t *cmds, ngx_uint_t n, ngx_ent_op_handler_pt handler)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_ent_redis_run(r, cmds, n, handler, r);
+
+    if (rc == NGX_AGAIN) {
+        ctx->waiting = 1;
+        return ngx_ent_phase_wait(r);
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ent sso: Redis is unavailable");
+
+    ctx->sso_status = "unavailable";
+
+    return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
+                                   "Sessions are unavailable right now.");
+}
+
+
+/* GET /_ent/session: who am I */
+
+
+ngx_int_t
+ngx_http_ent_sso_session_endpoint(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx)
+{
+    u_char      *p, *body;
+    char        *s;
+    size_t       len;
+    json_t      *js, *groups, *roles;
+    ngx_int_t    rc;
+    ngx_uint_t   i;
+    ngx_str_t   *lists[2];
+    json_t      *arrays[2];
+    u_char      *q, *end;
+
+    if (ctx->has_cookie) {
+        rc = ngx_http_ent_sso_session_load(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    ctx->decided = 1;
+
+    if (!ctx->authenticated) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        return ngx_http_ent_sso_send(r, NGX_HTTP_UNAUTHORIZED,
+                                     "application/json",
+                                     (u_char *) "{\"authenticated\":false}\n",
+                                     sizeof("{\"authenticated\":false}\n")
+                                     - 1);
+    }
+
+    groups = json_array();
+    roles = json_array();
+    lists[0] = &ctx->id.groups;
+    lists[1] = &ctx->id.roles;
+    arrays[0] = groups;
+    arrays[1] = roles;
+
+    for (i = 0; i < 2; i++) {
+        p = lists[i]->data;
+        end = p + lists[i]->len;
+
+        while (p && p < end) {
+            q = ngx_strlchr(p, end, ',');
+            if (q == NULL) {
+                q = end;
+            }
+
+            if (q > p) {
+                json_array_append_new(arrays[i],
+                                      json_stringn((char *) p, q - p));
+            }
+
+            p = q + 1;
+        }
+    }
+
+    js = json_pack("{s:b, s:{s:s%, s:s%, s:s%, s:o}, s:o, "
+                   "s:{s:s%, s:s%}, s:I, s:I}",
+                   "authenticated", 1,
+                   "user",
+                   "id", ctx->id.user_id.data, ctx->id.user_id.len,
+                   "email", ctx->id.email.data ? (char *) ctx->id.email.data
+                                               : "",
+                   ctx->id.email.len,
+                   "name", ctx->id.name.data ? (char *) ctx->id.name.data
+                                             : "",
+                   ctx->id.name.len,
+                   "groups", groups,
+                   "roles", roles,
+                   "tenant",
+                   "id", ctx->tenant_id.data, ctx->tenant_id.len,
+                   "code", ctx->tenant_code.data, ctx->tenant_code.len,
+                   "created_at", (json_int_t) ctx->id.created,
+                   "expires_at", (json_int_t) ctx->id.expires);
+
+    if (js == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s = json_dumps(js, JSON_COMPACT);
+    json_decref(js);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(s);
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body, s, len);
+    body[len++] = '\n';
+    free(s);
+
+    return ngx_http_ent_sso_send(r, NGX_HTTP_OK, "application/json", body,
+                                 len);
+}
+
+
+/* /_ent/logout[?all=1]: this session, or all of the user's */
+
+
+ngx_int_t
+ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      all, *argv;
+    ngx_ent_redis_cmd_t            cmds[2];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    switch (ctx->phase) {
+
+    case 0:
+        if (ctx->has_cookie) {
+            rc = ngx_http_ent_sso_session_load(r, ctx);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
+        if (!ctx->authenticated) {
+            break;
+        }
+
+        argv = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
+        if (argv == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&argv[0], "DEL");
+        if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[1], "s", ctx->sid,
+                                     NGX_HTTP_ENT_SSO_SID_B64) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cmds[0].argc = 2;
+        cmds[0].argv = argv;
+
+        /* revoke-all: the user's index, then every session in it */
+
+        if (ngx_http_ent_sso_arg(r, &r->args, "all", &all)
+            && all.len == 1 && all.data[0] == '1')
+        {
+            ngx_str_set(&argv[2], "SMEMBERS");
+            if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[3], "u",
+                                         ctx->id.user_id.data,
+                                         ctx->id.user_id.len)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            cmds[1].argc = 2;
+            cmds[1].argv = &argv[2];
+            ctx->phase = 2;
+
+            return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 2,
+                                             ngx_http_ent_sso_listed);
+        }
+
+        ctx->phase = 1;
+
+        return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 1,
+                                         ngx_http_ent_sso_done);
+
+    case 2:
+        /* the user's other sessions were listed: delete them */
+        if (ctx->status != NGX_OK) {
+            break;
+        }
+
+        ctx->phase = 1;
+
+        return ngx_http_ent_sso_revoke(r, ctx, NULL);
+
+    default:
+        break;
+    }
+
+    if (ctx->phase == 1 && ctx->status != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ent sso: a session could not be deleted");
+    }
+
+    /* the cookie goes whatever happened */
+
+    if (ngx_http_ent_sso_set_cookie(r, &smcf->cookie, (u_char *) "", 0, 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->authenticated) {
+        ngx_http_ent_sso_event(r, ctx, "logout", "success", NULL,
+                               &ctx->id.user_id);
+    }
+
+    return ngx_http_ent_sso_signed_out(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_signed_out(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   url, home;
+
+    ctx->sso_status = "logout";
+
+    /* RP-initiated logout at the IdP, when it offers it */
+
+    if (ctx->authenticated && ctx->id.id_token.len) {
+        rc = ngx_http_ent_sso_need_discovery(r, ctx);
+
+        if (rc == NGX_DONE) {
+            return rc;
+        }
+
+        if (rc == NGX_OK && ctx->disc->end_session.len) {
+            if (ngx_http_ent_sso_base_url(r, &home, "") != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            /* the site's root, not our prefix */
+            home.len -= sizeof("_ent/") - 1;
+
+            url.len = ctx->disc->end_session.len + 64
+                      + ctx->id.id_token.len + 3 * home.len
+                      + 3 * ctx->idp.client_id.len;
+            url.data = ngx_pnalloc(r->pool, url.len);
+            if (url.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p = ngx_cpymem(url.data, ctx->disc->end_session.data,
+                           ctx->disc->end_session.len);
+            *p++ = ngx_strlchr(ctx->disc->end_session.data,
+                               ctx->disc->end_session.data
+                               + ctx->disc->end_session.len, '?')
+                   ? '&' : '?';
+            p = ngx_sprintf(p, "id_token_hint=%V&post_logout_redirect_uri=",
+                            &ctx->id.id_token);
+            p = (u_char *) ngx_escape_uri(p, home.data, home.len,
+                                          NGX_ESCAPE_URI_COMPONENT);
+            p = ngx_cpymem(p, "&client_id=", sizeof("&client_id=") - 1);
+            p = (u_char *) ngx_escape_uri(p, ctx->idp.client_id.data,
+                                          ctx->idp.client_id.len,
+                                          NGX_ESCAPE_URI_COMPONENT);
+            url.len = p - url.data;
+
+            ctx->decided = 1;
+            return ngx_http_ent_sso_redirect(r, &url);
+        }
+    }
+
+    ctx->decided = 1;
+
+    return ngx_http_ent_sso_send(r, NGX_HTTP_OK, "application/json",
+                                 (u_char *) "{\"signed_out\":true}\n",
+                                 sizeof("{\"signed_out\":true}\n") - 1);
+}
+
+
+static void
+ngx_http_ent_sso_done(ngx_ent_op_t *op)
+{
+    ngx_http_request_t      *r;
+    ngx_http_ent_sso_ctx_t  *ctx;
+
+    r = op->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
+
+    ctx->status = (op->status == NGX_ENT_OK) ? NGX_OK
+                                             : NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    ngx_http_ent_sso_wake(r, ctx);
+}
+
+
+/* the members of the last SMEMBERS reply become ctx->sessions */
+
+static void
+ngx_http_ent_sso_listed(ngx_ent_op_t *op)
+{
+    size_t                   i, n;
+    redisReply              *rep;
+    ngx_http_request_t      *r;
+    ngx_http_ent_sso_ctx_t  *ctx;
+
+    r = op->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
+
+    ctx->status = NGX_OK;
+
+    if (op->status != NGX_ENT_OK || op->nreplies == 0) {
+        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        ngx_http_ent_sso_wake(r, ctx);
+        return;
+    }
+
+    if (op->nreplies == 2 && op->replies[0]->type == REDIS_REPLY_NIL
+        && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL)
+    {
+        /* SET NX of the token's jti found it: a replay */
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ngx_http_ent_sso_wake(r, ctx);
+        return;
+    }
+
+    rep = op->replies[op->nreplies - 1];
+
+    n = (rep->type == REDIS_REPLY_ARRAY) ? rep->elements : 0;
+
+    if (n > NGX_HTTP_ENT_SSO_MAX_REVOKE) {
+        n = NGX_HTTP_ENT_SSO_MAX_REVOKE;
+    }
+
+    ctx->sessions = ngx_palloc(r->pool, (n + 1) * sizeof(ngx_str_t));
+    if (ctx->sessions == NULL) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_http_ent_sso_wake(r, ctx);
+        return;
+    }
+
+    ctx->nsessions = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rep->element[i]->type != REDIS_REPLY_STRING
+            || rep->element[i]->len != NGX_HTTP_ENT_SSO_SID_B64)
+        {
+            continue;
+        }
+
+        ctx->sessions[ctx->nsessions].data = ngx_pnalloc(r->pool,
+                                               NGX_HTTP_ENT_SSO_SID_B64);
+        if (ctx->sessions[ctx->nsessions].data == NULL) {
+            continue;
+        }
+
+        ngx_memcpy(ctx->sessions[ctx->nsessions].data, rep->element[i]->str,
+                   NGX_HTTP_ENT_SSO_SID_B64);
+        ctx->sessions[ctx->nsessions].len = NGX_HTTP_ENT_SSO_SID_B64;
+        ctx->nsessions++;
+    }
+
+    ngx_http_ent_sso_wake(r, ctx);
+}
+
+
+/*
+ * Revocation.  For a back-channel logout: phase 0 (the token is verified,
+ * its claims in ctx->claims) marks the jti used and lists the sessions of
+ * the IdP session (sid) or subject (sub); phase 1 deletes them; phase 2
+ * answers.  For revoke-all, phase 1 deletes the listed sessions and the
+ * user's index.
+ */
+
+ngx_int_t
+ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    ngx_str_t *index_key)
+{
+    json_t                *v;
+    ngx_str_t             *argv, a, b, idx, jti;
+    ngx_uint_t             i;
+    ngx_ent_redis_cmd_t   *cmds;
+
+    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
+        && ctx->phase == 0)
+    {
+        a = ctx->idp.issuer;
+        v = json_object_get(ctx->claims, "sid");
+
+        if (json_is_string(v)) {
+            b.data = (u_char *) json_string_value(v);
+            b.len = json_string_length(v);
+
+            if (ngx_http_ent_sso_index(r, ctx, "os", &a, &b, &idx) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else {
+            v = json_object_get(ctx->claims, "sub");
+            b.data = (u_char *) json_string_value(v);
+            b.len = json_string_length(v);
+
+            if (ngx_http_ent_sso_index(r, ctx, "o", &a, &b, &idx) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        v = json_object_get(ctx->claims, "jti");
+        b.data = (u_char *) json_string_value(v);
+        b.len = json_string_length(v);
+
+        if (ngx_http_ent_sso_index(r, ctx, "jti", &a, &b, &jti) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        argv = ngx_palloc(r->pool, 8 * sizeof(ngx_str_t));
+        cmds = ngx_palloc(r->pool, 2 * sizeof(ngx_ent_redis_cmd_t));
+        if (argv == NULL || cmds == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&argv[0], "SET");
+        argv[1] = jti;
+        ngx_str_set(&argv[2], "1");
+        ngx_str_set(&argv[3], "NX");
+        ngx_str_set(&argv[4], "EX");
+        ngx_str_set(&argv[5], "86400");
+        ngx_str_set(&argv[6], "SMEMBERS");
+        argv[7] = idx;
+
+        cmds[0].argc = 6;
+        cmds[0].argv = argv;
+        cmds[1].argc = 2;
+        cmds[1].argv = &argv[6];
+
+        ctx->index = idx;
+        ctx->phase = 1;
+
+        return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 2,
+                                         ngx_http_ent_sso_listed);
+    }
+
+    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
+        && ctx->phase == 1)
+    {
+        if (ctx->status == NGX_HTTP_BAD_REQUEST) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent sso: a logout token used twice");
+            ctx->decided = 1;
+            return ngx_http_ent_sso_send(r, NGX_HTTP_BAD_REQUEST,
+                                         "application/json",
+                                         (u_char *) "{\"error\":"
+                                         "\"invalid_request\"}\n",
+                                         sizeof("{\"error\":"
+                                                "\"invalid_request\"}\n")
+                                         - 1);
+        }
+
+        if (ctx->status != NGX_OK) {
+            return ngx_http_ent_sso_answer(r, ctx,
+                                           NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "unavailable",
+                                           "Sessions are unavailable.");
+        }
+
+        ctx->phase = 2;
+
+    } else if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL) {
+        ngx_http_ent_sso_event(r, ctx, "logout", "success",
+                               "back-channel", NULL);
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ent sso: back-channel logout revoked %ui "
+                      "session%s", ctx->nsessions,
+                      ctx->nsessions == 1 ? "" : "s");
+
+        ctx->decided = 1;
+        return ngx_http_ent_sso_send(r, NGX_HTTP_OK, NULL, NULL, 0);
+
+    } else {
+        /* revoke-all from logout: its index is the user's */
+        if (ngx_http_ent_sso_cmd_key(r, ctx, &ctx->index, "u",
+                                     ctx->id.user_id.data,
+                                     ctx->id.user_id.len)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* DEL every listed session and the index, in one command */
+
+    argv = ngx_palloc(r->pool, (ctx->nsessions + 2) * sizeof(ngx_str_t));
+    cmds = ngx_palloc(r->pool, sizeof(ngx_ent_redis_cmd_t));
+    if (argv == NULL || cmds == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&argv[0], "DEL");
+
+    for (i = 0; i < ctx->nsessions; i++) {
+        if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[i + 1], "s",
+                                     ctx->sessions[i].data,
+                                     ctx->sessions[i].len)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    argv[i + 1] = ctx->index;
+
+    cmds[0].argc = ctx->nsessions + 2;
+    cmds[0].argv = argv;
+
+    return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 1, ngx_http_ent_sso_done);
+}

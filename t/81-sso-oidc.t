@@ -1,0 +1,294 @@
+# OpenID Connect single sign-on against a real OpenID Provider
+# (oidc-provider): two tenants with two OPs, the browser flow with PKCE,
+# sessions in Redis, identity to the upstream, JIT provisioning,
+# /_ent/session, logout (local, RP-initiated, revoke-all), the client
+# secret sealed at rest, and entctl sso.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use EntOP;
+use Test::More;
+
+pg_start();
+redis_start();
+my $echo = echo_start();
+my $ca = test_ca();
+my $dir = tmpdir();
+my $dsn = EntTest::pg_dsn();
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '$dsn'";
+
+# the secret key of ent_sso_secret_key, as base64 text
+my $keyfile = "$dir/sso.key";
+system("openssl rand -base64 32 > $keyfile") == 0 or die;
+
+pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id, brand_color) "
+       . "VALUES ('acme', 'Acme Corp', 'team', '#123456'), "
+       . "('beta', 'Beta Ltd', 'free', NULL)");
+
+my $op1 = op_start(name => 'acme-op');
+my $op2 = op_start(name => 'beta-op', accounts => {
+    carol => { email => 'carol@beta.example.org',
+               email_verified => JSON::PP::true, name => 'Carol',
+               groups => ['ops'] },
+});
+
+my $http = <<"CONF";
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_sso_secret_key $keyfile;
+ent_sso_session_timeout 1h 12h;
+CONF
+
+my $config = <<"CONF";
+ent_tenant on;
+ent_tenant_base_domain example.com;
+location = /_ent/fetch {
+    internal;
+    proxy_pass \$ent_sso_fetch_url;
+    proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate $ca->{ca};
+    proxy_ssl_name localhost;
+    subrequest_output_buffer_size 64k;
+}
+location / {
+    ent_sso required;
+    add_header X-SSO \$ent_sso_status always;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /public/ {
+    ent_sso optional;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /open/ {
+    proxy_pass http://127.0.0.1:$echo;
+}
+CONF
+
+my $n = nginx_start(http_config => $http, config => $config);
+my $port = nginx_port($n);
+my $acme = "http://acme.example.com:$port";
+my $beta = "http://beta.example.com:$port";
+
+op_clients($op1, {
+    client_id => 'acme-web', client_secret => 'acme-secret-1',
+    redirect_uris => ["$acme/_ent/oidc/callback"],
+    post_logout_redirect_uris => ["$acme/"],
+});
+op_clients($op2, {
+    client_id => 'beta-web', client_secret => 'beta-secret-2',
+    token_endpoint_auth_method => 'client_secret_post',
+    redirect_uris => ["$beta/_ent/oidc/callback"],
+});
+
+sub browser {
+    return EntOP::Browser->new(ca => $ca->{ca}, resolve => {
+        "acme.example.com:$port" => "127.0.0.1:$port",
+        "beta.example.com:$port" => "127.0.0.1:$port",
+    }, headers => ['Accept' => 'text/html']);
+}
+
+sub query {
+    my ($url) = @_;
+    my ($q) = $url =~ /\?([^#]*)/;
+    my %q;
+    for (split /&/, $q // '') {
+        my ($k, $v) = map { s/\+/ /gr =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ger }
+            split /=/, $_, 2;
+        $q{$k} = $v // '';
+    }
+    return \%q;
+}
+
+# entctl sso: the discovery document and keys checked before saving
+
+my $out = `$entctl sso oidc acme --issuer $op1->{issuer} --client-id acme-web --key-file $keyfile --client-secret-env NOPE 2>&1`;
+like($out, qr/no discovery document|holds no secret|TLS/,
+     'entctl sso oidc: refuses without the CA / without a secret');
+$ENV{ACME_SECRET} = 'acme-secret-1';
+$out = `$entctl sso oidc acme --issuer $op1->{issuer}/x --client-id acme-web --key-file $keyfile --client-secret-env ACME_SECRET --ca-file $ca->{ca} 2>&1`;
+isnt($?, 0, 'entctl sso oidc: a wrong issuer is refused');
+$out = `$entctl sso oidc acme --issuer $op1->{issuer} --client-id acme-web --key-file $keyfile --client-secret-env ACME_SECRET --ca-file $ca->{ca} --domains acme.example.com --api-audience https://api.example.com --scopes 'openid email profile groups' 2>&1`;
+is($?, 0, 'entctl sso oidc acme: saved') or diag $out;
+like($out, qr/discovery and JWK set of \Q$op1->{issuer}\E: OK \(\d+ signing keys\)/,
+     'after checking discovery and keys');
+my ($stored) = pg_sql("SELECT client_secret_enc FROM ent.identity_providers");
+unlike($stored, qr/acme-secret/, 'the client secret is stored sealed');
+ok(length($stored) > 40, 'as base64url of IV, ciphertext and tag');
+system("$entctl sso domain add acme acme.example.com --verified >/dev/null") == 0
+    or die;
+$ENV{BETA_SECRET} = 'beta-secret-2';
+$out = `$entctl sso oidc beta --issuer $op2->{issuer} --client-id beta-web --key-file $keyfile --client-secret-env BETA_SECRET --auth post --ca-file $ca->{ca} --domains beta.example.org --scopes 'openid email profile groups' 2>&1`;
+is($?, 0, 'entctl sso oidc beta: saved') or diag $out;
+system("$entctl sso domain add beta beta.example.org --verified >/dev/null") == 0
+    or die;
+system("$entctl sso map-group acme admins admin >/dev/null") == 0 or die;
+
+# not signed in: browsers are redirected, APIs get 401
+
+my $b = browser();
+my $r = $b->get("$acme/app/page?x=1");
+is($r->{status}, 302, "a browser without a session: 302") or diag explain $r;
+my $loc = $r->{location} // '';
+like($loc, qr{^\Q$op1->{issuer}\E/}, "to the tenant's OP");
+my $q = query($loc);
+is($q->{response_type}, 'code', 'code flow');
+is($q->{client_id}, 'acme-web', 'its client id');
+is($q->{redirect_uri}, "$acme/_ent/oidc/callback",
+   "the exact redirect_uri on the tenant's host");
+is($q->{code_challenge_method}, 'S256', 'PKCE S256');
+like($q->{code_challenge}, qr/^[A-Za-z0-9_-]{43}$/, 'a challenge');
+like($q->{state}, qr/^[A-Za-z0-9_-]{43}$/, 'a state of 256 bits');
+like($q->{nonce}, qr/^[A-Za-z0-9_-]{43}$/, 'a nonce of 256 bits');
+is($q->{scope}, 'openid email profile groups', 'the scopes');
+my $sc = join "\n", @{ $r->{headers}{'set-cookie'} || [] };
+like($sc, qr/^__Host-ent_oidc=[A-Za-z0-9_-]+; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=600$/m,
+     'a sealed, short-lived __Host- login state cookie');
+
+my $api = EntOP::Browser->new(resolve => $b->{resolve});
+$r = $api->request('GET', "$acme/app/data", ['Accept' => 'application/json']);
+is($r->{status}, 401, 'an API call without a session: 401');
+is($r->{headers}{'www-authenticate'}[0], 'Bearer', 'with WWW-Authenticate');
+is($r->{body}, qq({"error":"unauthenticated","message":"Sign-in required."}\n),
+   'and a short JSON body');
+$r = $api->request('GET', "$acme/app/data",
+                   ['Accept' => 'text/html', 'X-Requested-With' => 'XMLHttpRequest']);
+is($r->{status}, 401, 'XHR: 401, not a redirect');
+$r = $api->request('POST', "$acme/app/data", ['Accept' => 'text/html'], 'a=1');
+is($r->{status}, 401, 'a POST: 401');
+
+# the login
+
+$r = op_login($b, $loc, 'alice');
+like($r->{location} // '', qr{^\Q$acme\E/_ent/oidc/callback\?}, 'the OP sends the browser back');
+$r = $b->follow($r);
+is($r->{status}, 302, 'callback: 302') or diag explain $r;
+is($r->{location}, "$acme/app/page?x=1", 'to where the user was going');
+$sc = join "\n", @{ $r->{headers}{'set-cookie'} || [] };
+like($sc, qr/^__Host-ent_session=[A-Za-z0-9_-]{64}; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=43200$/m,
+     'a session cookie: __Host-, Secure, HttpOnly, SameSite=Lax');
+like($sc, qr/^__Host-ent_oidc=; .*Max-Age=0$/m, 'the login state cookie cleared');
+is($r->{headers}{'cache-control'}[0], 'no-store', 'never cached');
+my $cookie = $b->cookie('__Host-ent_session');
+
+$r = $b->follow($r);
+is($r->{status}, 200, 'signed in: the app answers');
+my $id = json_decode($r->{body});
+my ($uid) = pg_sql("SELECT u.id FROM ent.users u WHERE email = 'alice\@acme.example.com'");
+ok($uid, 'JIT: the user was created');
+is($id->{identity}{'x-ent-user-id'}, $uid, 'X-Ent-User-Id: our user id');
+is($id->{identity}{'x-ent-user-email'}, 'alice@acme.example.com', 'X-Ent-User-Email');
+is($id->{identity}{'x-ent-user-name'}, 'Alice Admin', 'X-Ent-User-Name');
+is($id->{identity}{'x-ent-user-groups'}, 'admins,staff', 'X-Ent-User-Groups');
+is($id->{identity}{'x-ent-roles'}, 'admin,member',
+   'X-Ent-Roles: the lowest role, plus what a group mapping grants');
+is($id->{identity}{'x-ent-tenant-code'}, 'acme', 'X-Ent-Tenant-Code');
+like($id->{identity}{'x-ent-session'}, qr/^[A-Za-z0-9_-]{16}$/, 'X-Ent-Session: a digest');
+unlike($r->{body}, qr/ent_session|ent_oidc/, 'our cookies never reach the upstream');
+is(join(',', pg_sql("SELECT role || ':' || status || ':' || source FROM ent.memberships")),
+   'member:active:jit', 'JIT: a membership with the lowest role');
+my @ev = split /\n/, pg_sql("SELECT kind || ':' || outcome FROM ent.events ORDER BY id");
+is(join(',', sort @ev), 'login:success,provision:success',
+   'events: provision, login');
+
+# the session in Redis is sealed: no identity in clear
+
+my @keys = split /\n/, redis_cli('--scan', '--pattern', 'ent:*');
+my ($skey) = grep { /:s:/ } @keys;
+like($skey // '', qr/^ent:\{t:[0-9a-f-]{36}\}:s:[A-Za-z0-9_-]{22}$/,
+     'a session key with the tenant hash tag');
+my $blob = redis_cli('GET', $skey);
+unlike($blob, qr/alice|acme|Admin/i, 'its value reveals nothing');
+my $ttl = redis_cli('TTL', $skey);
+ok($ttl > 3500 && $ttl <= 3600, 'the idle timeout as TTL');
+
+# spoofed identity headers and our cookies are stripped
+
+$r = $b->get("$acme/x", 'X-Ent-User-Id' => 'root', 'X_Ent_Roles' => 'owner',
+             'Cookie' => "theme=dark; __Host-ent_session=$cookie; lang=en");
+$id = json_decode($r->{body});
+is($id->{cookie}, 'theme=dark; lang=en', "the app's own cookies pass, ours do not");
+is($id->{identity}{'x-ent-user-id'}, $uid, 'a spoofed X-Ent-User-Id is replaced');
+is($id->{identity}{'x-ent-roles'}, 'admin,member', 'a spoofed X-Ent-Roles too');
+
+# /_ent/session
+
+$r = $b->get("$acme/_ent/session");
+is($r->{status}, 200, '/_ent/session: 200');
+my $s = json_decode($r->{body});
+is($s->{user}{email}, 'alice@acme.example.com', '... the user');
+is_deeply($s->{roles}, ['admin', 'member'], '... the roles');
+is_deeply($s->{user}{groups}, ['admins', 'staff'], '... the groups');
+is($s->{tenant}{code}, 'acme', '... the tenant');
+ok($s->{expires_at} - $s->{created_at} == 43200, '... the absolute end');
+$r = $api->get("$acme/_ent/session");
+is($r->{status}, 401, '/_ent/session without a session: 401');
+is($r->{body}, qq({"authenticated":false}\n), '... authenticated false');
+
+# a cookie of tenant A on tenant B
+
+$api->set_cookie('__Host-ent_session', $cookie, host => 'beta.example.com');
+$r = $api->request('GET', "$beta/x", ['Accept' => 'application/json']);
+is($r->{status}, 401, "acme's session cookie on beta: 401");
+
+# tampered and malformed cookies
+
+my $t = $cookie;
+substr($t, 30, 1) = substr($t, 30, 1) eq 'A' ? 'B' : 'A';
+for my $case (['tampered key', $t],
+              ['truncated', substr($cookie, 0, 40)],
+              ['oversized', 'A' x 5000],
+              ['bad base64', '!' x 64]) {
+    my $x = EntOP::Browser->new(resolve => $b->{resolve});
+    $x->set_cookie('__Host-ent_session', $case->[1], host => 'acme.example.com');
+    $r = $x->request('GET', "$acme/x", ['Accept' => 'application/json']);
+    is($r->{status}, 401, "a $case->[0] session cookie: 401");
+}
+$r = $api->request('GET', "$acme/x", ['Accept' => 'application/json',
+    'Cookie' => "__Host-ent_session=$cookie; __Host-ent_session=$cookie"]);
+is($r->{status}, 401, 'the session cookie twice: 401');
+
+# optional and off
+
+$r = $api->request('GET', "$acme/public/p", ['Accept' => 'text/html']);
+is($r->{status}, 200, 'ent_sso optional without a session: through');
+is(json_decode($r->{body})->{identity}{'x-ent-user-id'}, undef, '... anonymous');
+$r = $b->get("$acme/public/p");
+is(json_decode($r->{body})->{identity}{'x-ent-user-id'}, $uid,
+   '... with a session: the identity');
+
+# the second tenant, its own OP, client_secret_post; a user whose email is
+# not verified is not provisioned
+
+my $b2 = browser();
+$r = $b2->get("$beta/home");
+like($r->{location} // '', qr{^\Q$op2->{issuer}\E/}, "beta: to beta's OP");
+$r = $b2->follow(op_login($b2, $r->{location}, 'carol'));
+is($r->{status}, 302, 'beta: signed in') or diag $r->{body};
+$r = $b2->follow($r);
+is(json_decode($r->{body})->{identity}{'x-ent-user-email'}, 'carol@beta.example.org',
+   'beta: carol');
+is(json_decode($r->{body})->{identity}{'x-ent-roles'}, 'member', 'beta: member only');
+
+my $b3 = browser();
+$r = $b3->get("$acme/");
+$r = $b3->follow(op_login($b3, $r->{location}, 'bob'));
+is($r->{status}, 403, 'an unverified email: not provisioned, 403');
+like($r->{body}, qr/Acme Corp.*no access/s, "on the tenant's page");
+
+# logout: RP-initiated at the OP
+
+$r = $b->get("$acme/_ent/logout");
+is($r->{status}, 302, 'logout: 302');
+like($r->{location}, qr{^\Q$op1->{discovery}{end_session_endpoint}\E\?id_token_hint=[^&]+&post_logout_redirect_uri=\Q@{[ $acme =~ s/:/%3A/gr =~ s{/}{%2F}gr ]}\E%2F&client_id=acme-web$},
+     'to the end_session_endpoint with id_token_hint');
+like(join("\n", @{ $r->{headers}{'set-cookie'} }), qr/^__Host-ent_session=; .*Max-Age=0$/m,
+     'the session cookie cleared');
+is(redis_cli('EXISTS', $skey), 0, 'the session is gone from Redis');
+$api->set_cookie('__Host-ent_session', $cookie, host => 'acme.example.com');
+$r = $api->request('GET', "$acme/x", ['Accept' => 'application/json']);
+is($r->{status}, 401, 'the old cookie no longer works');
+
+check_log($n, "sso");
+
+done_testing;
