@@ -206,7 +206,10 @@ sso_secret_key(const char *path, unsigned char *key)
         }
     }
 
-    if (ent_b64url_decode(key, &n, buf, len) != 0 || n != ENT_AEAD_KEY_LEN) {
+    if (len != ent_b64url_encoded_len(ENT_AEAD_KEY_LEN)
+        || ent_b64url_decode(key, &n, buf, len) != 0
+        || n != ENT_AEAD_KEY_LEN)
+    {
         fprintf(stderr, "entctl: %s must hold 32 random bytes, raw or "
                 "base64\n", path);
         return -1;

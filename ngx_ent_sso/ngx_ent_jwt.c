@@ -821,9 +821,9 @@ static json_t *
 ent_jwt_segment(const unsigned char *seg, size_t len, unsigned char *buf,
     int *rc)
 {
-    size_t         n;
-    json_t        *v;
-    json_error_t   jerr;
+    size_t        n;
+    json_t       *v;
+    json_error_t  jerr;
 
     *rc = ENT_JWT_MALFORMED;
 
@@ -914,9 +914,9 @@ static int
 ent_jwt_key(const ent_jwks_t *jwks, const ent_jwt_t *jwt, EVP_PKEY **pkey,
     char *err, size_t errlen)
 {
-    int                 found;
-    size_t              i, nkeys;
-    const ent_jwk_t    *key;
+    int               found;
+    size_t            i, nkeys;
+    const ent_jwk_t  *key;
 
     nkeys = jwks ? jwks->nkeys : 0;
     if (nkeys > ENT_JWKS_MAX_KEYS) {

@@ -349,7 +349,7 @@ ngx_http_ent_sso_callback(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         }
 
         cookie.data = p;
-        ngx_unescape_uri(&p, &iss.data, iss.len, NGX_UNESCAPE_URI);
+        ngx_unescape_uri(&p, &iss.data, iss.len, 0);
         cookie.len = p - cookie.data;
 
         if (cookie.len != ctx->idp.issuer.len
@@ -1294,13 +1294,14 @@ ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
             return rc;
         }
 
-        if (!ctx->body_done) {
-            ctx->waiting = 1;
-        }
-
+        /* the reference the body reader took */
         ngx_http_finalize_request(r, NGX_DONE);
 
-        return NGX_DONE;
+        if (!ctx->body_done) {
+            /* the rest of the body is on its way */
+            ctx->waiting = 1;
+            return NGX_DONE;
+        }
     }
 
     if (ctx->logout_token.len == 0) {
@@ -1387,7 +1388,7 @@ ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
                    "http://schemas.openid.net/event/backchannel-logout"))
             || !json_is_string(v) || json_string_length(v) == 0
             || json_string_length(v) > 256
-            || !json_is_integer(json_object_get(jwt.claims, "iat"))
+            || !json_is_number(json_object_get(jwt.claims, "iat"))
             || json_object_get(jwt.claims, "nonce") != NULL
             || (!json_is_string(json_object_get(jwt.claims, "sid"))
                 && !json_is_string(json_object_get(jwt.claims, "sub"))))
@@ -1424,6 +1425,7 @@ ngx_http_ent_sso_body_read(ngx_http_request_t *r)
 
     if (ctx->waiting) {
         ctx->waiting = 0;
+        r->read_event_handler = ngx_http_block_reading;
         r->write_event_handler = ngx_http_core_run_phases;
         ngx_http_core_run_phases(r);
     }

@@ -415,6 +415,7 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
+    u_char                       *p;
     ngx_int_t                     rc;
     ngx_str_t                     root;
     ngx_http_ent_sso_loc_conf_t  *slcf;
@@ -467,10 +468,22 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         return ngx_http_ent_sso_backchannel(r, ctx);
 
     case NGX_HTTP_ENT_SSO_EP_LOGIN:
-        if (ngx_http_ent_sso_arg(r, &r->args, "return_to", &ctx->return_to)
-            == NULL)
+        if (ngx_http_ent_sso_arg(r, &r->args, "return_to", &root) == NULL
+            || root.len > ENT_RETURN_TO_MAX_LEN)
         {
             ngx_str_set(&ctx->return_to, "/");
+
+        } else {
+            /* decoded once; the validator refuses what decodes further */
+
+            ctx->return_to.data = ngx_pnalloc(r->pool, root.len);
+            if (ctx->return_to.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p = ctx->return_to.data;
+            ngx_unescape_uri(&p, &root.data, root.len, 0);
+            ctx->return_to.len = p - ctx->return_to.data;
         }
 
         return ngx_http_ent_sso_login(r, ctx);
@@ -1918,7 +1931,10 @@ ngx_http_ent_sso_secret_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (ent_b64url_decode(bin, &n, p, last - p) != 0
+    /* the length first: the decoder needs room for what it is given */
+
+    if ((size_t) (last - p) != ent_b64url_encoded_len(ENT_AEAD_KEY_LEN)
+        || ent_b64url_decode(bin, &n, p, last - p) != 0
         || n != ENT_AEAD_KEY_LEN)
     {
         ngx_explicit_memzero(buf, sizeof(buf));
