@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 use EntTest;
 use EntOP;
+use IO::Select;
 use Test::More;
 
 pg_start();
@@ -33,7 +34,13 @@ my $op2 = op_start(name => 'beta-op', accounts => {
                groups => ['ops'] },
 });
 
+# the key that signs the identity assertion for apps that verify one
+system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+       . "-out $dir/assert.pem 2>/dev/null && openssl pkey -in $dir/assert.pem "
+       . "-pubout -out $dir/assert.pub 2>/dev/null") == 0 or die;
+
 my $http = <<"CONF";
+ent_sso_assertion_key $dir/assert.pem kid=edge-1;
 ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
@@ -63,6 +70,12 @@ location /public/ {
 location /open/ {
     proxy_pass http://127.0.0.1:$echo;
 }
+location /asserted/ {
+    ent_sso required;
+    ent_sso_assertion on;
+    proxy_pass http://127.0.0.1:$echo;
+}
+ent_sso_enforce_path /open/login;
 CONF
 
 my $n = nginx_start(http_config => $http, config => $config);
@@ -275,6 +288,59 @@ $r = $b3->get("$acme/");
 $r = $b3->follow(op_login($b3, $r->{location}, 'bob'));
 is($r->{status}, 403, 'an unverified email: not provisioned, 403');
 like($r->{body}, qr/Acme Corp.*no access/s, "on the tenant's page");
+
+# the signed identity assertion
+
+$r = $b->get("$acme/asserted/x");
+my $assertion = json_decode($r->{body})->{identity}{'x-ent-identity'} // '';
+my ($ah, $ap, $as) = split /\./, $assertion;
+is_deeply(json_decode(b64url_decode($ah // '')),
+          { alg => 'RS256', typ => 'JWT', kid => 'edge-1' },
+          'X-Ent-Identity: a JWT, RS256, with the configured kid');
+my $claims = json_decode(b64url_decode($ap // '')) || {};
+is($claims->{sub}, $uid, '... sub: the user id');
+is($claims->{aud}, 'acme', '... aud: the tenant');
+is($claims->{roles}, 'admin,member', '... the roles');
+is($claims->{exp} - $claims->{iat}, 60, '... valid for 60 s');
+EntOP::spew("$dir/a.data", "$ah.$ap");
+EntOP::spew("$dir/a.sig", b64url_decode($as // ''));
+like(scalar `openssl dgst -sha256 -verify $dir/assert.pub -signature $dir/a.sig $dir/a.data 2>&1`,
+     qr/Verified OK/, '... and its signature verifies with the public key');
+
+# enforced SSO: the app's own password login, live within a second
+
+$r = $api->request('GET', "$acme/open/login", ['Accept' => 'text/html']);
+is($r->{status}, 200, 'the password login of a tenant that does not enforce SSO');
+pg_sql("UPDATE ent.identity_providers SET enforce_sso = true "
+       . "WHERE issuer = '$op1->{issuer}'");
+ok(wait_until(sub {
+    $api->request('GET', "$acme/open/login", ['Accept' => 'text/html'])
+        ->{status} == 302 }, 1.5, 0.05),
+   'enforce_sso on: the password login is redirected within 1 s');
+$r = $api->request('GET', "$acme/open/login", ['Accept' => 'text/html']);
+like($r->{location}, qr{^\Q$op1->{issuer}\E/}, '... to the IdP');
+is($api->request('GET', "$acme/open/other", ['Accept' => 'text/html'])->{status},
+   200, '... other paths of the location are untouched');
+pg_sql("UPDATE ent.identity_providers SET enforce_sso = false");
+
+# never block the worker: a slow token endpoint delays only its login
+
+my $bs = browser();
+$r = $bs->get("$acme/slow");
+$r = op_login($bs, $r->{location}, 'alice');
+my ($cbpath) = ($r->{location} // '') =~ m{^https?://[^/]+(/.*)$};
+op_fault($op1, path => '/token', delay_ms => 1500, times => 1);
+my $slow = EntTest::http_start($n, $cbpath, host => "acme.example.com:$port",
+    headers => ['Accept: text/html',
+                'Cookie: __Host-ent_oidc=' . $bs->cookie('__Host-ent_oidc')]);
+sleep 0.3;
+my $fast = EntTest::http($n, '/x', host => "acme.example.com:$port",
+    headers => ['Accept: application/json',
+                'Cookie: __Host-ent_session=' . $b->cookie('__Host-ent_session')]);
+my @ready = IO::Select->new($slow->{sock})->can_read(0);
+is($fast->{status}, 200, 'a request with a session is served');
+is(scalar @ready, 0, '... while a login waits on a slow token endpoint');
+is(EntTest::http_finish($slow)->{status}, 302, 'then the slow login completes');
 
 # logout: RP-initiated at the OP
 
