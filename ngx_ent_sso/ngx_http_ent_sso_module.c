@@ -1269,7 +1269,7 @@ ngx_http_ent_sso_answer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
                                       ? "Unavailable" : "Sign-in failed",
                                       text);
         if (rc != NGX_DECLINED) {
-            ctx->status = rc;
+            /* sent, or an error_page: the request may be gone */
             return rc;
         }
     }
@@ -1294,11 +1294,10 @@ ngx_http_ent_sso_answer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     p = ngx_sprintf(body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", error,
                     text);
 
-    rc = ngx_http_ent_sso_send(r, status, "application/json", body,
-                               p - body);
-    ctx->status = rc;
+    /* the request may be freed by the time this returns */
 
-    return rc;
+    return ngx_http_ent_sso_send(r, status, "application/json", body,
+                                 p - body);
 }
 
 
