@@ -367,8 +367,8 @@ my $u3 = "http://acme.example.com:$p3/x";
 is($bF->get($u3)->{status}, 200, 'used at once: valid');
 sleep 2.5;
 is($bF->get($u3)->{status}, 302, 'idle for 2.5 s (idle timeout 2 s): expired');
-my $t0 = time;
 ($bF, $rF) = login(port => $p3);
+my $t0 = time;
 for (1 .. 2) { sleep 1.2; is($bF->get($u3)->{status}, 200, "kept alive ($_)") }
 sleep($t0 + 4.3 - time) if $t0 + 4.3 > time;
 is($bF->get($u3)->{status}, 302, 'past the absolute timeout (4 s): expired');
