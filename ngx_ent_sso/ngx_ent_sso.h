@@ -87,6 +87,7 @@ typedef struct {
     time_t                       docs_ttl;
     ngx_msec_t                   jwks_throttle;
     time_t                       clock_offset;  /* tests: an injected clock */
+    ngx_msec_t                   session_cache;
 
     ngx_uint_t                   algs;
     ngx_flag_t                   events;
@@ -141,6 +142,9 @@ typedef struct {
     unsigned                     iss_param:1;
 } ngx_http_ent_sso_discovery_t;
 
+
+/* the strings of an identity, in the order of a sealed session's cells */
+#define NGX_HTTP_ENT_SSO_FIELDS     11
 
 typedef struct {
     ngx_str_t                    user_id;
@@ -270,6 +274,7 @@ ngx_int_t ngx_http_ent_sso_bearer(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 ngx_int_t ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
+void ngx_http_ent_sso_bearers_exit(void);
 ngx_int_t ngx_http_ent_sso_verify(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *token, const char *aud,
     const char *nonce, ent_jwt_t *jwt, const char **reason);
@@ -285,6 +290,8 @@ ngx_int_t ngx_http_ent_sso_logout(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 ngx_int_t ngx_http_ent_sso_revoke(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *index_key);
+void ngx_http_ent_sso_cache_drop(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, u_char *sid);
 size_t ngx_http_ent_sso_key(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, u_char *buf, size_t size,
     const char *kind, u_char *suffix, size_t len);

@@ -15,6 +15,8 @@
 
 #include "ngx_ent_sso.h"
 
+#include <openssl/sha.h>
+
 
 static ngx_int_t ngx_http_ent_sso_open_state(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *state);
@@ -38,6 +40,12 @@ static ngx_int_t ngx_http_ent_sso_scopes_ok(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_ent_sso_has_scope(json_t *claims, u_char *scope,
     size_t len);
 static void ngx_http_ent_sso_body_read(ngx_http_request_t *r);
+static void ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx,
+    u_char *md);
+static json_t *ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
+    u_char *md);
+static void ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r, u_char *md,
+    json_t *claims);
 static u_char *ngx_http_ent_sso_escape(u_char *p, ngx_str_t *s);
 static size_t ngx_http_ent_sso_escape_len(ngx_str_t *s);
 
@@ -1095,6 +1103,7 @@ ngx_http_ent_sso_login_done(ngx_ent_op_t *op)
 ngx_int_t
 ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
+    u_char       md[SHA256_DIGEST_LENGTH];
     char        *aud;
     json_t      *v;
     ngx_int_t    rc;
@@ -1121,8 +1130,24 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
     ngx_memzero(&jwt, sizeof(ent_jwt_t));
 
-    rc = ngx_http_ent_sso_verify(r, ctx, &ctx->bearer, aud, NULL, &jwt,
-                                 &reason);
+    /* a token verified before by this worker: its claims, if still valid */
+
+    ngx_http_ent_sso_bearer_digest(ctx, md);
+
+    jwt.claims = ngx_http_ent_sso_bearer_cached(r, md);
+
+    if (jwt.claims) {
+        json_incref(jwt.claims);
+        rc = NGX_OK;
+
+    } else {
+        rc = ngx_http_ent_sso_verify(r, ctx, &ctx->bearer, aud, NULL, &jwt,
+                                     &reason);
+
+        if (rc == NGX_OK) {
+            ngx_http_ent_sso_bearer_keep(r, md, jwt.claims);
+        }
+    }
 
     if (rc == NGX_DECLINED) {
         ent_jwt_free(&jwt);
@@ -1166,6 +1191,133 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ctx->identity_from_bearer = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * Verified bearer tokens, per worker: a client sends the same token many
+ * times, and an RSA or EC signature costs more than the rest of the
+ * request.  Keyed by SHA-256 of issuer, audience and token (a change of
+ * the tenant's IdP or API audience misses); an entry is used only while
+ * the token is valid (exp, with no skew granted), and its scopes are
+ * checked again on every request.  A direct-mapped table: a collision
+ * replaces the older entry.
+ */
+
+#define NGX_HTTP_ENT_SSO_BEARERS  1024
+
+typedef struct {
+    u_char       md[SHA256_DIGEST_LENGTH];
+    json_t      *claims;
+    time_t       exp;
+    time_t       nbf;
+} ngx_http_ent_sso_bearer_t;
+
+static ngx_http_ent_sso_bearer_t  *ngx_http_ent_sso_bearers;
+
+
+static void
+ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx, u_char *md)
+{
+    SHA256_CTX  sha;
+
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, ctx->idp.issuer.data, ctx->idp.issuer.len);
+    SHA256_Update(&sha, "\0", 1);
+    SHA256_Update(&sha, ctx->idp.api_audience.data,
+                  ctx->idp.api_audience.len);
+    SHA256_Update(&sha, "\0", 1);
+    SHA256_Update(&sha, ctx->bearer.data, ctx->bearer.len);
+    SHA256_Final(md, &sha);
+}
+
+
+static json_t *
+ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r, u_char *md)
+{
+    time_t                      now;
+    ngx_http_ent_sso_bearer_t  *b;
+
+    if (ngx_http_ent_sso_bearers == NULL) {
+        return NULL;
+    }
+
+    b = &ngx_http_ent_sso_bearers[(md[0] | (md[1] << 8))
+                                  % NGX_HTTP_ENT_SSO_BEARERS];
+
+    if (b->claims == NULL
+        || ngx_memcmp(b->md, md, SHA256_DIGEST_LENGTH) != 0)
+    {
+        return NULL;
+    }
+
+    now = ngx_http_ent_sso_now(r);
+
+    if (now >= b->exp || now < b->nbf) {
+        json_decref(b->claims);
+        b->claims = NULL;
+        return NULL;
+    }
+
+    return b->claims;
+}
+
+
+static void
+ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r, u_char *md,
+    json_t *claims)
+{
+    json_t                     *v;
+    ngx_http_ent_sso_bearer_t  *b;
+
+    v = json_object_get(claims, "exp");
+
+    if (!json_is_number(v)) {
+        return;
+    }
+
+    if (ngx_http_ent_sso_bearers == NULL) {
+        ngx_http_ent_sso_bearers = ngx_calloc(NGX_HTTP_ENT_SSO_BEARERS
+                                         * sizeof(ngx_http_ent_sso_bearer_t),
+                                         r->connection->log);
+        if (ngx_http_ent_sso_bearers == NULL) {
+            return;
+        }
+    }
+
+    b = &ngx_http_ent_sso_bearers[(md[0] | (md[1] << 8))
+                                  % NGX_HTTP_ENT_SSO_BEARERS];
+
+    if (b->claims) {
+        json_decref(b->claims);
+    }
+
+    ngx_memcpy(b->md, md, SHA256_DIGEST_LENGTH);
+    b->claims = json_incref(claims);
+    b->exp = (time_t) json_number_value(v);
+
+    v = json_object_get(claims, "nbf");
+    b->nbf = json_is_number(v) ? (time_t) json_number_value(v) : 0;
+}
+
+
+void
+ngx_http_ent_sso_bearers_exit(void)
+{
+    ngx_uint_t  i;
+
+    if (ngx_http_ent_sso_bearers == NULL) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_BEARERS; i++) {
+        if (ngx_http_ent_sso_bearers[i].claims) {
+            json_decref(ngx_http_ent_sso_bearers[i].claims);
+        }
+    }
+
+    ngx_free(ngx_http_ent_sso_bearers);
+    ngx_http_ent_sso_bearers = NULL;
 }
 
 

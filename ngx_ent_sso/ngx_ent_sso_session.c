@@ -31,8 +31,15 @@
 static void ngx_http_ent_sso_loaded(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_sso_open(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, u_char *data, size_t len);
-static ngx_int_t ngx_http_ent_sso_json_str(ngx_http_request_t *r,
-    json_t *js, const char *name, ngx_str_t *out);
+static ngx_int_t ngx_http_ent_sso_decode(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, u_char *plain, size_t n);
+static ngx_int_t ngx_http_ent_sso_cache_key(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *key, u_char *sid);
+static ngx_int_t ngx_http_ent_sso_cache_get(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+static void ngx_http_ent_sso_cache_put(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, u_char *plain, size_t n);
+static void ngx_http_ent_sso_tag(ngx_http_ent_sso_ctx_t *ctx, u_char *tag);
 static void ngx_http_ent_sso_created(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_done(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_listed(ngx_ent_op_t *op);
@@ -126,6 +133,13 @@ ngx_http_ent_sso_session_load(ngx_http_request_t *r,
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
+    if (smcf->session_cache && ngx_http_ent_sso_cache_get(r, ctx) == NGX_OK) {
+        ctx->session_done = 1;
+        ctx->authenticated = 1;
+        ctx->status = NGX_OK;
+        return NGX_OK;
+    }
+
     argv = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
     if (argv == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -200,11 +214,9 @@ static ngx_int_t
 ngx_http_ent_sso_open(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     u_char *data, size_t len)
 {
-    int           n;
-    u_char       *plain, *p;
-    json_t       *js, *v;
-    json_error_t  err;
-    u_char        aad[128];
+    int              n;
+    u_char          *plain, *p;
+    u_char           aad[128];
 
     if (len <= ENT_AEAD_OVERHEAD || len > NGX_HTTP_ENT_SSO_BLOB_MAX) {
         return NGX_ERROR;
@@ -229,73 +241,197 @@ ngx_http_ent_sso_open(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    js = json_loadb((char *) plain, n, 0, &err);
-    if (js == NULL) {
+    if (ngx_http_ent_sso_decode(r, ctx, plain, n) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    v = json_object_get(js, "x");
+    ngx_http_ent_sso_cache_put(r, ctx, plain, n);
 
-    if (!json_is_integer(v)
-        || json_integer_value(v) <= ngx_http_ent_sso_now(r))
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_decode(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    u_char *plain, size_t n)
+{
+    size_t           clen;
+    ngx_str_t       *f;
+    ngx_uint_t       i;
+    const u_char    *cell;
+    ngx_ent_rows_t   rows;
+
+    /* one row of NGX_HTTP_ENT_SSO_FIELDS cells, in the identity's order */
+
+    if (ngx_ent_rows_open(&rows, plain, n) != 0 || rows.nrows != 1
+        || rows.ncols != NGX_HTTP_ENT_SSO_FIELDS)
     {
-        json_decref(js);
+        return NGX_ERROR;
+    }
+
+    f = &ctx->id.user_id;
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+        (void) ngx_ent_rows_next(&rows, &cell, &clen);
+        f[i].data = (u_char *) cell;
+        f[i].len = cell ? clen : 0;
+    }
+
+    (void) ngx_ent_rows_next(&rows, &cell, &clen);
+    ctx->id.created = cell ? ngx_atotm((u_char *) cell, clen) : 0;
+
+    (void) ngx_ent_rows_next(&rows, &cell, &clen);
+    ctx->id.expires = cell ? ngx_atotm((u_char *) cell, clen) : NGX_ERROR;
+
+    if (ctx->id.expires == NGX_ERROR
+        || ctx->id.expires <= ngx_http_ent_sso_now(r))
+    {
         ctx->sso_status = "expired";
         return NGX_ERROR;
     }
-
-    ctx->id.expires = json_integer_value(v);
-
-    v = json_object_get(js, "c");
-    ctx->id.created = json_is_integer(v) ? json_integer_value(v) : 0;
-
-    if (ngx_http_ent_sso_json_str(r, js, "u", &ctx->id.user_id) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "e", &ctx->id.email) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "n", &ctx->id.name) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "g", &ctx->id.groups) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "r", &ctx->id.roles) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "i", &ctx->id.iss) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "s", &ctx->id.sub) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "o", &ctx->id.op_sid) != NGX_OK
-        || ngx_http_ent_sso_json_str(r, js, "t", &ctx->id.id_token)
-           != NGX_OK)
-    {
-        json_decref(js);
-        return NGX_ERROR;
-    }
-
-    json_decref(js);
 
     return ctx->id.user_id.len ? NGX_OK : NGX_ERROR;
 }
 
 
+/*
+ * The micro-cache (ent_sso_session_cache): a session read from Redis is
+ * kept in the node's shared memory for at most that long, so that a burst
+ * of requests of one browser costs one Redis round trip.  Keyed by tenant
+ * and session id; the value starts with a tag derived from the cookie's
+ * key (a cookie with the right id and a wrong key gets nothing), then the
+ * identity's cells.  A logout or back-channel logout on this node deletes
+ * the entry at once; other nodes drop it when it expires: revocation
+ * reaches them within the cache time.
+ */
+
+#define NGX_HTTP_ENT_SSO_TAG_LEN  16
+
+
 static ngx_int_t
-ngx_http_ent_sso_json_str(ngx_http_request_t *r, json_t *js,
-    const char *name, ngx_str_t *out)
+ngx_http_ent_sso_cache_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    ngx_str_t *key, u_char *sid)
 {
-    json_t  *v;
+    u_char  *p;
 
-    v = json_object_get(js, name);
-
-    if (v == NULL) {
-        ngx_str_null(out);
-        return NGX_OK;
-    }
-
-    if (!json_is_string(v)) {
+    key->data = ngx_pnalloc(r->pool, 3 + ctx->tenant_id.len + 1
+                                     + NGX_HTTP_ENT_SSO_SID_B64);
+    if (key->data == NULL) {
         return NGX_ERROR;
     }
 
-    out->len = json_string_length(v);
-    out->data = ngx_pnalloc(r->pool, out->len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    *ngx_cpymem(out->data, json_string_value(v), out->len) = '\0';
+    p = ngx_cpymem(key->data, "sc:", 3);
+    p = ngx_cpymem(p, ctx->tenant_id.data, ctx->tenant_id.len);
+    *p++ = ':';
+    p = ngx_cpymem(p, sid, NGX_HTTP_ENT_SSO_SID_B64);
+    key->len = p - key->data;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_sso_tag(ngx_http_ent_sso_ctx_t *ctx, u_char *tag)
+{
+    SHA256_CTX  sha;
+    u_char      md[SHA256_DIGEST_LENGTH];
+
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, "ent-session-tag:", 16);
+    SHA256_Update(&sha, ctx->skey, ENT_AEAD_KEY_LEN);
+    SHA256_Final(md, &sha);
+
+    ngx_memcpy(tag, md, NGX_HTTP_ENT_SSO_TAG_LEN);
+}
+
+
+static ngx_int_t
+ngx_http_ent_sso_cache_get(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    ngx_str_t                      key, value;
+    ngx_msec_t                     left;
+    u_char                         tag[NGX_HTTP_ENT_SSO_TAG_LEN];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (ngx_http_ent_sso_cache_key(r, ctx, &key, ctx->sid) != NGX_OK
+        || ngx_ent_cache_peek(smcf->docs, &key, r->pool, &value, &left)
+           != NGX_OK
+        || left == 0 || value.len <= NGX_HTTP_ENT_SSO_TAG_LEN)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_ent_sso_tag(ctx, tag);
+
+    if (!ent_ct_equal(tag, NGX_HTTP_ENT_SSO_TAG_LEN, value.data,
+                      NGX_HTTP_ENT_SSO_TAG_LEN))
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_ent_sso_decode(r, ctx, value.data + NGX_HTTP_ENT_SSO_TAG_LEN,
+                                   value.len - NGX_HTTP_ENT_SSO_TAG_LEN);
+}
+
+
+static void
+ngx_http_ent_sso_cache_put(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    u_char *plain, size_t n)
+{
+    time_t                         left;
+    ngx_str_t                      key, value;
+    ngx_msec_t                     ttl;
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (smcf->session_cache == 0) {
+        return;
+    }
+
+    left = ctx->id.expires - ngx_http_ent_sso_now(r);
+    ttl = smcf->session_cache;
+
+    if (left <= 0) {
+        return;
+    }
+
+    if ((ngx_msec_t) left * 1000 < ttl) {
+        ttl = (ngx_msec_t) left * 1000;
+    }
+
+    value.len = NGX_HTTP_ENT_SSO_TAG_LEN + n;
+    value.data = ngx_pnalloc(r->pool, value.len);
+
+    if (value.data == NULL
+        || ngx_http_ent_sso_cache_key(r, ctx, &key, ctx->sid) != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_ent_sso_tag(ctx, value.data);
+    ngx_memcpy(value.data + NGX_HTTP_ENT_SSO_TAG_LEN, plain, n);
+
+    (void) ngx_ent_cache_put(smcf->docs, &key, &value, ttl);
+}
+
+
+void
+ngx_http_ent_sso_cache_drop(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, u_char *sid)
+{
+    ngx_str_t                      key;
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (smcf->session_cache
+        && ngx_http_ent_sso_cache_key(r, ctx, &key, sid) == NGX_OK)
+    {
+        ngx_ent_cache_delete(smcf->docs, &key);
+    }
 }
 
 
@@ -306,12 +442,11 @@ ngx_int_t
 ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx)
 {
-    u_char                        *p, *sealed;
-    char                          *plain;
+    u_char                        *p, *sealed, *plain;
     size_t                         len;
-    json_t                        *js;
-    ngx_str_t                     *argv, h, cookie;
-    ngx_uint_t                     n, a;
+    ngx_str_t                     *argv, h, cookie, *f, num[2];
+    ngx_uint_t                     n, a, i;
+    u_char                         nbuf[2][NGX_TIME_T_LEN];
     ngx_ent_redis_cmd_t            cmds[7];
     u_char                         raw[NGX_HTTP_ENT_SSO_SID_LEN
                                        + ENT_AEAD_KEY_LEN];
@@ -330,61 +465,54 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     ctx->id.created = ngx_http_ent_sso_now(r);
     ctx->id.expires = ctx->id.created + smcf->absolute;
 
-    js = json_pack("{s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, "
-                   "s:I, s:I}",
-                   "u", ctx->id.user_id.data, ctx->id.user_id.len,
-                   "e", ctx->id.email.data ? (char *) ctx->id.email.data : "",
-                   ctx->id.email.len,
-                   "n", ctx->id.name.data ? (char *) ctx->id.name.data : "",
-                   ctx->id.name.len,
-                   "g", ctx->id.groups.data ? (char *) ctx->id.groups.data
-                                            : "",
-                   ctx->id.groups.len,
-                   "r", ctx->id.roles.data ? (char *) ctx->id.roles.data : "",
-                   ctx->id.roles.len,
-                   "i", ctx->id.iss.data, ctx->id.iss.len,
-                   "s", ctx->id.sub.data, ctx->id.sub.len,
-                   "o", ctx->id.op_sid.data ? (char *) ctx->id.op_sid.data
-                                            : "",
-                   ctx->id.op_sid.len,
-                   "t", ctx->id.id_token.data, ctx->id.id_token.len,
-                   "c", (json_int_t) ctx->id.created,
-                   "x", (json_int_t) ctx->id.expires);
-    if (js == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    /* the identity as one row of cells (no parsing on every request) */
+
+    f = &ctx->id.user_id;
+    num[0].data = nbuf[0];
+    num[0].len = ngx_sprintf(nbuf[0], "%T", ctx->id.created) - nbuf[0];
+    num[1].data = nbuf[1];
+    num[1].len = ngx_sprintf(nbuf[1], "%T", ctx->id.expires) - nbuf[1];
+
+    len = ngx_ent_rows_header_size();
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+        len += ngx_ent_rows_cell_size(f[i].len);
     }
 
-    plain = json_dumps(js, JSON_COMPACT);
-    json_decref(js);
-
-    if (plain == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(plain);
+    len += ngx_ent_rows_cell_size(num[0].len)
+           + ngx_ent_rows_cell_size(num[1].len);
 
     if (len + ENT_AEAD_OVERHEAD > NGX_HTTP_ENT_SSO_BLOB_MAX) {
-        free(plain);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ent sso: an identity too big for a session");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    plain = ngx_pnalloc(r->pool, len);
     sealed = ngx_pnalloc(r->pool, len + ENT_AEAD_OVERHEAD);
+    if (plain == NULL || sealed == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_ent_rows_put_header(plain, 1, NGX_HTTP_ENT_SSO_FIELDS);
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+        p = ngx_ent_rows_put_cell(p, f[i].data ? f[i].data : (u_char *) "",
+                                  f[i].len, 0);
+    }
+
+    p = ngx_ent_rows_put_cell(p, num[0].data, num[0].len, 0);
+    (void) ngx_ent_rows_put_cell(p, num[1].data, num[1].len, 0);
+
     p = ngx_snprintf(aad, sizeof(aad), "session:%V:%*s", &ctx->tenant_id,
                      (size_t) NGX_HTTP_ENT_SSO_SID_B64, ctx->sid);
 
-    if (sealed == NULL
-        || ent_aead_seal(ctx->skey, aad, p - aad, (u_char *) plain, len,
-                         sealed) < 0)
-    {
+    if (ent_aead_seal(ctx->skey, aad, p - aad, plain, len, sealed) < 0) {
         ngx_explicit_memzero(plain, len);
-        free(plain);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_explicit_memzero(plain, len);
-    free(plain);
 
     argv = ngx_palloc(r->pool, 24 * sizeof(ngx_str_t));
     if (argv == NULL) {
@@ -716,6 +844,8 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
         cmds[0].argc = 2;
         cmds[0].argv = argv;
+
+        ngx_http_ent_sso_cache_drop(r, ctx, ctx->sid);
 
         /* revoke-all: the user's index, then every session in it */
 
@@ -1064,6 +1194,8 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     ngx_str_set(&argv[0], "DEL");
 
     for (i = 0; i < ctx->nsessions; i++) {
+        ngx_http_ent_sso_cache_drop(r, ctx, ctx->sessions[i].data);
+
         if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[i + 1], "s",
                                      ctx->sessions[i].data,
                                      ctx->sessions[i].len)

@@ -78,6 +78,11 @@ static ngx_conf_enum_t  ngx_http_ent_sso_modes[] = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_ent_sso_cache_bounds = {
+    ngx_conf_check_num_bounds, 0, 2000
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_ent_sso_offset_bounds = {
     ngx_conf_check_num_bounds, -315360000, 315360000
 };
@@ -175,6 +180,13 @@ static ngx_command_t  ngx_http_ent_sso_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("ent_sso_session_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_sso_main_conf_t, session_cache),
+      &ngx_http_ent_sso_cache_bounds },
 
     { ngx_string("ent_sso_login_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -2159,6 +2171,7 @@ ngx_http_ent_sso_create_main_conf(ngx_conf_t *cf)
     smcf->skew = NGX_CONF_UNSET;
     smcf->docs_ttl = NGX_CONF_UNSET;
     smcf->jwks_throttle = NGX_CONF_UNSET_MSEC;
+    smcf->session_cache = NGX_CONF_UNSET_MSEC;
     smcf->clock_offset = NGX_CONF_UNSET;
     smcf->algs = NGX_CONF_UNSET_UINT;
     smcf->events = NGX_CONF_UNSET;
@@ -2178,6 +2191,7 @@ ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(smcf->skew, 60);
     ngx_conf_init_value(smcf->docs_ttl, 3600);
     ngx_conf_init_msec_value(smcf->jwks_throttle, 30000);
+    ngx_conf_init_msec_value(smcf->session_cache, 0);
     ngx_conf_init_value(smcf->clock_offset, 0);
     ngx_conf_init_uint_value(smcf->algs, ENT_JWA_DEFAULT);
     ngx_conf_init_value(smcf->events, 1);
@@ -2377,4 +2391,5 @@ static void
 ngx_http_ent_sso_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_ent_sso_docs_exit();
+    ngx_http_ent_sso_bearers_exit();
 }

@@ -45,6 +45,7 @@ ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
 ent_sso_session_timeout 1h 12h;
+ent_sso_session_cache 1s;
 CONF
 
 my $config = <<"CONF";
@@ -214,6 +215,23 @@ my $blob = redis_cli('GET', $skey);
 unlike($blob, qr/alice|acme|Admin/i, 'its value reveals nothing');
 my $ttl = redis_cli('TTL', $skey);
 ok($ttl > 3500 && $ttl <= 3600, 'the idle timeout as TTL');
+
+# the micro-cache: a session removed from Redis by another node is refused
+# here within the cache time (1 s)
+
+{
+    my ($bx) = browser();
+    my $rx = $bx->get("$acme/m");
+    $rx = $bx->follow(op_login($bx, $rx->{location}, 'alice'));
+    is($bx->get("$acme/m")->{status}, 200, 'micro-cache: a second session works');
+    my %before = map { $_ => 1 } @keys;
+    my @now = grep { /:s:/ && !$before{$_} }
+        split /\n/, redis_cli('--scan', '--pattern', 'ent:*');
+    is(scalar @now, 1, '... its key');
+    redis_cli('DEL', $now[0]);
+    ok(wait_until(sub { $bx->get("$acme/m")->{status} == 302 }, 1.5, 0.1),
+       '... deleted in Redis (another node revoked it): refused within 1 s');
+}
 
 # spoofed identity headers and our cookies are stripped
 
