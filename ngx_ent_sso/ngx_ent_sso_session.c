@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_ent_sso_cache_get(ngx_http_request_t *r,
 static void ngx_http_ent_sso_cache_put(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, u_char *plain, size_t n);
 static void ngx_http_ent_sso_tag(ngx_http_ent_sso_ctx_t *ctx, u_char *tag);
+static size_t ngx_http_ent_sso_cells_size(ngx_http_ent_sso_ctx_t *ctx);
+static u_char *ngx_http_ent_sso_cells(ngx_http_ent_sso_ctx_t *ctx, u_char *p);
 static void ngx_http_ent_sso_created(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_done(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_listed(ngx_ent_op_t *op);
@@ -133,7 +135,11 @@ ngx_http_ent_sso_session_load(ngx_http_request_t *r,
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
-    if (smcf->session_cache && ngx_http_ent_sso_cache_get(r, ctx) == NGX_OK) {
+    /* the endpoints (logout needs the ID token) always read Redis */
+
+    if (smcf->session_cache && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE
+        && ngx_http_ent_sso_cache_get(r, ctx) == NGX_OK)
+    {
         ctx->session_done = 1;
         ctx->authenticated = 1;
         ctx->status = NGX_OK;
@@ -381,7 +387,7 @@ ngx_http_ent_sso_cache_put(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     u_char *plain, size_t n)
 {
     time_t                         left;
-    ngx_str_t                      key, value;
+    ngx_str_t                      key, value, idt;
     ngx_msec_t                     ttl;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
@@ -402,17 +408,28 @@ ngx_http_ent_sso_cache_put(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         ttl = (ngx_msec_t) left * 1000;
     }
 
+    /* the cells again, without the ID token (only logout wants it) */
+
+    idt = ctx->id.id_token;
+    ngx_str_null(&ctx->id.id_token);
+
     value.len = NGX_HTTP_ENT_SSO_TAG_LEN + n;
     value.data = ngx_pnalloc(r->pool, value.len);
 
     if (value.data == NULL
         || ngx_http_ent_sso_cache_key(r, ctx, &key, ctx->sid) != NGX_OK)
     {
+        ctx->id.id_token = idt;
         return;
     }
 
     ngx_http_ent_sso_tag(ctx, value.data);
-    ngx_memcpy(value.data + NGX_HTTP_ENT_SSO_TAG_LEN, plain, n);
+    value.len = NGX_HTTP_ENT_SSO_TAG_LEN
+                + (ngx_http_ent_sso_cells(ctx, value.data
+                                               + NGX_HTTP_ENT_SSO_TAG_LEN)
+                   - (value.data + NGX_HTTP_ENT_SSO_TAG_LEN));
+
+    ctx->id.id_token = idt;
 
     (void) ngx_ent_cache_put(smcf->docs, &key, &value, ttl);
 }
@@ -435,6 +452,51 @@ ngx_http_ent_sso_cache_drop(ngx_http_request_t *r,
 }
 
 
+/* the identity as one row of cells: the size, then the writing */
+
+static size_t
+ngx_http_ent_sso_cells_size(ngx_http_ent_sso_ctx_t *ctx)
+{
+    size_t       len;
+    ngx_str_t   *f;
+    ngx_uint_t   i;
+
+    f = &ctx->id.user_id;
+    len = ngx_ent_rows_header_size();
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+        len += ngx_ent_rows_cell_size(f[i].len);
+    }
+
+    return len + 2 * ngx_ent_rows_cell_size(NGX_TIME_T_LEN);
+}
+
+
+static u_char *
+ngx_http_ent_sso_cells(ngx_http_ent_sso_ctx_t *ctx, u_char *p)
+{
+    ngx_str_t   *f;
+    ngx_uint_t   i;
+    u_char       num[NGX_TIME_T_LEN];
+
+    f = &ctx->id.user_id;
+    p = ngx_ent_rows_put_header(p, 1, NGX_HTTP_ENT_SSO_FIELDS);
+
+    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+        p = ngx_ent_rows_put_cell(p, f[i].data ? f[i].data : (u_char *) "",
+                                  f[i].len, 0);
+    }
+
+    p = ngx_ent_rows_put_cell(p, num,
+                              ngx_sprintf(num, "%T", ctx->id.created) - num,
+                              0);
+
+    return ngx_ent_rows_put_cell(p, num,
+                                 ngx_sprintf(num, "%T", ctx->id.expires)
+                                 - num, 0);
+}
+
+
 /* create, at the end of a login: a new id every time (no fixation) */
 
 
@@ -444,9 +506,8 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
 {
     u_char                        *p, *sealed, *plain;
     size_t                         len;
-    ngx_str_t                     *argv, h, cookie, *f, num[2];
-    ngx_uint_t                     n, a, i;
-    u_char                         nbuf[2][NGX_TIME_T_LEN];
+    ngx_str_t                     *argv, h, cookie;
+    ngx_uint_t                     n, a;
     ngx_ent_redis_cmd_t            cmds[7];
     u_char                         raw[NGX_HTTP_ENT_SSO_SID_LEN
                                        + ENT_AEAD_KEY_LEN];
@@ -467,20 +528,7 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
 
     /* the identity as one row of cells (no parsing on every request) */
 
-    f = &ctx->id.user_id;
-    num[0].data = nbuf[0];
-    num[0].len = ngx_sprintf(nbuf[0], "%T", ctx->id.created) - nbuf[0];
-    num[1].data = nbuf[1];
-    num[1].len = ngx_sprintf(nbuf[1], "%T", ctx->id.expires) - nbuf[1];
-
-    len = ngx_ent_rows_header_size();
-
-    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
-        len += ngx_ent_rows_cell_size(f[i].len);
-    }
-
-    len += ngx_ent_rows_cell_size(num[0].len)
-           + ngx_ent_rows_cell_size(num[1].len);
+    len = ngx_http_ent_sso_cells_size(ctx);
 
     if (len + ENT_AEAD_OVERHEAD > NGX_HTTP_ENT_SSO_BLOB_MAX) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -494,15 +542,7 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_ent_rows_put_header(plain, 1, NGX_HTTP_ENT_SSO_FIELDS);
-
-    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
-        p = ngx_ent_rows_put_cell(p, f[i].data ? f[i].data : (u_char *) "",
-                                  f[i].len, 0);
-    }
-
-    p = ngx_ent_rows_put_cell(p, num[0].data, num[0].len, 0);
-    (void) ngx_ent_rows_put_cell(p, num[1].data, num[1].len, 0);
+    len = ngx_http_ent_sso_cells(ctx, plain) - plain;
 
     p = ngx_snprintf(aad, sizeof(aad), "session:%V:%*s", &ctx->tenant_id,
                      (size_t) NGX_HTTP_ENT_SSO_SID_B64, ctx->sid);

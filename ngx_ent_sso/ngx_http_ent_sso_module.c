@@ -60,6 +60,7 @@ static char *ngx_http_ent_sso_header(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_ent_sso_uri_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+static void ngx_http_ent_sso_header_len(ngx_str_t *h);
 static ngx_int_t ngx_http_ent_sso_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_ent_sso_create_main_conf(ngx_conf_t *cf);
@@ -394,12 +395,12 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
         ctx->tenant_code.len = vv->len;
     }
 
-    if (ngx_http_ent_sso_cookies(r, ctx, smcf) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     if (slcf->mode != NGX_HTTP_ENT_SSO_OFF) {
         ctx->endpoint = ngx_http_ent_sso_endpoint(r, smcf);
+    }
+
+    if (ngx_http_ent_sso_cookies(r, ctx, smcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ctx->tenant_id.len == 0 || ctx->tenant_code.len == 0) {
@@ -432,12 +433,31 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ngx_str_t                     root;
     ngx_http_ent_sso_loc_conf_t  *slcf;
 
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_sso_module);
+
+    /*
+     * A session needs nothing of the IdP record: it is checked first, and
+     * a request with a valid one costs one Redis read (or a micro-cache
+     * hit) and nothing else.
+     */
+
+    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE && !ctx->enforce
+        && ctx->has_cookie && !ctx->session_done)
+    {
+        rc = ngx_http_ent_sso_session_load(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ctx->authenticated && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE) {
+        goto authenticated;
+    }
+
     rc = ngx_http_ent_sso_need_idp(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
-
-    slcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_sso_module);
 
     if (ctx->idp_none) {
         if (ctx->enforce && slcf->mode == NGX_HTTP_ENT_SSO_OFF) {
@@ -535,6 +555,9 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ctx->authenticated) {
+
+authenticated:
+
         ctx->sso_status = ctx->identity_from_bearer ? "bearer" : "session";
 
         if (ngx_http_ent_sso_identity(r, ctx) != NGX_OK) {
@@ -831,7 +854,8 @@ again:
 
         /* the login state, for the callback */
 
-        if (ent_cookie_find(h[i].value.data, h[i].value.len,
+        if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_CALLBACK
+            && ent_cookie_find(h[i].value.data, h[i].value.len,
                             smcf->state_cookie.data, smcf->state_cookie.len,
                             &val, &vlen)
             == 0)
@@ -1144,14 +1168,11 @@ ngx_http_ent_sso_push(ngx_http_request_t *r, ngx_str_t *name,
         return NGX_ERROR;
     }
 
+    /* the configured names are lowercased after their terminating NUL */
+
     h->key = *name;
     h->hash = 1;
-    h->lowcase_key = ngx_pnalloc(r->pool, name->len);
-    if (h->lowcase_key == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_strlow(h->lowcase_key, name->data, name->len);
+    h->lowcase_key = name->data + name->len + 1;
 
     h->value.len = ent_header_escape_len(value->data, value->len);
     h->value.data = ngx_pnalloc(r->pool, h->value.len);
@@ -1870,7 +1891,18 @@ ngx_http_ent_sso_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    *h = value[2];
+    /* the name, its NUL, then its lowercase form (ngx_http_ent_sso_push) */
+
+    h->data = ngx_pnalloc(cf->pool, 2 * value[2].len + 2);
+    if (h->data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    h->len = value[2].len;
+    ngx_memcpy(h->data, value[2].data, h->len);
+    h->data[h->len] = '\0';
+    ngx_strlow(h->data + h->len + 1, value[2].data, h->len);
+    h->data[2 * h->len + 1] = '\0';
 
     return NGX_CONF_OK;
 }
@@ -2269,20 +2301,41 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->bearer_scopes, prev->bearer_scopes, NULL);
     ngx_conf_merge_value(conf->assertion, prev->assertion, 0);
     ngx_conf_merge_ptr_value(conf->enforce_paths, prev->enforce_paths, NULL);
+    /* each default: the name, NUL, its lowercase form (see push) */
+
     ngx_conf_merge_str_value(conf->h_user_id, prev->h_user_id,
-                             "X-Ent-User-Id");
+                             "X-Ent-User-Id\0x-ent-user-id");
     ngx_conf_merge_str_value(conf->h_email, prev->h_email,
-                             "X-Ent-User-Email");
-    ngx_conf_merge_str_value(conf->h_name, prev->h_name, "X-Ent-User-Name");
+                             "X-Ent-User-Email\0x-ent-user-email");
+    ngx_conf_merge_str_value(conf->h_name, prev->h_name,
+                             "X-Ent-User-Name\0x-ent-user-name");
     ngx_conf_merge_str_value(conf->h_groups, prev->h_groups,
-                             "X-Ent-User-Groups");
-    ngx_conf_merge_str_value(conf->h_roles, prev->h_roles, "X-Ent-Roles");
+                             "X-Ent-User-Groups\0x-ent-user-groups");
+    ngx_conf_merge_str_value(conf->h_roles, prev->h_roles,
+                             "X-Ent-Roles\0x-ent-roles");
     ngx_conf_merge_str_value(conf->h_session, prev->h_session,
-                             "X-Ent-Session");
+                             "X-Ent-Session\0x-ent-session");
     ngx_conf_merge_str_value(conf->h_assertion, prev->h_assertion,
-                             "X-Ent-Identity");
+                             "X-Ent-Identity\0x-ent-identity");
+
+    ngx_http_ent_sso_header_len(&conf->h_user_id);
+    ngx_http_ent_sso_header_len(&conf->h_email);
+    ngx_http_ent_sso_header_len(&conf->h_name);
+    ngx_http_ent_sso_header_len(&conf->h_groups);
+    ngx_http_ent_sso_header_len(&conf->h_roles);
+    ngx_http_ent_sso_header_len(&conf->h_session);
+    ngx_http_ent_sso_header_len(&conf->h_assertion);
 
     return NGX_CONF_OK;
+}
+
+
+/* a default "Name\0name" merged as one string: its length is the first */
+
+static void
+ngx_http_ent_sso_header_len(ngx_str_t *h)
+{
+    h->len = h->len ? ngx_strlen(h->data) : 0;
 }
 
 
