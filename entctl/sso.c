@@ -562,6 +562,18 @@ sso_oidc(PGconn *conn, int argc, char **argv)
         return 2;
     }
 
+    v = sso_opt(argc, argv, "--auth");
+    if (v && strcmp(v, "basic") != 0 && strcmp(v, "post") != 0) {
+        fprintf(stderr, "entctl: --auth basic|post\n");
+        return 2;
+    }
+
+    v = sso_opt(argc, argv, "--enforce");
+    if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+        fprintf(stderr, "entctl: --enforce on|off\n");
+        return 2;
+    }
+
     tid = sso_tenant_id(conn, argv[0]);
     if (tid == NULL) {
         return 1;

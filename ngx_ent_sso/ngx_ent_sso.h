@@ -226,6 +226,7 @@ struct ngx_http_ent_sso_ctx_s {
     unsigned                     enforce:1;
     unsigned                     replay_done:1;
     unsigned                     expired:1;
+    unsigned                     partial:1;
 };
 
 

@@ -486,8 +486,10 @@ ngx_http_ent_sso_json_url(ngx_http_request_t *r, json_t *doc,
 
     if (len > 2048
         || !((len > 8 && ngx_strncmp(s, "https://", 8) == 0)
-             || (len > 17 && ngx_strncmp(s, "http://127.0.0.1", 16) == 0)
-             || (len > 17 && ngx_strncmp(s, "http://localhost", 16) == 0)))
+             || (len > 17 && ngx_strncmp(s, "http://127.0.0.1", 16) == 0
+                 && (s[16] == ':' || s[16] == '/'))
+             || (len > 17 && ngx_strncmp(s, "http://localhost", 16) == 0
+                 && (s[16] == ':' || s[16] == '/'))))
     {
         return NGX_ERROR;
     }
@@ -754,6 +756,8 @@ ngx_http_ent_sso_keyset_load(ngx_http_request_t *r,
     ent_jwks_t  *jwks;
     char         err[128];
 
+    err[0] = '\0';
+
     if (doc->len == 0 || doc->len > ENT_JWKS_MAX_LEN) {
         return NGX_ERROR;
     }
@@ -770,7 +774,7 @@ ngx_http_ent_sso_keyset_load(ngx_http_request_t *r,
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ent sso: the JWK set of \"%s\" is unusable: %s",
-                      ks->issuer, jwks->nkeys ? err : "no signing keys");
+                      ks->issuer, err[0] ? err : "no signing keys");
         ent_jwks_free(jwks);
         ngx_free(jwks);
         return NGX_ERROR;

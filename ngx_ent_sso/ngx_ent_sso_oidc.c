@@ -29,7 +29,7 @@ static ngx_int_t ngx_http_ent_sso_id_token(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, json_t *claims, ngx_uint_t *jit);
 static ngx_int_t ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
-    ngx_str_t *path, ngx_str_t *out, ngx_uint_t list);
+    ngx_str_t *path, ngx_str_t *out, size_t size);
 static void ngx_http_ent_sso_replay_done(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_login_done(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_sso_fail(ngx_http_request_t *r,
@@ -941,12 +941,14 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
                    ctx->id.op_sid.len);
     }
 
+    /* the schema's limits: an email of 320 bytes, a name of 256 */
+
     if (ngx_http_ent_sso_claim(r, claims, &ctx->idp.claim_email,
-                               &ctx->id.email, 0) != NGX_OK
+                               &ctx->id.email, 321) != NGX_OK
         || ngx_http_ent_sso_claim(r, claims, &ctx->idp.claim_name,
-                                  &ctx->id.name, 0) != NGX_OK
+                                  &ctx->id.name, 257) != NGX_OK
         || ngx_http_ent_sso_claim(r, claims, &ctx->idp.claim_groups,
-                                  &ctx->id.groups, 1) != NGX_OK)
+                                  &ctx->id.groups, 0) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -992,9 +994,14 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
 }
 
 
+/*
+ * A claim into out: a string of at most size - 1 bytes (longer: absent),
+ * or with size 0 a list, joined with ",", of at most 2047 bytes.
+ */
+
 static ngx_int_t
 ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
-    ngx_str_t *path, ngx_str_t *out, ngx_uint_t list)
+    ngx_str_t *path, ngx_str_t *out, size_t size)
 {
     int     n;
     char    name[128];
@@ -1009,15 +1016,15 @@ ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
     ngx_memcpy(name, path->data, path->len);
     name[path->len] = '\0';
 
-    buf = ngx_pnalloc(r->pool, 2048);
+    buf = ngx_pnalloc(r->pool, size ? size : 2048);
     if (buf == NULL) {
         return NGX_ERROR;
     }
 
-    n = list ? ent_claim_list(claims, name, buf, 2048)
-             : ent_claim_string(claims, name, buf, 2048);
+    n = size ? ent_claim_string(claims, name, buf, size)
+             : ent_claim_list(claims, name, buf, 2048);
 
-    if (n < 0 || (!list && n != 0)) {
+    if (n < 0 || (size && n != 0)) {
         return NGX_OK;
     }
 
@@ -1399,7 +1406,30 @@ ngx_http_ent_sso_has_scope(json_t *claims, u_char *scope, size_t len)
         }
     }
 
+    /* "scp": an array, or (Entra ID) a space-separated string */
+
     v = json_object_get(claims, "scp");
+
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        n = json_string_length(v);
+
+        for (i = 0; i < n; /* void */) {
+            start = s + i;
+
+            while (i < n && s[i] != ' ') {
+                i++;
+            }
+
+            if ((size_t) (s + i - start) == len
+                && ngx_strncmp(start, scope, len) == 0)
+            {
+                return 1;
+            }
+
+            i++;
+        }
+    }
 
     if (json_is_array(v)) {
         json_array_foreach(v, i, e) {
@@ -1504,7 +1534,8 @@ ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
         ctx->logout_token = raw;
     }
 
-    if (ctx->sessions == NULL && !ctx->replay_done) {
+    if (ctx->claims == NULL) {
+        /* verified once; the revocation's steps come back here */
         aud = ngx_pnalloc(r->pool, ctx->idp.client_id.len + 1);
         if (aud == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -14,7 +14,7 @@
  *     ent:{t:<tenant id>}:o:<H(iss, sub)>     an IdP subject's sessions
  *     ent:{t:<tenant id>}:os:<H(iss, sid)>    an IdP session's sessions
  *     ent:{t:<tenant id>}:st:<state>          a login state, used
- *     ent:{t:<tenant id>}:jti:<H(jti)>        a logout token, used
+ *     ent:{t:<tenant id>}:jti:<H(iss, jti)>   a logout token, used
  *
  * H is base64url(SHA-256(a "\n" b)).  Everything has a TTL.
  */
@@ -25,7 +25,7 @@
 #include <openssl/sha.h>
 
 
-#define NGX_HTTP_ENT_SSO_MAX_REVOKE  64
+#define NGX_HTTP_ENT_SSO_MAX_REVOKE  256
 
 
 static void ngx_http_ent_sso_loaded(ngx_ent_op_t *op);
@@ -924,6 +924,10 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
         return ngx_http_ent_sso_revoke(r, ctx, NULL);
 
+    case 3:
+        /* back from fetching the IdP's discovery document */
+        return ngx_http_ent_sso_signed_out(r, ctx);
+
     default:
         break;
     }
@@ -945,6 +949,8 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         ngx_http_ent_sso_event(r, ctx, "logout", "success", NULL,
                                &ctx->id.user_id);
     }
+
+    ctx->phase = 3;
 
     return ngx_http_ent_sso_signed_out(r, ctx);
 }
@@ -1064,7 +1070,9 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
     n = (rep->type == REDIS_REPLY_ARRAY) ? rep->elements : 0;
 
     if (n > NGX_HTTP_ENT_SSO_MAX_REVOKE) {
+        /* the rest stay in the index, for the next revocation */
         n = NGX_HTTP_ENT_SSO_MAX_REVOKE;
+        ctx->partial = 1;
     }
 
     ctx->sessions = ngx_palloc(r->pool, (n + 1) * sizeof(ngx_str_t));
@@ -1202,6 +1210,15 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         ctx->phase = 2;
 
     } else if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL) {
+
+        if (ctx->status != NGX_OK) {
+            /* the IdP retries a logout that did not answer 200 */
+            return ngx_http_ent_sso_answer(r, ctx,
+                                           NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "unavailable",
+                                           "Sessions are unavailable.");
+        }
+
         ngx_http_ent_sso_event(r, ctx, "logout", "success",
                                "back-channel", NULL);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1223,10 +1240,14 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         }
     }
 
-    /* DEL every listed session and the index, in one command */
+    /*
+     * DEL every listed session and the index; when the index had more
+     * than could be listed, SREM the listed ones from it instead, so that
+     * the others can still be revoked
+     */
 
-    argv = ngx_palloc(r->pool, (ctx->nsessions + 2) * sizeof(ngx_str_t));
-    cmds = ngx_palloc(r->pool, sizeof(ngx_ent_redis_cmd_t));
+    argv = ngx_palloc(r->pool, (2 * ctx->nsessions + 3) * sizeof(ngx_str_t));
+    cmds = ngx_palloc(r->pool, 2 * sizeof(ngx_ent_redis_cmd_t));
     if (argv == NULL || cmds == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1245,10 +1266,29 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         }
     }
 
-    argv[i + 1] = ctx->index;
+    if (!ctx->partial) {
+        argv[i + 1] = ctx->index;
 
-    cmds[0].argc = ctx->nsessions + 2;
+        cmds[0].argc = ctx->nsessions + 2;
+        cmds[0].argv = argv;
+
+        return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 1,
+                                         ngx_http_ent_sso_done);
+    }
+
+    cmds[0].argc = ctx->nsessions + 1;
     cmds[0].argv = argv;
 
-    return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 1, ngx_http_ent_sso_done);
+    argv += ctx->nsessions + 1;
+    ngx_str_set(&argv[0], "SREM");
+    argv[1] = ctx->index;
+
+    for (i = 0; i < ctx->nsessions; i++) {
+        argv[i + 2] = ctx->sessions[i];
+    }
+
+    cmds[1].argc = ctx->nsessions + 2;
+    cmds[1].argv = argv;
+
+    return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 2, ngx_http_ent_sso_done);
 }

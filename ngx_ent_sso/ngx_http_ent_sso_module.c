@@ -17,6 +17,8 @@
 #include "ngx_ent_sso.h"
 #include "ngx_ent_tenant_api.h"
 
+#include <openssl/sha.h>
+
 
 static ngx_int_t ngx_http_ent_sso_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_sso_run(ngx_http_request_t *r,
@@ -61,6 +63,7 @@ static char *ngx_http_ent_sso_uri_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 static void ngx_http_ent_sso_header_len(ngx_str_t *h);
+static ngx_int_t ngx_http_ent_sso_token_chars(ngx_str_t *s);
 static ngx_int_t ngx_http_ent_sso_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_ent_sso_create_main_conf(ngx_conf_t *cf);
@@ -319,7 +322,7 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
     ngx_uint_t                     i, enforce;
     ngx_str_t                     *paths;
     ngx_http_variable_value_t     *vv;
-    ngx_http_ent_sso_ctx_t        *ctx;
+    ngx_http_ent_sso_ctx_t        *ctx, tmp;
     ngx_http_ent_sso_loc_conf_t   *slcf;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
@@ -366,6 +369,17 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
     }
 
     if (slcf->mode == NGX_HTTP_ENT_SSO_OFF && !enforce) {
+        /* the session cookie holds its key: no upstream ever sees it */
+
+        if (!r->internal) {
+            ngx_memzero(&tmp, sizeof(ngx_http_ent_sso_ctx_t));
+            tmp.sso_status = "none";
+
+            if (ngx_http_ent_sso_cookies(r, &tmp, smcf) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         return NGX_DECLINED;
     }
 
@@ -442,8 +456,9 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
      */
 
     if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE && !ctx->enforce
-        && ctx->has_cookie && !ctx->session_done)
+        && ctx->has_cookie)
     {
+        /* again after the read: NGX_OK, or the 503 of a failed read */
         rc = ngx_http_ent_sso_session_load(r, ctx);
         if (rc != NGX_OK) {
             return rc;
@@ -547,7 +562,7 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         }
     }
 
-    if (ctx->has_cookie && !ctx->session_done) {
+    if (ctx->has_cookie) {
         rc = ngx_http_ent_sso_session_load(r, ctx);
         if (rc != NGX_OK) {
             return rc;
@@ -1026,6 +1041,7 @@ ngx_http_ent_sso_drop_header(ngx_http_request_t *r, ngx_table_elt_t *drop)
 static ngx_uint_t
 ngx_http_ent_sso_navigation(ngx_http_request_t *r)
 {
+    ngx_int_t         mode;
     ngx_uint_t        i, html;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -1035,6 +1051,7 @@ ngx_http_ent_sso_navigation(ngx_http_request_t *r)
     }
 
     html = 1;
+    mode = -1;
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -1061,10 +1078,12 @@ ngx_http_ent_sso_navigation(ngx_http_request_t *r)
             && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Mode",
                                h[i].key.len) == 0)
         {
-            return (h[i].value.len == sizeof("navigate") - 1
+            mode = (h[i].value.len == sizeof("navigate") - 1
                     && ngx_strncasecmp(h[i].value.data,
                                        (u_char *) "navigate",
-                                       h[i].value.len) == 0);
+                                       h[i].value.len) == 0)
+                   ? 1 : 0;
+            continue;
         }
 
         if (h[i].key.len == sizeof("Accept") - 1
@@ -1094,7 +1113,9 @@ ngx_http_ent_sso_navigation(ngx_http_request_t *r)
         }
     }
 
-    return html;
+    /* Sec-Fetch-Mode, when the browser sends it, says it best */
+
+    return mode >= 0 ? (ngx_uint_t) mode : html;
 }
 
 
@@ -1104,6 +1125,7 @@ ngx_http_ent_sso_navigation(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
+    u_char                        md[SHA256_DIGEST_LENGTH];
     ngx_str_t                     v;
     ngx_http_ent_sso_loc_conf_t  *slcf;
 
@@ -1128,13 +1150,13 @@ ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
     if (!ctx->identity_from_bearer && slcf->h_session.len) {
         /* a digest of the session id: correlates, never replays */
-        v.data = ngx_pnalloc(r->pool, 16);
+        v.data = ngx_pnalloc(r->pool, ent_b64url_encoded_len(12));
         if (v.data == NULL) {
             return NGX_ERROR;
         }
 
-        v.len = 16;
-        ngx_memcpy(v.data, ctx->sid, 16);
+        (void) SHA256(ctx->sid, NGX_HTTP_ENT_SSO_SID_B64, md);
+        v.len = ent_b64url_encode(v.data, md, 12);
 
         if (ngx_http_ent_sso_push(r, &slcf->h_session, &v) != NGX_OK) {
             return NGX_ERROR;
@@ -1205,15 +1227,17 @@ ngx_http_ent_sso_assertion(ngx_http_request_t *r,
 
     now = ngx_http_ent_sso_now(r);
 
+#define ngx_http_ent_sso_s(s)  ((s).data ? (char *) (s).data : ""), (s).len
+
     claims = json_pack("{s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:s%, s:I, "
                        "s:I}",
                        "iss", "ngx_ent", (size_t) 7,
-                       "sub", ctx->id.user_id.data, ctx->id.user_id.len,
-                       "aud", ctx->tenant_code.data, ctx->tenant_code.len,
-                       "tenant", ctx->tenant_id.data, ctx->tenant_id.len,
-                       "email", ctx->id.email.data, ctx->id.email.len,
-                       "name", ctx->id.name.data, ctx->id.name.len,
-                       "roles", ctx->id.roles.data, ctx->id.roles.len,
+                       "sub", ngx_http_ent_sso_s(ctx->id.user_id),
+                       "aud", ngx_http_ent_sso_s(ctx->tenant_code),
+                       "tenant", ngx_http_ent_sso_s(ctx->tenant_id),
+                       "email", ngx_http_ent_sso_s(ctx->id.email),
+                       "name", ngx_http_ent_sso_s(ctx->id.name),
+                       "roles", ngx_http_ent_sso_s(ctx->id.roles),
                        "iat", (json_int_t) now,
                        "exp", (json_int_t) now + 60);
 
@@ -1759,9 +1783,11 @@ static char *
 ngx_http_ent_sso_uri_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char        *p = conf;
-    ngx_str_t   *value, *s;
-    ngx_uint_t   i;
-    ngx_array_t **a;
+
+    ngx_str_t                     *value, *s;
+    ngx_uint_t                     i;
+    ngx_array_t                  **a;
+    ngx_http_ent_sso_main_conf_t  *smcf;
 
     value = cf->args->elts;
 
@@ -1775,6 +1801,12 @@ ngx_http_ent_sso_uri_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                &value[i], &cmd->name);
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_strcmp(cmd->name.data, "ent_sso_enforce_path") == 0) {
+        smcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_ent_sso_module);
+        smcf->used = 1;
     }
 
     if (ngx_strcmp(cmd->name.data, "ent_sso_fetch_location") == 0) {
@@ -2038,10 +2070,26 @@ ngx_http_ent_sso_assertion_key(ngx_conf_t *cf, ngx_command_t *cmd,
     switch (EVP_PKEY_get_base_id(key)) {
 
     case EVP_PKEY_RSA:
+        if (EVP_PKEY_get_bits(key) < 2048) {
+            EVP_PKEY_free(key);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": an RSA key of 2048 bits or more "
+                               "is needed", &file);
+            return NGX_CONF_ERROR;
+        }
+
         smcf->assertion_alg = ENT_JWA_RS256;
         break;
 
     case EVP_PKEY_EC:
+        if (EVP_PKEY_get_bits(key) != 256 && EVP_PKEY_get_bits(key) != 384) {
+            EVP_PKEY_free(key);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": an EC key on P-256 or P-384 is "
+                               "needed", &file);
+            return NGX_CONF_ERROR;
+        }
+
         smcf->assertion_alg = EVP_PKEY_get_bits(key) == 384
                               ? ENT_JWA_ES384 : ENT_JWA_ES256;
         break;
@@ -2243,7 +2291,9 @@ ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf)
     if (smcf->cookie.data == NULL) {
         ngx_str_set(&smcf->cookie, "__Host-ent_session");
 
-    } else if (smcf->cookie.len < 2 || smcf->cookie.len > 64) {
+    } else if (smcf->cookie.len < 2 || smcf->cookie.len > 64
+               || ngx_http_ent_sso_token_chars(&smcf->cookie) != NGX_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"ent_sso_cookie\" name \"%V\"",
                            &smcf->cookie);
@@ -2295,11 +2345,24 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ent_sso_loc_conf_t *prev = parent;
     ngx_http_ent_sso_loc_conf_t *conf = child;
 
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
                               NGX_HTTP_ENT_SSO_OFF);
     ngx_conf_merge_value(conf->bearer, prev->bearer, 1);
     ngx_conf_merge_ptr_value(conf->bearer_scopes, prev->bearer_scopes, NULL);
     ngx_conf_merge_value(conf->assertion, prev->assertion, 0);
+
+    if (conf->assertion) {
+        smcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_ent_sso_module);
+        if (smcf->assertion_key == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"ent_sso_assertion on\" needs "
+                               "\"ent_sso_assertion_key\" in http{}");
+            return NGX_CONF_ERROR;
+        }
+    }
     ngx_conf_merge_ptr_value(conf->enforce_paths, prev->enforce_paths, NULL);
     /* each default: the name, NUL, its lowercase form (see push) */
 
@@ -2327,6 +2390,28 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ent_sso_header_len(&conf->h_assertion);
 
     return NGX_CONF_OK;
+}
+
+
+/* an RFC 6265 cookie name: letters, digits and "-_." only, here */
+
+static ngx_int_t
+ngx_http_ent_sso_token_chars(ngx_str_t *s)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -2365,8 +2450,8 @@ ngx_http_ent_sso_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_uint_t                     backends;
-    ngx_http_handler_pt           *h;
+    ngx_uint_t                     backends, n;
+    ngx_http_handler_pt           *h, *first;
     ngx_http_core_main_conf_t     *cmcf;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
@@ -2429,12 +2514,23 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
+    /*
+     * Last among the access handlers (nginx runs them in the reverse order
+     * of registration, so first in the array): the tenant's allow-list,
+     * feature gates, allow/deny and auth_basic decide before anyone is
+     * sent to an IdP.
+     */
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_ent_sso_handler;
+    first = cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers.nelts;
+
+    ngx_memmove(&first[1], &first[0], (n - 1) * sizeof(ngx_http_handler_pt));
+    first[0] = ngx_http_ent_sso_handler;
 
     return NGX_OK;
 }

@@ -76,6 +76,11 @@ location /asserted/ {
     ent_sso_assertion on;
     proxy_pass http://127.0.0.1:$echo;
 }
+location /private/ {
+    deny all;
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
 ent_sso_enforce_path /open/login;
 CONF
 
@@ -279,6 +284,25 @@ $r = $api->request('GET', "$acme/x", ['Accept' => 'application/json',
     'Cookie' => "__Host-ent_session=$cookie; __Host-ent_session=$cookie"]);
 is($r->{status}, 401, 'the session cookie twice: 401');
 
+# where ent_sso is off, the session cookie (it holds its key) is removed too
+
+$r = $b->get("$acme/open/x", 'Cookie' => "a=1; __Host-ent_session=$cookie");
+is(json_decode($r->{body})->{cookie}, 'a=1', 'ent_sso off: our cookie is still removed');
+
+# the other access checks decide before anyone is sent to an IdP
+
+is($api->request('GET', "$acme/private/x", ['Accept' => 'text/html'])->{status},
+   403, 'deny all + ent_sso required: 403, not a redirect');
+
+# browser or API: Sec-Fetch-Mode decides, whatever the order of headers
+
+$r = $api->request('GET', "$acme/a", ['Accept' => 'application/json',
+                                      'Sec-Fetch-Mode' => 'navigate']);
+is($r->{status}, 302, 'Sec-Fetch-Mode: navigate: a redirect');
+$r = $api->request('GET', "$acme/a", ['Sec-Fetch-Mode' => 'cors',
+                                      'Accept' => 'text/html']);
+is($r->{status}, 401, 'Sec-Fetch-Mode: cors: 401');
+
 # optional and off
 
 $r = $api->request('GET', "$acme/public/p", ['Accept' => 'text/html']);
@@ -324,6 +348,17 @@ EntOP::spew("$dir/a.data", "$ah.$ap");
 EntOP::spew("$dir/a.sig", b64url_decode($as // ''));
 like(scalar `openssl dgst -sha256 -verify $dir/assert.pub -signature $dir/a.sig $dir/a.data 2>&1`,
      qr/Verified OK/, '... and its signature verifies with the public key');
+
+# a bearer identity has no roles: the assertion is signed all the same
+
+my $cc = op_token($op1, client_id => 'acme-web', client_secret => 'acme-secret-1',
+                  grant_type => 'client_credentials',
+                  resource => 'https://api.example.com', scope => 'api:read');
+$r = $api->request('GET', "$acme/asserted/x",
+                   ['Authorization' => "Bearer $cc->{json}{access_token}"]);
+is($r->{status}, 200, 'a bearer token on an asserted location: 200');
+like(json_decode($r->{body})->{identity}{'x-ent-identity'} // '',
+     qr/^[\w-]+\.[\w-]+\.[\w-]+$/, '... with its assertion');
 
 # enforced SSO: the app's own password login, live within a second
 

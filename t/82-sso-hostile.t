@@ -373,6 +373,20 @@ for (1 .. 2) { sleep 1.2; is($bF->get($u3)->{status}, 200, "kept alive ($_)") }
 sleep($t0 + 4.3 - time) if $t0 + 4.3 > time;
 is($bF->get($u3)->{status}, 302, 'past the absolute timeout (4 s): expired');
 
+# Redis slower than its timeout (300 ms): 503, not "no session"
+
+{
+    my ($bS) = login();
+    system("redis-cli -p " . EntTest::redis_port()
+           . " DEBUG SLEEP 1 >/dev/null 2>&1 &");
+    sleep 0.1;
+    my $rs = $bS->get("$acme/x");
+    is($rs->{status}, 503, 'Redis too slow for a session read: 503');
+    sleep 1;
+    ok(wait_until(sub { $bS->get("$acme/x")->{status} == 200 }, 3),
+       '... and the session works again once Redis answers');
+}
+
 # Redis down: fail closed, never a 500, and back when it is
 
 my ($bG) = login();
