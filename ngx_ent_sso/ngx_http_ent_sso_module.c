@@ -82,11 +82,6 @@ static ngx_conf_enum_t  ngx_http_ent_sso_modes[] = {
 };
 
 
-static ngx_conf_num_bounds_t  ngx_http_ent_sso_cache_bounds = {
-    ngx_conf_check_num_bounds, 0, 2000
-};
-
-
 static ngx_conf_num_bounds_t  ngx_http_ent_sso_offset_bounds = {
     ngx_conf_check_num_bounds, -315360000, 315360000
 };
@@ -190,7 +185,7 @@ static ngx_command_t  ngx_http_ent_sso_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ent_sso_main_conf_t, session_cache),
-      &ngx_http_ent_sso_cache_bounds },
+      NULL },
 
     { ngx_string("ent_sso_login_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -1760,22 +1755,40 @@ ngx_http_ent_sso_status_variable(ngx_http_request_t *r,
 static char *
 ngx_http_ent_sso_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                          *rv;
+    ngx_http_ent_sso_loc_conf_t *slcf = conf;
+
+    ngx_str_t                     *value;
+    ngx_conf_enum_t               *e;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
-    cmd->post = ngx_http_ent_sso_modes;
-
-    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
-
-    cmd->post = NULL;
-
-    if (rv == NGX_CONF_OK) {
-        smcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_ent_sso_module);
-        smcf->used = 1;
+    if (slcf->mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
     }
 
-    return rv;
+    value = cf->args->elts;
+
+    for (e = ngx_http_ent_sso_modes; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strncmp(e->name.data, value[1].data, value[1].len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (e->name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive: "
+                           "off, required or optional", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->mode = e->value;
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_sso_module);
+    smcf->used = 1;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -2272,6 +2285,13 @@ ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(smcf->docs_ttl, 3600);
     ngx_conf_init_msec_value(smcf->jwks_throttle, 30000);
     ngx_conf_init_msec_value(smcf->session_cache, 0);
+
+    if (smcf->session_cache > 2000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_sso_session_cache\" is at most 2s: a "
+                           "revocation must reach every node within it");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_value(smcf->clock_offset, 0);
     ngx_conf_init_uint_value(smcf->algs, ENT_JWA_DEFAULT);
     ngx_conf_init_value(smcf->events, 1);

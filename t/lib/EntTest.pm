@@ -329,6 +329,7 @@ sub expand {
     $text =~ s/\$TEST_REDIS_PORT\b/$REDIS{port}/g;
     $text =~ s/\$TEST_REDIS_SOCKET\b/redis_socket()/ge;
     $text =~ s/\$TEST_MODULES\b/$MODULES/g;
+    $text =~ s/\$TEST_TMP\b/$ROOT/g;
     $text =~ s/\$TEST_ECHO_PORT\b/$ECHO{port}/g if $ECHO{port};
     return $text;
 }
