@@ -109,6 +109,7 @@ typedef struct {
     ngx_int_t                    id_index;
     ngx_msec_t                   rollup;       /* ent_ratelimit_rollup */
     ngx_ent_pg_stmt_t           *usage_stmt;
+    ngx_ent_pg_stmt_t           *event_stmt;
     ngx_http_ent_rl_usage_t     *usage;        /* per worker, lazily */
     ngx_event_t                  flush;
     time_t                       offset;       /* ent_ratelimit_time_offset */
@@ -170,7 +171,16 @@ typedef struct {
     ngx_slab_pool_t             *shpool;
     ngx_http_ent_rl_slot_t      *slots;
     ngx_uint_t                   nslots;
+
+    /* the node's counters, for ent_ratelimit_status */
+    ngx_atomic_t                 fallbacks;    /* decided without Redis */
+    ngx_atomic_t                 budget;       /* of which: Redis too slow */
+    ngx_atomic_t                 rejected;     /* 429/402/503 answered */
+    ngx_atomic_t                 thresholds;   /* soft thresholds crossed */
 } ngx_http_ent_rl_zone_t;
+
+#define ngx_http_ent_rl_shm(rmcf)                                            \
+    ((ngx_http_ent_rl_zone_t *) (rmcf)->zone->data)
 
 
 static ngx_int_t ngx_http_ent_rl_preconfiguration(ngx_conf_t *cf);
@@ -197,6 +207,9 @@ static ngx_int_t ngx_http_ent_rl_key_compile(ngx_conf_t *cf,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *value);
 static ngx_int_t ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static char *ngx_http_ent_rl_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ent_rl_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
@@ -216,6 +229,8 @@ static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
 static void ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
     ngx_http_ent_rl_result_t *res);
+static void ngx_http_ent_rl_event(ngx_http_request_t *r,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t threshold);
 static ngx_uint_t ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_str_t *key, time_t end, ngx_int_t limit, ngx_uint_t *count);
 static void ngx_http_ent_rl_decide(ngx_http_request_t *r,
@@ -276,6 +291,13 @@ static ngx_command_t  ngx_http_ent_rl_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_ent_rl_time_offset,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_ratelimit_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ent_rl_status,
+      0,
       0,
       NULL },
 
@@ -413,9 +435,16 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_str_set(&name, "ent_tenant_id");
     rmcf->id_index = ngx_http_get_variable_index(cf, &name);
 
-    /* quota usage goes to PostgreSQL when there is one */
+    /* quota usage and threshold events go to PostgreSQL when there is one */
 
     if (ngx_ent_core_backends(cf) & NGX_ENT_POSTGRES) {
+        rmcf->event_stmt = ngx_ent_pg_stmt_add(cf,
+                "SELECT ent.event($1, '', 'quota_threshold', 'info', $2, "
+                "$3, $4)", 4);
+        if (rmcf->event_stmt == NULL) {
+            return NGX_ERROR;
+        }
+
         policies = rmcf->policies.elts;
 
         for (i = 0; i < rmcf->policies.nelts; i++) {
@@ -461,6 +490,7 @@ ngx_http_ent_rl_create_main_conf(ngx_conf_t *cf)
      *     rmcf->zone_size = 0;
      *     rmcf->logged = 0;
      *     rmcf->usage_stmt = NULL;
+     *     rmcf->event_stmt = NULL;
      *     rmcf->usage = NULL;
      */
 
@@ -1080,7 +1110,7 @@ ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    z = ngx_slab_alloc(shpool, sizeof(ngx_http_ent_rl_zone_t));
+    z = ngx_slab_calloc(shpool, sizeof(ngx_http_ent_rl_zone_t));
     if (z == NULL) {
         return NGX_ERROR;
     }
@@ -1099,6 +1129,72 @@ ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shm_zone->data = z;
 
     return NGX_OK;
+}
+
+
+/* ent_ratelimit_status: the node's counters, as JSON */
+
+
+static char *
+ngx_http_ent_rl_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ent_rl_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_status_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_chain_t                   out;
+    ngx_http_ent_rl_zone_t       *z;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+    z = ngx_http_ent_rl_shm(rmcf);
+
+    b = ngx_create_temp_buf(r->pool, 256);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"fallbacks\":%uA,\"budget_exceeded\":%uA,"
+                          "\"rejected\":%uA,\"thresholds\":%uA}\n",
+                          z->fallbacks, z->budget, z->rejected,
+                          z->thresholds);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }
 
 
@@ -1611,10 +1707,70 @@ ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
                           "\"%V\" (%ui of %i)", &tenant,
                           res->policy->warn[k - 1], &res->policy->name,
                           res->used, res->limit);
+
+            ngx_http_ent_rl_event(r, res, res->policy->warn[k - 1]);
         }
 
         return;
     }
+}
+
+
+/*
+ * A soft threshold crossed: an event for the audit trail (ent.events),
+ * written asynchronously, once per tenant, quota, threshold and period
+ * across the fleet (only the request whose INCR hit the threshold's count
+ * writes it).
+ */
+
+static void
+ngx_http_ent_rl_event(ngx_http_request_t *r, ngx_http_ent_rl_result_t *res,
+    ngx_uint_t threshold)
+{
+    u_char                       *p;
+    ngx_str_t                     params[4];
+    ngx_http_variable_value_t    *vv;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
+    (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->thresholds, 1);
+
+    if (rmcf->event_stmt == NULL) {
+        return;
+    }
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->id_index);
+
+    if (vv == NULL || vv->not_found || vv->len == 0) {
+        return;
+    }
+
+    params[0].data = vv->data;
+    params[0].len = vv->len;
+
+    p = ngx_pnalloc(r->pool, 2 * res->policy->name.len + 256);
+    if (p == NULL) {
+        return;
+    }
+
+    params[1].data = p;
+    p = ngx_sprintf(p, "%V reached %ui%%", &res->policy->name, threshold);
+    params[1].len = p - params[1].data;
+
+    params[2] = r->connection->addr_text;
+
+    /* policy names are [a-z0-9_-]: no JSON escaping needed */
+
+    params[3].data = p;
+    p = ngx_sprintf(p, "{\"policy\":\"%V\",\"threshold\":%ui,\"used\":%ui,"
+                    "\"limit\":%i,\"period_start\":%T,\"window\":%T}",
+                    &res->policy->name, threshold, res->used, res->limit,
+                    res->start, res->window);
+    params[3].len = p - params[3].data;
+
+    (void) ngx_ent_pg_query(NULL, rmcf->event_stmt, params,
+                            ngx_http_ent_rl_ignored, NULL);
 }
 
 
@@ -1637,6 +1793,8 @@ ngx_http_ent_rl_budget(ngx_event_t *ev)
                       "ent ratelimit: Redis did not answer within the "
                       "budget, falling back");
     }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->budget, 1);
 
     ngx_http_ent_rl_fallback(r, ctx);
 
@@ -1680,6 +1838,8 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     }
 
     ngx_str_set(&ctx->status, "FALLBACK");
+
+    (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->fallbacks, 1);
 
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
@@ -1876,6 +2036,7 @@ ngx_http_ent_rl_ignored(ngx_ent_op_t *op)
 static ngx_int_t
 ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 {
+    ngx_http_ent_rl_main_conf_t  *rmcf;
     u_char                    *p, *text;
     ngx_int_t                  rc;
     ngx_uint_t                 scim;
@@ -1888,6 +2049,9 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     if (res == NULL) {
         return NGX_DECLINED;
     }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+    (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->rejected, 1);
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;

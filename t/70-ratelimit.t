@@ -50,6 +50,7 @@ location /t/ {
     ent_ratelimit_legacy_headers on;
     proxy_pass http://127.0.0.1:$server_port/ok;
 }
+location = /rlstatus { ent_ratelimit_status; }
 location /scim/v2/ { ent_ratelimit ai; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /key { ent_ratelimit bykey; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /trial { ent_ratelimit trial; proxy_pass http://127.0.0.1:$server_port/ok; }
@@ -203,6 +204,10 @@ is($r->{headers}{'x-ratelimit-limit'}[0], '100',
    'legacy limit: the counted policy');
 is($r->{headers}{'x-ratelimit-remaining'}[0], '99', 'legacy remaining');
 
+my $rs = EntTest::decode_json_min(http($n, '/rlstatus', host => 'free1.example.com')->{body});
+ok($rs->{fallbacks} >= 5, "ent_ratelimit_status counts the fallbacks ($rs->{fallbacks})");
+ok($rs->{rejected} >= 3, "... and the rejections ($rs->{rejected})");
+
 redis_start();
 ok(wait_until(sub {
     get('free1.example.com', '/key', 'X-Api-Key: k9')->{headers}{'x-rl'}[0]
@@ -221,6 +226,8 @@ sleep 0.1;
 $r = http($slow, '/local', host => 'free1.example.com',
           headers => ['X-Local: slow']);
 is($r->{headers}{'x-rl'}[0], 'FALLBACK', 'slower than the budget: fallback');
+is(EntTest::decode_json_min(http($slow, '/rlstatus', host => 'free1.example.com')->{body})->{budget_exceeded}, 1,
+   'ent_ratelimit_status: one request over the budget');
 ok($r->{elapsed} < 0.4, 'answered at the budget, not when Redis woke');
 sleep 0.6;
 is(http($slow, '/key', host => 'free1.example.com',

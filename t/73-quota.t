@@ -72,6 +72,12 @@ nginx_stop($n);
 my $log = check_log($n, 'before');
 is(scalar(() = $log =~ /reached 80% of "aiq"/g), 1, 'crossing 80% logged once');
 is(scalar(() = $log =~ /reached 95% of "aiq"/g), 1, 'crossing 95% logged once');
+is(pg_sql("SELECT string_agg(reason || ' ' || (detail->>'used') || '/' "
+          . "|| (detail->>'limit'), ',' ORDER BY id) FROM ent.events "
+          . "WHERE kind = 'quota_threshold' AND tenant_id = "
+          . "(SELECT id FROM ent.tenants WHERE code = 'bill')"),
+   'aiq reached 80% 8/10,aiq reached 95% 10/10',
+   'each threshold crossed is an event for the audit trail, once');
 
 # 2026-03-15 00:00:30 UTC: a new period, a fresh quota
 
