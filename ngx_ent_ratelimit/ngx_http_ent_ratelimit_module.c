@@ -76,6 +76,8 @@ typedef struct {
     ngx_flag_t                   monthly;      /* per=month: billing cycle */
     ngx_uint_t                   warn[2];      /* soft thresholds, percent */
     ngx_flag_t                   preset;       /* built in: may be replaced */
+    ngx_int_t                    burst;        /* at most this many a second */
+    ngx_uint_t                   burst_ix;     /* its companion policy + 1 */
 } ngx_http_ent_rl_policy_t;
 
 
@@ -203,6 +205,8 @@ static ngx_int_t ngx_http_ent_rl_preset(ngx_conf_t *cf,
     ngx_int_t limit, ngx_uint_t key_type, char *key);
 static ngx_int_t ngx_http_ent_rl_policy_init(ngx_conf_t *cf,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *name);
+static ngx_int_t ngx_http_ent_rl_burst(ngx_conf_t *cf,
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_policy_t *p);
 static ngx_int_t ngx_http_ent_rl_key_compile(ngx_conf_t *cf,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *value);
 static ngx_int_t ngx_http_ent_rl_init_zone(ngx_shm_zone_t *shm_zone,
@@ -624,6 +628,74 @@ ngx_http_ent_rl_policy_init(ngx_conf_t *cf, ngx_http_ent_rl_policy_t *p,
 }
 
 
+/*
+ * burst=N: no more than N of the window's requests within any one second.
+ * A companion policy "<name>-burst" (a one-second window, limit N for
+ * every tier, the same key and failure mode) that every location applying
+ * the policy applies too: one more counter in the same Redis round trip,
+ * and its own RateLimit-Policy entry.
+ */
+
+static ngx_int_t
+ngx_http_ent_rl_burst(ngx_conf_t *cf, ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_policy_t *p)
+{
+    ngx_str_t                  name;
+    ngx_uint_t                 pi;
+    ngx_http_ent_rl_policy_t   copy, *c;
+
+    if (p->window <= 1 || p->monthly) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "policy \"%V\": burst= needs a window of more "
+                           "than a second, and no monthly quota", &p->name);
+        return NGX_ERROR;
+    }
+
+    if (p->burst >= p->limit && p->limit != NGX_HTTP_ENT_RL_UNLIMITED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "policy \"%V\": burst=%i is not below its "
+                           "limit", &p->name, p->burst);
+        return NGX_ERROR;
+    }
+
+    name.len = p->name.len + sizeof("-burst") - 1;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(name.data, "%V-burst", &p->name);
+
+    /* the array may move when it grows */
+
+    pi = p - (ngx_http_ent_rl_policy_t *) rmcf->policies.elts;
+    copy = *p;
+
+    c = ngx_array_push(&rmcf->policies);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ent_rl_policy_init(cf, c, &name) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    c->window = 1;
+    c->limit = copy.burst;
+    c->key_type = copy.key_type;
+    c->key = copy.key;
+    c->fail = copy.fail;
+    c->nodes = copy.nodes;
+    c->status = NGX_HTTP_TOO_MANY_REQUESTS;
+    c->dry_run = copy.dry_run;
+
+    p = (ngx_http_ent_rl_policy_t *) rmcf->policies.elts + pi;
+    p->burst_ix = rmcf->policies.nelts;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_ent_rl_key_compile(ngx_conf_t *cf, ngx_http_ent_rl_policy_t *p,
     ngx_str_t *value)
@@ -835,6 +907,15 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 p->warn[1] = n;
             }
 
+        } else if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
+            n = ngx_atoi(val.data, val.len);
+
+            if (n < 1 || n > 1000000000) {
+                goto invalid;
+            }
+
+            p->burst = n;
+
         } else if (ngx_strncmp(value[i].data, "nodes=", 6) == 0) {
             n = ngx_atoi(val.data, val.len);
 
@@ -929,6 +1010,12 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p->limit = min;
     }
 
+    if (p->burst) {
+        if (ngx_http_ent_rl_burst(cf, rmcf, p) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     return NGX_CONF_OK;
 
 invalid:
@@ -1000,12 +1087,37 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        if (rlcf->policies->nelts == NGX_HTTP_ENT_RL_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "at most %d policies in \"%V\" directive, "
+                               "each burst= counting as one",
+                               NGX_HTTP_ENT_RL_MAX, &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
         ix = ngx_array_push(rlcf->policies);
         if (ix == NULL) {
             return NGX_CONF_ERROR;
         }
 
         *ix = j;
+
+        if (policies[j].burst_ix) {
+            if (rlcf->policies->nelts == NGX_HTTP_ENT_RL_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "at most %d policies in \"%V\" "
+                                   "directive, each burst= counting as one",
+                                   NGX_HTTP_ENT_RL_MAX, &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            ix = ngx_array_push(rlcf->policies);
+            if (ix == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *ix = policies[j].burst_ix - 1;
+        }
     }
 
     return NGX_CONF_OK;

@@ -38,6 +38,7 @@ ent_ratelimit_policy local per=day limit=4 nodes=2 key=$http_x_local fail=local;
 ent_ratelimit_policy dryclosed per=day limit=1 key=$http_x_mixed fail=closed dry_run;
 ent_ratelimit_policy tight per=day limit=1 key=$http_x_mixed fail=local;
 ent_ratelimit_policy lopen per=day limit=1 key=$http_x_legacy fail=open;
+ent_ratelimit_policy bursty per=hour limit=100 burst=2 key=$http_x_burst;
 ent_ratelimit_policy llocal per=day limit=100 key=$http_x_legacy fail=local;
 CONF
 
@@ -51,6 +52,7 @@ location /t/ {
     proxy_pass http://127.0.0.1:$server_port/ok;
 }
 location = /rlstatus { ent_ratelimit_status; }
+location = /burst { ent_ratelimit bursty; proxy_pass http://127.0.0.1:$server_port/ok; }
 location /scim/v2/ { ent_ratelimit ai; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /key { ent_ratelimit bykey; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /trial { ent_ratelimit trial; proxy_pass http://127.0.0.1:$server_port/ok; }
@@ -149,6 +151,26 @@ for (1 .. 5) { get('team1.example.com', '/t/x') }
 is(get('team1.example.com', '/t/x')->{status}, 429, 'team: the 6th refused');
 is(scalar(grep { get('big1.example.com', '/t/x')->{status} == 200 } 1 .. 8),
    8, 'business: unlimited for ai (api still counts)');
+
+# burst=2: at most 2 of the hour's 100 within one second
+
+{
+    my $frac = time - int(time);
+    sleep(1.02 - $frac) if $frac > 0.5;     # well inside one second
+    my @b = map { get('free1.example.com', '/burst', 'X-Burst: b1') } 1 .. 3;
+    is(join(',', map { $_->{status} } @b), '200,200,429',
+       'burst=2: the third request within a second is refused');
+    is($b[0]{headers}{'ratelimit-policy'}[0],
+       '"bursty";q=100;w=3600, "bursty-burst";q=2;w=1',
+       'RateLimit-Policy names the window and the burst');
+    like($b[2]{body}, qr/"policy":"bursty-burst"/, 'the 429 names the burst');
+    sleep 1.1;
+    is(get('free1.example.com', '/burst', 'X-Burst: b1')->{status}, 200,
+       'the next second: admitted again');
+    like(get('free1.example.com', '/burst', 'X-Burst: b1')->{headers}{ratelimit}[0],
+         qr/^"bursty";r=96;t=\d+, "bursty-burst";r=0;t=1$/,
+         'the hour counted every admitted request, not the refused one');
+}
 
 # key types: a variable, long values hashed, an empty value not limited
 

@@ -167,3 +167,37 @@ ent_ratelimit_policy login per=hour limit=6 key=ip;
 --- must_die
 --- error_log
 duplicate policy "login" in "ent_ratelimit_policy" directive
+
+=== TEST 19: burst parses and applies with its policy
+--- http_config
+ent_redis 127.0.0.1:6379;
+ent_ratelimit_policy api per=minute limit=100 burst=10;
+--- config
+location /api/ { ent_ratelimit api; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 20: burst of a per-second policy
+--- http_config
+ent_ratelimit_policy api per=second limit=100 burst=10;
+--- config
+--- must_die
+--- error_log
+policy "api": burst= needs a window of more than a second
+
+=== TEST 21: burst not below the limit
+--- http_config
+ent_ratelimit_policy api per=minute limit=10 burst=10;
+--- config
+--- must_die
+--- error_log
+policy "api": burst=10 is not below its limit
+
+=== TEST 22: a bad burst
+--- http_config
+ent_ratelimit_policy api per=minute limit=10 burst=0;
+--- config
+--- must_die
+--- error_log
+invalid parameter "burst=0" in "ent_ratelimit_policy" directive
