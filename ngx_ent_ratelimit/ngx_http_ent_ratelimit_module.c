@@ -77,6 +77,7 @@ typedef struct {
     ngx_uint_t                   warn[2];      /* soft thresholds, percent */
     ngx_flag_t                   preset;       /* built in: may be replaced */
     ngx_int_t                    burst;        /* at most this many a second */
+    ngx_flag_t                   user;         /* key=user: after SSO */
     ngx_uint_t                   burst_ix;     /* its companion policy + 1 */
 } ngx_http_ent_rl_policy_t;
 
@@ -124,6 +125,8 @@ typedef struct {
     ngx_array_t                 *policies;     /* indexes in rmcf->policies */
     ngx_msec_t                   budget;
     ngx_flag_t                   legacy;
+    ngx_flag_t                   after_access; /* a key=user policy: all
+                                                  are counted after SSO */
 } ngx_http_ent_rl_loc_conf_t;
 
 
@@ -216,6 +219,8 @@ static char *ngx_http_ent_rl_status(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_ent_rl_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ent_rl_preaccess_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_rl_precontent_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
 static ngx_http_ent_rl_ctx_t *ngx_http_ent_rl_get_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
@@ -417,7 +422,16 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_ent_rl_handler;
+    *h = ngx_http_ent_rl_preaccess_handler;
+
+    /* locations with a key=user policy count after ACCESS (SSO) */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ent_rl_precontent_handler;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_ent_rl_header_filter;
@@ -549,6 +563,7 @@ ngx_http_ent_rl_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     rlcf->policies = NULL;
+     *     rlcf->after_access = 0;
      */
 
     rlcf->budget = NGX_CONF_UNSET_MSEC;
@@ -569,6 +584,7 @@ ngx_http_ent_rl_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->policies == NULL) {
         conf->policies = prev->policies;
+        conf->after_access = prev->after_access;
     }
 
     return NGX_CONF_OK;
@@ -725,7 +741,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                    *eq;
     ngx_int_t                  n, min;
-    ngx_str_t                 *value, name, val;
+    ngx_str_t                 *value, name, val, user;
     ngx_uint_t                 i, j;
     ngx_http_ent_rl_tier_t    *t;
     ngx_http_ent_rl_policy_t  *p, *policies;
@@ -844,6 +860,18 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             } else if (ngx_strcmp(val.data, "ip") == 0) {
                 p->key_type = NGX_HTTP_ENT_RL_KEY_IP;
 
+            } else if (ngx_strcmp(val.data, "user") == 0) {
+
+                /* the SSO module's user, known once ACCESS has run */
+
+                ngx_str_set(&user, "$ent_user_id");
+
+                if (ngx_http_ent_rl_key_compile(cf, p, &user) != NGX_OK) {
+                    return NGX_CONF_ERROR;
+                }
+
+                p->user = 1;
+
             } else if (val.data[0] == '$') {
                 if (ngx_http_ent_rl_key_compile(cf, p, &val) != NGX_OK) {
                     return NGX_CONF_ERROR;
@@ -852,7 +880,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid key \"%V\" in \"%V\" directive, "
-                                   "expected tenant, ip or a $variable",
+                                   "expected tenant, ip, user or a $variable",
                                    &value[i], &cmd->name);
                 return NGX_CONF_ERROR;
             }
@@ -1102,6 +1130,10 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *ix = j;
 
+        if (policies[j].user) {
+            rlcf->after_access = 1;
+        }
+
         if (policies[j].burst_ix) {
             if (rlcf->policies->nelts == NGX_HTTP_ENT_RL_MAX) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1344,6 +1376,35 @@ ngx_http_ent_rl_get_ctx(ngx_http_request_t *r)
 {
     return ngx_ent_ctx_get(r, &ngx_http_ent_ratelimit_module,
                            ngx_http_ent_rl_cleanup);
+}
+
+
+/*
+ * A location counts in PREACCESS, before authentication (a login limit
+ * must hold for anonymous requests); one that applies a key=user policy
+ * counts all its policies in PRECONTENT instead, after the SSO module has
+ * set the user in ACCESS.
+ */
+
+static ngx_int_t
+ngx_http_ent_rl_preaccess_handler(ngx_http_request_t *r)
+{
+    ngx_http_ent_rl_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);
+
+    return rlcf->after_access ? NGX_DECLINED : ngx_http_ent_rl_handler(r);
+}
+
+
+static ngx_int_t
+ngx_http_ent_rl_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_http_ent_rl_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_ratelimit_module);
+
+    return rlcf->after_access ? ngx_http_ent_rl_handler(r) : NGX_DECLINED;
 }
 
 

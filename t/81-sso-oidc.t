@@ -46,6 +46,7 @@ ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
 ent_sso_session_timeout 1h 12h;
 ent_sso_session_cache 1s;
+ent_ratelimit_policy peruser per=hour limit=2 key=user;
 CONF
 
 my $config = <<"CONF";
@@ -74,6 +75,11 @@ location /open/ {
 location /asserted/ {
     ent_sso required;
     ent_sso_assertion on;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /limited/ {
+    ent_sso required;
+    ent_ratelimit peruser;
     proxy_pass http://127.0.0.1:$echo;
 }
 location /private/ {
@@ -359,6 +365,20 @@ $r = $api->request('GET', "$acme/asserted/x",
 is($r->{status}, 200, 'a bearer token on an asserted location: 200');
 like(json_decode($r->{body})->{identity}{'x-ent-identity'} // '',
      qr/^[\w-]+\.[\w-]+\.[\w-]+$/, '... with its assertion');
+
+# a per-user limit (key=user): counted after SSO, per user
+
+{
+    my @st = map { $b->get("$acme/limited/x", 'Accept' => 'application/json')->{status} } 1 .. 3;
+    is(join(',', @st), '200,200,429', "key=user: alice's third request is refused");
+    $r = $api->request('GET', "$acme/limited/x",
+                       ['Authorization' => "Bearer $cc->{json}{access_token}"]);
+    is($r->{status}, 200, '... another user (a bearer subject) counts apart');
+    is($r->{headers}{'ratelimit-policy'}[0], '"peruser";q=2;w=3600',
+       '... with its RateLimit-Policy');
+    $r = $api->request('GET', "$acme/limited/x", ['Accept' => 'application/json']);
+    is($r->{status}, 401, '... and without a user, SSO answers first');
+}
 
 # enforced SSO: the app's own password login, live within a second
 
