@@ -178,6 +178,7 @@ struct ngx_http_ent_sso_ctx_s {
     /* the session cookie, decoded */
     u_char                       sid[NGX_HTTP_ENT_SSO_SID_B64];
     u_char                       skey[ENT_AEAD_KEY_LEN];
+    u_char                       key_md[32];   /* SHA-256 of skey, tagged */
     ngx_http_ent_sso_identity_t  id;
 
     /* a subrequest's answer */
@@ -227,6 +228,7 @@ struct ngx_http_ent_sso_ctx_s {
     unsigned                     replay_done:1;
     unsigned                     expired:1;
     unsigned                     partial:1;
+    unsigned                     key_md_done:1;
 };
 
 
@@ -291,6 +293,7 @@ ngx_int_t ngx_http_ent_sso_logout(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 ngx_int_t ngx_http_ent_sso_revoke(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *index_key);
+u_char *ngx_http_ent_sso_key_md(ngx_http_ent_sso_ctx_t *ctx);
 void ngx_http_ent_sso_cache_drop(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, u_char *sid);
 size_t ngx_http_ent_sso_key(ngx_http_request_t *r,

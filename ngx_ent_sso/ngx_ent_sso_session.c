@@ -336,18 +336,33 @@ ngx_http_ent_sso_cache_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 }
 
 
+/*
+ * SHA-256 of the cookie's key, once per request: its first 16 bytes tag
+ * micro-cache entries, the next 12 make the X-Ent-Session digest (neither
+ * reveals the key nor the id)
+ */
+
+u_char *
+ngx_http_ent_sso_key_md(ngx_http_ent_sso_ctx_t *ctx)
+{
+    SHA256_CTX  sha;
+
+    if (!ctx->key_md_done) {
+        SHA256_Init(&sha);
+        SHA256_Update(&sha, "ent-session-tag:", 16);
+        SHA256_Update(&sha, ctx->skey, ENT_AEAD_KEY_LEN);
+        SHA256_Final(ctx->key_md, &sha);
+        ctx->key_md_done = 1;
+    }
+
+    return ctx->key_md;
+}
+
+
 static void
 ngx_http_ent_sso_tag(ngx_http_ent_sso_ctx_t *ctx, u_char *tag)
 {
-    SHA256_CTX  sha;
-    u_char      md[SHA256_DIGEST_LENGTH];
-
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, "ent-session-tag:", 16);
-    SHA256_Update(&sha, ctx->skey, ENT_AEAD_KEY_LEN);
-    SHA256_Final(md, &sha);
-
-    ngx_memcpy(tag, md, NGX_HTTP_ENT_SSO_TAG_LEN);
+    ngx_memcpy(tag, ngx_http_ent_sso_key_md(ctx), NGX_HTTP_ENT_SSO_TAG_LEN);
 }
 
 
@@ -522,6 +537,7 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
 
     (void) ent_b64url_encode(ctx->sid, raw, NGX_HTTP_ENT_SSO_SID_LEN);
     ngx_memcpy(ctx->skey, raw + NGX_HTTP_ENT_SSO_SID_LEN, ENT_AEAD_KEY_LEN);
+    ctx->key_md_done = 0;
 
     ctx->id.created = ngx_http_ent_sso_now(r);
     ctx->id.expires = ctx->id.created + smcf->absolute;

@@ -1120,9 +1120,7 @@ ngx_http_ent_sso_navigation(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
-    u_char                        md[SHA256_DIGEST_LENGTH];
     ngx_str_t                     v;
-    SHA256_CTX                    sha;
     ngx_http_ent_sso_loc_conf_t  *slcf;
 
     if (ctx->headers_set) {
@@ -1151,12 +1149,8 @@ ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        /* the low-level calls: SHA256() fetches the algorithm every time */
-
-        SHA256_Init(&sha);
-        SHA256_Update(&sha, ctx->sid, NGX_HTTP_ENT_SSO_SID_B64);
-        SHA256_Final(md, &sha);
-        v.len = ent_b64url_encode(v.data, md, 12);
+        v.len = ent_b64url_encode(v.data, ngx_http_ent_sso_key_md(ctx) + 16,
+                                  12);
 
         if (ngx_http_ent_sso_push(r, &slcf->h_session, &v) != NGX_OK) {
             return NGX_ERROR;
