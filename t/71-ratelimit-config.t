@@ -66,7 +66,7 @@ ent_ratelimit_policy ai per=hour limit=1 key=cookie;
 --- config
 --- must_die
 --- error_log
-invalid key "key=cookie" in "ent_ratelimit_policy" directive, expected tenant, ip or a $variable
+invalid key "key=cookie" in "ent_ratelimit_policy" directive, expected tenant, ip, user or a $variable
 
 === TEST 7: a bad fallback
 --- http_config
