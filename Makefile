@@ -113,16 +113,19 @@ bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
 UNIT_DIR    := $(BUILD)/unit
 PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
                ngx_ent_ratelimit/ngx_ent_rl.c ngx_ent_sso/ngx_ent_jwt.c \
-               ngx_ent_sso/ngx_ent_sso_util.c
+               ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_saml.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
                ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
-               ngx_ent_sso/ngx_ent_sso_util.h
-PURE_LIBS   := -lcrypto -ljansson
+               ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h
+# xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)
+XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl libxml-2.0)
+XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl libxml-2.0) -lz
+PURE_LIBS   = -ljansson $(XMLSEC_LIBS) -lcrypto
 UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))
-UNIT_CFLAGS := -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
-               -Ingx_ent_ratelimit -Ingx_ent_sso $(SAN_CC)
+UNIT_CFLAGS = -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
+               -Ingx_ent_ratelimit -Ingx_ent_sso $(XMLSEC_CFLAGS) $(SAN_CC)
 
 unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
       $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
@@ -142,11 +145,12 @@ fuzz:
 	@for f in $(FUZZ_NAMES); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Ingx_ent_core \
 	        -Ingx_ent_tenant -Ingx_ent_ratelimit -Ingx_ent_sso \
-	        -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
+	        $(XMLSEC_CFLAGS) -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
 	        $(PURE_SRCS) $(PURE_LIBS) || exit 1; \
 	    mkdir -p test/fuzz/corpus/$${f#fuzz_}; \
 	    $(TOP)/build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \
-	        -max_len=4096 test/fuzz/corpus/$${f#fuzz_} || exit 1; \
+	        -max_len=$$([ $$f = fuzz_saml ] && echo 16384 || echo 4096) \
+	        test/fuzz/corpus/$${f#fuzz_} || exit 1; \
 	done
 
 # tests
