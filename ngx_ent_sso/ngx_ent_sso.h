@@ -194,6 +194,7 @@ struct ngx_http_ent_sso_ctx_s {
 
     ngx_str_t                    bearer;
     ngx_str_t                    token_body;
+    ngx_str_t                    cookie_value;  /* set once the session is */
     ngx_uint_t                   phase;
     ngx_str_t                    logout_token;
     json_t                      *claims;       /* freed by the cleanup */
@@ -229,6 +230,8 @@ struct ngx_http_ent_sso_ctx_s {
     unsigned                     expired:1;
     unsigned                     partial:1;
     unsigned                     key_md_done:1;
+    unsigned                     answered:1;
+    unsigned                     anonymous:1;
 };
 
 

@@ -482,15 +482,9 @@ ngx_http_ent_sso_json_url(ngx_http_request_t *r, json_t *doc,
     s = json_string_value(v);
     len = json_string_length(v);
 
-    /* https (http only on loopback, for development), printable, short */
+    /* https only (no plain http, even on loopback), printable, short */
 
-    if (len > 2048
-        || !((len > 8 && ngx_strncmp(s, "https://", 8) == 0)
-             || (len > 17 && ngx_strncmp(s, "http://127.0.0.1", 16) == 0
-                 && (s[16] == ':' || s[16] == '/'))
-             || (len > 17 && ngx_strncmp(s, "http://localhost", 16) == 0
-                 && (s[16] == ':' || s[16] == '/'))))
-    {
+    if (len > 2048 || len <= 8 || ngx_strncmp(s, "https://", 8) != 0) {
         return NGX_ERROR;
     }
 

@@ -32,6 +32,7 @@ static ngx_int_t ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
     ngx_str_t *path, ngx_str_t *out, size_t size);
 static void ngx_http_ent_sso_replay_done(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_login_done(ngx_ent_op_t *op);
+static ngx_uint_t ngx_http_ent_sso_has_ctl(u_char *p, size_t len);
 static ngx_int_t ngx_http_ent_sso_fail(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_uint_t status, const char *error,
     const char *reason, const char *text);
@@ -296,11 +297,16 @@ ngx_http_ent_sso_callback(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
             goto unavailable;
         }
 
-        /* the session exists, its cookie is set: back where the user was */
+        /* the session exists: its cookie, and back where the user was */
 
-        if (ngx_http_ent_sso_set_cookie(r, &smcf->state_cookie,
-                                        (u_char *) "", 0, 0)
-            != NGX_OK)
+        if (ngx_http_ent_sso_set_cookie(r, &smcf->cookie,
+                                        ctx->cookie_value.data,
+                                        ctx->cookie_value.len,
+                                        smcf->absolute)
+            != NGX_OK
+            || ngx_http_ent_sso_set_cookie(r, &smcf->state_cookie,
+                                           (u_char *) "", 0, 0)
+               != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -602,6 +608,19 @@ ngx_http_ent_sso_exchange(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     p = ngx_http_ent_sso_escape(p, &redirect_uri);
     p = ngx_sprintf(p, "&code_verifier=%V", &ctx->verifier);
 
+    if (secret.len == 0) {
+        /* a public client (RFC 6749 4.1.3): its id in the body, PKCE */
+
+        p = ngx_cpymem(p, "&client_id=", sizeof("&client_id=") - 1);
+        p = ngx_http_ent_sso_escape(p, &ctx->idp.client_id);
+        body.len = p - body.data;
+
+        ctx->fetch_what = NGX_HTTP_ENT_SSO_FETCH_TOKEN;
+        rc = ngx_http_ent_sso_fetch(r, ctx, &ctx->disc->token, &body, NULL);
+
+        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+
     if (ctx->idp.token_auth.len == sizeof("client_secret_post") - 1
         && ngx_strncmp(ctx->idp.token_auth.data, "client_secret_post",
                        ctx->idp.token_auth.len) == 0)
@@ -890,6 +909,12 @@ ngx_http_ent_sso_verify(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
                                       != NGX_HTTP_ENT_SSO_EP_BACKCHANNEL);
     expect.require_iat = nonce ? 1 : 0;
 
+    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL) {
+        /* never older than the jti replay record (a day) remembers */
+        expect.require_iat = 1;
+        expect.max_age = 86400 - 2 * smcf->skew;
+    }
+
     if (ent_jwt_check(jwt->claims, &expect, err, 160) != 0) {
         return NGX_DECLINED;
     }
@@ -914,6 +939,15 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     {
         return ngx_http_ent_sso_fail(r, ctx, NGX_HTTP_UNAUTHORIZED,
                                      "login_failed", "no valid sub claim",
+                                     "The identity token is not valid.");
+    }
+
+    if (ngx_http_ent_sso_has_ctl((u_char *) json_string_value(v),
+                                 json_string_length(v)))
+    {
+        return ngx_http_ent_sso_fail(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                     "login_failed",
+                                     "control characters in sub",
                                      "The identity token is not valid.");
     }
 
@@ -1024,7 +1058,10 @@ ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
     n = size ? ent_claim_string(claims, name, buf, size)
              : ent_claim_list(claims, name, buf, 2048);
 
-    if (n < 0 || (size && n != 0)) {
+    if (n < 0 || (size && n != 0)
+        || ngx_http_ent_sso_has_ctl((u_char *) buf, ngx_strlen(buf)))
+    {
+        /* absent, or unsafe in a header or a variable: not taken */
         return NGX_OK;
     }
 
@@ -1032,6 +1069,23 @@ ngx_http_ent_sso_claim(ngx_http_request_t *r, json_t *claims,
     out->len = ngx_strlen(buf);
 
     return NGX_OK;
+}
+
+
+/* a byte below 0x20 or 0x7f: refused in anything that becomes a header */
+
+static ngx_uint_t
+ngx_http_ent_sso_has_ctl(u_char *p, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

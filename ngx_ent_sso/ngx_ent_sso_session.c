@@ -661,12 +661,8 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     cookie.len = ent_b64url_encode(cookie.data, raw, sizeof(raw));
     ngx_explicit_memzero(raw, sizeof(raw));
 
-    if (ngx_http_ent_sso_set_cookie(r, &smcf->cookie, cookie.data,
-                                    cookie.len, smcf->absolute)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* set with the redirect, once Redis has taken the whole session */
+    ctx->cookie_value = cookie;
 
     return ngx_http_ent_sso_run_cmds(r, ctx, cmds, n,
                                      ngx_http_ent_sso_created);

@@ -335,10 +335,36 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
 
         if (ctx->decided) {
             /*
-             * after an internal redirect: an allowed request stays
-             * allowed, and a denied one is being sent its error_page
+             * after an internal redirect: a signed-in request stays so,
+             * and a refused one is being sent its error_page; one let
+             * through anonymously ("optional", an enforced path of a
+             * tenant without SSO) is decided again where SSO is required
              */
-            return NGX_DECLINED;
+
+            if (ctx->authenticated) {
+                return NGX_OK;
+            }
+
+            slcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_sso_module);
+
+            if (!ctx->anonymous || slcf->mode != NGX_HTTP_ENT_SSO_REQUIRED) {
+                return NGX_DECLINED;
+            }
+
+            ctx->anonymous = 0;
+
+            smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+            ctx->decided = 0;
+            ctx->enforce = 0;
+            ctx->endpoint = ngx_http_ent_sso_endpoint(r, smcf);
+
+            if (ctx->tenant_id.len == 0 || ctx->tenant_code.len == 0) {
+                return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_FORBIDDEN,
+                                               "no_tenant",
+                                               "Sign-in needs an "
+                                               "organization.");
+            }
         }
 
         return ngx_http_ent_sso_run(r, ctx);
@@ -353,9 +379,14 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
         paths = slcf->enforce_paths->elts;
 
         for (i = 0; i < slcf->enforce_paths->nelts; i++) {
-            if (r->uri.len == paths[i].len
-                && ngx_strncmp(r->uri.data, paths[i].data, paths[i].len)
-                   == 0)
+            /* "/login" also covers "/login/", "/Login", "/login.json" */
+
+            if (r->uri.len >= paths[i].len
+                && ngx_strncasecmp(r->uri.data, paths[i].data, paths[i].len)
+                   == 0
+                && (r->uri.len == paths[i].len
+                    || r->uri.data[paths[i].len] == '/'
+                    || r->uri.data[paths[i].len] == '.'))
             {
                 enforce = 1;
                 break;
@@ -366,13 +397,11 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
     if (slcf->mode == NGX_HTTP_ENT_SSO_OFF && !enforce) {
         /* the session cookie holds its key: no upstream ever sees it */
 
-        if (!r->internal) {
-            ngx_memzero(&tmp, sizeof(ngx_http_ent_sso_ctx_t));
-            tmp.sso_status = "none";
+        ngx_memzero(&tmp, sizeof(ngx_http_ent_sso_ctx_t));
+        tmp.sso_status = "none";
 
-            if (ngx_http_ent_sso_cookies(r, &tmp, smcf) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
+        if (ngx_http_ent_sso_cookies(r, &tmp, smcf) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         return NGX_DECLINED;
@@ -418,6 +447,7 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
         if (slcf->mode != NGX_HTTP_ENT_SSO_REQUIRED
             && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE)
         {
+            ctx->anonymous = 1;
             ctx->status = NGX_DECLINED;
             return NGX_DECLINED;
         }
@@ -473,6 +503,7 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         if (ctx->enforce && slcf->mode == NGX_HTTP_ENT_SSO_OFF) {
             /* an enforced path of a tenant without SSO */
             ctx->decided = 1;
+            ctx->anonymous = 1;
             ctx->status = NGX_DECLINED;
             return NGX_DECLINED;
         }
@@ -481,6 +512,7 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
             && slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL)
         {
             ctx->decided = 1;
+            ctx->anonymous = 1;
             ctx->status = NGX_DECLINED;
             return NGX_DECLINED;
         }
@@ -540,6 +572,7 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         if (!ctx->idp.enforce) {
             if (slcf->mode == NGX_HTTP_ENT_SSO_OFF) {
                 ctx->decided = 1;
+                ctx->anonymous = 1;
                 ctx->status = NGX_DECLINED;
                 return NGX_DECLINED;
             }
@@ -574,9 +607,11 @@ authenticated:
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        /* NGX_OK: under "satisfy any" a signed-in user is let in */
+
         ctx->decided = 1;
-        ctx->status = NGX_DECLINED;
-        return NGX_DECLINED;
+        ctx->status = NGX_OK;
+        return NGX_OK;
     }
 
     if (ctx->bearer.len == 0 && slcf->bearer) {
@@ -596,6 +631,7 @@ authenticated:
 
     if (slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL) {
         ctx->decided = 1;
+        ctx->anonymous = 1;
         ctx->status = NGX_DECLINED;
         return NGX_DECLINED;
     }
@@ -787,6 +823,7 @@ ngx_http_ent_sso_cookies(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     ngx_http_ent_sso_main_conf_t *smcf)
 {
     u_char           *p, *q, *start, *end, *last, *out, *name_end;
+    u_char           *name_last;
     size_t            vlen, dlen;
     ngx_int_t         rc;
     ngx_str_t        *names[2];
@@ -914,7 +951,7 @@ again:
                 p++;
             }
 
-            while (start < end && *start == ' ') {
+            while (start < end && (*start == ' ' || *start == '\t')) {
                 start++;
             }
 
@@ -928,8 +965,18 @@ again:
                 name_end++;
             }
 
+            /* the name as the reader sees it: without trailing blanks */
+
+            name_last = name_end;
+
+            while (name_last > start
+                   && (name_last[-1] == ' ' || name_last[-1] == '\t'))
+            {
+                name_last--;
+            }
+
             for (k = 0; k < 2; k++) {
-                if ((size_t) (name_end - start) == names[k]->len
+                if ((size_t) (name_last - start) == names[k]->len
                     && ngx_strncmp(start, names[k]->data, names[k]->len)
                        == 0)
                 {
@@ -1293,6 +1340,7 @@ ngx_http_ent_sso_answer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     ngx_table_elt_t  *h;
 
     ctx->decided = 1;
+    ctx->answered = 1;
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -1491,19 +1539,38 @@ ngx_http_ent_sso_base_url(ngx_http_request_t *r, ngx_str_t *out,
     const char *path)
 {
     u_char                        *p;
-    ngx_str_t                      host;
+    ngx_str_t                      host, port;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
-    if (r->headers_in.host) {
-        host = r->headers_in.host->value;
+    /*
+     * the name nginx validated (no userinfo, no path), and the Host's port
+     * only when it is one
+     */
 
-    } else {
-        host = r->headers_in.server;
+    host = r->headers_in.server;
+    ngx_str_null(&port);
+
+    if (r->headers_in.host) {
+        p = ngx_strlchr(r->headers_in.host->value.data,
+                        r->headers_in.host->value.data
+                        + r->headers_in.host->value.len, ':');
+
+        if (p) {
+            port.data = p + 1;
+            port.len = r->headers_in.host->value.data
+                       + r->headers_in.host->value.len - port.data;
+
+            if (port.len == 0 || port.len > 5
+                || ngx_atoi(port.data, port.len) == NGX_ERROR)
+            {
+                ngx_str_null(&port);
+            }
+        }
     }
 
-    out->data = ngx_pnalloc(r->pool, sizeof("https://") + host.len
+    out->data = ngx_pnalloc(r->pool, sizeof("https://") + host.len + 6
                                      + smcf->prefix.len + ngx_strlen(path));
     if (out->data == NULL) {
         return NGX_ERROR;
@@ -1522,6 +1589,12 @@ ngx_http_ent_sso_base_url(ngx_http_request_t *r, ngx_str_t *out,
     }
 
     p = ngx_cpymem(p, host.data, host.len);
+
+    if (port.len) {
+        *p++ = ':';
+        p = ngx_cpymem(p, port.data, port.len);
+    }
+
     p = ngx_cpymem(p, smcf->prefix.data, smcf->prefix.len);
     p = ngx_cpymem(p, path, ngx_strlen(path));
 

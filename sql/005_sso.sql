@@ -212,8 +212,14 @@ BEGIN
      WHERE i.tenant_id = p_tenant AND i.issuer = p_issuer
        AND i.subject = p_subject;
 
-    IF v_user IS NULL AND p_email IS NOT NULL AND p_email <> '' THEN
-        -- provisioned before (SCIM, an admin) with this email: link it
+    IF v_user IS NULL AND p_email IS NOT NULL AND p_email <> ''
+       AND EXISTS (SELECT 1 FROM ent.email_domains d
+                    WHERE d.tenant_id = p_tenant
+                      AND d.verified_at IS NOT NULL
+                      AND d.domain = lower(split_part(p_email, '@', 2)))
+    THEN
+        -- provisioned before (SCIM, an admin) with this email, of a domain
+        -- the tenant has verified: link it
         SELECT u.id INTO v_user
           FROM ent.users u JOIN ent.memberships m ON m.user_id = u.id
          WHERE m.tenant_id = p_tenant AND lower(u.email) = lower(p_email)
@@ -277,9 +283,15 @@ BEGIN
         RETURN;
     END IF;
 
+    -- the name and email are global: only a tenant that alone has the
+    -- user may change them
     UPDATE ent.users
        SET last_login_at = now(),
-           name = coalesce(nullif(p_name, ''), name),
+           name = CASE WHEN NOT EXISTS (SELECT 1 FROM ent.memberships m
+                                         WHERE m.user_id = v_user
+                                           AND m.tenant_id <> p_tenant)
+                       THEN coalesce(nullif(p_name, ''), name)
+                       ELSE name END,
            email = coalesce(email, nullif(p_email, ''))
      WHERE id = v_user;
 

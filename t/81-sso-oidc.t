@@ -82,6 +82,14 @@ location /limited/ {
     ent_ratelimit peruser;
     proxy_pass http://127.0.0.1:$echo;
 }
+location /mixed/ {
+    ent_sso optional;
+    try_files /nonexistent \@strict;
+}
+location \@strict {
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
 location /private/ {
     deny all;
     ent_sso required;
@@ -309,6 +317,31 @@ $r = $api->request('GET', "$acme/a", ['Sec-Fetch-Mode' => 'cors',
                                       'Accept' => 'text/html']);
 is($r->{status}, 401, 'Sec-Fetch-Mode: cors: 401');
 
+# an anonymous pass in an "optional" location does not carry into a
+# "required" one after an internal redirect
+
+$r = $api->request('GET', "$acme/mixed/x", ['Accept' => 'application/json']);
+is($r->{status}, 401, 'optional, then try_files into a required location: 401');
+$r = $b->get("$acme/mixed/x");
+is(json_decode($r->{body})->{identity}{'x-ent-user-id'}, $uid,
+   '... with a session: through, with the identity');
+
+# control characters in a claim never reach a header or a variable
+
+op_accounts($op1, eve => { email => 'eve@acme.example.com',
+                           email_verified => JSON::PP::true,
+                           name => "Eve\r\nX-Ent-Roles: owner",
+                           groups => ['staff'] });
+{
+    my $be = browser();
+    my $re = $be->get("$acme/e");
+    $re = $be->follow(op_login($be, $re->{location}, 'eve'));
+    is($re->{status}, 302, 'a user whose name holds CR/LF signs in');
+    my $ide = json_decode($be->follow($re)->{body})->{identity};
+    is($ide->{'x-ent-user-name'}, undef, '... the name is not taken');
+    is($ide->{'x-ent-roles'}, 'member', '... and injects nothing');
+}
+
 # optional and off
 
 $r = $api->request('GET', "$acme/public/p", ['Accept' => 'text/html']);
@@ -394,6 +427,10 @@ $r = $api->request('GET', "$acme/open/login", ['Accept' => 'text/html']);
 like($r->{location}, qr{^\Q$op1->{issuer}\E/}, '... to the IdP');
 is($api->request('GET', "$acme/open/other", ['Accept' => 'text/html'])->{status},
    200, '... other paths of the location are untouched');
+for my $v ('/open/login/', '/open/LOGIN', '/open/login.json') {
+    is($api->request('GET', "$acme$v", ['Accept' => 'text/html'])->{status},
+       302, "... and $v too");
+}
 pg_sql("UPDATE ent.identity_providers SET enforce_sso = false");
 
 # never block the worker: a slow token endpoint delays only its login
