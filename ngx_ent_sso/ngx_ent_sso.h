@@ -41,6 +41,8 @@
 #define NGX_HTTP_ENT_SSO_EP_LOGOUT      3
 #define NGX_HTTP_ENT_SSO_EP_BACKCHANNEL 4
 #define NGX_HTTP_ENT_SSO_EP_LOGIN       5
+#define NGX_HTTP_ENT_SSO_EP_SAML_ACS    6
+#define NGX_HTTP_ENT_SSO_EP_SAML_META   7
 
 #define NGX_HTTP_ENT_SSO_SID_LEN    16     /* random bytes of a session id */
 #define NGX_HTTP_ENT_SSO_SID_B64    22
@@ -128,7 +130,10 @@ typedef struct {
     ngx_str_t                    domains;
     ngx_str_t                    api_audience;
     ngx_str_t                    api_scopes;
+    ngx_str_t                    saml_sso_url;
+    ngx_str_t                    saml_cert;
     unsigned                     enforce:1;
+    unsigned                     saml:1;
 } ngx_http_ent_sso_idp_t;
 
 
@@ -195,6 +200,7 @@ struct ngx_http_ent_sso_ctx_s {
     ngx_str_t                    bearer;
     ngx_str_t                    token_body;
     ngx_str_t                    cookie_value;  /* set once the session is */
+    ngx_str_t                    saml_state;    /* the SAML state cookie */
     ngx_uint_t                   phase;
     ngx_str_t                    logout_token;
     json_t                      *claims;       /* freed by the cleanup */
@@ -281,6 +287,17 @@ ngx_int_t ngx_http_ent_sso_bearer(ngx_http_request_t *r,
 ngx_int_t ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 void ngx_http_ent_sso_bearers_exit(void);
+ngx_int_t ngx_http_ent_sso_provision(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_uint_t jit);
+void ngx_http_ent_sso_body_read(ngx_http_request_t *r);
+
+/* ngx_ent_sso_saml.c */
+ngx_int_t ngx_http_ent_sso_saml_login(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_saml_acs(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_saml_metadata(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
 ngx_int_t ngx_http_ent_sso_verify(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *token, const char *aud,
     const char *nonce, ent_jwt_t *jwt, const char **reason);

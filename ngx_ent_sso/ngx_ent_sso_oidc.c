@@ -40,7 +40,6 @@ static ngx_int_t ngx_http_ent_sso_scopes_ok(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, json_t *claims);
 static ngx_uint_t ngx_http_ent_sso_has_scope(json_t *claims, u_char *scope,
     size_t len);
-static void ngx_http_ent_sso_body_read(ngx_http_request_t *r);
 static void ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx,
     u_char *md);
 static json_t *ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
@@ -69,6 +68,10 @@ ngx_http_ent_sso_login(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (ctx->idp.saml) {
+        return ngx_http_ent_sso_saml_login(r, ctx);
+    }
 
     rc = ngx_http_ent_sso_need_discovery(r, ctx);
     if (rc != NGX_OK) {
@@ -731,16 +734,13 @@ static ngx_int_t
 ngx_http_ent_sso_id_token(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
     ngx_int_t                      rc;
-    ngx_str_t                      token, params[7];
+    ngx_str_t                      token;
     ngx_uint_t                     jit;
     json_t                        *resp, *v;
     json_error_t                   jerr;
     char                          *aud;
     ent_jwt_t                      jwt;
     const char                    *reason;
-    ngx_http_ent_sso_main_conf_t  *smcf;
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
     resp = json_loadb((char *) ctx->token_body.data, ctx->token_body.len,
                       JSON_REJECT_DUPLICATES, &jerr);
@@ -799,7 +799,21 @@ ngx_http_ent_sso_id_token(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         return rc;
     }
 
-    /* find or provision the user */
+    return ngx_http_ent_sso_provision(r, ctx, jit);
+}
+
+
+/* find or provision the user (OIDC and SAML alike); phase 4 follows */
+
+ngx_int_t
+ngx_http_ent_sso_provision(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    ngx_uint_t jit)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      params[7];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
     params[0] = ctx->tenant_id;
     params[1] = ctx->id.iss;
@@ -1651,7 +1665,7 @@ ngx_http_ent_sso_backchannel(ngx_http_request_t *r,
 }
 
 
-static void
+void
 ngx_http_ent_sso_body_read(ngx_http_request_t *r)
 {
     ngx_http_ent_sso_ctx_t  *ctx;

@@ -16,6 +16,7 @@
 
 #include "ngx_ent_sso.h"
 #include "ngx_ent_tenant_api.h"
+#include "ngx_ent_saml.h"
 
 #include <openssl/sha.h>
 
@@ -71,6 +72,7 @@ static char *ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_ent_sso_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_ent_sso_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ent_sso_exit_process(ngx_cycle_t *cycle);
 
 
@@ -262,7 +264,7 @@ ngx_module_t  ngx_http_ent_sso_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ent_sso_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_ent_sso_exit_process,         /* exit process */
@@ -304,6 +306,8 @@ static ngx_http_variable_t  ngx_http_ent_sso_vars[] = {
 
 
 static ngx_str_t  ngx_http_ent_sso_tenant_id = ngx_string("ent_tenant_id");
+static ngx_str_t  ngx_http_ent_sso_saml_cookie =
+    ngx_string("__Host-ent_saml");
 static ngx_str_t  ngx_http_ent_sso_tenant_code =
     ngx_string("ent_tenant_code");
 
@@ -541,6 +545,12 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     case NGX_HTTP_ENT_SSO_EP_BACKCHANNEL:
         return ngx_http_ent_sso_backchannel(r, ctx);
 
+    case NGX_HTTP_ENT_SSO_EP_SAML_ACS:
+        return ngx_http_ent_sso_saml_acs(r, ctx);
+
+    case NGX_HTTP_ENT_SSO_EP_SAML_META:
+        return ngx_http_ent_sso_saml_metadata(r, ctx);
+
     case NGX_HTTP_ENT_SSO_EP_LOGIN:
         if (ngx_http_ent_sso_arg(r, &r->args, "return_to", &root) == NULL
             || root.len > ENT_RETURN_TO_MAX_LEN)
@@ -703,7 +713,7 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
-        || rows.nrows != 1 || rows.ncols != 14)
+        || rows.nrows != 1 || rows.ncols != 16)
     {
         ctx->idp_done = 1;
         ctx->idp_none = 1;
@@ -731,12 +741,28 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ctx->idp.api_scopes.data = (u_char *) data;
     ctx->idp.api_scopes.len = data ? len : 0;
 
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->idp.saml_sso_url.data = (u_char *) data;
+    ctx->idp.saml_sso_url.len = data ? len : 0;
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->idp.saml_cert.data = (u_char *) data;
+    ctx->idp.saml_cert.len = data ? len : 0;
+
     ctx->idp_done = 1;
 
-    if (ctx->idp.protocol.len != 4
-        || ngx_strncmp(ctx->idp.protocol.data, "oidc", 4) != 0)
+    if (ctx->idp.protocol.len == 4
+        && ngx_strncmp(ctx->idp.protocol.data, "saml", 4) == 0)
     {
-        /* SAML comes with its issue */
+        ctx->idp.saml = 1;
+
+        if (ctx->idp.saml_sso_url.len == 0 || ctx->idp.saml_cert.len == 0) {
+            ctx->idp_none = 1;
+        }
+
+    } else if (ctx->idp.protocol.len != 4
+               || ngx_strncmp(ctx->idp.protocol.data, "oidc", 4) != 0)
+    {
         ctx->idp_none = 1;
     }
 
@@ -788,6 +814,8 @@ ngx_http_ent_sso_endpoint(ngx_http_request_t *r,
         { ngx_string("logout"), NGX_HTTP_ENT_SSO_EP_LOGOUT },
         { ngx_string("oidc/backchannel"), NGX_HTTP_ENT_SSO_EP_BACKCHANNEL },
         { ngx_string("login"), NGX_HTTP_ENT_SSO_EP_LOGIN },
+        { ngx_string("saml/acs"), NGX_HTTP_ENT_SSO_EP_SAML_ACS },
+        { ngx_string("saml/metadata"), NGX_HTTP_ENT_SSO_EP_SAML_META },
     };
 
     if (r->uri.len <= smcf->prefix.len
@@ -826,7 +854,7 @@ ngx_http_ent_sso_cookies(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     u_char           *name_last;
     size_t            vlen, dlen;
     ngx_int_t         rc;
-    ngx_str_t        *names[2];
+    ngx_str_t        *names[3];
     ngx_uint_t        i, k, ours, seen;
     const u_char     *val;
     ngx_list_part_t  *part;
@@ -835,6 +863,7 @@ ngx_http_ent_sso_cookies(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 
     names[0] = &smcf->cookie;
     names[1] = &smcf->state_cookie;
+    names[2] = &ngx_http_ent_sso_saml_cookie;
     seen = 0;
 
 again:
@@ -901,6 +930,16 @@ again:
 
         /* the login state, for the callback */
 
+        if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_ACS
+            && ent_cookie_find(h[i].value.data, h[i].value.len,
+                               (u_char *) "__Host-ent_saml",
+                               sizeof("__Host-ent_saml") - 1, &val, &vlen)
+               == 0)
+        {
+            ctx->saml_state.data = (u_char *) val;
+            ctx->saml_state.len = vlen;
+        }
+
         if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_CALLBACK
             && ent_cookie_find(h[i].value.data, h[i].value.len,
                             smcf->state_cookie.data, smcf->state_cookie.len,
@@ -915,7 +954,7 @@ again:
 
         ours = 0;
 
-        for (k = 0; k < 2; k++) {
+        for (k = 0; k < 3; k++) {
             if (ngx_strlcasestrn(h[i].value.data,
                                  h[i].value.data + h[i].value.len,
                                  names[k]->data, names[k]->len - 1)
@@ -975,7 +1014,7 @@ again:
                 name_last--;
             }
 
-            for (k = 0; k < 2; k++) {
+            for (k = 0; k < 3; k++) {
                 if ((size_t) (name_last - start) == names[k]->len
                     && ngx_strncmp(start, names[k]->data, names[k]->len)
                        == 0)
@@ -984,7 +1023,7 @@ again:
                 }
             }
 
-            if (k < 2) {
+            if (k < 3) {
                 continue;
             }
 
@@ -2623,6 +2662,21 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
 
     ngx_memmove(&first[1], &first[0], (n - 1) * sizeof(ngx_http_handler_pt));
     first[0] = ngx_http_ent_sso_handler;
+
+    return NGX_OK;
+}
+
+
+/* libxml2 and xmlsec, once per worker (never torn down: OpenSSL's state) */
+
+static ngx_int_t
+ngx_http_ent_sso_init_process(ngx_cycle_t *cycle)
+{
+    if (ent_saml_init() != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "ent sso: xmlsec could not be initialized");
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -10,7 +10,7 @@ pkgs=(
     nginx nginx-dev
     build-essential pkg-config clang libclang-rt-dev
     libpq-dev libhiredis-dev libjansson-dev libxml2-dev libxmlsec1-dev
-    libssl-dev zlib1g-dev libpcre2-dev
+    libssl-dev zlib1g-dev libpcre2-dev xmlsec1
     postgresql redis-server redis-tools
     perl libio-socket-ssl-perl openssl
     wrk curl procps psmisc dpkg-dev ca-certificates
