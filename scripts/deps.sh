@@ -11,6 +11,7 @@ pkgs=(
     build-essential pkg-config clang libclang-rt-dev
     libpq-dev libhiredis-dev libjansson-dev libxml2-dev libxmlsec1-dev
     libssl-dev zlib1g-dev libpcre2-dev xmlsec1
+    simplesamlphp php-cli php-xml php-mbstring
     postgresql redis-server redis-tools
     perl libio-socket-ssl-perl openssl
     wrk curl procps psmisc dpkg-dev ca-certificates
