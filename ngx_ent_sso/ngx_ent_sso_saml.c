@@ -7,7 +7,8 @@
  * to return and an expiry travel in a sealed __Host-ent_saml cookie
  * (SameSite=None: the IdP POSTs from another site), bound to the tenant;
  * the Response must answer that ID.  An assertion is accepted once (its ID
- * kept in Redis until it expires).  Then the user is found or provisioned
+ * kept in Redis until it expires), and so is a request (its ID kept until
+ * the state cookie would expire).  Then the user is found or provisioned
  * and a session made, as for OpenID Connect.
  */
 
@@ -258,9 +259,9 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
     char                          *acs, *sp, *iss, *cert, *email, *id;
     ngx_str_t                      body, raw, request_id, key, acs_url,
                                    sp_url;
-    ngx_str_t                     *argv;
+    ngx_str_t                     *argv, *rargv;
     ngx_chain_t                   *cl;
-    ngx_ent_redis_cmd_t            cmd;
+    ngx_ent_redis_cmd_t            cmds[2];
     ent_saml_expect_t              expect;
     ent_saml_result_t              res;
     char                           err[160];
@@ -478,10 +479,42 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
 
     ent_saml_result_free(&res);
 
-    cmd.argc = 6;
-    cmd.argv = argv;
+    cmds[0].argc = 6;
+    cmds[0].argv = argv;
 
-    if (ngx_ent_redis_run(r, &cmd, 1, ngx_http_ent_sso_saml_replayed, r)
+    /* and the request is answered once: its ID until the state expires */
+
+    key.len = ngx_http_ent_sso_key(r, ctx, kbuf, sizeof(kbuf), "sr",
+                                   request_id.data, request_id.len);
+    rargv = ngx_palloc(r->pool, 6 * sizeof(ngx_str_t));
+
+    if (key.len == 0 || rargv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rargv[0] = argv[0];
+    rargv[1].data = ngx_pnalloc(r->pool, key.len);
+    if (rargv[1].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(rargv[1].data, kbuf, key.len);
+    rargv[1].len = key.len;
+    rargv[2] = argv[2];
+    rargv[3] = argv[3];
+    rargv[4] = argv[4];
+    rargv[5].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (rargv[5].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rargv[5].len = ngx_sprintf(rargv[5].data, "%T", smcf->state_ttl)
+                   - rargv[5].data;
+
+    cmds[1].argc = 6;
+    cmds[1].argv = rargv;
+
+    if (ngx_ent_redis_run(r, cmds, 2, ngx_http_ent_sso_saml_replayed, r)
         == NGX_AGAIN)
     {
         ctx->phase = 1;
@@ -504,10 +537,15 @@ ngx_http_ent_sso_saml_replayed(ngx_ent_op_t *op)
     r = op->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
 
-    if (op->status != NGX_ENT_OK || op->nreplies != 1) {
+    if (op->status != NGX_ENT_OK || op->nreplies != 2
+        || op->replies[0]->type == REDIS_REPLY_ERROR
+        || op->replies[1]->type == REDIS_REPLY_ERROR)
+    {
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
 
-    } else if (op->replies[0]->type == REDIS_REPLY_NIL) {
+    } else if (op->replies[0]->type == REDIS_REPLY_NIL
+               || op->replies[1]->type == REDIS_REPLY_NIL)
+    {
         ctx->status = NGX_HTTP_BAD_REQUEST;
 
     } else {

@@ -121,6 +121,8 @@ is($id->{'x-ent-roles'}, 'member', 'provisioned with the lowest role');
 
 $r = post_response($b, $good);
 is($r->{status}, 400, 'the same response again: 400');
+$r = post_response($b, response(rid => $rid));
+is($r->{status}, 400, 'another assertion answering the same request: 400');
 my $b2 = browser();
 $r = $b2->get("$acme/app");
 my ($sr2) = $r->{location} =~ /SAMLRequest=([^&]+)/;
