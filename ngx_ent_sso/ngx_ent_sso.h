@@ -258,6 +258,11 @@ void ngx_http_ent_sso_wake(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx);
 void ngx_http_ent_sso_event(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     const char *kind, const char *outcome, const char *reason,
     ngx_str_t *user_id);
+ngx_int_t ngx_http_ent_sso_seal(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *purpose, json_t *js,
+    ngx_str_t *out);
+json_t *ngx_http_ent_sso_unseal(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in);
 ngx_int_t ngx_http_ent_sso_base_url(ngx_http_request_t *r, ngx_str_t *out,
     const char *path);
 ngx_str_t *ngx_http_ent_sso_arg(ngx_http_request_t *r, ngx_str_t *args,

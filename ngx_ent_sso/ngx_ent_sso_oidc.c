@@ -56,13 +56,11 @@ static size_t ngx_http_ent_sso_escape_len(ngx_str_t *s);
 ngx_int_t
 ngx_http_ent_sso_login(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
-    u_char                        *p, *sealed, *cookie;
-    size_t                         len;
+    u_char                        *p;
     ngx_int_t                      rc;
-    ngx_str_t                      url, redirect_uri, state, nonce, verifier;
+    ngx_str_t                      url, redirect_uri, state, nonce, verifier,
+                                   sealed;
     json_t                        *js;
-    char                          *plain;
-    u_char                         aad[64];
     u_char                         challenge[ENT_PKCE_CHALLENGE_LEN];
     u_char                         buf[3][64];
     ngx_http_ent_sso_main_conf_t  *smcf;
@@ -115,40 +113,10 @@ ngx_http_ent_sso_login(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                    "r", ctx->return_to.data, ctx->return_to.len,
                    "e", (json_int_t) (ngx_http_ent_sso_now(r)
                                       + smcf->state_ttl));
-    if (js == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    plain = json_dumps(js, JSON_COMPACT);
-    json_decref(js);
-
-    if (plain == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(plain);
-
-    sealed = ngx_pnalloc(r->pool, len + ENT_AEAD_OVERHEAD);
-    cookie = ngx_pnalloc(r->pool,
-                         ent_b64url_encoded_len(len + ENT_AEAD_OVERHEAD) + 1);
-
-    p = ngx_snprintf(aad, sizeof(aad), "oidc-state:%V", &ctx->tenant_id);
-
-    if (sealed == NULL || cookie == NULL
-        || ent_aead_seal(smcf->secret, aad, p - aad, (u_char *) plain, len,
-                         sealed) < 0)
-    {
-        free(plain);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    free(plain);
-
-    len = ent_b64url_encode(cookie, sealed, len + ENT_AEAD_OVERHEAD);
-
-    if (ngx_http_ent_sso_set_cookie(r, &smcf->state_cookie, cookie, len,
-                                    smcf->state_ttl)
-        != NGX_OK)
+    if (ngx_http_ent_sso_seal(r, ctx, "oidc-state", js, &sealed) != NGX_OK
+        || ngx_http_ent_sso_set_cookie(r, &smcf->state_cookie, sealed.data,
+                                       sealed.len, smcf->state_ttl)
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -449,15 +417,7 @@ static ngx_int_t
 ngx_http_ent_sso_open_state(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *state)
 {
-    int                            n;
-    u_char                        *p, *raw, *plain;
-    size_t                         len;
-    json_t                        *js, *s, *nn, *v, *rt, *e;
-    json_error_t                   jerr;
-    u_char                         aad[64];
-    ngx_http_ent_sso_main_conf_t  *smcf;
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+    json_t  *js, *s, *nn, *v, *rt, *e;
 
     if (ctx->state.len == 0 || ctx->state.len > 4096) {
         return ngx_http_ent_sso_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -468,25 +428,7 @@ ngx_http_ent_sso_open_state(ngx_http_request_t *r,
                                      "again.");
     }
 
-    raw = ngx_pnalloc(r->pool, ctx->state.len);
-    plain = ngx_pnalloc(r->pool, ctx->state.len);
-    if (raw == NULL || plain == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_snprintf(aad, sizeof(aad), "oidc-state:%V", &ctx->tenant_id);
-
-    n = -1;
-
-    if (ent_b64url_decode(raw, &len, ctx->state.data, ctx->state.len) == 0) {
-        n = ent_aead_open(smcf->secret, aad, p - aad, raw, len, plain);
-    }
-
-    js = NULL;
-
-    if (n > 0) {
-        js = json_loadb((char *) plain, n, JSON_REJECT_DUPLICATES, &jerr);
-    }
+    js = ngx_http_ent_sso_unseal(r, ctx, "oidc-state", &ctx->state);
 
     s = json_object_get(js, "s");
     nn = json_object_get(js, "n");

@@ -37,13 +37,13 @@ ngx_int_t
 ngx_http_ent_sso_saml_login(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx)
 {
-    u_char                        *p, *sealed, *cookie;
-    char                          *req, *plain, *sp, *acs, *sso;
-    size_t                         len, rlen;
+    u_char                        *p, *cookie;
+    char                          *req, *sp, *acs, *sso;
+    size_t                         rlen;
     json_t                        *js;
-    ngx_str_t                      url, acs_url, sp_url;
+    ngx_str_t                      url, acs_url, sp_url, sealed;
     ngx_table_elt_t               *h;
-    u_char                         id[40], aad[64], rnd[16];
+    u_char                         id[40], rnd[16];
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
@@ -93,31 +93,18 @@ ngx_http_ent_sso_saml_login(ngx_http_request_t *r,
                    "r", ctx->return_to.data, ctx->return_to.len,
                    "e", (json_int_t) (ngx_http_ent_sso_now(r)
                                       + smcf->state_ttl));
-    plain = js ? json_dumps(js, JSON_COMPACT) : NULL;
-    json_decref(js);
 
-    if (plain == NULL) {
+    cookie = NULL;
+
+    if (ngx_http_ent_sso_seal(r, ctx, "saml-state", js, &sealed) == NGX_OK) {
+        cookie = ngx_pnalloc(r->pool, sealed.len
+                             + ngx_http_ent_sso_saml_cookie_name.len + 100);
+    }
+
+    if (cookie == NULL) {
         free(req);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    len = ngx_strlen(plain);
-    sealed = ngx_pnalloc(r->pool, len + ENT_AEAD_OVERHEAD);
-    cookie = ngx_pnalloc(r->pool,
-                         ent_b64url_encoded_len(len + ENT_AEAD_OVERHEAD)
-                         + ngx_http_ent_sso_saml_cookie_name.len + 100);
-    p = ngx_snprintf(aad, sizeof(aad), "saml-state:%V", &ctx->tenant_id);
-
-    if (sealed == NULL || cookie == NULL
-        || ent_aead_seal(smcf->secret, aad, p - aad, (u_char *) plain, len,
-                         sealed) < 0)
-    {
-        free(plain);
-        free(req);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    free(plain);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -128,10 +115,12 @@ ngx_http_ent_sso_saml_login(ngx_http_request_t *r,
     h->hash = 1;
     ngx_str_set(&h->key, "Set-Cookie");
     h->value.data = cookie;
-    p = ngx_sprintf(cookie, "%V=", &ngx_http_ent_sso_saml_cookie_name);
-    p += ent_b64url_encode(p, sealed, len + ENT_AEAD_OVERHEAD);
-    p = ngx_sprintf(p, "; Path=/; Secure; HttpOnly; SameSite=None; "
-                    "Max-Age=%T", smcf->state_ttl);
+    /* SameSite=None: the IdP posts the response from another site */
+
+    p = ngx_sprintf(cookie, "%V=%V; Path=/; Secure; HttpOnly; "
+                    "SameSite=None; Max-Age=%T",
+                    &ngx_http_ent_sso_saml_cookie_name, &sealed,
+                    smcf->state_ttl);
     h->value.len = p - cookie;
 
     /* the HTTP-Redirect binding */
@@ -560,41 +549,10 @@ static ngx_int_t
 ngx_http_ent_sso_saml_open(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *request_id)
 {
-    int                            n;
-    u_char                        *p, *raw, *plain;
-    size_t                         len;
-    json_t                        *js, *i, *rt, *e;
-    json_error_t                   jerr;
-    u_char                         aad[64];
-    ngx_http_ent_sso_main_conf_t  *smcf;
+    json_t  *js, *i, *rt, *e;
 
-    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+    js = ngx_http_ent_sso_unseal(r, ctx, "saml-state", &ctx->saml_state);
 
-    if (ctx->saml_state.len == 0 || ctx->saml_state.len > 4096) {
-        return NGX_ERROR;
-    }
-
-    raw = ngx_pnalloc(r->pool, ctx->saml_state.len);
-    plain = ngx_pnalloc(r->pool, ctx->saml_state.len);
-    if (raw == NULL || plain == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_snprintf(aad, sizeof(aad), "saml-state:%V", &ctx->tenant_id);
-
-    if (ent_b64url_decode(raw, &len, ctx->saml_state.data,
-                          ctx->saml_state.len)
-        != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    n = ent_aead_open(smcf->secret, aad, p - aad, raw, len, plain);
-    if (n <= 0) {
-        return NGX_ERROR;
-    }
-
-    js = json_loadb((char *) plain, n, JSON_REJECT_DUPLICATES, &jerr);
     i = json_object_get(js, "i");
     rt = json_object_get(js, "r");
     e = json_object_get(js, "e");

@@ -1568,6 +1568,94 @@ ngx_http_ent_sso_set_cookie(ngx_http_request_t *r, ngx_str_t *name,
 
 
 /*
+ * Login state for a cookie: the JSON object js (consumed) sealed with the
+ * key of ent_sso_secret_key, bound to a purpose and the tenant, as
+ * base64url in r->pool; and back: the object (to be released), or NULL
+ * when the value does not open (forged, another tenant's, another kind).
+ */
+
+ngx_int_t
+ngx_http_ent_sso_seal(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    const char *purpose, json_t *js, ngx_str_t *out)
+{
+    u_char                        *p, *sealed;
+    char                          *plain;
+    size_t                         len;
+    ngx_int_t                      rc;
+    u_char                         aad[64];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    plain = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    json_decref(js);
+
+    if (plain == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(plain);
+    rc = NGX_ERROR;
+
+    sealed = ngx_pnalloc(r->pool, len + ENT_AEAD_OVERHEAD);
+    out->data = ngx_pnalloc(r->pool,
+                            ent_b64url_encoded_len(len + ENT_AEAD_OVERHEAD));
+    p = ngx_snprintf(aad, sizeof(aad), "%s:%V", purpose, &ctx->tenant_id);
+
+    if (sealed && out->data
+        && ent_aead_seal(smcf->secret, aad, p - aad, (u_char *) plain, len,
+                         sealed) >= 0)
+    {
+        out->len = ent_b64url_encode(out->data, sealed,
+                                     len + ENT_AEAD_OVERHEAD);
+        rc = NGX_OK;
+    }
+
+    free(plain);
+
+    return rc;
+}
+
+
+json_t *
+ngx_http_ent_sso_unseal(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
+    const char *purpose, ngx_str_t *in)
+{
+    int                            n;
+    u_char                        *p, *raw, *plain;
+    size_t                         len;
+    json_error_t                   jerr;
+    u_char                         aad[64];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (in->len == 0 || in->len > 4096) {
+        return NULL;
+    }
+
+    raw = ngx_pnalloc(r->pool, in->len);
+    plain = ngx_pnalloc(r->pool, in->len);
+    if (raw == NULL || plain == NULL) {
+        return NULL;
+    }
+
+    p = ngx_snprintf(aad, sizeof(aad), "%s:%V", purpose, &ctx->tenant_id);
+
+    if (ent_b64url_decode(raw, &len, in->data, in->len) != 0) {
+        return NULL;
+    }
+
+    n = ent_aead_open(smcf->secret, aad, p - aad, raw, len, plain);
+    if (n <= 0) {
+        return NULL;
+    }
+
+    return json_loadb((char *) plain, n, JSON_REJECT_DUPLICATES, &jerr);
+}
+
+
+/*
  * The URL of one of our endpoints on the host the browser asked for:
  * "<scheme>://<Host>/<prefix><path>".  The Host has passed nginx's and
  * the tenant module's checks.
