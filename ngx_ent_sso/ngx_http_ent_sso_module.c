@@ -52,6 +52,8 @@ static char *ngx_http_ent_sso_secret_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ent_sso_assertion_key(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_sso_clock_offset(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_ent_sso_session_timeout(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_ent_sso_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -81,11 +83,6 @@ static ngx_conf_enum_t  ngx_http_ent_sso_modes[] = {
     { ngx_string("required"), NGX_HTTP_ENT_SSO_REQUIRED },
     { ngx_string("optional"), NGX_HTTP_ENT_SSO_OPTIONAL },
     { ngx_null_string, 0 }
-};
-
-
-static ngx_conf_num_bounds_t  ngx_http_ent_sso_offset_bounds = {
-    ngx_conf_check_num_bounds, -315360000, 315360000
 };
 
 
@@ -233,10 +230,10 @@ static ngx_command_t  ngx_http_ent_sso_commands[] = {
 
     { ngx_string("ent_sso_clock_offset"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_ent_sso_clock_offset,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_ent_sso_main_conf_t, clock_offset),
-      &ngx_http_ent_sso_offset_bounds },
+      0,
+      NULL },
 
       ngx_null_command
 };
@@ -2342,6 +2339,49 @@ ngx_http_ent_sso_assertion_key(ngx_conf_t *cf, ngx_command_t *cmd,
         smcf->assertion_kid.data = value[2].data + 4;
         smcf->assertion_kid.len = value[2].len - 4;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* for tests: shifts the module's clock, forward or back (a sign allowed) */
+
+static char *
+ngx_http_ent_sso_clock_offset(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_sso_main_conf_t *smcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, s;
+
+    if (smcf->clock_offset != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    s = value[1];
+
+    if (s.len && s.data[0] == '-') {
+        s.data++;
+        s.len--;
+    }
+
+    n = ngx_atoi(s.data, s.len);
+
+    if (n == NGX_ERROR || n > 315360000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "expected seconds within 10 years", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->clock_offset = (value[1].data[0] == '-') ? -n : n;
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"%V\" shifts the single sign-on clock: "
+                       "for tests only", &cmd->name);
 
     return NGX_CONF_OK;
 }

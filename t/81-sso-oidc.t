@@ -72,6 +72,11 @@ location /public/ {
 location /open/ {
     proxy_pass http://127.0.0.1:$echo;
 }
+location /vars/ {
+    ent_sso required;
+    add_header X-Vars "\$ent_user_id|\$ent_user_email|\$ent_user_name|\$ent_user_groups|\$ent_roles|\$ent_user_sub" always;
+    proxy_pass http://127.0.0.1:$echo;
+}
 location /asserted/ {
     ent_sso required;
     ent_sso_assertion on;
@@ -451,6 +456,35 @@ my @ready = IO::Select->new($slow->{sock})->can_read(0);
 is($fast->{status}, 200, 'a request with a session is served');
 is(scalar @ready, 0, '... while a login waits on a slow token endpoint');
 is(EntTest::http_finish($slow)->{status}, 302, 'then the slow login completes');
+
+# the identity variables, for logs and other modules
+
+$r = $b->get("$acme/vars/x");
+is($r->{headers}{'x-vars'}[0],
+   "$uid|alice\@acme.example.com|Alice Admin|admins,staff|admin,member|alice",
+   '$ent_user_id, _email, _name, _groups, $ent_roles, $ent_user_sub');
+
+# a second node whose clock is 14 hours ahead (ent_sso_clock_offset), with
+# its caches under other names: the session (absolute end 12 h) has ended
+# there
+
+{
+    my $n2 = nginx_start(http_config => $http . "ent_sso_clock_offset 50400;\n"
+                             . "ent_sso_zone idp2;\nent_sso_docs_zone docs2;\n",
+                         config => $config);
+    my $p2 = nginx_port($n2);
+    my $x = EntOP::Browser->new(resolve => { "acme.example.com:$p2" => "127.0.0.1:$p2" });
+    $x->set_cookie('__Host-ent_session', $b->cookie('__Host-ent_session'),
+                   host => 'acme.example.com');
+    is($x->request('GET', "http://acme.example.com:$p2/x",
+                   ['Accept' => 'application/json'])->{status}, 401,
+       'a node 14 h ahead: the session is past its absolute end');
+    $r = $x->request('GET', "http://acme.example.com:$p2/x", ['Accept' => 'text/html']);
+    like($r->{location} // '', qr{^\Q$op1->{issuer}\E/},
+         '... and the IdP record comes through its own cache zone');
+    nginx_stop($n2);
+    check_log($n2, 'node ahead');
+}
 
 # logout: RP-initiated at the OP
 

@@ -34,6 +34,9 @@ ent_sso_jwks_refetch_interval 10s;
 ent_sso_algorithms RS256 PS256 ES256 EdDSA;
 ent_sso_events off;
 ent_sso_cookie __Host-app_session;
+ent_sso_zone idp;
+ent_sso_docs_zone docs;
+ent_sso_clock_offset -30;
 --- config
 ent_tenant on;
 ent_tenant_base_domain example.com;
@@ -219,3 +222,11 @@ invalid value "fetch" in "ent_sso_fetch_location" directive: a path starting wit
 --- must_die
 --- error_log
 ngx_http_ent_sso_module requires ngx_http_ent_core_module
+
+=== TEST 22: a clock offset beyond 10 years
+--- http_config
+ent_sso_clock_offset -400000000;
+--- config
+--- must_die
+--- error_log
+invalid value "-400000000" in "ent_sso_clock_offset" directive, expected seconds within 10 years
