@@ -103,20 +103,24 @@ $(TOP)/build/entctl_sql.c: $(wildcard sql/*.sql) scripts/embed-sql.pl
 bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
             ngx_ent_tenant/ngx_ent_host.c ngx_ent_tenant/ngx_ent_host.h \
             ngx_ent_sso/ngx_ent_jwt.c ngx_ent_sso/ngx_ent_jwt.h \
-            ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_sso_util.h
+            ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_sso_util.h \
+            ngx_ent_sso/ngx_ent_saml.c ngx_ent_sso/ngx_ent_saml.h
 	@mkdir -p bin
 	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant \
-	    -Ingx_ent_sso -o $@ $(filter %.c,$^) -lpq -lssl -lcrypto -ljansson
+	    -Ingx_ent_sso $(XMLSEC_CFLAGS) -o $@ $(filter %.c,$^) -lpq -lssl \
+	    $(XMLSEC_LIBS) -lcrypto -ljansson
 
 # unit tests and fuzz targets of the I/O-free code
 
 UNIT_DIR    := $(BUILD)/unit
 PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
                ngx_ent_ratelimit/ngx_ent_rl.c ngx_ent_sso/ngx_ent_jwt.c \
-               ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_saml.c
+               ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_saml.c \
+               ngx_ent_sso/ngx_ent_saml_redirect.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
                ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
-               ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h
+               ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h \
+               ngx_ent_sso/ngx_ent_saml_redirect.h
 # xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)
 XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl libxml-2.0)
 XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl libxml-2.0) -lz
@@ -149,7 +153,8 @@ fuzz:
 	        $(PURE_SRCS) $(PURE_LIBS) || exit 1; \
 	    mkdir -p test/fuzz/corpus/$${f#fuzz_}; \
 	    $(TOP)/build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \
-	        -max_len=$$([ $$f = fuzz_saml ] && echo 16384 || echo 4096) \
+	        -max_len=$$(case $$f in fuzz_saml) echo 16384;; \
+	                    fuzz_saml_redirect) echo 8192;; *) echo 4096;; esac) \
 	        test/fuzz/corpus/$${f#fuzz_} || exit 1; \
 	done
 

@@ -30,6 +30,17 @@ int entctl_maintenance(PGconn *conn, int argc, char **argv,
     const char *redis);
 int entctl_ratelimit(PGconn *conn, int argc, char **argv);
 int entctl_sso(PGconn *conn, int argc, char **argv);
+int entctl_sso_saml(PGconn *conn, int argc, char **argv);
+
+/* entctl/sso.c, for the SAML commands */
+const char *sso_opt(int argc, char **argv, const char *name);
+int sso_exec(PGconn *conn, const char *sql, int n,
+    const char *const *params, int print);
+char *sso_tenant_id(PGconn *conn, const char *code);
+int sso_read_file(const char *path, unsigned char *buf, size_t size,
+    size_t *len);
+int sso_secret_key(const char *path, unsigned char *key);
+char *sso_fetch(const char *url, const char *ca, int *status);
 
 
 #endif /* _ENTCTL_H_INCLUDED_ */

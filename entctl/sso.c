@@ -12,6 +12,7 @@
  *   sso domain add CODE DOMAIN [--verified] | sso domain verify CODE DOMAIN
  *   sso domain remove CODE DOMAIN
  *   sso map-group CODE GROUP ROLE | sso unmap-group CODE GROUP ROLE
+ *   sso saml ...: see saml.c
  *
  * "sso oidc" fetches the issuer's discovery document and its JWK set over
  * TLS (verified against the system CAs or --ca-file) and checks them
@@ -43,21 +44,12 @@
 #define ENT_FETCH_MAX  (256 * 1024)
 
 
-static const char *sso_opt(int argc, char **argv, const char *name);
 static int sso_flag(int argc, char **argv, const char *name);
-static int sso_exec(PGconn *conn, const char *sql, int n,
-    const char *const *params, int print);
-static char *sso_tenant_id(PGconn *conn, const char *code);
-static int sso_read_file(const char *path, unsigned char *buf, size_t size,
-    size_t *len);
-static int sso_secret_key(const char *path, unsigned char *key);
-static char *sso_fetch(const char *url, const char *ca, int *status);
 static int sso_check(const char *issuer, const char *ca);
 static int sso_oidc(PGconn *conn, int argc, char **argv);
-static int sso_saml(PGconn *conn, int argc, char **argv);
 
 
-static const char *
+const char *
 sso_opt(int argc, char **argv, const char *name)
 {
     int  i;
@@ -87,7 +79,7 @@ sso_flag(int argc, char **argv, const char *name)
 }
 
 
-static int
+int
 sso_exec(PGconn *conn, const char *sql, int n, const char *const *params,
     int print)
 {
@@ -125,7 +117,7 @@ sso_exec(PGconn *conn, const char *sql, int n, const char *const *params,
 }
 
 
-static char *
+char *
 sso_tenant_id(PGconn *conn, const char *code)
 {
     char        *id;
@@ -150,7 +142,7 @@ sso_tenant_id(PGconn *conn, const char *code)
 }
 
 
-static int
+int
 sso_read_file(const char *path, unsigned char *buf, size_t size, size_t *len)
 {
     FILE  *f;
@@ -177,7 +169,7 @@ sso_read_file(const char *path, unsigned char *buf, size_t size, size_t *len)
 
 /* the same rules as the nginx directive: 32 raw bytes or their base64 */
 
-static int
+int
 sso_secret_key(const char *path, unsigned char *key)
 {
     size_t         len, i, n;
@@ -226,7 +218,7 @@ sso_secret_key(const char *path, unsigned char *key)
  * Certificates are verified, with the host name (or IP) of the URL.
  */
 
-static char *
+char *
 sso_fetch(const char *url, const char *ca, int *status)
 {
     int               fd, n, rc;
@@ -342,7 +334,8 @@ sso_fetch(const char *url, const char *ca, int *status)
 
     p = strchr(url + 8, '/');
     n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %.*s\r\n"
-                 "Accept: application/json\r\nUser-Agent: entctl\r\n\r\n",
+                 "Accept: application/json, application/samlmetadata+xml, "
+                 "application/xml;q=0.9\r\nUser-Agent: entctl\r\n\r\n",
                  path, (int) (p ? (size_t) (p - (url + 8)) : strlen(url + 8)),
                  url + 8);
 
@@ -725,119 +718,6 @@ sso_oidc(PGconn *conn, int argc, char **argv)
 }
 
 
-/* sso saml CODE --entity-id ID --sso-url URL --cert-file PEM [...] */
-
-static int
-sso_saml(PGconn *conn, int argc, char **argv)
-{
-    int             rc;
-    char           *tid, domains[4096], *d;
-    size_t          len;
-    const char     *entity, *url, *certfile, *v;
-    const char     *params[10];
-    unsigned char   cert[16384];
-
-    entity = sso_opt(argc, argv, "--entity-id");
-    url = sso_opt(argc, argv, "--sso-url");
-    certfile = sso_opt(argc, argv, "--cert-file");
-
-    if (entity == NULL || url == NULL || certfile == NULL) {
-        fprintf(stderr, "entctl: sso saml CODE --entity-id ID --sso-url URL "
-                "--cert-file PEM [--domains D,D] [--enforce on|off] "
-                "[--attr-email A] [--attr-name A] [--attr-groups A]\n");
-        return 2;
-    }
-
-    if (strncmp(url, "https://", 8) != 0 || strlen(url) > 1024
-        || strlen(entity) > 512)
-    {
-        fprintf(stderr, "entctl: --sso-url must be an https URL\n");
-        return 2;
-    }
-
-    if (sso_read_file(certfile, cert, sizeof(cert) - 1, &len) != 0) {
-        return 1;
-    }
-
-    cert[len] = '\0';
-
-    if (strncmp((char *) cert, "-----BEGIN CERTIFICATE-----", 27) != 0) {
-        fprintf(stderr, "entctl: %s is not a PEM certificate\n", certfile);
-        return 2;
-    }
-
-    v = sso_opt(argc, argv, "--enforce");
-    if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
-        fprintf(stderr, "entctl: --enforce on|off\n");
-        return 2;
-    }
-
-    tid = sso_tenant_id(conn, argv[0]);
-    if (tid == NULL) {
-        return 1;
-    }
-
-    v = sso_opt(argc, argv, "--domains");
-    d = domains;
-    *d++ = '{';
-
-    for ( ; v && *v && d - domains < (int) sizeof(domains) - 2; v++) {
-        if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9')
-              || *v == '.' || *v == '-' || *v == ','))
-        {
-            fprintf(stderr, "entctl: --domains: lowercase names separated "
-                    "by commas\n");
-            free(tid);
-            return 2;
-        }
-
-        *d++ = *v;
-    }
-
-    *d++ = '}';
-    *d = '\0';
-
-    v = sso_opt(argc, argv, "--enforce");
-
-    params[0] = tid;
-    params[1] = entity;
-    params[2] = url;
-    params[3] = (char *) cert;
-    params[4] = sso_opt(argc, argv, "--attr-email");
-    params[5] = sso_opt(argc, argv, "--attr-name");
-    params[6] = sso_opt(argc, argv, "--attr-groups");
-    params[7] = domains;
-    params[8] = (v && strcmp(v, "on") == 0) ? "true" : "false";
-
-    rc = sso_exec(conn,
-        "INSERT INTO ent.identity_providers (tenant_id, protocol, issuer, "
-        "saml_sso_url, saml_cert, claim_email, claim_name, claim_groups, "
-        "allowed_domains, enforce_sso) "
-        "VALUES ($1, 'saml', $2, $3, $4, coalesce($5, 'email'), "
-        "coalesce($6, 'name'), coalesce($7, 'groups'), $8::text[], "
-        "$9::boolean) "
-        "ON CONFLICT (tenant_id, protocol) DO UPDATE SET "
-        "issuer = EXCLUDED.issuer, saml_sso_url = EXCLUDED.saml_sso_url, "
-        "saml_cert = EXCLUDED.saml_cert, "
-        "claim_email = EXCLUDED.claim_email, "
-        "claim_name = EXCLUDED.claim_name, "
-        "claim_groups = EXCLUDED.claim_groups, "
-        "allowed_domains = EXCLUDED.allowed_domains, "
-        "enforce_sso = EXCLUDED.enforce_sso, enabled = true",
-        9, params, 0);
-
-    free(tid);
-
-    if (rc < 0) {
-        return 1;
-    }
-
-    printf("sso saml %s: saved\n", argv[0]);
-
-    return 0;
-}
-
-
 int
 entctl_sso(PGconn *conn, int argc, char **argv)
 {
@@ -854,7 +734,7 @@ entctl_sso(PGconn *conn, int argc, char **argv)
     }
 
     if (strcmp(argv[0], "saml") == 0) {
-        return sso_saml(conn, argc - 1, argv + 1);
+        return entctl_sso_saml(conn, argc - 1, argv + 1);
     }
 
     if (strcmp(argv[0], "domain") == 0 || strcmp(argv[0], "map-group") == 0

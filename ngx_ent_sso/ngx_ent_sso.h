@@ -43,6 +43,7 @@
 #define NGX_HTTP_ENT_SSO_EP_LOGIN       5
 #define NGX_HTTP_ENT_SSO_EP_SAML_ACS    6
 #define NGX_HTTP_ENT_SSO_EP_SAML_META   7
+#define NGX_HTTP_ENT_SSO_EP_SAML_SLO    8
 
 #define NGX_HTTP_ENT_SSO_SID_LEN    16     /* random bytes of a session id */
 #define NGX_HTTP_ENT_SSO_SID_B64    22
@@ -131,9 +132,17 @@ typedef struct {
     ngx_str_t                    api_audience;
     ngx_str_t                    api_scopes;
     ngx_str_t                    saml_sso_url;
-    ngx_str_t                    saml_cert;
+    ngx_str_t                    saml_cert;       /* one or more PEMs */
+    ngx_str_t                    saml_slo_url;
+    ngx_str_t                    saml_sp_entity_id;
+    ngx_str_t                    saml_sp_key;     /* sealed */
+    ngx_str_t                    saml_sp_cert;
+    ngx_str_t                    saml_name_id_format;
+    ngx_int_t                    saml_skew;       /* -1: the directive's */
     unsigned                     enforce:1;
     unsigned                     saml:1;
+    unsigned                     saml_unsolicited:1;
+    unsigned                     saml_allow_sha1:1;
 } ngx_http_ent_sso_idp_t;
 
 
@@ -263,6 +272,11 @@ ngx_int_t ngx_http_ent_sso_seal(ngx_http_request_t *r,
     ngx_str_t *out);
 json_t *ngx_http_ent_sso_unseal(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in);
+ngx_int_t ngx_http_ent_sso_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *out);
+ngx_int_t ngx_http_ent_sso_secret_open(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in,
+    ngx_str_t *out);
 ngx_int_t ngx_http_ent_sso_base_url(ngx_http_request_t *r, ngx_str_t *out,
     const char *path);
 ngx_str_t *ngx_http_ent_sso_arg(ngx_http_request_t *r, ngx_str_t *args,
@@ -303,6 +317,13 @@ ngx_int_t ngx_http_ent_sso_saml_acs(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 ngx_int_t ngx_http_ent_sso_saml_metadata(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_saml_slo(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_saml_slo_done(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_uint_t revoked);
+ngx_int_t ngx_http_ent_sso_saml_logout(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+void ngx_http_ent_sso_saml_exit(void);
 ngx_int_t ngx_http_ent_sso_verify(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *token, const char *aud,
     const char *nonce, ent_jwt_t *jwt, const char **reason);

@@ -626,47 +626,22 @@ static ngx_int_t
 ngx_http_ent_sso_client_secret(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *secret)
 {
-    int                            n;
-    u_char                        *raw, *p;
-    size_t                         len;
-    u_char                         aad[64];
-    ngx_http_ent_sso_main_conf_t  *smcf;
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
-
     if (ctx->idp.client_secret.len == 0) {
         /* a public client: PKCE alone */
         ngx_str_set(secret, "");
         return NGX_OK;
     }
 
-    raw = ngx_pnalloc(r->pool, ctx->idp.client_secret.len);
-    secret->data = ngx_pnalloc(r->pool, ctx->idp.client_secret.len);
-    if (raw == NULL || secret->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_snprintf(aad, sizeof(aad), "client-secret:%V", &ctx->tenant_id);
-
-    n = -1;
-
-    if (ent_b64url_decode(raw, &len, ctx->idp.client_secret.data,
-                          ctx->idp.client_secret.len)
-        == 0)
+    if (ngx_http_ent_sso_secret_open(r, ctx, "client-secret",
+                                     &ctx->idp.client_secret, secret)
+        != NGX_OK)
     {
-        n = ent_aead_open(smcf->secret, aad, p - aad, raw, len,
-                          secret->data);
-    }
-
-    if (n < 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ent sso: the client secret of \"%V\" does not "
                       "decrypt with ent_sso_secret_key (set it again with "
                       "entctl)", &ctx->tenant_code);
         return NGX_ERROR;
     }
-
-    secret->len = n;
 
     return NGX_OK;
 }

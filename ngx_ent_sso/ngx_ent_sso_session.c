@@ -977,6 +977,14 @@ ngx_http_ent_sso_signed_out(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
     ctx->sso_status = "logout";
 
+    /* a SAML LogoutRequest to the IdP, when it has a logout service */
+
+    if (ctx->authenticated && ctx->idp.saml && ctx->idp.saml_slo_url.len
+        && ctx->id.sub.len && ctx->id.id_token.len == 0)
+    {
+        return ngx_http_ent_sso_saml_logout(r, ctx);
+    }
+
     /* RP-initiated logout at the IdP, when it offers it */
 
     if (ctx->authenticated && ctx->id.id_token.len) {
@@ -1069,7 +1077,8 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
     }
 
     if (op->nreplies == 2 && op->replies[0]->type == REDIS_REPLY_NIL
-        && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL)
+        && (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
+            || ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_SLO))
     {
         /* SET NX of the token's jti found it: a replay */
         ctx->status = NGX_HTTP_BAD_REQUEST;
@@ -1123,8 +1132,9 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
  * Revocation.  For a back-channel logout: phase 0 (the token is verified,
  * its claims in ctx->claims) marks the jti used and lists the sessions of
  * the IdP session (sid) or subject (sub); phase 1 deletes them; phase 2
- * answers.  For revoke-all, phase 1 deletes the listed sessions and the
- * user's index.
+ * answers.  A SAML LogoutRequest takes the same path with its ID as the
+ * jti, its first SessionIndex as the sid and its NameID as the sub.  For
+ * revoke-all, phase 1 deletes the listed sessions and the user's index.
  */
 
 ngx_int_t
@@ -1133,11 +1143,13 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 {
     json_t                *v;
     ngx_str_t             *argv, a, b, idx, jti;
-    ngx_uint_t             i;
+    ngx_uint_t             i, idp_logout;
     ngx_ent_redis_cmd_t   *cmds;
 
-    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
-        && ctx->phase == 0)
+    idp_logout = (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
+                  || ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_SLO);
+
+    if (idp_logout && ctx->phase == 0)
     {
         a = ctx->idp.issuer;
         v = json_object_get(ctx->claims, "sid");
@@ -1196,9 +1208,13 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
                                          ngx_http_ent_sso_listed);
     }
 
-    if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
-        && ctx->phase == 1)
-    {
+    if (idp_logout && ctx->phase == 1) {
+        if (ctx->status == NGX_HTTP_BAD_REQUEST
+            && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_SLO)
+        {
+            return ngx_http_ent_sso_saml_slo_done(r, ctx, 0);
+        }
+
         if (ctx->status == NGX_HTTP_BAD_REQUEST) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "ent sso: a logout token used twice");
@@ -1221,7 +1237,7 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 
         ctx->phase = 2;
 
-    } else if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL) {
+    } else if (idp_logout) {
 
         if (ctx->status != NGX_OK) {
             /* the IdP retries a logout that did not answer 200 */
@@ -1229,6 +1245,10 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
                                            "unavailable",
                                            "Sessions are unavailable.");
+        }
+
+        if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_SLO) {
+            return ngx_http_ent_sso_saml_slo_done(r, ctx, 1);
         }
 
         ngx_http_ent_sso_event(r, ctx, "logout", "success",

@@ -548,6 +548,9 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     case NGX_HTTP_ENT_SSO_EP_SAML_META:
         return ngx_http_ent_sso_saml_metadata(r, ctx);
 
+    case NGX_HTTP_ENT_SSO_EP_SAML_SLO:
+        return ngx_http_ent_sso_saml_slo(r, ctx);
+
     case NGX_HTTP_ENT_SSO_EP_LOGIN:
         if (ngx_http_ent_sso_arg(r, &r->args, "return_to", &root) == NULL
             || root.len > ENT_RETURN_TO_MAX_LEN)
@@ -710,7 +713,7 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
-        || rows.nrows != 1 || rows.ncols != 16)
+        || rows.nrows != 1 || rows.ncols != 24)
     {
         ctx->idp_done = 1;
         ctx->idp_none = 1;
@@ -742,9 +745,23 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ctx->idp.saml_sso_url.data = (u_char *) data;
     ctx->idp.saml_sso_url.len = data ? len : 0;
 
+    f = &ctx->idp.saml_cert;
+
+    for (i = 0; i < 6; i++) {
+        (void) ngx_ent_rows_next(&rows, &data, &len);
+        f->data = (u_char *) data;
+        f->len = data ? len : 0;
+        f++;
+    }
+
     (void) ngx_ent_rows_next(&rows, &data, &len);
-    ctx->idp.saml_cert.data = (u_char *) data;
-    ctx->idp.saml_cert.len = data ? len : 0;
+    ctx->idp.saml_skew = data ? ngx_atoi((u_char *) data, len) : -1;
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->idp.saml_unsolicited = (data && len == 1 && data[0] == 't');
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->idp.saml_allow_sha1 = (data && len == 1 && data[0] == 't');
 
     ctx->idp_done = 1;
 
@@ -813,6 +830,7 @@ ngx_http_ent_sso_endpoint(ngx_http_request_t *r,
         { ngx_string("login"), NGX_HTTP_ENT_SSO_EP_LOGIN },
         { ngx_string("saml/acs"), NGX_HTTP_ENT_SSO_EP_SAML_ACS },
         { ngx_string("saml/metadata"), NGX_HTTP_ENT_SSO_EP_SAML_META },
+        { ngx_string("saml/slo"), NGX_HTTP_ENT_SSO_EP_SAML_SLO },
     };
 
     if (r->uri.len <= smcf->prefix.len
@@ -927,7 +945,8 @@ again:
 
         /* the login state, for the callback */
 
-        if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_ACS
+        if ((ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_ACS
+             || ctx->endpoint == NGX_HTTP_ENT_SSO_EP_SAML_SLO)
             && ent_cookie_find(h[i].value.data, h[i].value.len,
                                (u_char *) "__Host-ent_saml",
                                sizeof("__Host-ent_saml") - 1, &val, &vlen)
@@ -1618,37 +1637,128 @@ json_t *
 ngx_http_ent_sso_unseal(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     const char *purpose, ngx_str_t *in)
 {
+    ngx_str_t     plain;
+    json_error_t  jerr;
+
+    if (in->len > 4096
+        || ngx_http_ent_sso_secret_open(r, ctx, purpose, in, &plain)
+           != NGX_OK
+        || plain.len == 0)
+    {
+        return NULL;
+    }
+
+    return json_loadb((char *) plain.data, plain.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
+}
+
+
+/*
+ * The request body in one piece in r->pool, at most max bytes: NGX_OK,
+ * NGX_DECLINED (none, or too big) or NGX_ERROR.  A body longer than
+ * client_body_buffer_size is in nginx's temporary file, just written: it
+ * is read back (from the page cache) as nginx reads such files itself.
+ */
+
+ngx_int_t
+ngx_http_ent_sso_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
+{
+    off_t         len, n;
+    u_char       *p;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += ngx_buf_in_memory(b) ? b->last - b->pos
+                                    : b->file_last - b->file_pos;
+    }
+
+    if (len <= 0 || len > (off_t) max) {
+        return NGX_DECLINED;
+    }
+
+    out->data = ngx_pnalloc(r->pool, (size_t) len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = b->file_last - b->file_pos;
+
+        if (n > 0 && ngx_read_file(b->file, p, (size_t) n, b->file_pos) != n)
+        {
+            return NGX_ERROR;
+        }
+
+        p += n;
+    }
+
+    out->len = (size_t) len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A value sealed with ent_sso_secret_key (AES-256-GCM, base64url) for a
+ * purpose and this tenant: a state cookie, the OIDC client secret, the
+ * SAML SP key.  The plaintext lands in r->pool.
+ */
+
+ngx_int_t
+ngx_http_ent_sso_secret_open(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in,
+    ngx_str_t *out)
+{
     int                            n;
-    u_char                        *p, *raw, *plain;
+    u_char                        *p, *raw;
     size_t                         len;
-    json_error_t                   jerr;
     u_char                         aad[64];
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
-    if (in->len == 0 || in->len > 4096) {
-        return NULL;
+    if (in->len == 0) {
+        return NGX_DECLINED;
     }
 
     raw = ngx_pnalloc(r->pool, in->len);
-    plain = ngx_pnalloc(r->pool, in->len);
-    if (raw == NULL || plain == NULL) {
-        return NULL;
+    out->data = ngx_pnalloc(r->pool, in->len + 1);
+    if (raw == NULL || out->data == NULL) {
+        return NGX_ERROR;
     }
 
     p = ngx_snprintf(aad, sizeof(aad), "%s:%V", purpose, &ctx->tenant_id);
 
     if (ent_b64url_decode(raw, &len, in->data, in->len) != 0) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
-    n = ent_aead_open(smcf->secret, aad, p - aad, raw, len, plain);
-    if (n <= 0) {
-        return NULL;
+    n = ent_aead_open(smcf->secret, aad, p - aad, raw, len, out->data);
+    if (n < 0) {
+        return NGX_DECLINED;
     }
 
-    return json_loadb((char *) plain, n, JSON_REJECT_DUPLICATES, &jerr);
+    out->len = n;
+    out->data[n] = '\0';
+
+    return NGX_OK;
 }
 
 
@@ -2815,4 +2925,5 @@ ngx_http_ent_sso_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_ent_sso_docs_exit();
     ngx_http_ent_sso_bearers_exit();
+    ngx_http_ent_sso_saml_exit();
 }

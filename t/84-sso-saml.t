@@ -80,11 +80,20 @@ XML
     return $signed;
 }
 
+# the RelayState each browser was given, brought back as the IdP does
+my %relay;
+
 sub post_response {
     my ($b, $xml) = @_;
     return $b->post_form("$acme/_ent/saml/acs",
                          { SAMLResponse => encode_base64($xml, ''),
-                           RelayState => '' });
+                           RelayState => $relay{$b} // '' });
+}
+
+sub relay_of {
+    my ($b, $location) = @_;
+    my ($rs) = $location =~ /[?&]RelayState=([^&]+)/;
+    $relay{$b} = $rs;
 }
 
 # to the IdP with an AuthnRequest
@@ -93,6 +102,8 @@ my $b = browser();
 my $r = $b->get("$acme/app?x=1");
 is($r->{status}, 302, 'no session: 302');
 like($r->{location}, qr{^https://idp\.example\.org/sso\?SAMLRequest=}, 'to the IdP');
+relay_of($b, $r->{location});
+like($relay{$b} // '', qr/^[0-9a-f]{32}$/, 'with an opaque RelayState');
 my ($sr) = $r->{location} =~ /SAMLRequest=([^&]+)/;
 $sr =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
 my ($inflated) = Compress::Zlib::inflateInit(-WindowBits => -15)->inflate(decode_base64($sr));
@@ -125,6 +136,7 @@ $r = post_response($b, response(rid => $rid));
 is($r->{status}, 400, 'another assertion answering the same request: 400');
 my $b2 = browser();
 $r = $b2->get("$acme/app");
+relay_of($b2, $r->{location});
 my ($sr2) = $r->{location} =~ /SAMLRequest=([^&]+)/;
 $sr2 =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
 my ($rid2) = (Compress::Zlib::inflateInit(-WindowBits => -15)->inflate(decode_base64($sr2)))[0] =~ /\bID="([^"]+)"/;

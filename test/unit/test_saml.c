@@ -17,6 +17,8 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <zlib.h>
@@ -27,8 +29,10 @@
 
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/crypto.h>
+#include <xmlsec/keysmngr.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlenc.h>
 #include <xmlsec/xmltree.h>
 
 #include "ngx_ent_saml.h"
@@ -49,6 +53,15 @@
 
 #define SIGN_ASSERTION  0
 #define SIGN_RESPONSE   1
+
+#define KT_MGF1P   "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+#define KT_OAEP11  "http://www.w3.org/2009/xmlenc11#rsa-oaep"
+#define KT_PKCS1   "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+
+#define DATA_AES128_GCM  "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+#define DATA_AES256_GCM  "http://www.w3.org/2009/xmlenc11#aes256-gcm"
+#define DATA_AES128_CBC  "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
+#define DATA_AES256_CBC  "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
 
 
 typedef struct {
@@ -76,7 +89,27 @@ typedef struct {
     EVP_PKEY    *key;
     char        *key_pem;
     char        *cert_pem;
+    char        *key_rsa_pem;    /* PKCS#1, the SP's only */
+    char        *key_enc_pem;    /* passphrase-protected, the SP's only */
 } pair_t;
+
+
+/* how encrypt_xml() encrypts */
+
+typedef struct {
+    const char    *kt;           /* key transport */
+    const EVP_MD  *md;           /* OAEP digest used, NULL: SHA-1 */
+    const char    *md_uri;       /* DigestMethod written, NULL: none */
+    const EVP_MD  *mgf;          /* MGF1 digest used, NULL: SHA-1 */
+    const char    *mgf_uri;      /* MGF written, NULL: none */
+    const char    *data;         /* data encryption */
+    size_t         key_len;      /* AES key, 0: as data says */
+    size_t         wrap_len;     /* bytes of key wrapped, 0: key_len */
+    int            sibling;      /* EncryptedKey next to EncryptedData */
+    int            tamper;       /* flip a ciphertext bit */
+    const char    *label;        /* OAEPparams, NULL: none */
+    EVP_PKEY      *rsa;          /* the recipient */
+} enc_t;
 
 
 static void *keep(void *p);
@@ -85,6 +118,8 @@ static char *when(long t);
 static char *pem_key(EVP_PKEY *k);
 static char *pem_cert(EVP_PKEY *k, const char *cn);
 static void make_pair(pair_t *p, EVP_PKEY *k, const char *cn);
+static char *pem_bio(BIO *bio);
+static void sp_extra_pems(pair_t *p);
 static void defaults(doc_t *d);
 static char *build(const doc_t *d);
 static char *sign_alg(const char *xml, int what, const pair_t *p,
@@ -108,9 +143,39 @@ static void test_content(void);
 static void test_input(void);
 static void test_request(void);
 static void test_metadata(void);
+static char *b64n(const unsigned char *p, size_t n);
+static char *cert_b64(const char *pem);
+static void test_rotation(void);
+static void test_name_id_format(void);
+static char *encrypt_xml(const char *plain, const enc_t *p);
+static void enc_defaults(enc_t *p);
+static char *encrypt_in(const char *xml, const enc_t *p);
+static char *xmlsec_encrypt(const char *xml, xmlSecTransformId data);
+static void test_encrypted(void);
+static void test_request_xml(void);
+static void test_logout_build(void);
+static char *logout_req(const char *attrs, const char *body);
+static int lo_req(const char *xml, ent_saml_logout_t *lo);
+static void lo_req_fails(const char *xml, int rc, const char *msg,
+    const char *name);
+static void test_logout_request(void);
+static char *logout_resp(const char *irt, const char *status);
+static int lo_resp(const char *xml, ent_saml_logout_t *lo);
+static void test_logout_response(void);
+static char *inflate_param(const char *v);
+static char *der_plus(const char *b64s);
+static char *der_break_key(const char *b64s);
+static void test_metadata_ex(void);
+static char *md_key(const char *use, const char *b64);
+static char *md_okta(const char *entity, const char *keys, const char *sso);
+static int md_parse(const char *xml, const char *entity,
+    ent_saml_idp_metadata_t *md);
+static void md_fails(const char *xml, const char *entity, int rc,
+    const char *msg, const char *name);
+static void test_idp_metadata(void);
 
 
-static pair_t    idp, attacker, ec;
+static pair_t    idp, attacker, ec, sp;
 static void     *arena[ARENA_MAX];
 static size_t    narena;
 static char      err[256];
@@ -232,6 +297,41 @@ make_pair(pair_t *p, EVP_PKEY *k, const char *cn)
     p->key = k;
     p->key_pem = pem_key(k);
     p->cert_pem = pem_cert(k, cn);
+}
+
+
+static char *
+pem_bio(BIO *bio)
+{
+    char  *data, *s;
+    long   n;
+
+    n = BIO_get_mem_data(bio, &data);
+    s = keep(malloc(n + 1));
+    memcpy(s, data, n);
+    s[n] = '\0';
+    BIO_free(bio);
+
+    return s;
+}
+
+
+/* the same key as PKCS#1 and as an encrypted PKCS#8 */
+
+static void
+sp_extra_pems(pair_t *p)
+{
+    BIO  *bio;
+
+    bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey_traditional(bio, p->key, NULL, NULL, 0, NULL,
+                                         NULL);
+    p->key_rsa_pem = pem_bio(bio);
+
+    bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PKCS8PrivateKey(bio, p->key, EVP_aes_128_cbc(), NULL, 0,
+                                  NULL, (void *) "secret");
+    p->key_enc_pem = pem_bio(bio);
 }
 
 
@@ -779,13 +879,41 @@ test_signatures(void)
 
     fails(sign_alg(build(&d), SIGN_ASSERTION, &idp, xmlSecTransformExclC14NId,
                    xmlSecTransformRsaSha1Id, xmlSecTransformSha256Id),
-          &e, ENT_SAML_SIGNATURE, "signature method is not allowed",
+          &e, ENT_SAML_SIGNATURE, "SHA-1 is not allowed",
           "rsa-sha1 refused");
 
     fails(sign_alg(build(&d), SIGN_ASSERTION, &idp, xmlSecTransformExclC14NId,
                    xmlSecTransformRsaSha256Id, xmlSecTransformSha1Id),
-          &e, ENT_SAML_SIGNATURE, "digest method is not allowed",
+          &e, ENT_SAML_SIGNATURE, "SHA-1 is not allowed",
           "sha1 digest refused");
+
+    e.allow_sha1 = 1;
+
+    check(run(sign_alg(build(&d), SIGN_ASSERTION, &idp,
+                       xmlSecTransformExclC14NId, xmlSecTransformRsaSha1Id,
+                       xmlSecTransformSha1Id), &e, &r) == ENT_SAML_OK
+          && r.assertion_signed, "rsa-sha1 and sha1 accepted with allow_sha1");
+    ent_saml_result_free(&r);
+
+    check(run(sign_alg(build(&d), SIGN_RESPONSE, &idp,
+                       xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id,
+                       xmlSecTransformSha1Id), &e, &r) == ENT_SAML_OK
+          && r.response_signed, "sha1 digest accepted with allow_sha1");
+    ent_saml_result_free(&r);
+
+    fails(sign_alg(build(&d), SIGN_ASSERTION, &ec, xmlSecTransformExclC14NId,
+                   xmlSecTransformEcdsaSha1Id, xmlSecTransformSha256Id),
+          &e, ENT_SAML_SIGNATURE, "signature method is not allowed",
+          "ecdsa-sha1 refused even with allow_sha1");
+
+    fails(replace(sign_alg(build(&d), SIGN_ASSERTION, &idp,
+                           xmlSecTransformExclC14NId,
+                           xmlSecTransformRsaSha1Id, xmlSecTransformSha1Id),
+                  "alice@", "mallory@"),
+          &e, ENT_SAML_SIGNATURE, "signature verification failed",
+          "a tampered SHA-1 signature still fails");
+
+    e.allow_sha1 = 0;
 
     fails(sign_alg(build(&d), SIGN_ASSERTION, &idp, xmlSecTransformInclC14NId,
                    xmlSecTransformRsaSha256Id, xmlSecTransformSha256Id),
@@ -1477,6 +1605,1978 @@ test_metadata(void)
 }
 
 
+/* standard base64 of binary data, on one line */
+
+static char *
+b64n(const unsigned char *p, size_t n)
+{
+    char  *out;
+
+    out = keep(malloc(4 * ((n + 2) / 3) + 1));
+    EVP_EncodeBlock((unsigned char *) out, p, (int) n);
+
+    return out;
+}
+
+
+/* a PEM certificate's base64 body on one line */
+
+static char *
+cert_b64(const char *pem)
+{
+    char        *out, *o;
+    const char  *p;
+
+    p = strstr(pem, "-----\n") + 6;
+    out = keep(malloc(strlen(p) + 1));
+
+    for (o = out; *p && *p != '-'; p++) {
+        if (*p != '\n') {
+            *o++ = *p;
+        }
+    }
+
+    *o = '\0';
+
+    return out;
+}
+
+
+static void
+test_rotation(void)
+{
+    char               *xml, *list, *bad;
+    ent_saml_result_t   r;
+    ent_saml_expect_t   e;
+    ent_saml_keys_t    *keys;
+    doc_t               d;
+    size_t              i;
+
+    expect_defaults(&e);
+    defaults(&d);
+
+    list = str("%s%s", attacker.cert_pem, idp.cert_pem);
+    e.idp_cert_pem = list;
+
+    xml = sign(build(&d), SIGN_ASSERTION, &idp);
+    check(run(xml, &e, &r) == ENT_SAML_OK && r.assertion_signed,
+          "rotation: the second certificate of the list verifies");
+    ent_saml_result_free(&r);
+
+    xml = sign(build(&d), SIGN_ASSERTION, &attacker);
+    check(run(xml, &e, &r) == ENT_SAML_OK,
+          "rotation: the first certificate of the list verifies");
+    ent_saml_result_free(&r);
+
+    fails(sign(build(&d), SIGN_ASSERTION, &ec), &e, ENT_SAML_SIGNATURE,
+          "signature verification failed",
+          "rotation: a key not in the list is refused");
+
+    xml = sign(sign(build(&d), SIGN_ASSERTION, &idp), SIGN_RESPONSE,
+               &attacker);
+    check(run(xml, &e, &r) == ENT_SAML_OK && r.response_signed
+          && r.assertion_signed,
+          "rotation: Response and Assertion signed by different listed keys");
+    ent_saml_result_free(&r);
+
+    /* text around and between the blocks, a broken block, a length */
+
+    e.idp_cert_pem = str("subject=CN=old\n%s\nbroken:\n-----BEGIN CERTIFICATE-"
+                         "----\nAAAA\n-----END CERTIFICATE-----\n%s",
+                         ec.cert_pem, idp.cert_pem);
+    check(run(sign(build(&d), SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK,
+          "rotation: a broken block and comments are skipped");
+    ent_saml_result_free(&r);
+
+    e.idp_cert_len = strlen(ec.cert_pem) + strlen("subject=CN=old\n");
+    fails(sign(build(&d), SIGN_ASSERTION, &idp), &e, ENT_SAML_SIGNATURE,
+          "signature verification failed",
+          "rotation: idp_cert_len bounds the list");
+    e.idp_cert_len = 0;
+
+    bad = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+          "-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n";
+    e.idp_cert_pem = bad;
+    fails(sign(build(&d), SIGN_ASSERTION, &idp), &e, ENT_SAML_INTERNAL,
+          "IdP certificate cannot be loaded",
+          "rotation: a list with no loadable certificate is an error");
+
+    e.idp_cert_pem = idp.key_pem;
+    fails(sign(build(&d), SIGN_ASSERTION, &idp), &e, ENT_SAML_INTERNAL,
+          "IdP certificate cannot be loaded",
+          "rotation: a private key is not a certificate list");
+
+    e.idp_cert_pem = "-----BEGIN CERTIFICATE-----\nMIIB";
+    fails(sign(build(&d), SIGN_ASSERTION, &idp), &e, ENT_SAML_INTERNAL,
+          "IdP certificate cannot be loaded",
+          "rotation: a truncated block is an error");
+
+    /* prepared keys */
+
+    keys = ent_saml_keys_load(list, strlen(list), err, sizeof(err));
+    check(keys != NULL, "keys: a list loads");
+
+    e.idp_cert_pem = NULL;
+    e.idp_keys = keys;
+    check(run(sign(build(&d), SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK,
+          "keys: prepared keys verify");
+    ent_saml_result_free(&r);
+    check(run(sign(build(&d), SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK,
+          "keys: prepared keys are reusable");
+    ent_saml_result_free(&r);
+
+    e.idp_cert_pem = ec.cert_pem;
+    fails(sign(build(&d), SIGN_ASSERTION, &ec), &e, ENT_SAML_SIGNATURE,
+          "signature verification failed",
+          "keys: idp_keys win over idp_cert_pem");
+    ent_saml_keys_free(keys);
+
+    memset(err, 0, sizeof(err));
+    check(ent_saml_keys_load(bad, strlen(bad), err, sizeof(err)) == NULL
+          && strcmp(err, "IdP certificate cannot be loaded") == 0,
+          "keys: none loadable");
+
+    check(ent_saml_keys_load("", 0, err, sizeof(err)) == NULL
+          && ent_saml_keys_load(NULL, 10, err, sizeof(err)) == NULL,
+          "keys: empty input");
+
+    list = "";
+
+    for (i = 0; i < ENT_SAML_MAX_CERTS + 1; i++) {
+        list = str("%s%s", list, idp.cert_pem);
+    }
+
+    memset(err, 0, sizeof(err));
+    check(ent_saml_keys_load(list, strlen(list), err, sizeof(err)) == NULL
+          && strcmp(err, "too many IdP certificates") == 0,
+          "keys: too many certificates");
+
+    keys = ent_saml_sp_key_load(sp.key_pem, strlen(sp.key_pem), err,
+                                sizeof(err));
+    e.idp_keys = keys;
+    fails(sign(build(&d), SIGN_ASSERTION, &idp), &e, ENT_SAML_INTERNAL,
+          "idp_keys are not IdP certificates",
+          "keys: an SP key is not an IdP certificate list");
+    ent_saml_keys_free(keys);
+    ent_saml_keys_free(NULL);
+}
+
+
+static void
+test_name_id_format(void)
+{
+    char               *xml;
+    ent_saml_result_t   r;
+    ent_saml_expect_t   e;
+    doc_t               d;
+
+    expect_defaults(&e);
+    defaults(&d);
+
+    xml = sign(build(&d), SIGN_ASSERTION, &idp);
+
+    e.name_id_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:"
+                       "emailAddress";
+    check(run(xml, &e, &r) == ENT_SAML_OK, "NameID Format: expected one");
+    ent_saml_result_free(&r);
+
+    e.name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+    fails(xml, &e, ENT_SAML_INVALID, "NameID Format is not the one expected",
+          "NameID Format: another one refused");
+
+    xml = sign(replace(build(&d), " Format=\"urn:oasis:names:tc:SAML:1.1:"
+                       "nameid-format:emailAddress\"", ""),
+               SIGN_ASSERTION, &idp);
+    fails(xml, &e, ENT_SAML_INVALID, "NameID Format is not the one expected",
+          "NameID Format: absent is not persistent");
+
+    e.name_id_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:"
+                       "unspecified";
+    check(run(xml, &e, &r) == ENT_SAML_OK && r.name_id_format == NULL,
+          "NameID Format: absent counts as unspecified");
+    ent_saml_result_free(&r);
+
+    e.name_id_format = "";
+    fails(xml, &e, ENT_SAML_INVALID, "NameID Format is not the one expected",
+          "NameID Format: empty expectation matches nothing absent");
+}
+
+
+/*
+ * An EncryptedAssertion made here with OpenSSL, as IdPs make them: the
+ * plaintext under a fresh AES key (IV first; GCM's tag last), the key
+ * under the recipient's RSA key, the EncryptedKey inside the
+ * EncryptedData's KeyInfo (Okta) or next to it with a RetrievalMethod
+ * (ADFS, Shibboleth).
+ */
+
+static char *
+encrypt_xml(const char *plain, const enc_t *p)
+{
+    int                 n, len, gcm;
+    char               *method, *ek, *cv, *ki;
+    size_t              klen, ctlen, eklen, ivlen;
+    EVP_PKEY_CTX       *pctx;
+    EVP_CIPHER_CTX     *cctx;
+    const EVP_CIPHER   *cipher;
+    unsigned char       key[32], *ct, *ekey;
+
+    gcm = strstr(p->data, "gcm") != NULL;
+    klen = strstr(p->data, "256") ? 32 : 16;
+
+    if (p->key_len) {
+        klen = p->key_len;
+    }
+
+    if (gcm) {
+        cipher = klen == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
+        ivlen = 12;
+
+    } else {
+        cipher = klen == 32 ? EVP_aes_256_cbc() : EVP_aes_128_cbc();
+        ivlen = 16;
+    }
+
+    RAND_bytes(key, sizeof(key));
+
+    len = strlen(plain);
+    ct = keep(malloc(ivlen + len + 32));
+    RAND_bytes(ct, ivlen);
+
+    cctx = EVP_CIPHER_CTX_new();
+    EVP_EncryptInit_ex(cctx, cipher, NULL, key, ct);
+    EVP_EncryptUpdate(cctx, ct + ivlen, &n, (const unsigned char *) plain,
+                      len);
+    ctlen = ivlen + n;
+    EVP_EncryptFinal_ex(cctx, ct + ctlen, &n);
+    ctlen += n;
+
+    if (gcm) {
+        EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_GET_TAG, 16, ct + ctlen);
+        ctlen += 16;
+    }
+
+    EVP_CIPHER_CTX_free(cctx);
+
+    if (p->tamper) {
+        ct[ivlen + 1] ^= 0x40;
+    }
+
+    /* the key */
+
+    pctx = EVP_PKEY_CTX_new(p->rsa, NULL);
+    EVP_PKEY_encrypt_init(pctx);
+
+    if (strcmp(p->kt, KT_PKCS1) == 0) {
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING);
+
+    } else {
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING);
+        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, p->md ? p->md : EVP_sha1());
+        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, p->mgf ? p->mgf : EVP_sha1());
+
+        if (p->label) {
+            EVP_PKEY_CTX_set0_rsa_oaep_label(pctx,
+                                             OPENSSL_strdup(p->label),
+                                             strlen(p->label));
+        }
+    }
+
+    eklen = 1024;
+    ekey = keep(malloc(eklen));
+
+    if (EVP_PKEY_encrypt(pctx, ekey, &eklen, key, p->wrap_len ? p->wrap_len
+                                                              : klen) <= 0)
+    {
+        fprintf(stderr, "encrypt: RSA failed\n");
+        exit(2);
+    }
+
+    EVP_PKEY_CTX_free(pctx);
+
+    method = str("<xenc:EncryptionMethod Algorithm=\"%s\">%s%s%s"
+                 "</xenc:EncryptionMethod>", p->kt,
+                 p->label ? str("<xenc:OAEPparams>%s</xenc:OAEPparams>",
+                                b64n((const unsigned char *) p->label,
+                                     strlen(p->label)))
+                          : "",
+                 p->md_uri ? str("<ds:DigestMethod xmlns:ds=\""
+                                 "http://www.w3.org/2000/09/xmldsig#\""
+                                 " Algorithm=\"%s\"/>", p->md_uri) : "",
+                 p->mgf_uri ? str("<xenc11:MGF xmlns:xenc11=\""
+                                  "http://www.w3.org/2009/xmlenc11#\""
+                                  " Algorithm=\"%s\"/>", p->mgf_uri) : "");
+
+    /* a line break inside, as many IdPs write it */
+
+    cv = b64n(ekey, eklen);
+    cv = str("%.40s\n  %s", cv, cv + 40);
+
+    ek = str("<xenc:EncryptedKey xmlns:xenc=\"http://www.w3.org/2001/04/"
+             "xmlenc#\" Id=\"_ek1\">%s<xenc:CipherData><xenc:CipherValue>%s"
+             "</xenc:CipherValue></xenc:CipherData>"
+             "<xenc:ReferenceList><xenc:DataReference URI=\"#_ed1\"/>"
+             "</xenc:ReferenceList></xenc:EncryptedKey>", method, cv);
+
+    ki = p->sibling
+         ? "<ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"
+           "<ds:RetrievalMethod Type=\"http://www.w3.org/2001/04/xmlenc#"
+           "EncryptedKey\" URI=\"#_ek1\"/></ds:KeyInfo>"
+         : str("<ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"
+               "%s</ds:KeyInfo>", ek);
+
+    OPENSSL_cleanse(key, sizeof(key));
+
+    return str("<saml:EncryptedAssertion>"
+               "<xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/"
+               "xmlenc#\" Id=\"_ed1\" Type=\"http://www.w3.org/2001/04/"
+               "xmlenc#Element\">"
+               "<xenc:EncryptionMethod Algorithm=\"%s\"/>%s"
+               "<xenc:CipherData><xenc:CipherValue>%s</xenc:CipherValue>"
+               "</xenc:CipherData></xenc:EncryptedData>%s"
+               "</saml:EncryptedAssertion>",
+               p->data, ki, b64n(ct, ctlen), p->sibling ? ek : "");
+}
+
+
+static void
+enc_defaults(enc_t *p)
+{
+    memset(p, 0, sizeof(enc_t));
+
+    p->kt = KT_MGF1P;
+    p->data = DATA_AES128_GCM;
+    p->rsa = sp.key;
+}
+
+
+/* the response xml with its (first) Assertion encrypted */
+
+static char *
+encrypt_in(const char *xml, const enc_t *p)
+{
+    char  *a;
+
+    a = between(xml, "<saml:Assertion", "</saml:Assertion>");
+
+    return replace(xml, a, encrypt_xml(a, p));
+}
+
+
+/* the same with xmlsec's own encryption, to check against another writer */
+
+static char *
+xmlsec_encrypt(const char *xml, xmlSecTransformId data)
+{
+    int                n;
+    char              *s;
+    xmlChar           *out;
+    xmlDocPtr          doc;
+    xmlNodePtr         a, ea, tmpl, ki, ek;
+    xmlSecKeyPtr       key;
+    xmlSecEncCtxPtr    ctx;
+    xmlSecKeysMngrPtr  mngr;
+
+    doc = xmlReadMemory(xml, strlen(xml), NULL, NULL, XML_PARSE_NONET);
+
+    for (a = xmlDocGetRootElement(doc)->children; a; a = a->next) {
+        if (a->type == XML_ELEMENT_NODE
+            && strcmp((const char *) a->name, "Assertion") == 0)
+        {
+            break;
+        }
+    }
+
+    ea = xmlNewDocNode(doc, a->ns, (const xmlChar *) "EncryptedAssertion",
+                       NULL);
+    xmlAddPrevSibling(a, ea);
+    xmlUnlinkNode(a);
+    xmlAddChild(ea, a);
+
+    tmpl = xmlSecTmplEncDataCreate(doc, data, NULL, xmlSecTypeEncElement,
+                                   NULL, NULL);
+    xmlSecTmplEncDataEnsureCipherValue(tmpl);
+    ki = xmlSecTmplEncDataEnsureKeyInfo(tmpl, NULL);
+    ek = xmlSecTmplKeyInfoAddEncryptedKey(ki, xmlSecTransformRsaOaepId,
+                                          NULL, NULL, NULL);
+    xmlSecTmplEncDataEnsureCipherValue(ek);
+
+    mngr = xmlSecKeysMngrCreate();
+    xmlSecCryptoAppDefaultKeysMngrInit(mngr);
+    key = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *) sp.cert_pem,
+                                       strlen(sp.cert_pem),
+                                       xmlSecKeyDataFormatCertPem,
+                                       NULL, NULL, NULL);
+    xmlSecCryptoAppDefaultKeysMngrAdoptKey(mngr, key);
+
+    ctx = xmlSecEncCtxCreate(mngr);
+    ctx->encKey = xmlSecKeyGenerate(xmlSecKeyDataAesId,
+                                    data == xmlSecTransformAes256GcmId
+                                    ? 256 : 128,
+                                    xmlSecKeyDataTypeSession);
+
+    if (ctx->encKey == NULL || xmlSecEncCtxXmlEncrypt(ctx, tmpl, a) < 0) {
+        fprintf(stderr, "xmlsec_encrypt: failed\n");
+        exit(2);
+    }
+
+    xmlSecEncCtxDestroy(ctx);
+    xmlSecKeysMngrDestroy(mngr);
+
+    xmlDocDumpMemory(doc, &out, &n);
+    s = keep(malloc(n + 1));
+    memcpy(s, out, n);
+    s[n] = '\0';
+    xmlFree(out);
+    xmlFreeDoc(doc);
+
+    return s;
+}
+
+
+static void
+test_encrypted(void)
+{
+    int                 ok, k, dt, lay;
+    char               *xml, *signed_xml, *a, *name;
+    enc_t               p;
+    ent_saml_result_t   r;
+    ent_saml_expect_t   e;
+    ent_saml_keys_t    *keys;
+    doc_t               d;
+
+    static const char  *data[] = { DATA_AES128_GCM, DATA_AES256_GCM,
+                                   DATA_AES128_CBC, DATA_AES256_CBC };
+
+    expect_defaults(&e);
+    e.sp_key_pem = sp.key_pem;
+    defaults(&d);
+
+    signed_xml = sign(build(&d), SIGN_ASSERTION, &idp);
+
+    /* every allowed combination, both places of the EncryptedKey */
+
+    for (k = 0; k < 4; k++) {
+        for (dt = 0; dt < 4; dt++) {
+            for (lay = 0; lay < 2; lay++) {
+                enc_defaults(&p);
+                p.data = data[dt];
+                p.sibling = lay;
+
+                switch (k) {
+                case 0:
+                    break;
+                case 1:
+                    p.md = EVP_sha256();
+                    p.md_uri = "http://www.w3.org/2001/04/xmlenc#sha256";
+                    break;
+                case 2:
+                    p.kt = KT_OAEP11;
+                    break;
+                default:
+                    p.kt = KT_OAEP11;
+                    p.md = EVP_sha256();
+                    p.md_uri = "http://www.w3.org/2001/04/xmlenc#sha256";
+                    p.mgf = EVP_sha256();
+                    p.mgf_uri = "http://www.w3.org/2009/xmlenc11#mgf1sha256";
+                }
+
+                name = str("encrypted: %s%s, %s, EncryptedKey %s",
+                           k < 2 ? "rsa-oaep-mgf1p" : "xmlenc11 rsa-oaep",
+                           k == 1 || k == 3 ? " (SHA-256)" : "",
+                           strchr(p.data, '#') + 1,
+                           lay ? "next to EncryptedData" : "in KeyInfo");
+
+                ok = run(encrypt_in(signed_xml, &p), &e, &r) == ENT_SAML_OK
+                     && strcmp(r.name_id, "alice@example.com") == 0
+                     && r.assertion_signed && r.assertion_encrypted
+                     && !r.response_signed && r.nattrs == 3
+                     && strcmp(r.assertion_id, "_a1") == 0;
+                check(ok, name);
+                ent_saml_result_free(&r);
+            }
+        }
+    }
+
+    /* other digests and MGFs */
+
+    enc_defaults(&p);
+    p.kt = KT_OAEP11;
+    p.md = EVP_sha512();
+    p.md_uri = "http://www.w3.org/2001/04/xmlenc#sha512";
+    p.mgf = EVP_sha384();
+    p.mgf_uri = "http://www.w3.org/2009/xmlenc11#mgf1sha384";
+    check(run(encrypt_in(signed_xml, &p), &e, &r) == ENT_SAML_OK,
+          "encrypted: OAEP SHA-512 with MGF1 SHA-384");
+    ent_saml_result_free(&r);
+
+    enc_defaults(&p);
+    p.label = "a label";
+    xml = encrypt_in(signed_xml, &p);
+    check(run(xml, &e, &r) == ENT_SAML_OK, "encrypted: OAEPparams");
+    ent_saml_result_free(&r);
+
+    fails(replace(xml, b64n((const unsigned char *) "a label", 7),
+                  b64n((const unsigned char *) "b label", 7)),
+          &e, ENT_SAML_DECRYPT, "cannot decrypt the assertion",
+          "encrypted: another OAEPparams");
+
+    fails(replace(xml, "</xenc:OAEPparams>",
+                  "</xenc:OAEPparams><xenc:OAEPparams/>"),
+          &e, ENT_SAML_DECRYPT, "key transport parameter is not allowed",
+          "encrypted: two OAEPparams");
+
+    /* xmlsec as the writer */
+
+    check(run(xmlsec_encrypt(signed_xml, xmlSecTransformAes128CbcId), &e, &r)
+          == ENT_SAML_OK && r.assertion_encrypted,
+          "encrypted: by xmlsec, aes128-cbc, rsa-oaep-mgf1p");
+    ent_saml_result_free(&r);
+
+    check(run(xmlsec_encrypt(signed_xml, xmlSecTransformAes256GcmId), &e, &r)
+          == ENT_SAML_OK && r.assertion_encrypted,
+          "encrypted: by xmlsec, aes256-gcm, rsa-oaep-mgf1p");
+    ent_saml_result_free(&r);
+
+    /* prepared key, PKCS#1 key, key length given */
+
+    keys = ent_saml_sp_key_load(sp.key_pem, strlen(sp.key_pem), err,
+                                sizeof(err));
+    e.sp_key_pem = NULL;
+    e.sp_keys = keys;
+    enc_defaults(&p);
+    xml = encrypt_in(signed_xml, &p);
+    check(keys && run(xml, &e, &r) == ENT_SAML_OK,
+          "encrypted: prepared SP key");
+    ent_saml_result_free(&r);
+    check(run(xml, &e, &r) == ENT_SAML_OK,
+          "encrypted: prepared SP key reused");
+    ent_saml_result_free(&r);
+    ent_saml_keys_free(keys);
+
+    keys = ent_saml_keys_load(idp.cert_pem, strlen(idp.cert_pem), err,
+                              sizeof(err));
+    e.sp_keys = keys;
+    fails(xml, &e, ENT_SAML_INTERNAL, "sp_keys is not an SP key",
+          "encrypted: IdP certificates are not an SP key");
+    ent_saml_keys_free(keys);
+    e.sp_keys = NULL;
+
+    e.sp_key_pem = sp.key_rsa_pem;
+    check(run(xml, &e, &r) == ENT_SAML_OK, "encrypted: PKCS#1 SP key");
+    ent_saml_result_free(&r);
+
+    e.sp_key_pem = str("%s trailing", sp.key_pem);
+    e.sp_key_len = strlen(sp.key_pem);
+    check(run(xml, &e, &r) == ENT_SAML_OK, "encrypted: sp_key_len");
+    ent_saml_result_free(&r);
+    e.sp_key_len = 0;
+
+    e.sp_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                   "-----END PRIVATE KEY-----\n";
+    fails(xml, &e, ENT_SAML_INTERNAL, "SP private key cannot be loaded",
+          "encrypted: a broken SP key is an internal error");
+
+    e.sp_key_pem = ec.key_pem;
+    fails(xml, &e, ENT_SAML_INTERNAL, "SP private key is not an RSA key",
+          "encrypted: an EC SP key is refused");
+
+    e.sp_key_pem = idp.cert_pem;
+    fails(xml, &e, ENT_SAML_INTERNAL, "SP private key cannot be loaded",
+          "encrypted: a certificate is not an SP key");
+
+    e.sp_key_pem = sp.key_enc_pem;
+    fails(xml, &e, ENT_SAML_INTERNAL, "SP private key cannot be loaded",
+          "encrypted: an encrypted SP key is refused, no prompt");
+
+    e.sp_key_pem = sp.key_pem;
+
+    /* without a key it stays unsupported */
+
+    e.sp_key_pem = NULL;
+    fails(xml, &e, ENT_SAML_UNSUPPORTED,
+          "encrypted assertions are not supported",
+          "encrypted: no SP key, unsupported");
+    e.sp_key_pem = sp.key_pem;
+
+    /* refused algorithms */
+
+    enc_defaults(&p);
+    p.kt = KT_PKCS1;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "key transport algorithm is not allowed",
+          "encrypted: rsa-1_5 refused");
+
+    enc_defaults(&p);
+    p.md_uri = "http://www.w3.org/2001/04/xmldsig-more#md5";
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "key transport digest is not allowed",
+          "encrypted: OAEP with MD5 refused");
+
+    enc_defaults(&p);
+    p.kt = KT_OAEP11;
+    p.mgf_uri = "http://www.w3.org/2009/xmlenc11#mgf1md5";
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "key transport MGF is not allowed",
+          "encrypted: an unknown MGF refused");
+
+    enc_defaults(&p);
+    p.mgf_uri = "http://www.w3.org/2009/xmlenc11#mgf1sha256";
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "key transport parameter is not allowed",
+          "encrypted: no MGF element with rsa-oaep-mgf1p");
+
+    enc_defaults(&p);
+    p.data = "http://www.w3.org/2001/04/xmlenc#aes192-cbc";
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "data encryption algorithm is not allowed",
+          "encrypted: aes192-cbc refused");
+
+    enc_defaults(&p);
+    xml = encrypt_in(signed_xml, &p);
+    fails(replace(xml, DATA_AES128_GCM,
+                  "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"),
+          &e, ENT_SAML_DECRYPT, "data encryption algorithm is not allowed",
+          "encrypted: tripledes-cbc refused");
+
+    /* cryptographic failures: one message */
+
+    enc_defaults(&p);
+    p.rsa = attacker.key;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: for another SP's key");
+
+    enc_defaults(&p);
+    p.tamper = 1;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: tampered GCM ciphertext");
+
+    enc_defaults(&p);
+    p.data = DATA_AES128_CBC;
+    p.tamper = 1;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: tampered CBC ciphertext");
+
+    enc_defaults(&p);
+    p.key_len = 16;
+    p.data = DATA_AES256_GCM;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: a 128-bit key for aes256-gcm");
+
+    enc_defaults(&p);
+    p.wrap_len = 32;
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: a 256-bit key for aes128-gcm");
+
+    enc_defaults(&p);
+    p.md = EVP_sha256();
+    fails(encrypt_in(signed_xml, &p), &e, ENT_SAML_DECRYPT,
+          "cannot decrypt the assertion",
+          "encrypted: OAEP digest other than the one declared");
+
+    enc_defaults(&p);
+    xml = encrypt_in(signed_xml, &p);
+    fails(replace(xml, "<xenc:CipherValue>", "<xenc:CipherValue>!"),
+          &e, ENT_SAML_DECRYPT, "cannot decrypt the assertion",
+          "encrypted: key CipherValue not base64");
+
+    /* well-formedness of the plaintext is not told apart either */
+
+    a = between(signed_xml, "<saml:Assertion", "</saml:Assertion>");
+
+    enc_defaults(&p);
+    fails(replace(signed_xml, a, encrypt_xml(str("%.100s", a), &p)), &e,
+          ENT_SAML_DECRYPT, "cannot decrypt the assertion",
+          "encrypted: a truncated plaintext");
+
+    fails(replace(signed_xml, a,
+                  encrypt_xml(str("<!DOCTYPE x [<!ENTITY e \"x\">]>%s", a),
+                              &p)),
+          &e, ENT_SAML_DECRYPT, "cannot decrypt the assertion",
+          "encrypted: a DOCTYPE in the plaintext");
+
+    fails(replace(signed_xml, a,
+                  encrypt_xml(replace(a, "alice@example.com</saml:NameID>",
+                                      "&xxe;</saml:NameID>"), &p)),
+          &e, ENT_SAML_DECRYPT, "cannot decrypt the assertion",
+          "encrypted: an entity reference in the plaintext");
+
+    fails(replace(signed_xml, a, encrypt_xml(str("%s%s", a, a), &p)), &e,
+          ENT_SAML_MALFORMED, "decrypted data is not one Assertion",
+          "encrypted: two Assertions in the plaintext");
+
+    fails(replace(signed_xml, a,
+                  encrypt_xml("<saml:Issuer>" IDP "</saml:Issuer>", &p)),
+          &e, ENT_SAML_MALFORMED, "decrypted data is not one Assertion",
+          "encrypted: a plaintext that is not an Assertion");
+
+    fails(replace(signed_xml, a, encrypt_xml(str("text%s", a), &p)), &e,
+          ENT_SAML_MALFORMED, "decrypted data is not one Assertion",
+          "encrypted: text next to the Assertion");
+
+    check(run(replace(signed_xml, a,
+                      encrypt_xml(str("<!-- c -->\n%s\n", a), &p)),
+              &e, &r) == ENT_SAML_OK,
+          "encrypted: a comment and white space around are fine");
+    ent_saml_result_free(&r);
+
+    check(run(replace(signed_xml, a,
+                      encrypt_xml(replace(a, "<saml:Assertion ",
+                                          "<saml:Assertion xmlns:saml=\""
+                                          "urn:oasis:names:tc:SAML:2.0:"
+                                          "assertion\" "), &p)),
+              &e, &r) == ENT_SAML_OK,
+          "encrypted: a plaintext with its own namespace declaration");
+    ent_saml_result_free(&r);
+
+    fails(replace(signed_xml, a,
+                  encrypt_xml(replace(a, "<saml:Assertion ",
+                                      "<saml:Assertion xml:id=\"x\" "),
+                              &p)),
+          &e, ENT_SAML_MALFORMED, "xml:id is not allowed",
+          "encrypted: xml:id in the plaintext");
+
+    /* structure */
+
+    enc_defaults(&p);
+    xml = encrypt_in(signed_xml, &p);
+
+    fails(replace(xml, "</saml:EncryptedAssertion>",
+                  "</saml:EncryptedAssertion>"
+                  "<saml:EncryptedAssertion/>"),
+          &e, ENT_SAML_MALFORMED, "more than one EncryptedAssertion",
+          "encrypted: two EncryptedAssertions");
+
+    fails(replace(xml, "</saml:EncryptedAssertion>",
+                  str("</saml:EncryptedAssertion>%s", a)),
+          &e, ENT_SAML_MALFORMED,
+          "both an Assertion and an EncryptedAssertion",
+          "encrypted: and a plain Assertion");
+
+    fails(replace(xml, "<saml:EncryptedAssertion>",
+                  str("<samlp:Extensions>%s</samlp:Extensions>"
+                      "<saml:EncryptedAssertion>", a)),
+          &e, ENT_SAML_MALFORMED,
+          "both an Assertion and an EncryptedAssertion",
+          "encrypted: and an Assertion hidden in Extensions");
+
+    fails(replace(replace(xml, "<saml:EncryptedAssertion>",
+                          "<samlp:Extensions><saml:EncryptedAssertion>"),
+                  "</saml:EncryptedAssertion>",
+                  str("</saml:EncryptedAssertion></samlp:Extensions>%s",
+                      encrypt_xml(a, &p))),
+          &e, ENT_SAML_MALFORMED, "more than one EncryptedAssertion",
+          "encrypted: a second one hidden in Extensions");
+
+    fails(replace(xml, "<saml:EncryptedAssertion>",
+                  "<saml:EncryptedAssertion><saml:Foo/>"),
+          &e, ENT_SAML_MALFORMED, "EncryptedAssertion is not valid",
+          "encrypted: an unknown child");
+
+    fails(replace(xml, "</saml:EncryptedAssertion>",
+                  str("%s</saml:EncryptedAssertion>",
+                      between(xml, "<xenc:EncryptedData",
+                              "</xenc:EncryptedData>"))),
+          &e, ENT_SAML_MALFORMED, "EncryptedAssertion is not valid",
+          "encrypted: two EncryptedData");
+
+    fails(replace(xml, between(xml, "<ds:KeyInfo", "</ds:KeyInfo>"), ""),
+          &e, ENT_SAML_DECRYPT, "EncryptedAssertion has no EncryptedKey",
+          "encrypted: no EncryptedKey");
+
+    fails(replace(xml, "Type=\"http://www.w3.org/2001/04/xmlenc#Element\"",
+                  "Type=\"http://www.w3.org/2001/04/xmlenc#Content\""),
+          &e, ENT_SAML_MALFORMED, "EncryptedData is not an encrypted element",
+          "encrypted: Type Content refused");
+
+    fails(replace(xml, "<xenc:CipherData><xenc:CipherValue>",
+                  "<xenc:CipherData><xenc:CipherReference URI=\""
+                  "http://evil.example/x\"/><xenc:CipherValue>"),
+          &e, ENT_SAML_MALFORMED, "EncryptedKey has no CipherValue",
+          "encrypted: a CipherReference is never followed");
+
+    name = between(xml, "</ds:KeyInfo>", "</xenc:CipherData>");
+    fails(replace(xml, name,
+                  "</ds:KeyInfo><xenc:CipherData><xenc:CipherReference URI="
+                  "\"http://evil.example/x\"/></xenc:CipherData>"),
+          &e, ENT_SAML_MALFORMED, "EncryptedData has no CipherValue",
+          "encrypted: no data CipherValue");
+
+    fails(replace(xml, "<ds:KeyInfo", "<ds:KeyInfo xmlns:ds=\"http://www.w3"
+                  ".org/2000/09/xmldsig#\"/><ds:KeyInfo"),
+          &e, ENT_SAML_MALFORMED, "EncryptedData is not valid",
+          "encrypted: two KeyInfo");
+
+    xml = encrypt_in(signed_xml, &p);
+    name = between(xml, "<xenc:EncryptedKey", "</xenc:EncryptedKey>");
+    xml = replace(xml, name, str("%s%s%s%s", name, name, name, name));
+    check(run(xml, &e, &r) == ENT_SAML_OK,
+          "encrypted: four EncryptedKeys are tried");
+    ent_saml_result_free(&r);
+
+    fails(replace(xml, name, str("%s%s", name, name)),
+          &e, ENT_SAML_MALFORMED, "too many EncryptedKeys",
+          "encrypted: five EncryptedKeys");
+
+    /* several EncryptedKeys: one for another SP, then ours */
+
+    enc_defaults(&p);
+    p.rsa = attacker.key;
+    name = between(encrypt_in(signed_xml, &p), "<xenc:EncryptedKey",
+                   "</xenc:EncryptedKey>");
+    p.rsa = sp.key;
+    xml = encrypt_in(signed_xml, &p);
+    check(run(replace(xml, "<xenc:EncryptedKey",
+                      str("%s<xenc:EncryptedKey", name)), &e, &r)
+          == ENT_SAML_OK, "encrypted: the EncryptedKey for us is found");
+    ent_saml_result_free(&r);
+
+    /* signatures: the Response's is checked before decrypting */
+
+    enc_defaults(&p);
+    xml = sign(encrypt_in(build(&d), &p), SIGN_RESPONSE, &idp);
+    check(run(xml, &e, &r) == ENT_SAML_OK && r.response_signed
+          && !r.assertion_signed && r.assertion_encrypted,
+          "encrypted: a signed Response over an unsigned Assertion");
+    ent_saml_result_free(&r);
+
+    e.require_signed_assertion = 1;
+    fails(xml, &e, ENT_SAML_SIGNATURE, "the Assertion is not signed",
+          "encrypted: the Assertion must be signed when required");
+    e.require_signed_assertion = 0;
+
+    name = between(xml, "<xenc:CipherValue>", "</xenc:CipherValue>");
+    fails(replace(xml, name, str("<xenc:CipherValue>AAAA%s",
+                                 name + strlen("<xenc:CipherValue>") + 4)),
+          &e, ENT_SAML_SIGNATURE, "signature verification failed",
+          "encrypted: a tampered ciphertext breaks the Response signature");
+
+    enc_defaults(&p);
+    p.rsa = attacker.key;
+    fails(sign(encrypt_in(build(&d), &p), SIGN_RESPONSE, &attacker), &e,
+          ENT_SAML_SIGNATURE, "signature verification failed",
+          "encrypted: an attacker-signed Response is not decrypted");
+
+    enc_defaults(&p);
+    fails(encrypt_in(build(&d), &p), &e, ENT_SAML_SIGNATURE,
+          "neither Response nor Assertion is signed",
+          "encrypted: unsigned Assertion in an unsigned Response");
+
+    fails(encrypt_in(sign(build(&d), SIGN_ASSERTION, &attacker), &p), &e,
+          ENT_SAML_SIGNATURE, "signature verification failed",
+          "encrypted: an Assertion signed by another key");
+
+    /* the decrypted Assertion gets every check */
+
+    defaults(&d);
+    d.issuer = "https://evil.example";
+    fails(encrypt_in(sign(build(&d), SIGN_ASSERTION, &idp), &p), &e,
+          ENT_SAML_INVALID, "Assertion Issuer is not the IdP",
+          "encrypted: wrong Issuer inside");
+
+    defaults(&d);
+    d.assert_id = "_resp1";
+    fails(encrypt_in(sign(build(&d), SIGN_ASSERTION, &idp), &p), &e,
+          ENT_SAML_MALFORMED, "duplicate ID in the document",
+          "encrypted: the Assertion's ID is the Response's");
+
+    defaults(&d);
+    d.nooa = NOW - 600;
+    fails(encrypt_in(sign(build(&d), SIGN_ASSERTION, &idp), &p), &e,
+          ENT_SAML_INVALID, "Assertion has expired",
+          "encrypted: an expired Assertion");
+
+    defaults(&d);
+    xml = sign(build(&d), SIGN_ASSERTION, &idp);
+    a = between(xml, "<saml:Assertion", "</saml:Assertion>");
+    fails(replace(xml, a,
+                  encrypt_xml(replace(a, "</saml:Subject>",
+                                      "</saml:Subject><saml:Advice>"
+                                      "<saml:EncryptedAssertion/>"
+                                      "</saml:Advice>"), &p)),
+          &e, ENT_SAML_MALFORMED,
+          "both an Assertion and an EncryptedAssertion",
+          "encrypted: an EncryptedAssertion inside the decrypted one");
+
+    /* the base64 entry point */
+
+    xml = b64(encrypt_in(signed_xml, &p), 1);
+    memset(err, 0, sizeof(err));
+    check(ent_saml_response_check((const unsigned char *) xml, strlen(xml),
+                                  &e, &r, err, sizeof(err)) == ENT_SAML_OK
+          && r.assertion_encrypted, "encrypted: base64 form value");
+    ent_saml_result_free(&r);
+}
+
+
+static void
+test_request_xml(void)
+{
+    char       *out, *old;
+    size_t      n;
+    xmlDocPtr   doc;
+
+    check(ent_saml_authn_request_xml(SP, ACS "?a=1&b=2", "https://idp.example"
+                                     "/sso", "_r1", NOW, NULL, 0, &out, &n)
+          == 0 && n == strlen(out), "AuthnRequest XML built");
+
+    check(strncmp(out, "<samlp:AuthnRequest ", 20) == 0
+          && strstr(out, " ID=\"_r1\"")
+          && strstr(out, " IssueInstant=\"2023-11-14T22:13:20Z\"")
+          && strstr(out, " AssertionConsumerServiceURL=\"" ACS
+                    "?a=1&amp;b=2\"")
+          && strstr(out, "<samlp:NameIDPolicy Format=\"urn:oasis:names:tc:"
+                    "SAML:1.1:nameid-format:emailAddress\" AllowCreate="
+                    "\"true\"/>")
+          && strstr(out, "ForceAuthn") == NULL,
+          "AuthnRequest XML: emailAddress by default, no ForceAuthn");
+
+    doc = xmlReadMemory(out, n, NULL, NULL, XML_PARSE_NONET);
+    check(doc != NULL, "AuthnRequest XML is well-formed");
+    xmlFreeDoc(doc);
+    free(out);
+
+    check(ent_saml_authn_request_xml(SP, ACS, IDP, "_r1", NOW,
+                                     "urn:oasis:names:tc:SAML:2.0:nameid-"
+                                     "format:persistent", 1, &out, &n) == 0
+          && strstr(out, " ForceAuthn=\"true\"")
+          && strstr(out, "Format=\"urn:oasis:names:tc:SAML:2.0:nameid-"
+                    "format:persistent\""),
+          "AuthnRequest XML: format and ForceAuthn");
+    free(out);
+
+    check(ent_saml_authn_request_xml(SP, ACS, IDP, "_r1", NOW, "", 0, &out,
+                                     &n) == 0
+          && strstr(out, "<samlp:NameIDPolicy AllowCreate=\"true\"/>"),
+          "AuthnRequest XML: \"\" leaves Format out");
+    old = out;
+
+    check(ent_saml_authn_request(SP, ACS, IDP, "_r1", NOW, &out, &n) == 0
+          && strcmp(inflate_param(out), old) == 0,
+          "AuthnRequest: the deflated form is the XML without Format");
+    free(out);
+    free(old);
+
+    check(ent_saml_authn_request_xml(SP, ACS, IDP, "_r1", NOW, "a\"b<",
+                                     0, &out, &n) == 0
+          && strstr(out, "Format=\"a&quot;b&lt;\""),
+          "AuthnRequest XML: format escaped");
+    free(out);
+
+    check(ent_saml_authn_request_xml(SP, ACS, IDP, "1r", NOW, NULL, 0, &out,
+                                     &n) == -1 && out == NULL
+          && ent_saml_authn_request_xml(SP, ACS, IDP, "_r", NOW, "a\nb", 0,
+                                        &out, &n) == -1
+          && ent_saml_authn_request_xml(SP, "", IDP, "_r", NOW, NULL, 0,
+                                        &out, &n) == -1
+          && ent_saml_authn_request_xml(SP, ACS, NULL, "_r", NOW, NULL, 0,
+                                        &out, &n) == -1,
+          "AuthnRequest XML refuses bad input");
+}
+
+
+static void
+test_logout_build(void)
+{
+    char               *out;
+    size_t              n;
+    ent_saml_logout_t   lo;
+
+    check(ent_saml_logout_request_xml(SP, "https://idp.example/slo?x=1&y=2",
+                                      "_lo1", NOW, "alice&bob@example.com",
+                                      "urn:oasis:names:tc:SAML:1.1:"
+                                      "nameid-format:emailAddress", "_s<1>",
+                                      &out, &n) == 0
+          && n == strlen(out), "LogoutRequest XML built");
+
+    check(strncmp(out, "<samlp:LogoutRequest ", 21) == 0
+          && strstr(out, " Destination=\"https://idp.example/slo?x=1&amp;"
+                    "y=2\"")
+          && strstr(out, ">alice&amp;bob@example.com</saml:NameID>")
+          && strstr(out, "<samlp:SessionIndex>_s&lt;1&gt;"
+                    "</samlp:SessionIndex>"),
+          "LogoutRequest XML escaped");
+
+    /* read back by our own check, the SP playing the IdP */
+
+    check(ent_saml_logout_request_check((unsigned char *) out, n, SP,
+                                        "https://idp.example/slo?x=1&y=2",
+                                        NOW, SKEW, &lo, err, sizeof(err))
+          == ENT_SAML_OK
+          && strcmp(lo.name_id, "alice&bob@example.com") == 0
+          && lo.nsession_indexes == 1
+          && strcmp(lo.session_indexes[0], "_s<1>") == 0
+          && strcmp(lo.id, "_lo1") == 0 && lo.issue_instant == NOW,
+          "LogoutRequest XML reads back");
+    ent_saml_logout_free(&lo);
+    free(out);
+
+    check(ent_saml_logout_request_xml(SP, IDP, "_lo1", NOW, "alice", NULL,
+                                      NULL, &out, &n) == 0
+          && strstr(out, "<saml:NameID>alice</saml:NameID>")
+          && strstr(out, "SessionIndex") == NULL,
+          "LogoutRequest XML without Format and SessionIndex");
+    free(out);
+
+    check(ent_saml_logout_request_xml(SP, IDP, "_lo1", NOW, "", NULL, NULL,
+                                      &out, &n) == -1 && out == NULL
+          && ent_saml_logout_request_xml(SP, IDP, "-x", NOW, "a", NULL, NULL,
+                                         &out, &n) == -1
+          && ent_saml_logout_request_xml(SP, IDP, "_x", NOW, "a\tb", NULL,
+                                         NULL, &out, &n) == -1
+          && ent_saml_logout_request_xml(SP, NULL, "_x", NOW, "a", NULL,
+                                         NULL, &out, &n) == -1
+          && ent_saml_logout_request_xml(SP, IDP, "_x", NOW, "a", NULL,
+                                         "", &out, &n) == -1,
+          "LogoutRequest XML refuses bad input");
+
+    check(ent_saml_logout_response_xml(SP, "https://idp.example/slo",
+                                       "_lr1", "_lo9", NOW, 1, &out, &n)
+          == 0
+          && strstr(out, " InResponseTo=\"_lo9\"")
+          && strstr(out, "Value=\"urn:oasis:names:tc:SAML:2.0:status:"
+                    "Success\""), "LogoutResponse XML, Success");
+
+    check(ent_saml_logout_response_check((unsigned char *) out, n, SP,
+                                         "https://idp.example/slo", "_lo9",
+                                         NOW, SKEW, &lo, err, sizeof(err))
+          == ENT_SAML_OK && lo.success
+          && strcmp(lo.in_response_to, "_lo9") == 0,
+          "LogoutResponse XML reads back");
+    ent_saml_logout_free(&lo);
+    free(out);
+
+    check(ent_saml_logout_response_xml(SP, IDP, "_lr1", NULL, NOW, 0, &out,
+                                       &n) == 0
+          && strstr(out, "InResponseTo") == NULL
+          && strstr(out, "status:Responder\""),
+          "LogoutResponse XML, Responder");
+    free(out);
+
+    check(ent_saml_logout_response_xml(SP, IDP, "_lr1", "x\"y", NOW, 1,
+                                       &out, &n) == -1 && out == NULL
+          && ent_saml_logout_response_xml(SP, IDP, "", "_a", NOW, 1,
+                                          &out, &n) == -1,
+          "LogoutResponse XML refuses bad input");
+}
+
+
+#define SLO  "https://sp.example/_ent/saml/slo"
+
+static char *
+logout_req(const char *attrs, const char *body)
+{
+    return str("<samlp:LogoutRequest"
+               " xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\""
+               " xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\""
+               " ID=\"_idplo1\" Version=\"2.0\" IssueInstant=\"%s\"%s>"
+               "%s</samlp:LogoutRequest>", when(NOW - 5), attrs, body);
+}
+
+
+static int
+lo_req(const char *xml, ent_saml_logout_t *lo)
+{
+    int  rc;
+
+    memset(err, 0, sizeof(err));
+
+    rc = ent_saml_logout_request_check((const unsigned char *) xml,
+                                       strlen(xml), IDP, SLO, NOW, SKEW, lo,
+                                       err, sizeof(err));
+    if (rc != ENT_SAML_OK) {
+        printf("# rc %d: %s\n", rc, err);
+    }
+
+    return rc;
+}
+
+
+static void
+lo_req_fails(const char *xml, int rc, const char *msg, const char *name)
+{
+    int                got;
+    ent_saml_logout_t  lo;
+
+    got = lo_req(xml, &lo);
+
+    check(got == rc && strcmp(err, msg) == 0 && lo.id == NULL
+          && lo.name_id == NULL && lo.session_indexes == NULL, name);
+
+    ent_saml_logout_free(&lo);
+}
+
+
+static void
+test_logout_request(void)
+{
+    int                 i;
+    char               *body, *xml, *many, *big;
+    ent_saml_logout_t   lo;
+
+    body = "<saml:Issuer>" IDP "</saml:Issuer>"
+           "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"
+           "<ds:SignedInfo/></ds:Signature>"
+           "<saml:NameID SPNameQualifier=\"" SP "\" Format=\"urn:oasis:"
+           "names:tc:SAML:2.0:nameid-format:persistent\"> _p42 </saml:NameID>"
+           "<samlp:SessionIndex>_s1</samlp:SessionIndex>"
+           "<samlp:SessionIndex>_s2</samlp:SessionIndex>";
+
+    xml = logout_req(str(" Destination=\"" SLO "\" NotOnOrAfter=\"%s\""
+                         " Reason=\"urn:oasis:names:tc:SAML:2.0:logout:"
+                         "user\"", when(NOW + 60)), body);
+
+    check(lo_req(xml, &lo) == ENT_SAML_OK, "LogoutRequest passes");
+    check(lo.id && strcmp(lo.id, "_idplo1") == 0
+          && strcmp(lo.issuer, IDP) == 0 && strcmp(lo.name_id, "_p42") == 0
+          && strcmp(lo.name_id_format, "urn:oasis:names:tc:SAML:2.0:"
+                    "nameid-format:persistent") == 0
+          && lo.nsession_indexes == 2
+          && strcmp(lo.session_indexes[1], "_s2") == 0
+          && lo.not_on_or_after == NOW + 60 && lo.issue_instant == NOW - 5,
+          "LogoutRequest content");
+    ent_saml_logout_free(&lo);
+    check(lo.id == NULL && lo.session_indexes == NULL,
+          "LogoutRequest freed");
+
+    check(lo_req(logout_req("", "<saml:Issuer>" IDP "</saml:Issuer>"
+                            "<saml:NameID>a</saml:NameID>"), &lo)
+          == ENT_SAML_OK && lo.name_id_format == NULL
+          && lo.nsession_indexes == 0 && lo.not_on_or_after == 0,
+          "LogoutRequest: minimal, no Destination");
+    ent_saml_logout_free(&lo);
+
+    lo_req_fails(str("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+                     "%s", xml), ENT_SAML_MALFORMED, "DOCTYPE is not allowed",
+                 "LogoutRequest: DOCTYPE");
+
+    lo_req_fails(replace(xml, "<samlp:LogoutRequest", "<samlp:Logout"),
+                 ENT_SAML_MALFORMED, "LogoutRequest is not well-formed XML",
+                 "LogoutRequest: not XML");
+
+    lo_req_fails(replace(replace(xml, "<samlp:LogoutRequest",
+                                 "<samlp:AuthnRequest"),
+                         "</samlp:LogoutRequest>", "</samlp:AuthnRequest>"),
+                 ENT_SAML_MALFORMED, "root element is not a LogoutRequest",
+                 "LogoutRequest: wrong root");
+
+    lo_req_fails(replace(xml, "Version=\"2.0\"", "Version=\"1.1\""),
+                 ENT_SAML_MALFORMED, "LogoutRequest Version is not 2.0",
+                 "LogoutRequest: version");
+
+    lo_req_fails(replace(xml, "ID=\"_idplo1\"", "ID=\"1\""),
+                 ENT_SAML_MALFORMED, "LogoutRequest has no valid ID",
+                 "LogoutRequest: bad ID");
+
+    lo_req_fails(replace(xml, "<saml:Issuer>" IDP,
+                         "<saml:Issuer>https://evil.example"),
+                 ENT_SAML_INVALID, "LogoutRequest Issuer is not the IdP",
+                 "LogoutRequest: wrong issuer");
+
+    lo_req_fails(replace(xml, "<saml:Issuer>" IDP "</saml:Issuer>", ""),
+                 ENT_SAML_INVALID, "LogoutRequest has no Issuer",
+                 "LogoutRequest: no issuer");
+
+    lo_req_fails(replace(xml, "</saml:Issuer>",
+                         "</saml:Issuer><saml:Issuer>" IDP "</saml:Issuer>"),
+                 ENT_SAML_INVALID, "LogoutRequest has no Issuer",
+                 "LogoutRequest: two issuers");
+
+    lo_req_fails(replace(xml, SLO, "https://evil.example/slo"),
+                 ENT_SAML_INVALID,
+                 "LogoutRequest Destination is not the SLO URL",
+                 "LogoutRequest: wrong destination");
+
+    lo_req_fails(replace(xml, when(NOW + 60), when(NOW - 61)),
+                 ENT_SAML_INVALID, "LogoutRequest has expired",
+                 "LogoutRequest: expired");
+
+    lo_req_fails(replace(xml, when(NOW + 60), "tomorrow"),
+                 ENT_SAML_INVALID, "LogoutRequest NotOnOrAfter is invalid",
+                 "LogoutRequest: bad NotOnOrAfter");
+
+    lo_req_fails(replace(xml, when(NOW - 5), when(NOW + 61)),
+                 ENT_SAML_INVALID, "LogoutRequest issued in the future",
+                 "LogoutRequest: issued in the future");
+
+    lo_req_fails(replace(xml, when(NOW - 5), "2023-11-14"),
+                 ENT_SAML_MALFORMED, "LogoutRequest has no valid IssueInstant",
+                 "LogoutRequest: bad IssueInstant");
+
+    lo_req_fails(replace(xml, between(xml, "<saml:NameID", "</saml:NameID>"),
+                         ""),
+                 ENT_SAML_INVALID, "LogoutRequest has no NameID",
+                 "LogoutRequest: no NameID");
+
+    lo_req_fails(replace(xml, "</saml:NameID>",
+                         "</saml:NameID><saml:NameID>b</saml:NameID>"),
+                 ENT_SAML_INVALID, "more than one NameID",
+                 "LogoutRequest: two NameIDs");
+
+    lo_req_fails(replace(xml, between(xml, "<saml:NameID", "</saml:NameID>"),
+                         "<saml:EncryptedID/>"),
+                 ENT_SAML_UNSUPPORTED, "encrypted NameIDs are not supported",
+                 "LogoutRequest: EncryptedID");
+
+    lo_req_fails(replace(xml, between(xml, "<saml:NameID", "</saml:NameID>"),
+                         "<saml:BaseID NameQualifier=\"x\"/>"),
+                 ENT_SAML_INVALID, "BaseID is not supported",
+                 "LogoutRequest: BaseID");
+
+    lo_req_fails(replace(xml, " _p42 ", "<x/>"),
+                 ENT_SAML_INVALID, "NameID is not valid",
+                 "LogoutRequest: an element in the NameID");
+
+    lo_req_fails(replace(xml, " _p42 ", "a&#127;b"),
+                 ENT_SAML_INVALID, "NameID is not valid",
+                 "LogoutRequest: a control character in the NameID");
+
+    lo_req_fails(replace(xml, " _p42 ", "  "),
+                 ENT_SAML_INVALID, "NameID is not valid",
+                 "LogoutRequest: an empty NameID");
+
+    big = keep(malloc(ENT_SAML_MAX_VALUE_LEN + 2));
+    memset(big, 'a', ENT_SAML_MAX_VALUE_LEN + 1);
+    big[ENT_SAML_MAX_VALUE_LEN + 1] = '\0';
+
+    lo_req_fails(replace(xml, " _p42 ", big),
+                 ENT_SAML_INVALID, "NameID is not valid",
+                 "LogoutRequest: a huge NameID");
+
+    lo_req_fails(replace(xml, ">_s1<", str(">%s<", big)),
+                 ENT_SAML_INVALID, "SessionIndex is not valid",
+                 "LogoutRequest: a huge SessionIndex");
+
+    lo_req_fails(replace(xml, ">_s1<", "><"),
+                 ENT_SAML_INVALID, "SessionIndex is not valid",
+                 "LogoutRequest: an empty SessionIndex");
+
+    many = "";
+
+    for (i = 0; i < ENT_SAML_MAX_SESSION_INDEXES + 1; i++) {
+        many = str("%s<samlp:SessionIndex>_s%d</samlp:SessionIndex>", many,
+                   i);
+    }
+
+    lo_req_fails(logout_req("", str("<saml:Issuer>" IDP "</saml:Issuer>"
+                                    "<saml:NameID>a</saml:NameID>%s", many)),
+                 ENT_SAML_INVALID, "too many SessionIndex values",
+                 "LogoutRequest: 17 SessionIndex values");
+
+    many = replace(many, "<samlp:SessionIndex>_s16</samlp:SessionIndex>", "");
+    check(lo_req(logout_req("", str("<saml:Issuer>" IDP "</saml:Issuer>"
+                                    "<saml:NameID>a</saml:NameID>%s", many)),
+                 &lo) == ENT_SAML_OK && lo.nsession_indexes == 16,
+          "LogoutRequest: 16 SessionIndex values");
+    ent_saml_logout_free(&lo);
+
+    lo_req_fails(replace(xml, "<saml:Issuer>",
+                         "<saml:Issuer Format=\"urn:oasis:names:tc:SAML:1.1:"
+                         "nameid-format:emailAddress\">"),
+                 ENT_SAML_INVALID, "LogoutRequest Issuer is not the IdP",
+                 "LogoutRequest: Issuer with a user Format");
+
+    big = keep(malloc(ENT_SAML_MAX_LEN + 2));
+    memset(big, ' ', ENT_SAML_MAX_LEN + 1);
+    big[ENT_SAML_MAX_LEN + 1] = '\0';
+
+    lo_req_fails(str("%s%s", xml, big), ENT_SAML_MALFORMED,
+                 "LogoutRequest too large", "LogoutRequest: too large");
+
+    lo_req_fails("", ENT_SAML_MALFORMED, "empty LogoutRequest",
+                 "LogoutRequest: empty");
+
+    memset(err, 0, sizeof(err));
+    check(ent_saml_logout_request_check((unsigned char *) xml, strlen(xml),
+                                        NULL, SLO, NOW, SKEW, &lo, err,
+                                        sizeof(err)) == ENT_SAML_INTERNAL,
+          "LogoutRequest: no IdP given");
+    ent_saml_logout_free(&lo);
+}
+
+
+static char *
+logout_resp(const char *irt, const char *status)
+{
+    return str("<samlp:LogoutResponse"
+               " xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\""
+               " xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\""
+               " ID=\"_idplr1\" Version=\"2.0\" IssueInstant=\"%s\""
+               " Destination=\"" SLO "\"%s>"
+               "<saml:Issuer>" IDP "</saml:Issuer>%s"
+               "</samlp:LogoutResponse>", when(NOW - 5),
+               irt ? str(" InResponseTo=\"%s\"", irt) : "", status);
+}
+
+
+static int
+lo_resp(const char *xml, ent_saml_logout_t *lo)
+{
+    int  rc;
+
+    memset(err, 0, sizeof(err));
+
+    rc = ent_saml_logout_response_check((const unsigned char *) xml,
+                                        strlen(xml), IDP, SLO, "_lo1", NOW,
+                                        SKEW, lo, err, sizeof(err));
+    if (rc != ENT_SAML_OK) {
+        printf("# rc %d: %s\n", rc, err);
+    }
+
+    return rc;
+}
+
+
+static void
+test_logout_response(void)
+{
+    int                 rc;
+    char               *xml;
+    ent_saml_logout_t   lo;
+
+    xml = logout_resp("_lo1", ST_SUCCESS);
+
+    check(lo_resp(xml, &lo) == ENT_SAML_OK && lo.success
+          && strcmp(lo.status, ST_PREFIX "Success") == 0
+          && strcmp(lo.in_response_to, "_lo1") == 0
+          && strcmp(lo.id, "_idplr1") == 0, "LogoutResponse passes");
+    ent_saml_logout_free(&lo);
+
+    check(lo_resp(logout_resp("_lo1", "<samlp:Status><samlp:StatusCode Value="
+                              "\"" ST_PREFIX "Responder\"><samlp:StatusCode"
+                              " Value=\"" ST_PREFIX "RequestDenied\"/>"
+                              "</samlp:StatusCode></samlp:Status>"), &lo)
+          == ENT_SAML_OK && !lo.success
+          && strcmp(lo.status, ST_PREFIX "Responder") == 0,
+          "LogoutResponse: Responder is read, not success");
+    ent_saml_logout_free(&lo);
+
+    check(lo_resp(logout_resp("_lo1", "<samlp:Status><samlp:StatusCode Value="
+                              "\"bad\tcode\"/></samlp:Status>"), &lo)
+          == ENT_SAML_OK && !lo.success
+          && strcmp(lo.status, "bad?code") == 0,
+          "LogoutResponse: odd status reduced to printable ASCII");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(logout_resp("_other", ST_SUCCESS), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "InResponseTo does not match the request") == 0
+          && lo.id == NULL, "LogoutResponse: wrong InResponseTo");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(logout_resp(NULL, ST_SUCCESS), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "InResponseTo does not match the request") == 0,
+          "LogoutResponse: no InResponseTo");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(replace(xml, "<saml:Issuer>" IDP, "<saml:Issuer>x"), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "LogoutResponse Issuer is not the IdP") == 0,
+          "LogoutResponse: wrong issuer");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(replace(xml, SLO, "https://evil.example/"), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "LogoutResponse Destination is not the SLO URL")
+             == 0, "LogoutResponse: wrong destination");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(logout_resp("_lo1", ""), &lo);
+    check(rc == ENT_SAML_MALFORMED
+          && strcmp(err, "LogoutResponse has no Status") == 0,
+          "LogoutResponse: no Status");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(logout_resp("_lo1", "<samlp:Status/>"), &lo);
+    check(rc == ENT_SAML_MALFORMED
+          && strcmp(err, "LogoutResponse has no StatusCode") == 0,
+          "LogoutResponse: no StatusCode");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(str("<!DOCTYPE x>%s", xml), &lo);
+    check(rc == ENT_SAML_MALFORMED
+          && strcmp(err, "DOCTYPE is not allowed") == 0,
+          "LogoutResponse: DOCTYPE");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(logout_req("", "<saml:Issuer>" IDP "</saml:Issuer>"
+                            "<saml:NameID>a</saml:NameID>"), &lo);
+    check(rc == ENT_SAML_MALFORMED
+          && strcmp(err, "root element is not a LogoutResponse") == 0,
+          "LogoutResponse: a LogoutRequest is not one");
+    ent_saml_logout_free(&lo);
+
+    rc = lo_resp(replace(xml, when(NOW - 5), when(NOW + 3600)), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "LogoutResponse issued in the future") == 0,
+          "LogoutResponse: issued in the future");
+    ent_saml_logout_free(&lo);
+
+    memset(err, 0, sizeof(err));
+    check(ent_saml_logout_response_check((unsigned char *) xml, strlen(xml),
+                                         IDP, SLO, NULL, NOW, SKEW, &lo,
+                                         err, sizeof(err))
+          == ENT_SAML_INTERNAL, "LogoutResponse: a request ID is needed");
+    ent_saml_logout_free(&lo);
+}
+
+
+/* percent-decode, base64-decode and inflate a SAMLRequest value */
+
+static char *
+inflate_param(const char *v)
+{
+    int             rawlen;
+    char           *b, *p, *xml;
+    size_t          i, n;
+    z_stream        z;
+    unsigned char  *raw;
+
+    n = strlen(v);
+    b = keep(malloc(n + 1));
+
+    for (i = 0, p = b; i < n; i++) {
+        if (v[i] == '%') {
+            *p++ = v[i + 2] == 'B' ? '+' : v[i + 2] == 'F' ? '/' : '=';
+            i += 2;
+
+        } else {
+            *p++ = v[i];
+        }
+    }
+
+    *p = '\0';
+
+    raw = keep(malloc(strlen(b) + 1));
+    rawlen = EVP_DecodeBlock(raw, (unsigned char *) b, strlen(b));
+    rawlen -= (strlen(b) > 0 && b[strlen(b) - 1] == '=')
+              + (strlen(b) > 1 && b[strlen(b) - 2] == '=');
+
+    xml = keep(malloc(65536));
+
+    memset(&z, 0, sizeof(z_stream));
+    inflateInit2(&z, -15);
+    z.next_in = raw;
+    z.avail_in = rawlen;
+    z.next_out = (unsigned char *) xml;
+    z.avail_out = 65535;
+    inflate(&z, Z_FINISH);
+    xml[z.total_out] = '\0';
+    inflateEnd(&z);
+
+    return xml;
+}
+
+
+/* a base64 DER with three more bytes after it */
+
+static char *
+der_plus(const char *b64s)
+{
+    int             n;
+    unsigned char  *der;
+
+    der = keep(malloc(strlen(b64s) + 3));
+    n = EVP_DecodeBlock(der, (const unsigned char *) b64s, strlen(b64s));
+    n -= (b64s[strlen(b64s) - 1] == '=') + (b64s[strlen(b64s) - 2] == '=');
+    memcpy(der + n, "\x05\x00\x00", 3);
+
+    return b64n(der, n + 3);
+}
+
+
+/* a base64 DER certificate with its RSA modulus' length made invalid */
+
+static char *
+der_break_key(const char *b64s)
+{
+    int             n, i;
+    unsigned char  *der;
+
+    der = keep(malloc(strlen(b64s)));
+    n = EVP_DecodeBlock(der, (const unsigned char *) b64s, strlen(b64s));
+    n -= (b64s[strlen(b64s) - 1] == '=') + (b64s[strlen(b64s) - 2] == '=');
+
+    for (i = 0; i + 4 < n; i++) {
+        if (memcmp(der + i, "\x02\x82\x01\x01\x00", 5) == 0) {
+            der[i + 1] = 0xc2;
+            break;
+        }
+    }
+
+    return b64n(der, n);
+}
+
+
+static void
+test_metadata_ex(void)
+{
+    char        *out, *der;
+    size_t       n;
+    xmlDocPtr    doc;
+
+    check(ent_saml_sp_metadata_ex(SP, ACS, SLO "?a=<1>&b", sp.cert_pem,
+                                  NULL, 1, &out, &n) == 0
+          && n == strlen(out), "SP metadata with keys built");
+
+    doc = xmlReadMemory(out, n, NULL, NULL, XML_PARSE_NONET);
+    check(doc != NULL, "SP metadata with keys is well-formed");
+    xmlFreeDoc(doc);
+
+    der = cert_b64(sp.cert_pem);
+
+    check(strstr(out, "AuthnRequestsSigned=\"true\"")
+          && strstr(out, "<md:KeyDescriptor use=\"signing\">")
+          && strstr(out, "<md:KeyDescriptor use=\"encryption\">")
+          && strstr(out, str("<ds:X509Certificate>%s</ds:X509Certificate>",
+                             der))
+          && strstr(strstr(out, str("<ds:X509Certificate>%s", der)) + 10,
+                    str("<ds:X509Certificate>%s", der)),
+          "SP metadata: the certificate for signing and encryption");
+
+    check(strstr(out, "<md:EncryptionMethod Algorithm=\"http://www.w3.org/"
+                 "2009/xmlenc11#aes256-gcm\"/>")
+          && strstr(out, "<md:EncryptionMethod Algorithm=\"http://www.w3.org/"
+                    "2001/04/xmlenc#aes128-cbc\"/>")
+          && strstr(out, "<md:EncryptionMethod Algorithm=\"http://www.w3.org/"
+                    "2009/xmlenc11#rsa-oaep\"/>")
+          && strstr(out, "rsa-1_5") == NULL,
+          "SP metadata: the accepted EncryptionMethods");
+
+    check(strstr(out, "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:"
+                 "SAML:2.0:bindings:HTTP-Redirect\" Location=\"" SLO
+                 "?a=&lt;1&gt;&amp;b\"/>")
+          && strstr(out, "emailAddress</md:NameIDFormat>")
+          && strstr(out, "</md:KeyDescriptor>\n    <md:SingleLogoutService")
+          && strstr(out, "</md:NameIDFormat>\n    <md:AssertionConsumer"),
+          "SP metadata: SLO escaped, elements in schema order");
+    free(out);
+
+    check(ent_saml_sp_metadata_ex(SP, ACS, NULL, NULL, "urn:x:<y>", 0, &out,
+                                  &n) == 0
+          && strstr(out, "KeyDescriptor") == NULL
+          && strstr(out, "SingleLogoutService") == NULL
+          && strstr(out, "xmlns:ds") == NULL
+          && strstr(out, "<md:NameIDFormat>urn:x:&lt;y&gt;</md:NameIDFormat>"),
+          "SP metadata: no keys, no SLO, custom format");
+    free(out);
+
+    check(ent_saml_sp_metadata_ex(SP, ACS, NULL, "not a certificate", NULL,
+                                  0, &out, &n) == -1 && out == NULL
+          && ent_saml_sp_metadata_ex(SP, ACS, NULL, sp.key_pem, NULL, 0,
+                                     &out, &n) == -1
+          && ent_saml_sp_metadata_ex(SP, ACS, "a\nb", NULL, NULL, 0, &out,
+                                     &n) == -1
+          && ent_saml_sp_metadata_ex(SP, ACS, NULL, NULL, "", 0, &out, &n)
+             == -1, "SP metadata refuses bad input");
+
+    check(ent_saml_sp_metadata_ex(SP, ACS, NULL,
+                                  str("%s%s", sp.cert_pem, idp.cert_pem),
+                                  NULL, 0, &out, &n) == 0
+          && strstr(out, der) && strstr(out, cert_b64(idp.cert_pem)) == NULL,
+          "SP metadata: the first certificate of a list");
+    free(out);
+}
+
+
+#define MD_NS   "urn:oasis:names:tc:SAML:2.0:metadata"
+#define DS_NS   "http://www.w3.org/2000/09/xmldsig#"
+#define PROTO   "urn:oasis:names:tc:SAML:2.0:protocol"
+#define B_REDIR "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+#define B_POST  "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+
+
+static char *
+md_key(const char *use, const char *b64)
+{
+    return str("<md:KeyDescriptor%s%s%s><ds:KeyInfo xmlns:ds=\"" DS_NS "\">"
+               "<ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate>"
+               "</ds:X509Data></ds:KeyInfo></md:KeyDescriptor>",
+               use ? " use=\"" : "", use ? use : "", use ? "\"" : "", b64);
+}
+
+
+/* an Okta-like EntityDescriptor */
+
+static char *
+md_okta(const char *entity, const char *keys, const char *sso)
+{
+    return str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+               "<md:EntityDescriptor xmlns:md=\"" MD_NS "\" entityID=\"%s\">"
+               "<md:IDPSSODescriptor WantAuthnRequestsSigned=\"false\""
+               " protocolSupportEnumeration=\"" PROTO "\">%s"
+               "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:"
+               "unspecified</md:NameIDFormat>"
+               "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:"
+               "emailAddress</md:NameIDFormat>%s"
+               "</md:IDPSSODescriptor></md:EntityDescriptor>",
+               entity, keys, sso);
+}
+
+
+static int
+md_parse(const char *xml, const char *entity, ent_saml_idp_metadata_t *md)
+{
+    int  rc;
+
+    memset(err, 0, sizeof(err));
+
+    rc = ent_saml_idp_metadata_parse((const unsigned char *) xml,
+                                     strlen(xml), entity, md, err,
+                                     sizeof(err));
+    if (rc != ENT_SAML_OK) {
+        printf("# rc %d: %s\n", rc, err);
+    }
+
+    return rc;
+}
+
+
+static void
+md_fails(const char *xml, const char *entity, int rc, const char *msg,
+    const char *name)
+{
+    int                      got;
+    ent_saml_idp_metadata_t  md;
+
+    got = md_parse(xml, entity, &md);
+
+    check(got == rc && strcmp(err, msg) == 0 && md.entity_id == NULL
+          && md.certs == NULL && md.ncerts == 0, name);
+
+    ent_saml_idp_metadata_free(&md);
+}
+
+
+static void
+test_idp_metadata(void)
+{
+    int                      i;
+    char                    *okta, *sso, *idp64, *att64, *ec64, *entra;
+    char                    *ssp, *fed, *xml, *keys, *big;
+    ent_saml_idp_metadata_t  md;
+
+    idp64 = cert_b64(idp.cert_pem);
+    att64 = cert_b64(attacker.cert_pem);
+    ec64 = cert_b64(ec.cert_pem);
+
+    sso = "<md:SingleSignOnService Binding=\"" B_POST "\" Location=\""
+          "https://dev-1.okta.com/app/dev-1_app_1/exk1/sso/saml\"/>"
+          "<md:SingleSignOnService Binding=\"" B_REDIR "\" Location=\""
+          "https://dev-1.okta.com/app/dev-1_app_1/exk1/sso/saml?r=1\"/>";
+
+    okta = md_okta("http://www.okta.com/exk1", md_key("signing", idp64), sso);
+
+    check(md_parse(okta, NULL, &md) == ENT_SAML_OK, "metadata: Okta-like");
+    check(md.entity_id && strcmp(md.entity_id, "http://www.okta.com/exk1")
+          == 0 && strcmp(md.sso_url, "https://dev-1.okta.com/app/dev-1_app_1/"
+                         "exk1/sso/saml?r=1") == 0
+          && md.slo_url == NULL && md.slo_response_url == NULL
+          && !md.want_authn_requests_signed && md.ncerts == 1
+          && strcmp(md.certs[0], idp.cert_pem) == 0,
+          "metadata: Okta-like content, the certificate as PEM");
+    check(md.not_after && md.not_after[0] > NOW
+          && md.not_after[0] > time(NULL) + 86400 * 360
+          && md.not_after[0] < time(NULL) + 86400 * 366,
+          "metadata: the certificate's expiry");
+    ent_saml_idp_metadata_free(&md);
+    check(md.certs == NULL && md.entity_id == NULL, "metadata: freed");
+
+    /* the certificate wrapped in lines, as some IdPs write it */
+
+    xml = md_okta("http://www.okta.com/exk1",
+                  md_key(NULL, str("\n    %.64s\n    %.64s\r\n  %s\n  ",
+                                   idp64, idp64 + 64, idp64 + 128)), sso);
+    check(md_parse(xml, NULL, &md) == ENT_SAML_OK && md.ncerts == 1
+          && strcmp(md.certs[0], idp.cert_pem) == 0,
+          "metadata: a wrapped certificate without use");
+    ent_saml_idp_metadata_free(&md);
+
+    /* Entra ID: one EntityDescriptor, several RoleDescriptors */
+
+    entra = str("\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+                "<EntityDescriptor ID=\"_e1\" entityID=\"https://sts.windows"
+                ".net/0000-1111/\" xmlns=\"" MD_NS "\">"
+                "<Signature xmlns=\"" DS_NS "\"><SignedInfo/></Signature>"
+                "<RoleDescriptor xmlns:xsi=\"http://www.w3.org/2001/"
+                "XMLSchema-instance\" xmlns:fed=\"http://docs.oasis-open.org/"
+                "wsfed/federation/200706\" xsi:type=\"fed:SecurityTokenService"
+                "Type\" protocolSupportEnumeration=\"http://docs.oasis-open."
+                "org/wsfed/federation/200706\"><KeyDescriptor use=\"signing\">"
+                "<KeyInfo xmlns=\"" DS_NS "\"><X509Data><X509Certificate>%s"
+                "</X509Certificate></X509Data></KeyInfo></KeyDescriptor>"
+                "</RoleDescriptor>"
+                "<SPSSODescriptor protocolSupportEnumeration=\"" PROTO "\">"
+                "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"" DS_NS "\">"
+                "<X509Data><X509Certificate>%s</X509Certificate></X509Data>"
+                "</KeyInfo></KeyDescriptor></SPSSODescriptor>"
+                "<IDPSSODescriptor protocolSupportEnumeration=\"" PROTO "\">"
+                "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"" DS_NS "\">"
+                "<X509Data><X509Certificate>%s</X509Certificate></X509Data>"
+                "</KeyInfo></KeyDescriptor>"
+                "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"" DS_NS "\">"
+                "<X509Data><X509Certificate>%s</X509Certificate></X509Data>"
+                "</KeyInfo></KeyDescriptor>"
+                "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"" DS_NS "\">"
+                "<X509Data><X509Certificate>%s</X509Certificate></X509Data>"
+                "</KeyInfo></KeyDescriptor>"
+                "<SingleLogoutService Binding=\"" B_REDIR "\" Location=\""
+                "https://login.microsoftonline.com/0000-1111/saml2\"/>"
+                "<SingleSignOnService Binding=\"" B_REDIR "\" Location=\""
+                "https://login.microsoftonline.com/0000-1111/saml2\"/>"
+                "<SingleSignOnService Binding=\"" B_POST "\" Location=\""
+                "https://login.microsoftonline.com/0000-1111/saml2\"/>"
+                "</IDPSSODescriptor></EntityDescriptor>",
+                ec64, ec64, idp64, att64, idp64);
+
+    check(md_parse(entra, NULL, &md) == ENT_SAML_OK
+          && strcmp(md.entity_id, "https://sts.windows.net/0000-1111/") == 0
+          && strcmp(md.slo_url, "https://login.microsoftonline.com/"
+                    "0000-1111/saml2") == 0
+          && md.ncerts == 2 && strcmp(md.certs[0], idp.cert_pem) == 0
+          && strcmp(md.certs[1], attacker.cert_pem) == 0,
+          "metadata: Entra-like, two certificates, a duplicate dropped,"
+          " other roles' keys ignored");
+    ent_saml_idp_metadata_free(&md);
+
+    check(md_parse(entra, "https://sts.windows.net/0000-1111/", &md)
+          == ENT_SAML_OK && md.ncerts == 2,
+          "metadata: Entra-like by entity ID");
+    ent_saml_idp_metadata_free(&md);
+
+    /* SimpleSAMLphp: an encryption key, SLO, WantAuthnRequestsSigned */
+
+    ssp = str("<?xml version=\"1.0\"?>\n"
+              "<md:EntityDescriptor xmlns:md=\"" MD_NS "\" xmlns:ds=\"" DS_NS
+              "\" entityID=\"https://idp.example.org/simplesaml/saml2/idp/"
+              "metadata.php\">\n"
+              "  <md:IDPSSODescriptor WantAuthnRequestsSigned=\"true\""
+              " protocolSupportEnumeration=\"" PROTO "\">\n"
+              "    <md:KeyDescriptor use=\"encryption\">\n"
+              "      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
+              "</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\n"
+              "    </md:KeyDescriptor>\n"
+              "    <md:KeyDescriptor use=\"signing\">\n"
+              "      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
+              "</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\n"
+              "    </md:KeyDescriptor>\n"
+              "    <md:SingleLogoutService Binding=\"" B_REDIR "\""
+              " Location=\"https://idp.example.org/simplesaml/saml2/idp/"
+              "SingleLogoutService.php\" ResponseLocation=\"https://idp."
+              "example.org/simplesaml/saml2/idp/SLOResponse.php\"/>\n"
+              "    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:"
+              "transient</md:NameIDFormat>\n"
+              "    <md:SingleSignOnService Binding=\"" B_REDIR "\""
+              " Location=\"https://idp.example.org/simplesaml/saml2/idp/"
+              "SSOService.php\"/>\n"
+              "  </md:IDPSSODescriptor>\n"
+              "  <md:ContactPerson contactType=\"technical\">"
+              "<md:GivenName>Admin</md:GivenName></md:ContactPerson>\n"
+              "</md:EntityDescriptor>\n", ec64, idp64);
+
+    check(md_parse(ssp, NULL, &md) == ENT_SAML_OK
+          && md.want_authn_requests_signed && md.ncerts == 1
+          && strcmp(md.certs[0], idp.cert_pem) == 0
+          && strcmp(md.sso_url, "https://idp.example.org/simplesaml/saml2/"
+                    "idp/SSOService.php") == 0
+          && strcmp(md.slo_response_url, "https://idp.example.org/"
+                    "simplesaml/saml2/idp/SLOResponse.php") == 0,
+          "metadata: SimpleSAMLphp-like, the encryption key left out");
+    ent_saml_idp_metadata_free(&md);
+
+    /* an EntitiesDescriptor: two IdPs and an SP, one of them nested */
+
+    fed = str("<md:EntitiesDescriptor xmlns:md=\"" MD_NS "\" Name=\"fed\">"
+              "%s<md:EntitiesDescriptor>%s</md:EntitiesDescriptor>"
+              "<md:EntityDescriptor entityID=\"https://sp.example\">"
+              "<md:SPSSODescriptor protocolSupportEnumeration=\"" PROTO
+              "\"/></md:EntityDescriptor></md:EntitiesDescriptor>",
+              strstr(okta, "<md:EntityDescriptor"),
+              strstr(ssp, "<md:EntityDescriptor"));
+
+    md_fails(fed, NULL, ENT_SAML_INVALID, "the metadata describes 2 identity"
+             " providers: choose one with --entity-id",
+             "metadata: several IdPs need an entity ID");
+
+    check(md_parse(fed, "https://idp.example.org/simplesaml/saml2/idp/"
+                   "metadata.php", &md) == ENT_SAML_OK
+          && md.want_authn_requests_signed,
+          "metadata: the nested IdP picked by entity ID");
+    ent_saml_idp_metadata_free(&md);
+
+    check(md_parse(fed, "http://www.okta.com/exk1", &md) == ENT_SAML_OK
+          && !md.want_authn_requests_signed,
+          "metadata: the other IdP picked by entity ID");
+    ent_saml_idp_metadata_free(&md);
+
+    md_fails(fed, "https://nobody.example", ENT_SAML_INVALID,
+             "no EntityDescriptor with that entityID",
+             "metadata: an unknown entity ID");
+
+    md_fails(fed, "https://sp.example", ENT_SAML_INVALID,
+             "no IDPSSODescriptor", "metadata: an SP picked by entity ID");
+
+    md_fails(str("<md:EntitiesDescriptor xmlns:md=\"" MD_NS "\">%s%s"
+                 "</md:EntitiesDescriptor>",
+                 strstr(okta, "<md:EntityDescriptor"),
+                 strstr(okta, "<md:EntityDescriptor")),
+             "http://www.okta.com/exk1", ENT_SAML_INVALID,
+             "more than one EntityDescriptor with that entityID",
+             "metadata: an entity ID twice");
+
+    /* hostile and broken */
+
+    md_fails(str("<?xml version=\"1.0\"?><!DOCTYPE md [<!ENTITY x SYSTEM "
+                 "\"file:///etc/passwd\">]>%s", strstr(okta, "<md:")),
+             NULL, ENT_SAML_MALFORMED, "DOCTYPE is not allowed",
+             "metadata: DOCTYPE with an external entity");
+
+    md_fails("<md:EntityDescriptor", NULL, ENT_SAML_MALFORMED,
+             "metadata is not well-formed XML", "metadata: not XML");
+
+    md_fails("", NULL, ENT_SAML_MALFORMED, "empty metadata",
+             "metadata: empty");
+
+    big = keep(malloc(ENT_SAML_MAX_METADATA_LEN + 2));
+    memset(big, ' ', ENT_SAML_MAX_METADATA_LEN + 1);
+    big[ENT_SAML_MAX_METADATA_LEN + 1] = '\0';
+    md_fails(str("%s%s", okta, big), NULL, ENT_SAML_MALFORMED,
+             "metadata is larger than 1 MiB", "metadata: over 1 MiB");
+
+    md_fails("<x:EntityDescriptor xmlns:x=\"urn:other\"/>", NULL,
+             ENT_SAML_MALFORMED, "root element is neither an EntityDescriptor"
+             " nor an EntitiesDescriptor", "metadata: wrong namespace");
+
+    md_fails(replace(okta, "IDPSSODescriptor", "SPSSODescriptor"), NULL,
+             ENT_SAML_MALFORMED, "metadata is not well-formed XML",
+             "metadata: mismatched tags");
+
+    md_fails(replace(replace(okta, "<md:IDPSSODescriptor",
+                             "<md:SPSSODescriptor"),
+                     "</md:IDPSSODescriptor>", "</md:SPSSODescriptor>"),
+             NULL, ENT_SAML_INVALID, "no IDPSSODescriptor",
+             "metadata: an SP only");
+
+    md_fails(replace(okta, "protocolSupportEnumeration=\"" PROTO "\"",
+                     "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:"
+                     "1.1:protocol urn:oasis:names:tc:SAML:2.0:protocolX\""),
+             NULL, ENT_SAML_INVALID, "no IDPSSODescriptor",
+             "metadata: a SAML 1.1 IdP only");
+
+    check(md_parse(replace(okta, "protocolSupportEnumeration=\"" PROTO "\"",
+                           "protocolSupportEnumeration=\"urn:oasis:names:tc:"
+                           "SAML:1.1:protocol " PROTO "\""), NULL, &md)
+          == ENT_SAML_OK, "metadata: SAML 2.0 among other protocols");
+    ent_saml_idp_metadata_free(&md);
+
+    md_fails(replace(okta, "</md:IDPSSODescriptor>",
+                     str("</md:IDPSSODescriptor>%s",
+                         between(okta, "<md:IDPSSODescriptor",
+                                 "</md:IDPSSODescriptor>"))),
+             NULL, ENT_SAML_INVALID, "more than one IDPSSODescriptor",
+             "metadata: two IDPSSODescriptors");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("signing", idp64),
+                     "<md:SingleSignOnService Binding=\"" B_POST "\""
+                     " Location=\"https://idp.example/sso\"/>"),
+             NULL, ENT_SAML_INVALID, "no SingleSignOnService with the"
+             " HTTP-Redirect binding", "metadata: POST only");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("signing", idp64),
+                     "<md:SingleSignOnService Binding=\"" B_REDIR "\""
+                     " Location=\"javascript:alert(1)\"/>"),
+             NULL, ENT_SAML_INVALID, "SingleSignOnService Location is not an"
+             " http(s) URL", "metadata: a javascript: Location");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("signing", idp64),
+                     "<md:SingleSignOnService Binding=\"" B_REDIR "\""
+                     " Location=\"https://idp.example/a b\"/>"),
+             NULL, ENT_SAML_INVALID, "SingleSignOnService Location is not an"
+             " http(s) URL", "metadata: a Location with a space");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("signing", idp64),
+                     str("%s<md:SingleLogoutService Binding=\"" B_REDIR "\""
+                         " Location=\"ftp://x\"/>", sso)),
+             NULL, ENT_SAML_INVALID, "SingleLogoutService Location is not an"
+             " http(s) URL", "metadata: a bad SLO Location");
+
+    md_fails(md_okta("", md_key("signing", idp64), sso),
+             NULL, ENT_SAML_INVALID, "EntityDescriptor has no valid entityID",
+             "metadata: empty entityID");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("encryption", idp64),
+                     sso),
+             NULL, ENT_SAML_INVALID, "no signing certificate (KeyDescriptor"
+             " use=\"signing\")", "metadata: an encryption key only");
+
+    md_fails(md_okta("http://www.okta.com/exk1", "", sso),
+             NULL, ENT_SAML_INVALID, "no signing certificate (KeyDescriptor"
+             " use=\"signing\")", "metadata: no key at all");
+
+    md_fails(md_okta("http://www.okta.com/exk1", md_key("signing", "MII%%"),
+                     sso),
+             NULL, ENT_SAML_MALFORMED, "certificate 1 is not valid base64 DER",
+             "metadata: a certificate not base64");
+
+    md_fails(md_okta("http://www.okta.com/exk1",
+                     md_key("signing", "aGVsbG8gd29ybGQ="), sso),
+             NULL, ENT_SAML_MALFORMED, "certificate 1 is not valid base64 DER",
+             "metadata: base64 that is not DER");
+
+    md_fails(md_okta("http://www.okta.com/exk1",
+                     md_key("signing", str("%.100s", idp64)), sso),
+             NULL, ENT_SAML_MALFORMED, "certificate 1 is not valid base64 DER",
+             "metadata: a truncated certificate");
+
+    md_fails(md_okta("http://www.okta.com/exk1",
+                     str("%s%s", md_key("signing", idp64),
+                         md_key("signing", der_plus(att64))),
+                     sso),
+             NULL, ENT_SAML_MALFORMED, "certificate 2 is not valid base64 DER",
+             "metadata: bytes after the second certificate's DER");
+
+    md_fails(md_okta("http://www.okta.com/exk1",
+                     md_key("signing", cert_b64(idp.key_pem)), sso),
+             NULL, ENT_SAML_MALFORMED, "certificate 1 is not valid base64 DER",
+             "metadata: a private key where a certificate goes");
+
+    md_fails(md_okta("http://www.okta.com/exk1",
+                     md_key("signing", der_break_key(idp64)), sso),
+             NULL, ENT_SAML_MALFORMED,
+             "certificate 1 has no usable public key",
+             "metadata: a certificate whose key does not decode");
+
+    keys = "";
+
+    for (i = 0; i < ENT_SAML_MAX_CERTS + 1; i++) {
+        keys = str("%s%s", keys, md_key("signing",
+                                        cert_b64(pem_cert(idp.key,
+                                                          str("c%d", i)))));
+    }
+
+    md_fails(md_okta("http://www.okta.com/exk1", keys, sso), NULL,
+             ENT_SAML_INVALID, "more than 16 signing certificates",
+             "metadata: too many certificates");
+
+    xml = strstr(okta, "<md:EntityDescriptor");
+
+    for (i = 0; i < 9; i++) {
+        xml = str("<md:EntitiesDescriptor xmlns:md=\"" MD_NS "\">%s"
+                  "</md:EntitiesDescriptor>", xml);
+    }
+
+    md_fails(xml, NULL, ENT_SAML_MALFORMED,
+             "EntitiesDescriptors nested too deep",
+             "metadata: nested too deep");
+}
+
+
 int
 main(void)
 {
@@ -1487,6 +3587,8 @@ main(void)
     make_pair(&idp, EVP_RSA_gen(2048), "idp");
     make_pair(&attacker, EVP_RSA_gen(2048), "attacker");
     make_pair(&ec, EVP_EC_gen("P-256"), "ec");
+    make_pair(&sp, EVP_RSA_gen(2048), "sp");
+    sp_extra_pems(&sp);
 
     test_times();
     test_valid();
@@ -1498,10 +3600,20 @@ main(void)
     test_input();
     test_request();
     test_metadata();
+    test_rotation();
+    test_name_id_format();
+    test_encrypted();
+    test_request_xml();
+    test_logout_build();
+    test_logout_request();
+    test_logout_response();
+    test_metadata_ex();
+    test_idp_metadata();
 
     EVP_PKEY_free(idp.key);
     EVP_PKEY_free(attacker.key);
     EVP_PKEY_free(ec.key);
+    EVP_PKEY_free(sp.key);
 
     for (i = 0; i < narena; i++) {
         free(arena[i]);
