@@ -104,7 +104,10 @@ bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
             ngx_ent_tenant/ngx_ent_host.c ngx_ent_tenant/ngx_ent_host.h \
             ngx_ent_sso/ngx_ent_jwt.c ngx_ent_sso/ngx_ent_jwt.h \
             ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_sso_util.h \
-            ngx_ent_sso/ngx_ent_saml.c ngx_ent_sso/ngx_ent_saml.h
+            ngx_ent_sso/ngx_ent_saml.c ngx_ent_sso/ngx_ent_saml.h \
+            ngx_ent_sso/ngx_ent_saml_int.h ngx_ent_sso/ngx_ent_saml_response.c \
+            ngx_ent_sso/ngx_ent_saml_sig.c ngx_ent_sso/ngx_ent_saml_enc.c \
+            ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c
 	@mkdir -p bin
 	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant \
 	    -Ingx_ent_sso $(XMLSEC_CFLAGS) -o $@ $(filter %.c,$^) -lpq -lssl \
@@ -116,10 +119,14 @@ UNIT_DIR    := $(BUILD)/unit
 PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
                ngx_ent_ratelimit/ngx_ent_rl.c ngx_ent_sso/ngx_ent_jwt.c \
                ngx_ent_sso/ngx_ent_sso_util.c ngx_ent_sso/ngx_ent_saml.c \
+               ngx_ent_sso/ngx_ent_saml_response.c \
+               ngx_ent_sso/ngx_ent_saml_sig.c ngx_ent_sso/ngx_ent_saml_enc.c \
+               ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c \
                ngx_ent_sso/ngx_ent_saml_redirect.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
                ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
                ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h \
+               ngx_ent_sso/ngx_ent_saml_int.h \
                ngx_ent_sso/ngx_ent_saml_redirect.h
 # xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)
 XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl libxml-2.0)

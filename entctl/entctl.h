@@ -41,6 +41,7 @@ int sso_read_file(const char *path, unsigned char *buf, size_t size,
     size_t *len);
 int sso_secret_key(const char *path, unsigned char *key);
 char *sso_fetch(const char *url, const char *ca, int *status);
+int entctl_attr_map(int argc, char **argv, const char *opt, char **out);
 
 
 #endif /* _ENTCTL_H_INCLUDED_ */

@@ -9,6 +9,7 @@
  *                 [--name-id-format URN] [--skew SECONDS]
  *                 [--unsolicited on|off] [--allow-sha1 on|off]
  *                 [--attr-email A] [--attr-name A] [--attr-groups A]
+ *                 [--attr-map NAME=ATTRIBUTE]... [--attr-map -]
  *                 [--domains a.com,b.com] [--enforce on|off]
  *
  * The IdP's side comes from its metadata (a file, or an https URL fetched
@@ -75,6 +76,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     size_t                   len;
     const char              *md, *v, *entity, *sso, *slo, *unsol, *sha1,
                             *enforce, *skew, *nif;
+    char                    *attrs;
     const char              *params[20];
     unsigned char           *buf;
     char                     err[256];
@@ -85,6 +87,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     }
 
     memset(&meta, 0, sizeof(meta));
+    attrs = NULL;
     doc = NULL;
     sealed = NULL;
     tid = NULL;
@@ -268,6 +271,11 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     *d++ = '}';
     *d = '\0';
 
+    if (entctl_attr_map(argc, argv, "--attr-map", &attrs) != 0) {
+        rc = 2;
+        goto done;
+    }
+
     tid = sso_tenant_id(conn, argv[0]);
     if (tid == NULL) {
         goto done;
@@ -314,6 +322,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     params[14] = skew;
     params[15] = unsol;
     params[16] = sha1;
+    params[17] = attrs;
 
     if (sealed) {
         if (sso_read_file(sso_opt(argc, argv, "--sp-cert-file"), buf,
@@ -346,9 +355,10 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
             "saml_skew = coalesce($15::integer, p.saml_skew), "
             "saml_unsolicited = coalesce($16::boolean, p.saml_unsolicited), "
             "saml_allow_sha1 = coalesce($17::boolean, p.saml_allow_sha1), "
+            "claim_attrs = coalesce($18::jsonb, p.claim_attrs), "
             "enabled = true, updated_at = now() "
             "WHERE p.tenant_id = $1 AND p.protocol = 'saml'",
-            17, params, 0);
+            18, params, 0);
 
     } else {
         n = sso_exec(conn,
@@ -357,13 +367,14 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
             "claim_groups, allowed_domains, enforce_sso, saml_slo_url, "
             "saml_sp_entity_id, saml_sp_key_enc, saml_sp_cert, "
             "saml_name_id_format, saml_skew, saml_unsolicited, "
-            "saml_allow_sha1) "
+            "saml_allow_sha1, claim_attrs) "
             "VALUES ($1, 'saml', $2, $3, $4, coalesce($5, 'email'), "
             "coalesce($6, 'name'), coalesce($7, 'groups'), "
             "coalesce($8::text[], '{}'), coalesce($9::boolean, false), $10, "
             "$11, $12, $13, $14, $15::integer, "
-            "coalesce($16::boolean, false), coalesce($17::boolean, false))",
-            17, params, 0);
+            "coalesce($16::boolean, false), coalesce($17::boolean, false), "
+            "coalesce($18::jsonb, '{}'))",
+            18, params, 0);
     }
 
     if (n < 0) {
@@ -376,6 +387,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
 done:
 
     ent_saml_idp_metadata_free(&meta);
+    free(attrs);
     free(doc);
     free(tid);
     free(sealed);
@@ -392,7 +404,8 @@ usage:
             "--key-file SECRET] [--sp-entity-id ID] [--name-id-format URN] "
             "[--skew S] [--unsolicited on|off] [--allow-sha1 on|off] "
             "[--attr-email A] [--attr-name A] [--attr-groups A] "
-            "[--domains D,D] [--enforce on|off]\n");
+            "[--attr-map NAME=ATTRIBUTE]... [--domains D,D] "
+            "[--enforce on|off]\n");
     return 2;
 }
 

@@ -7,6 +7,7 @@
  *                 [--claim-email C] [--claim-name C] [--claim-groups C]
  *                 [--domains a.com,b.com] [--enforce on|off]
  *                 [--api-audience AUD] [--api-scopes "s1 s2"]
+ *                 [--claim-map NAME=CLAIM]... [--claim-map -]
  *                 [--ca-file FILE] [--no-check]
  *   sso show CODE | sso enable CODE | sso disable CODE | sso delete CODE
  *   sso domain add CODE DOMAIN [--verified] | sso domain verify CODE DOMAIN
@@ -114,6 +115,82 @@ sso_exec(PGconn *conn, const char *sql, int n, const char *const *params,
     PQclear(res);
 
     return rows;
+}
+
+
+/*
+ * Every "opt NAME=CLAIM" of the command line as a JSON object (a string
+ * for the SQL), *out NULL when the option is absent; "opt -" alone gives
+ * "{}" (no custom attributes).  Names: [a-z0-9-], 1 to 32 bytes, at most
+ * 16; claims 1 to 256 printable bytes.
+ */
+
+int
+entctl_attr_map(int argc, char **argv, const char *opt, char **out)
+{
+    int      i, n;
+    char     name[33];
+    json_t  *map;
+    size_t   len;
+    const char  *eq;
+
+    *out = NULL;
+    map = NULL;
+    n = 0;
+
+    for (i = 1; i < argc - 1; i++) {
+        if (strcmp(argv[i], opt) != 0) {
+            continue;
+        }
+
+        if (map == NULL) {
+            map = json_object();
+            if (map == NULL) {
+                return -1;
+            }
+        }
+
+        if (strcmp(argv[i + 1], "-") == 0) {
+            continue;
+        }
+
+        eq = strchr(argv[i + 1], '=');
+        len = eq ? (size_t) (eq - argv[i + 1]) : 0;
+
+        if (eq == NULL || len == 0 || len >= sizeof(name)
+            || strspn(argv[i + 1], "abcdefghijklmnopqrstuvwxyz0123456789-")
+               != len
+            || argv[i + 1][0] == '-'
+            || strlen(eq + 1) == 0 || strlen(eq + 1) > 256
+            || ++n > 16)
+        {
+            fprintf(stderr, "entctl: %s NAME=CLAIM: NAME of lowercase "
+                    "letters, digits and \"-\" (at most 32, 16 names), "
+                    "CLAIM of at most 256 bytes\n", opt);
+            json_decref(map);
+            return -1;
+        }
+
+        memcpy(name, argv[i + 1], len);
+        name[len] = '\0';
+
+        if (json_object_set_new(map, name, json_string(eq + 1)) != 0) {
+            fprintf(stderr, "entctl: %s: not UTF-8\n", opt);
+            json_decref(map);
+            return -1;
+        }
+    }
+
+    if (map) {
+        *out = json_dumps(map, JSON_COMPACT);
+        json_decref(map);
+
+        if (*out == NULL) {
+            return -1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -532,7 +609,7 @@ static int
 sso_oidc(PGconn *conn, int argc, char **argv)
 {
     int             rc, n;
-    char           *tid, *sealed64, domains[4096], *d;
+    char           *tid, *sealed64, *attrs, domains[4096], *d;
     size_t          len, slen;
     const char     *issuer, *client_id, *keyfile, *env, *sfile, *v;
     const char     *params[15];
@@ -683,15 +760,23 @@ sso_oidc(PGconn *conn, int argc, char **argv)
     params[11] = sso_opt(argc, argv, "--api-audience");
     params[12] = sso_opt(argc, argv, "--api-scopes");
 
+    if (entctl_attr_map(argc, argv, "--claim-map", &attrs) != 0) {
+        free(tid);
+        free(sealed64);
+        return 2;
+    }
+
+    params[13] = attrs;
+
     rc = sso_exec(conn,
         "INSERT INTO ent.identity_providers (tenant_id, protocol, issuer, "
         "client_id, client_secret_enc, token_auth, scopes, claim_email, "
         "claim_name, claim_groups, allowed_domains, enforce_sso, "
-        "api_audience, api_scopes) "
+        "api_audience, api_scopes, claim_attrs) "
         "VALUES ($1, 'oidc', $2, $3, $4, $5, "
         "coalesce($6, 'openid email profile'), coalesce($7, 'email'), "
         "coalesce($8, 'name'), coalesce($9, 'groups'), $10::text[], "
-        "$11::boolean, $12, $13) "
+        "$11::boolean, $12, $13, coalesce($14::jsonb, '{}')) "
         "ON CONFLICT (tenant_id, protocol) DO UPDATE SET "
         "issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, "
         "client_secret_enc = EXCLUDED.client_secret_enc, "
@@ -702,11 +787,13 @@ sso_oidc(PGconn *conn, int argc, char **argv)
         "allowed_domains = EXCLUDED.allowed_domains, "
         "enforce_sso = EXCLUDED.enforce_sso, "
         "api_audience = EXCLUDED.api_audience, "
-        "api_scopes = EXCLUDED.api_scopes, enabled = true",
-        13, params, 0);
+        "api_scopes = EXCLUDED.api_scopes, "
+        "claim_attrs = EXCLUDED.claim_attrs, enabled = true",
+        14, params, 0);
 
     free(tid);
     free(sealed64);
+    free(attrs);
 
     if (rc < 0) {
         return 1;
@@ -818,7 +905,13 @@ entctl_sso(PGconn *conn, int argc, char **argv)
             "scopes, claim_email, claim_name, claim_groups, "
             "array_to_string(allowed_domains, ',') AS allowed_domains, "
             "(SELECT domains FROM ent.sso_idp(tenant_id)) AS "
-            "verified_domains, enforce_sso, api_audience, api_scopes "
+            "verified_domains, enforce_sso, api_audience, api_scopes, "
+            "saml_sso_url, saml_slo_url, "
+            "(length(saml_cert) - length(replace(saml_cert, "
+            "'BEGIN CERTIFICATE', ''))) / 17 AS saml_certs, "
+            "saml_sp_entity_id, saml_sp_key_enc IS NOT NULL AS saml_sp_key, "
+            "saml_name_id_format, saml_skew, saml_unsolicited, "
+            "saml_allow_sha1, claim_attrs "
             "FROM ent.identity_providers WHERE tenant_id = $1", 1, params,
             1);
 

@@ -6,6 +6,18 @@
  * reading an IdP's metadata.  No nginx headers: the unit tests and the
  * libFuzzer target link this file directly.
  *
+ * The code, split by concern, sharing the private ngx_ent_saml_int.h (all
+ * of it linked by the tests and the fuzz target):
+ *   ngx_ent_saml.c           init and shutdown, the safe parse, the
+ *                            shared helpers (elements, text, base64,
+ *                            times, output buffers);
+ *   ngx_ent_saml_response.c  the Response check and its result;
+ *   ngx_ent_saml_sig.c       the pinned IdP certificates, signatures;
+ *   ngx_ent_saml_enc.c       the SP's key, the EncryptedAssertion;
+ *   ngx_ent_saml_logout.c    LogoutRequest and LogoutResponse;
+ *   ngx_ent_saml_md.c        the AuthnRequest, the SP's and the IdP's
+ *                            metadata.
+ *
  * Rules, whatever the document says:
  *   - no DOCTYPE at all (hence no entities, no XXE, no billion laughs), no
  *     network, no xml:id, libxml2's default limits (no XML_PARSE_HUGE);

@@ -139,6 +139,7 @@ typedef struct {
     ngx_str_t                    saml_sp_cert;
     ngx_str_t                    saml_name_id_format;
     ngx_int_t                    saml_skew;       /* -1: the directive's */
+    ngx_str_t                    claim_attrs;     /* JSON: name -> claim */
     unsigned                     enforce:1;
     unsigned                     saml:1;
     unsigned                     saml_unsolicited:1;
@@ -157,8 +158,12 @@ typedef struct {
 } ngx_http_ent_sso_discovery_t;
 
 
-/* the strings of an identity, in the order of a sealed session's cells */
-#define NGX_HTTP_ENT_SSO_FIELDS     11
+/*
+ * the strings of an identity, in the order of a sealed session's cells
+ * (sessions made before the attrs cell have 11)
+ */
+#define NGX_HTTP_ENT_SSO_FIELDS     12
+#define NGX_HTTP_ENT_SSO_ATTRS_MAX  4096   /* "name=value\n"... */
 
 typedef struct {
     ngx_str_t                    user_id;
@@ -170,6 +175,7 @@ typedef struct {
     ngx_str_t                    sub;
     ngx_str_t                    op_sid;
     ngx_str_t                    id_token;
+    ngx_str_t                    attrs;        /* "name=value\n"... */
     time_t                       created;
     time_t                       expires;      /* absolute end */
 } ngx_http_ent_sso_identity_t;
@@ -274,6 +280,10 @@ json_t *ngx_http_ent_sso_unseal(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in);
 ngx_int_t ngx_http_ent_sso_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *out);
+json_t *ngx_http_ent_sso_attrs_map(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_attrs_add(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *name, const char *value);
 ngx_int_t ngx_http_ent_sso_secret_open(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, const char *purpose, ngx_str_t *in,
     ngx_str_t *out);

@@ -858,8 +858,10 @@ static ngx_int_t
 ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, json_t *claims, ngx_uint_t *jit)
 {
-    json_t     *v;
-    ngx_str_t   sub, verified;
+    json_t      *v, *map, *path;
+    ngx_str_t    sub, verified;
+    const char  *key;
+    char         buf[1025];
 
     *jit = 0;
 
@@ -917,6 +919,31 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* the tenant's custom attributes: a string, a number or a list */
+
+    map = ngx_http_ent_sso_attrs_map(r, ctx);
+
+    json_object_foreach(map, key, path) {
+        if (!json_is_string(path)) {
+            continue;
+        }
+
+        if (ent_claim_string(claims, json_string_value(path), buf,
+                             sizeof(buf)) != 0
+            && ent_claim_list(claims, json_string_value(path), buf,
+                              sizeof(buf)) < 0)
+        {
+            continue;
+        }
+
+        if (ngx_http_ent_sso_attrs_add(r, ctx, key, buf) == NGX_ERROR) {
+            json_decref(map);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    json_decref(map);
 
     /*
      * An email decides membership only when verified, and provisioning

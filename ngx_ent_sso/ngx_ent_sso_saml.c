@@ -62,6 +62,8 @@ static ngx_int_t ngx_http_ent_sso_saml_send(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *to, const char *param,
     char *xml, size_t xml_len, ngx_str_t *relay);
 static ngx_int_t ngx_http_ent_sso_saml_id(u_char *id);
+static ngx_int_t ngx_http_ent_sso_saml_relay(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *relay);
 
 
 static ngx_str_t  ngx_http_ent_sso_saml_cookie_name =
@@ -212,6 +214,55 @@ ngx_http_ent_sso_saml_send(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     ctx->decided = 1;
 
     return ngx_http_ent_sso_redirect(r, &url);
+}
+
+
+/*
+ * Where an IdP-initiated login lands: no RelayState, "/"; a safe path of
+ * this site; or an absolute URL whose scheme and host are this request's,
+ * reduced to its path.  Anything else is refused.
+ */
+
+static ngx_int_t
+ngx_http_ent_sso_saml_relay(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *relay)
+{
+    ngx_str_t  home, path;
+
+    if (relay->len == 0) {
+        ngx_str_set(&ctx->return_to, "/");
+        return NGX_OK;
+    }
+
+    if (ent_return_to_ok(relay->data, relay->len)) {
+        ctx->return_to = *relay;
+        return NGX_OK;
+    }
+
+    if (ngx_http_ent_sso_base_url(r, &home, "") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* "<scheme>://<host>/", without our prefix's "_ent/" */
+
+    home.len -= sizeof("_ent/") - 1;
+
+    if (relay->len <= home.len
+        || ngx_strncasecmp(relay->data, home.data, home.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    path.data = relay->data + home.len - 1;
+    path.len = relay->len - home.len + 1;
+
+    if (!ent_return_to_ok(path.data, path.len)) {
+        return NGX_DECLINED;
+    }
+
+    ctx->return_to = path;
+
+    return NGX_OK;
 }
 
 
@@ -492,15 +543,20 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
 
     } else if (ctx->idp.saml_unsolicited) {
 
-        /* IdP-initiated: a RelayState may only name a path of this site */
+        /*
+         * IdP-initiated: a RelayState may only name a page of this site,
+         * as a path or as an absolute URL on this very host
+         */
 
         ngx_str_null(&request_id);
 
-        if (relay.len && ent_return_to_ok(relay.data, relay.len)) {
-            ctx->return_to = relay;
-
-        } else {
-            ngx_str_set(&ctx->return_to, "/");
+        if (ngx_http_ent_sso_saml_relay(r, ctx, &relay) != NGX_OK) {
+            return ngx_http_ent_sso_saml_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "an unsolicited RelayState "
+                                              "that is not a page of this "
+                                              "site",
+                                              "The sign-in response is "
+                                              "invalid.");
         }
 
     } else {
@@ -630,6 +686,38 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
             (void) ngx_http_ent_sso_saml_str(r, &ctx->id.groups, v);
             free(v);
         }
+    }
+
+    /* the tenant's custom attributes, values joined with "," */
+
+    {
+        char         *v;
+        json_t       *map, *path;
+        const char   *key;
+
+        map = ngx_http_ent_sso_attrs_map(r, ctx);
+
+        json_object_foreach(map, key, path) {
+            if (!json_is_string(path)) {
+                continue;
+            }
+
+            v = ent_saml_attr_join(&res, json_string_value(path));
+            if (v == NULL) {
+                continue;
+            }
+
+            rc = ngx_http_ent_sso_attrs_add(r, ctx, key, v);
+            free(v);
+
+            if (rc == NGX_ERROR) {
+                json_decref(map);
+                ent_saml_result_free(&res);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        json_decref(map);
     }
 
     ctx->id.iss = ctx->idp.issuer;

@@ -270,14 +270,15 @@ ngx_http_ent_sso_decode(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     /* one row of NGX_HTTP_ENT_SSO_FIELDS cells, in the identity's order */
 
     if (ngx_ent_rows_open(&rows, plain, n) != 0 || rows.nrows != 1
-        || rows.ncols != NGX_HTTP_ENT_SSO_FIELDS)
+        || (rows.ncols != NGX_HTTP_ENT_SSO_FIELDS
+            && rows.ncols != NGX_HTTP_ENT_SSO_FIELDS - 1))
     {
         return NGX_ERROR;
     }
 
     f = &ctx->id.user_id;
 
-    for (i = 0; i < NGX_HTTP_ENT_SSO_FIELDS - 2; i++) {
+    for (i = 0; i < rows.ncols - 2; i++) {
         (void) ngx_ent_rows_next(&rows, &cell, &clen);
         f[i].data = (u_char *) cell;
         f[i].len = cell ? clen : 0;
@@ -830,6 +831,40 @@ ngx_http_ent_sso_session_endpoint(ngx_http_request_t *r,
 
     if (js == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the custom attributes, "name=value" lines */
+
+    if (ctx->id.attrs.len) {
+        json_t  *attrs;
+
+        attrs = json_object();
+        p = ctx->id.attrs.data;
+        end = p + ctx->id.attrs.len;
+
+        while (attrs && p < end) {
+            u_char  *eq;
+            char     name[64];
+
+            q = ngx_strlchr(p, end, '\n');
+            if (q == NULL) {
+                q = end;
+            }
+
+            eq = ngx_strlchr(p, q, '=');
+
+            if (eq && eq > p && (size_t) (eq - p) < sizeof(name)) {
+                *ngx_cpymem(name, p, eq - p) = '\0';
+                json_object_set_new(attrs, name,
+                                    json_stringn((char *) eq + 1,
+                                                 q - eq - 1));
+            }
+
+            p = q + 1;
+        }
+
+        json_object_set_new(json_object_get(js, "user"), "attributes",
+                            attrs);
     }
 
     s = json_dumps(js, JSON_COMPACT);

@@ -45,6 +45,12 @@ static void ngx_http_ent_sso_event_done(ngx_ent_op_t *op);
 
 static ngx_int_t ngx_http_ent_sso_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ent_sso_attr_headers(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_sso_attr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name,
+    size_t len, ngx_str_t *value);
 static ngx_int_t ngx_http_ent_sso_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -291,6 +297,9 @@ static ngx_http_variable_t  ngx_http_ent_sso_vars[] = {
 
     { ngx_string("ent_user_sub"), NULL, ngx_http_ent_sso_variable,
       ngx_http_ent_sso_id(sub), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_user_attr_"), NULL, ngx_http_ent_sso_attr_variable,
+      0, NGX_HTTP_VAR_PREFIX|NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("ent_sso_status"), NULL, ngx_http_ent_sso_status_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -713,7 +722,7 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
-        || rows.nrows != 1 || rows.ncols != 24)
+        || rows.nrows != 1 || rows.ncols != 25)
     {
         ctx->idp_done = 1;
         ctx->idp_none = 1;
@@ -762,6 +771,10 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
     (void) ngx_ent_rows_next(&rows, &data, &len);
     ctx->idp.saml_allow_sha1 = (data && len == 1 && data[0] == 't');
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->idp.claim_attrs.data = (u_char *) data;
+    ctx->idp.claim_attrs.len = data ? len : 0;
 
     ctx->idp_done = 1;
 
@@ -1244,6 +1257,10 @@ ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    if (ctx->id.attrs.len && ngx_http_ent_sso_attr_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!ctx->identity_from_bearer && slcf->h_session.len) {
         /* a digest of the session id: correlates, never replays */
         v.data = ngx_pnalloc(r->pool, ent_b64url_encoded_len(12));
@@ -1265,6 +1282,57 @@ ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         {
             return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/* X-Ent-User-Attr-<name>: value, for each custom attribute */
+
+static ngx_int_t
+ngx_http_ent_sso_attr_headers(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx)
+{
+    u_char     *p, *end, *eol, *eq;
+    ngx_str_t   name, value;
+
+    p = ctx->id.attrs.data;
+    end = p + ctx->id.attrs.len;
+
+    while (p < end) {
+        eol = ngx_strlchr(p, end, '\n');
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        eq = ngx_strlchr(p, eol, '=');
+
+        if (eq && eq > p) {
+            /* the name twice: as sent, then lowercased (see push) */
+
+            name.len = sizeof("X-Ent-User-Attr-") - 1 + (eq - p);
+            name.data = ngx_pnalloc(r->pool, 2 * name.len + 2);
+            if (name.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(name.data, "X-Ent-User-Attr-",
+                       sizeof("X-Ent-User-Attr-") - 1);
+            ngx_memcpy(name.data + sizeof("X-Ent-User-Attr-") - 1, p, eq - p);
+            name.data[name.len] = '\0';
+            ngx_strlow(name.data + name.len + 1, name.data, name.len);
+            name.data[2 * name.len + 1] = '\0';
+
+            value.data = eq + 1;
+            value.len = eol - value.data;
+
+            if (ngx_http_ent_sso_push(r, &name, &value) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        p = eol + 1;
     }
 
     return NGX_OK;
@@ -2026,6 +2094,147 @@ ngx_http_ent_sso_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* $ent_user_attr_<name>: a custom attribute of the identity */
+
+static ngx_int_t
+ngx_http_ent_sso_attr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               *name, value;
+    ngx_http_ent_sso_ctx_t  *ctx;
+
+    name = (ngx_str_t *) data;
+
+    ctx = ngx_ent_ctx_get(r->main, &ngx_http_ent_sso_module,
+                          ngx_http_ent_sso_cleanup);
+
+    if (ctx == NULL || ctx->kind != NGX_HTTP_ENT_SSO_CTX_REQUEST
+        || !ctx->authenticated
+        || ngx_http_ent_sso_attr_find(&ctx->id.attrs,
+                                      name->data + sizeof("ent_user_attr_") - 1,
+                                      name->len - (sizeof("ent_user_attr_") - 1),
+                                      &value)
+           != NGX_OK)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = value.data;
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the value of one "name=value\n" line of an identity's attributes */
+
+static ngx_int_t
+ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name, size_t len,
+    ngx_str_t *value)
+{
+    u_char  *p, *end, *eol;
+
+    p = attrs->data;
+    end = p + attrs->len;
+
+    while (p && p < end) {
+        eol = ngx_strlchr(p, end, '\n');
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        if ((size_t) (eol - p) > len && p[len] == '='
+            && ngx_strncasecmp(p, name, len) == 0)
+        {
+            value->data = p + len + 1;
+            value->len = eol - value->data;
+            return NGX_OK;
+        }
+
+        p = eol + 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Custom attributes at a login: the tenant's map of names to the claims
+ * or SAML attributes that carry them (a JSON object, NULL when none), and
+ * a value appended to the identity's "name=value\n" lines.  A value with
+ * a control byte, or over 1024 bytes, is dropped; so is what would take
+ * the lines past NGX_HTTP_ENT_SSO_ATTRS_MAX.
+ */
+
+json_t *
+ngx_http_ent_sso_attrs_map(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    json_t        *map;
+    json_error_t   jerr;
+
+    if (ctx->idp.claim_attrs.len == 0) {
+        return NULL;
+    }
+
+    map = json_loadb((char *) ctx->idp.claim_attrs.data,
+                     ctx->idp.claim_attrs.len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (!json_is_object(map)) {
+        json_decref(map);
+        return NULL;
+    }
+
+    return map;
+}
+
+
+ngx_int_t
+ngx_http_ent_sso_attrs_add(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, const char *name, const char *value)
+{
+    u_char  *p;
+    size_t   nlen, vlen, i;
+
+    nlen = ngx_strlen(name);
+    vlen = ngx_strlen(value);
+
+    if (nlen == 0 || vlen > 1024
+        || ctx->id.attrs.len + nlen + vlen + 2 > NGX_HTTP_ENT_SSO_ATTRS_MAX)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < vlen; i++) {
+        if ((u_char) value[i] < 0x20 || (u_char) value[i] == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->id.attrs.len + nlen + vlen + 2);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->id.attrs.len) {
+        ngx_memcpy(p, ctx->id.attrs.data, ctx->id.attrs.len);
+    }
+
+    ctx->id.attrs.data = p;
+    p += ctx->id.attrs.len;
+    p = ngx_cpymem(p, name, nlen);
+    *p++ = '=';
+    p = ngx_cpymem(p, value, vlen);
+    *p++ = '\n';
+    ctx->id.attrs.len = p - ctx->id.attrs.data;
 
     return NGX_OK;
 }

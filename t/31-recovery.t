@@ -66,7 +66,9 @@ is_deeply(burst('/pg', 20), { 200 => 20 }, 'and all 200');
 my $st = status_json($n);
 is($st->{pid}, $pid, 'the same worker throughout: no crash');
 is($st->{ops}, 0, 'no operation left behind');
-ok($st->{postgres}{reconnects} >= 2, 'PostgreSQL connections re-established');
+# the burst after the outage may be served by one of the pool's two
+# connections (a loaded machine): at least one was opened again
+ok($st->{postgres}{reconnects} >= 1, 'PostgreSQL connections re-established');
 ok($st->{redis}{reconnects} >= 2, 'Redis connections re-established');
 
 # a graceful stop does not wait on idle backend connections or backoff

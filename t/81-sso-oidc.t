@@ -27,7 +27,14 @@ pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id, brand_color) "
        . "VALUES ('acme', 'Acme Corp', 'team', '#123456'), "
        . "('beta', 'Beta Ltd', 'free', NULL)");
 
-my $op1 = op_start(name => 'acme-op');
+my $op1 = op_start(name => 'acme-op', accounts => {
+    alice => { email => 'alice@acme.example.com', email_verified => JSON::PP::true,
+               name => 'Alice Admin', groups => ['admins', 'staff'],
+               department => 'R&D', cost_center => 4711,
+               locations => ['Berlin', 'Paris'], secret => "a\nb" },
+    bob   => { email => 'bob@acme.example.com', email_verified => JSON::PP::false,
+               name => 'Bob Builder', groups => ['staff'] },
+});
 my $op2 = op_start(name => 'beta-op', accounts => {
     carol => { email => 'carol@beta.example.org',
                email_verified => JSON::PP::true, name => 'Carol',
@@ -75,6 +82,11 @@ location /open/ {
 location /vars/ {
     ent_sso required;
     add_header X-Vars "\$ent_user_id|\$ent_user_email|\$ent_user_name|\$ent_user_groups|\$ent_roles|\$ent_user_sub" always;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /attr/ {
+    ent_sso required;
+    add_header X-Attr "\$ent_user_attr_department|\$ent_user_attr_sites|\$ent_user_attr_absent" always;
     proxy_pass http://127.0.0.1:$echo;
 }
 location /asserted/ {
@@ -146,7 +158,7 @@ like($out, qr/no discovery document|holds no secret|TLS/,
 $ENV{ACME_SECRET} = 'acme-secret-1';
 $out = `$entctl sso oidc acme --issuer $op1->{issuer}/x --client-id acme-web --key-file $keyfile --client-secret-env ACME_SECRET --ca-file $ca->{ca} 2>&1`;
 isnt($?, 0, 'entctl sso oidc: a wrong issuer is refused');
-$out = `$entctl sso oidc acme --issuer $op1->{issuer} --client-id acme-web --key-file $keyfile --client-secret-env ACME_SECRET --ca-file $ca->{ca} --domains acme.example.com --api-audience https://api.example.com --scopes 'openid email profile groups' 2>&1`;
+$out = `$entctl sso oidc acme --issuer $op1->{issuer} --client-id acme-web --key-file $keyfile --client-secret-env ACME_SECRET --ca-file $ca->{ca} --domains acme.example.com --api-audience https://api.example.com --scopes 'openid email profile groups' --claim-map department=department --claim-map cost-center=cost_center --claim-map sites=locations --claim-map secret=secret --claim-map absent=nope 2>&1`;
 is($?, 0, 'entctl sso oidc acme: saved') or diag $out;
 like($out, qr/discovery and JWK set of \Q$op1->{issuer}\E: OK \(\d+ signing keys\)/,
      'after checking discovery and keys');
@@ -221,6 +233,11 @@ is($id->{identity}{'x-ent-user-groups'}, 'admins,staff', 'X-Ent-User-Groups');
 is($id->{identity}{'x-ent-roles'}, 'admin,member',
    'X-Ent-Roles: the lowest role, plus what a group mapping grants');
 is($id->{identity}{'x-ent-tenant-code'}, 'acme', 'X-Ent-Tenant-Code');
+is($id->{identity}{'x-ent-user-attr-department'}, 'R&D', 'X-Ent-User-Attr-Department: a custom claim');
+is($id->{identity}{'x-ent-user-attr-cost-center'}, '4711', '... a number, printed');
+is($id->{identity}{'x-ent-user-attr-sites'}, 'Berlin,Paris', '... a list, joined');
+ok(!exists $id->{identity}{'x-ent-user-attr-secret'}, '... a value with a newline: dropped');
+ok(!exists $id->{identity}{'x-ent-user-attr-absent'}, '... an absent claim: no header');
 like($id->{identity}{'x-ent-session'}, qr/^[A-Za-z0-9_-]{16}$/, 'X-Ent-Session: a digest');
 unlike($r->{body}, qr/ent_session|ent_oidc/, 'our cookies never reach the upstream');
 is(join(',', pg_sql("SELECT role || ':' || status || ':' || source FROM ent.memberships")),
@@ -274,6 +291,11 @@ my $s = json_decode($r->{body});
 is($s->{user}{email}, 'alice@acme.example.com', '... the user');
 is_deeply($s->{roles}, ['admin', 'member'], '... the roles');
 is_deeply($s->{user}{groups}, ['admins', 'staff'], '... the groups');
+is_deeply($s->{user}{attributes}, { department => 'R&D', 'cost-center' => '4711',
+                                    sites => 'Berlin,Paris' },
+          '... the custom attributes');
+$r = $b->get("$acme/attr/x");
+is($r->{headers}{'x-attr'}[0], 'R&D|Berlin,Paris|', '$ent_user_attr_<name>');
 is($s->{tenant}{code}, 'acme', '... the tenant');
 ok($s->{expires_at} - $s->{created_at} == 43200, '... the absolute end');
 $r = $api->get("$acme/_ent/session");

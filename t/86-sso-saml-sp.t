@@ -83,6 +83,8 @@ isnt($rc, 0, 'entctl: metadata with a malformed certificate refused');
 ($rc, $out) = entctl("sso saml acme --entity-id $IDP1 --sso-url https://idp1.example.org/sso --cert-file $dir/notcert.pem");
 isnt($rc, 0, 'entctl: a private key given as the certificate refused');
 like($out, qr/not a certificate/, '... said so');
+($rc, $out) = entctl("sso saml acme --metadata $dir/md1.xml --attr-map Bad_Name=x");
+isnt($rc, 0, 'entctl: an attribute name that cannot be a header refused');
 ($rc, $out) = entctl("sso saml acme --metadata http://idp1.example.org/md");
 isnt($rc, 0, 'entctl: metadata over plain http refused');
 ($rc, $out) = entctl("sso saml acme --metadata $dir/md1.xml --sp-key-file $sp->{key} --sp-cert-file $other_sp->{crt} --key-file $keyfile");
@@ -90,7 +92,7 @@ isnt($rc, 0, 'entctl: an SP certificate that is not the key\'s refused');
 is(pg_sql("SELECT count(*) FROM ent.identity_providers"), 0,
    '... nothing saved by any of them');
 
-($rc, $out) = entctl("sso saml acme --metadata $dir/md1.xml --sp-key-file $sp->{key} --sp-cert-file $sp->{crt} --key-file $keyfile --name-id-format $NIF --domains acme.example.com");
+($rc, $out) = entctl("sso saml acme --metadata $dir/md1.xml --sp-key-file $sp->{key} --sp-cert-file $sp->{crt} --key-file $keyfile --name-id-format $NIF --domains acme.example.com --attr-map department=urn:oid:2.5.4.11 --attr-map roles=roles");
 is($rc, 0, 'entctl: acme from its IdP metadata, with an SP key') or diag $out;
 is(pg_sql("SELECT issuer || ' ' || saml_sso_url || ' ' || saml_slo_url FROM ent.identity_providers"),
    "$IDP1 https://idp1.example.org/sso https://idp1.example.org/slo",
@@ -142,11 +144,16 @@ my %globex = (idp => $idp2, issuer => $IDP2, acs => "$globex/_ent/saml/acs",
 $r = saml_post($b, $acme{acs}, saml_response(%acme, rid => $m->{rid}), 'tampered');
 is($r->{status}, 400, 'acme: a RelayState that is not ours: 400');
 ($m) = start($b, $acme, '/app?x=1');
-$r = saml_post($b, $acme{acs}, saml_response(%acme, rid => $m->{rid}), $m->{relay});
+$r = saml_post($b, $acme{acs}, saml_response(%acme, rid => $m->{rid},
+    attrs => [ email => ['alice@acme.example.com'], name => ['Alice SAML'],
+               'urn:oid:2.5.4.11' => ['Research'], roles => ['editor', 'viewer'] ]),
+    $m->{relay});
 is($r->{status}, 302, 'acme: signed in') or diag $r->{body};
 is($r->{location}, "$acme/app?x=1", '... back where the user was');
 my $id = json_decode($b->follow($r)->{body})->{identity};
 is($id->{'x-ent-user-email'}, 'alice@acme.example.com', '... as alice');
+is($id->{'x-ent-user-attr-department'}, 'Research', '... a mapped attribute (--attr-map)');
+is($id->{'x-ent-user-attr-roles'}, 'editor,viewer', '... a multi-valued one, joined');
 
 # --- globex: its own IdP and key; acme's IdP means nothing there
 
@@ -281,10 +288,19 @@ my $u = browser();
 $r = saml_post($u, $acme{acs}, saml_response(%acme, rid => undef), '/deep/link?a=1');
 is($r->{status}, 302, 'unsolicited: signed in') or diag $r->{body};
 is($r->{location}, "$acme/deep/link?a=1", '... to the RelayState path');
-$r = saml_post(browser(), $acme{acs}, saml_response(%acme, rid => undef), 'https://evil.example/');
-is($r->{location}, "$acme/", 'unsolicited: an absolute RelayState is not followed');
-$r = saml_post(browser(), $acme{acs}, saml_response(%acme, rid => undef), '//evil.example/x');
-is($r->{location}, "$acme/", 'unsolicited: a scheme-relative RelayState is not followed');
+$r = saml_post($u, $acme{acs}, saml_response(%acme, rid => undef), "$acme/other?b=2");
+is($r->{location}, "$acme/other?b=2", 'unsolicited: an absolute RelayState on this host is followed');
+$r = saml_post($u, $acme{acs}, saml_response(%acme, rid => undef), '');
+is($r->{location}, "$acme/", 'unsolicited: no RelayState, home');
+for my $evil_rs ('https://evil.example/', '//evil.example/x', "$acme.evil.example/",
+                 'javascript:alert(1)', '/\\evil.example') {
+    my $before = events('login', 'failure');
+    my $eb = browser();
+    $r = saml_post($eb, $acme{acs}, saml_response(%acme, rid => undef), $evil_rs);
+    is($r->{status}, 400, "hostile: unsolicited with the RelayState $evil_rs: 400");
+    is($eb->cookie('__Host-ent_session'), undef, '... no session');
+    ok(wait_until(sub { events('login', 'failure') > $before }, 5), '... an event');
+}
 $r = saml_post(browser(), $acme{acs}, saml_response(%acme, rid => undef, alg => 'rsa-sha1'), '/');
 is($r->{status}, 302, 'SHA-1 allowed: signed in');
 ($rc) = entctl("sso saml acme --unsolicited off --allow-sha1 off");

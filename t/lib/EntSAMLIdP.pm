@@ -21,7 +21,8 @@ use POSIX qw(:sys_wait_h);
 use EntTest ();
 use EntOP ();
 
-our @EXPORT = qw(saml_idp_start saml_idp_stop saml_idp_tls saml_idp_login);
+our @EXPORT = qw(saml_idp_start saml_idp_stop saml_idp_tls saml_idp_login
+                 saml_idp_follow);
 
 our $SSP = '/usr/share/simplesamlphp';
 my @IDPS;
@@ -50,6 +51,8 @@ sub saml_idp_start {
     my $base = "https://127.0.0.1:$o{tls_port}/";
     $idp->{entity_id} = "${base}saml2/idp/metadata.php";
     $idp->{sso_url} = "${base}saml2/idp/SSOService.php";
+    $idp->{slo_url} = "${base}saml2/idp/SingleLogoutService.php";
+    $idp->{init_slo_url} = "${base}saml2/idp/SingleLogoutService.php";
 
     system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $d/cert/idp.key "
            . "-out $d/cert/idp.crt -days 30 -subj /CN=ssp-idp >/dev/null 2>&1")
@@ -77,7 +80,7 @@ sub saml_idp_start {
 \$config['store.type'] = 'phpsession';
 \$config['session.cookie.secure'] = true;
 \$config['session.phpsession.savepath'] = @{[ php_str("$d/tmp") ]};
-\$config['trusted.url.domains'] = [];
+\$config['trusted.url.domains'] = [@{[ php_str($o{sp} =~ s{^https?://}{}r) ]}];
 \$config['timezone'] = 'UTC';
 PHP
     EntOP::spew("$d/config/config.php", $conf);
@@ -115,6 +118,8 @@ PHP
 <?php
 \$metadata[@{[ php_str("$sp/_ent/saml/metadata") ]}] = [
     'AssertionConsumerService' => @{[ php_str("$sp/_ent/saml/acs") ]},
+    'SingleLogoutService' => @{[ php_str("$sp/_ent/saml/slo") ]},
+    'sign.logout' => true,
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
     'simplesaml.nameidattribute' => 'email',
     'saml20.sign.assertion' => true,
@@ -161,6 +166,20 @@ server {
     }
 }
 CONF
+}
+
+# Follows redirects from $res while they stay away from the SP's ACS form:
+# the last response, and every URL visited
+sub saml_idp_follow {
+    my ($b, $res, $stop) = @_;
+    my @seen;
+    for (1 .. 12) {
+        last unless $res->{location} && $res->{status} =~ /^30[12378]$/;
+        push @seen, $res->{location};
+        last if $stop && $res->{location} =~ $stop;
+        $res = $b->follow($res);
+    }
+    return ($res, @seen);
 }
 
 # From the IdP's first URL: logs in with the form and returns the
