@@ -88,7 +88,10 @@ main(int argc, char **argv)
         && strcmp(cmd, "tenant") != 0 && strcmp(cmd, "domain") != 0
         && strcmp(cmd, "feature") != 0 && strcmp(cmd, "allow") != 0
         && strcmp(cmd, "headers") != 0 && strcmp(cmd, "maintenance") != 0
-        && strcmp(cmd, "ratelimit") != 0 && strcmp(cmd, "sso") != 0)
+        && strcmp(cmd, "ratelimit") != 0 && strcmp(cmd, "sso") != 0
+        && strcmp(cmd, "role") != 0 && strcmp(cmd, "permission") != 0
+        && strcmp(cmd, "member") != 0 && strcmp(cmd, "platform-admin") != 0
+        && strcmp(cmd, "breakglass") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -131,6 +134,21 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "sso") == 0) {
         rc = entctl_sso(conn, argc, args);
+
+    } else if (strcmp(cmd, "role") == 0) {
+        rc = entctl_role(conn, argc, args);
+
+    } else if (strcmp(cmd, "permission") == 0) {
+        rc = entctl_permission(conn, argc, args);
+
+    } else if (strcmp(cmd, "member") == 0) {
+        rc = entctl_member(conn, argc, args);
+
+    } else if (strcmp(cmd, "platform-admin") == 0) {
+        rc = entctl_platform_admin(conn, argc, args);
+
+    } else if (strcmp(cmd, "breakglass") == 0) {
+        rc = entctl_breakglass(conn, argc, args);
 
     } else {
         rc = entctl_maintenance(conn, argc, args, redis);
@@ -332,7 +350,8 @@ entctl_usage(FILE *f)
             "         [--parent CODE|none] [--upstream NAME|none]"
             " [--status S]\n"
             "         [--brand-color #rrggbb] [--logo-url https://...]\n"
-            "         [--billing-day 1..28|inherit]\n"
+            "         [--billing-day 1..28|inherit]"
+            " [--inherit-roles on|off] [--jit-role ROLE]\n"
             "  domain add CODE DOMAIN | domain remove DOMAIN\n"
             "  feature set CODE FEATURE on|off | feature unset CODE FEATURE\n"
             "  feature platform FEATURE [--enabled on|off]"
@@ -368,6 +387,25 @@ entctl_usage(FILE *f)
             "  sso domain add CODE DOMAIN [--verified] |"
             " sso domain verify|remove CODE DOMAIN\n"
             "  sso map-group|unmap-group CODE GROUP ROLE\n"
+            "  role create CODE NAME --rank 1..1000 [--description D]\n"
+            "  role delete CODE NAME | role list CODE\n"
+            "  role grant|revoke CODE ROLE PERMISSION...\n"
+            "  permission add NAME [--description D] |"
+            " permission remove NAME\n"
+            "  permission list\n"
+            "  member set CODE EMAIL ROLE [--status active|suspended]\n"
+            "  member suspend|activate|remove CODE EMAIL |"
+            " member list CODE\n"
+            "  platform-admin add EMAIL [--name N] |"
+            " platform-admin remove EMAIL\n"
+            "  platform-admin list\n"
+            "  breakglass request CODE --admin EMAIL --reason R"
+            " --justification J\n"
+            "         [--role ROLE] [--minutes M]\n"
+            "  breakglass approve|revoke GRANT --admin EMAIL\n"
+            "  breakglass link GRANT --admin EMAIL --key-file F"
+            " --host HOST[:PORT]\n"
+            "  breakglass list [CODE] | breakglass set-max 1..1440\n"
             "\n"
             "DSN defaults to $ENT_DSN, then to libpq's environment; the Redis\n"
             "address (platform-wide maintenance) to $ENT_REDIS, then\n"

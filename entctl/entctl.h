@@ -19,7 +19,8 @@ typedef struct {
 extern const ent_migration_t  ent_migrations[];
 
 
-typedef struct pg_conn  PGconn;
+typedef struct pg_conn    PGconn;
+typedef struct pg_result  PGresult;
 
 int entctl_tenant(PGconn *conn, int argc, char **argv);
 int entctl_domain(PGconn *conn, int argc, char **argv);
@@ -32,7 +33,29 @@ int entctl_ratelimit(PGconn *conn, int argc, char **argv);
 int entctl_sso(PGconn *conn, int argc, char **argv);
 int entctl_sso_saml(PGconn *conn, int argc, char **argv);
 
-/* entctl/sso.c, for the SAML commands */
+/* entctl/authz.c */
+int entctl_role(PGconn *conn, int argc, char **argv);
+int entctl_permission(PGconn *conn, int argc, char **argv);
+int entctl_member(PGconn *conn, int argc, char **argv);
+
+/* entctl/authz.c, shared with entctl/breakglass.c */
+int entctl_authz_args(int argc, char **argv, int min, int max,
+    const char *const *known, const char *usage);
+const char *entctl_authz_opt(int argc, char **argv, int npos,
+    const char *name);
+int entctl_authz_number(const char *s, int min, int max);
+PGresult *entctl_authz_query(PGconn *conn, const char *sql, int n,
+    const char *const *params);
+int entctl_authz_end(PGconn *conn, int ok);
+void entctl_authz_table(PGresult *res);
+int entctl_authz_role_exists(PGconn *conn, const char *tid, const char *code,
+    const char *role);
+
+/* entctl/breakglass.c */
+int entctl_platform_admin(PGconn *conn, int argc, char **argv);
+int entctl_breakglass(PGconn *conn, int argc, char **argv);
+
+/* entctl/sso.c, for the SAML and authorization commands */
 const char *sso_opt(int argc, char **argv, const char *name);
 int sso_exec(PGconn *conn, const char *sql, int n,
     const char *const *params, int print);

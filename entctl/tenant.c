@@ -6,7 +6,8 @@
  *   tenant list | show CODE | delete CODE | suspend CODE | resume CODE
  *   tenant update CODE [--name N] [--tier T] [--region R] [--parent CODE|none]
  *                      [--upstream N|none] [--status S] [--brand-color #rrggbb]
- *                      [--logo-url https://...]
+ *                      [--logo-url https://...] [--billing-day 1..28|inherit]
+ *                      [--inherit-roles on|off] [--jit-role ROLE]
  *   domain add CODE DOMAIN | domain remove DOMAIN
  *   feature set CODE FEATURE on|off | feature unset CODE FEATURE
  *   feature platform FEATURE [--enabled on|off] [--rollout PERCENT]
@@ -225,7 +226,8 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
     const char         *verb, *code, *v, *p[8];
     static const char  *known[] = {
         "--name", "--tier", "--region", "--parent", "--upstream", "--status",
-        "--brand-color", "--logo-url", "--billing-day", NULL
+        "--brand-color", "--logo-url", "--billing-day", "--inherit-roles",
+        "--jit-role", NULL
     };
 
     if (argc < 1) {
@@ -308,6 +310,14 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
             return 2;
         }
 
+        if (ent_opt(argc, argv, "--inherit-roles")
+            || ent_opt(argc, argv, "--jit-role"))
+        {
+            fprintf(stderr, "entctl: --inherit-roles and --jit-role are set "
+                    "with \"tenant update\" once the tenant exists\n");
+            return 2;
+        }
+
         n = ent_exec(conn,
                      "INSERT INTO ent.tenants (code, display_name, plan_id, "
                      "region, parent_id, upstream, status) "
@@ -334,6 +344,8 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
                         "|| E'\\nregion: ' || coalesce(t.region, '') "
                         "|| E'\\nparent: ' || coalesce(p.code, '') "
                         "|| E'\\nupstream: ' || coalesce(t.upstream, '') "
+                        "|| E'\\njit_role: ' || t.jit_role "
+                        "|| E'\\ninherit_roles: ' || t.inherit_roles "
                         "|| E'\\ndomains: ' || coalesce((SELECT string_agg("
                         "domain, ',' ORDER BY domain) FROM ent.tenant_domains "
                         "WHERE tenant_id = t.id), '') "
@@ -369,6 +381,33 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
     }
 
     if (strcmp(verb, "update") == 0) {
+        p[1] = ent_opt(argc, argv, "--inherit-roles");
+        p[2] = ent_opt(argc, argv, "--jit-role");
+
+        if (p[1] && strcmp(p[1], "on") != 0 && strcmp(p[1], "off") != 0) {
+            fprintf(stderr, "entctl: --inherit-roles takes \"on\" or "
+                    "\"off\"\n");
+            return 2;
+        }
+
+        /* a system role or a custom role of this tenant */
+
+        if (p[2]) {
+            p[1] = p[2];
+
+            if (ent_exec(conn, "SELECT 1 FROM ent.roles r "
+                               "JOIN ent.tenants t ON t.code = $1 "
+                               "WHERE r.name = $2 AND (r.tenant_id IS NULL "
+                               "OR r.tenant_id = t.id) LIMIT 1", 2, p, 0)
+                != 1)
+            {
+                fprintf(stderr, "entctl: no role \"%s\" in tenant \"%s\" "
+                        "(see \"entctl role list %s\")\n", p[2], code,
+                        code);
+                return 1;
+            }
+        }
+
         p[1] = ent_opt(argc, argv, "--name");
         p[2] = ent_opt(argc, argv, "--tier");
         p[3] = ent_opt(argc, argv, "--region");
@@ -413,6 +452,20 @@ entctl_tenant(PGconn *conn, int argc, char **argv)
                                "NULL THEN billing_anchor_day WHEN $4 = "
                                "'inherit' THEN NULL ELSE $4::smallint END "
                                "WHERE code = $1", 4, p, 0);
+            if (n != 1) {
+                return 1;
+            }
+        }
+
+        p[1] = ent_opt(argc, argv, "--inherit-roles");
+        p[2] = ent_opt(argc, argv, "--jit-role");
+
+        if (p[1] || p[2]) {
+            n = ent_exec(conn, "UPDATE ent.tenants SET "
+                               "inherit_roles = coalesce($2 = 'on', "
+                               "inherit_roles), "
+                               "jit_role = coalesce($3, jit_role) "
+                               "WHERE code = $1", 3, p, 0);
         }
 
         return n == 1 ? 0 : 1;

@@ -404,6 +404,13 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
  * invalidation removes them like any entry.
  */
 
+ngx_uint_t
+ngx_ent_cache_generation(ngx_ent_cache_t *cache)
+{
+    return *(volatile ngx_uint_t *) &cache->sh->generation;
+}
+
+
 ngx_int_t
 ngx_ent_cache_peek(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
     ngx_str_t *value, ngx_msec_t *left)

@@ -210,6 +210,13 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
  * NGX_DECLINED.  put: stores for ttl.  claim: a node-wide lease for ms,
  * NGX_OK to the first caller, NGX_BUSY to the others until it ends.
  */
+/*
+ * The zone's generation: it changes whenever the whole zone is flushed
+ * (an invalidation "zone:*"), on every node; a module that keeps values
+ * of the zone in worker memory compares it to drop them (a plain read)
+ */
+NGX_ENT_API ngx_uint_t ngx_ent_cache_generation(ngx_ent_cache_t *cache);
+
 NGX_ENT_API ngx_int_t ngx_ent_cache_peek(ngx_ent_cache_t *cache,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value, ngx_msec_t *left);
 NGX_ENT_API ngx_int_t ngx_ent_cache_put(ngx_ent_cache_t *cache,

@@ -44,6 +44,10 @@
 #define NGX_HTTP_ENT_SSO_EP_SAML_ACS    6
 #define NGX_HTTP_ENT_SSO_EP_SAML_META   7
 #define NGX_HTTP_ENT_SSO_EP_SAML_SLO    8
+#define NGX_HTTP_ENT_SSO_EP_BREAKGLASS  9
+
+/* the issuer of a break-glass session; its subject is the grant's id */
+#define NGX_HTTP_ENT_SSO_BREAKGLASS_ISS "urn:ent:breakglass"
 
 #define NGX_HTTP_ENT_SSO_SID_LEN    16     /* random bytes of a session id */
 #define NGX_HTTP_ENT_SSO_SID_B64    22
@@ -66,6 +70,10 @@ typedef struct {
     ngx_ent_pg_stmt_t           *idp_stmt;
     ngx_ent_pg_stmt_t           *login_stmt;
     ngx_ent_pg_stmt_t           *event_stmt;
+    ngx_ent_cache_t             *authz_cache;
+    ngx_ent_pg_stmt_t           *authz_stmt;
+    ngx_ent_pg_stmt_t           *bg_stmt;
+    ngx_str_t                    authz_zone;
 
     ngx_str_t                    zone;
     ngx_str_t                    docs_zone;
@@ -113,6 +121,10 @@ typedef struct {
     ngx_str_t                    h_roles;
     ngx_str_t                    h_session;
     ngx_str_t                    h_assertion;
+    ngx_str_t                    h_permissions;
+    ngx_str_t                    h_breakglass;
+    ngx_array_t                 *authz;          /* of rules (authz.c) */
+    ngx_flag_t                   authz_on;
 } ngx_http_ent_sso_loc_conf_t;
 
 
@@ -227,6 +239,13 @@ struct ngx_http_ent_sso_ctx_s {
     ngx_str_t                    index;
     const char                  *sso_status;   /* $ent_sso_status */
 
+    /* authorization: the user's standing, live */
+    ngx_str_t                    az_roles;
+    ngx_str_t                    az_perms;
+    ngx_int_t                    az_rank;
+    time_t                       az_expires;   /* break-glass: its end */
+    time_t                       expires_cap;  /* a session's end, at most */
+
     unsigned                     idp_done:1;
     unsigned                     idp_none:1;
     unsigned                     disc_done:1;
@@ -253,6 +272,8 @@ struct ngx_http_ent_sso_ctx_s {
     unsigned                     key_md_done:1;
     unsigned                     answered:1;
     unsigned                     anonymous:1;
+    unsigned                     authz_done:1;
+    unsigned                     breakglass:1;
 };
 
 
@@ -337,6 +358,17 @@ void ngx_http_ent_sso_saml_exit(void);
 ngx_int_t ngx_http_ent_sso_verify(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *token, const char *aud,
     const char *nonce, ent_jwt_t *jwt, const char **reason);
+
+/* ngx_ent_sso_authz.c */
+char *ngx_http_ent_sso_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ent_sso_authz(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_breakglass(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_permissions_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+void ngx_http_ent_sso_authz_exit(void);
 
 /* ngx_ent_sso_session.c */
 ngx_int_t ngx_http_ent_sso_session_load(ngx_http_request_t *r,

@@ -297,6 +297,12 @@ ngx_http_ent_sso_decode(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    ctx->breakglass = (ctx->id.iss.len
+                           == sizeof(NGX_HTTP_ENT_SSO_BREAKGLASS_ISS) - 1
+                       && ngx_strncmp(ctx->id.iss.data,
+                                      NGX_HTTP_ENT_SSO_BREAKGLASS_ISS,
+                                      ctx->id.iss.len) == 0);
+
     return ctx->id.user_id.len ? NGX_OK : NGX_ERROR;
 }
 
@@ -542,6 +548,11 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
 
     ctx->id.created = ngx_http_ent_sso_now(r);
     ctx->id.expires = ctx->id.created + smcf->absolute;
+
+    if (ctx->expires_cap && ctx->expires_cap < ctx->id.expires) {
+        /* a break-glass session ends with its grant */
+        ctx->id.expires = ctx->expires_cap;
+    }
 
     /* the identity as one row of cells (no parsing on every request) */
 

@@ -136,6 +136,48 @@ static ngx_command_t  ngx_http_ent_sso_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ent_authz_role_min"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_ent_sso_authz_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) "role_min" },
+
+    { ngx_string("ent_authz_roles"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_sso_authz_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) "roles" },
+
+    { ngx_string("ent_authz_permission"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_sso_authz_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) "permission" },
+
+    { ngx_string("ent_authz_attr"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_ent_sso_authz_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) "attr" },
+
+    { ngx_string("ent_authz"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_sso_loc_conf_t, authz_on),
+      NULL },
+
+    { ngx_string("ent_authz_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_sso_main_conf_t, authz_zone),
+      NULL },
+
     { ngx_string("ent_sso_secret_key"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_ent_sso_secret_key,
@@ -297,6 +339,9 @@ static ngx_http_variable_t  ngx_http_ent_sso_vars[] = {
 
     { ngx_string("ent_user_sub"), NULL, ngx_http_ent_sso_variable,
       ngx_http_ent_sso_id(sub), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ent_permissions"), NULL,
+      ngx_http_ent_sso_permissions_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("ent_user_attr_"), NULL, ngx_http_ent_sso_attr_variable,
       0, NGX_HTTP_VAR_PREFIX|NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -560,6 +605,9 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     case NGX_HTTP_ENT_SSO_EP_SAML_SLO:
         return ngx_http_ent_sso_saml_slo(r, ctx);
 
+    case NGX_HTTP_ENT_SSO_EP_BREAKGLASS:
+        return ngx_http_ent_sso_breakglass(r, ctx);
+
     case NGX_HTTP_ENT_SSO_EP_LOGIN:
         if (ngx_http_ent_sso_arg(r, &r->args, "return_to", &root) == NULL
             || root.len > ENT_RETURN_TO_MAX_LEN)
@@ -621,6 +669,15 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 authenticated:
 
         ctx->sso_status = ctx->identity_from_bearer ? "bearer" : "session";
+
+        /* the user's standing in the tenant, and this location's rules */
+
+        if (slcf->authz_on) {
+            rc = ngx_http_ent_sso_authz(r, ctx);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
 
         if (ngx_http_ent_sso_identity(r, ctx) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -844,6 +901,7 @@ ngx_http_ent_sso_endpoint(ngx_http_request_t *r,
         { ngx_string("saml/acs"), NGX_HTTP_ENT_SSO_EP_SAML_ACS },
         { ngx_string("saml/metadata"), NGX_HTTP_ENT_SSO_EP_SAML_META },
         { ngx_string("saml/slo"), NGX_HTTP_ENT_SSO_EP_SAML_SLO },
+        { ngx_string("breakglass"), NGX_HTTP_ENT_SSO_EP_BREAKGLASS },
     };
 
     if (r->uri.len <= smcf->prefix.len
@@ -1252,7 +1310,15 @@ ngx_http_ent_sso_identity(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         || ngx_http_ent_sso_push(r, &slcf->h_name, &ctx->id.name) != NGX_OK
         || ngx_http_ent_sso_push(r, &slcf->h_groups, &ctx->id.groups)
            != NGX_OK
-        || ngx_http_ent_sso_push(r, &slcf->h_roles, &ctx->id.roles) != NGX_OK)
+        || ngx_http_ent_sso_push(r, &slcf->h_roles,
+                                 ctx->authz_done ? &ctx->az_roles
+                                                 : &ctx->id.roles)
+           != NGX_OK
+        || ngx_http_ent_sso_push(r, &slcf->h_permissions, &ctx->az_perms)
+           != NGX_OK
+        || (ctx->breakglass
+            && ngx_http_ent_sso_push(r, &slcf->h_breakglass, &ctx->id.sub)
+               != NGX_OK))
     {
         return NGX_ERROR;
     }
@@ -2397,6 +2463,10 @@ ngx_http_ent_sso_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
           offsetof(ngx_http_ent_sso_loc_conf_t, h_session) },
         { ngx_string("assertion"),
           offsetof(ngx_http_ent_sso_loc_conf_t, h_assertion) },
+        { ngx_string("permissions"),
+          offsetof(ngx_http_ent_sso_loc_conf_t, h_permissions) },
+        { ngx_string("breakglass"),
+          offsetof(ngx_http_ent_sso_loc_conf_t, h_breakglass) },
     };
 
     value = cf->args->elts;
@@ -2413,8 +2483,9 @@ ngx_http_ent_sso_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (i == sizeof(fields) / sizeof(fields[0])) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive: "
-                           "user_id, email, name, groups, roles, session "
-                           "or assertion", &value[1], &cmd->name);
+                           "user_id, email, name, groups, roles, session, "
+                           "assertion, permissions or breakglass",
+                           &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -2800,6 +2871,7 @@ ngx_http_ent_sso_create_main_conf(ngx_conf_t *cf)
      *     smcf->event_stmt = NULL;
      *     smcf->zone = { 0, NULL };
      *     smcf->docs_zone = { 0, NULL };
+     *     smcf->authz_zone = { 0, NULL };
      *     smcf->secret_file = { 0, NULL };
      *     smcf->secret = { 0 };
      *     smcf->has_secret = 0;
@@ -2862,6 +2934,10 @@ ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&smcf->docs_zone, "sso_docs");
     }
 
+    if (smcf->authz_zone.data == NULL) {
+        ngx_str_set(&smcf->authz_zone, "authz");
+    }
+
     if (smcf->fetch_uri.data == NULL) {
         ngx_str_set(&smcf->fetch_uri, "/_ent/fetch");
     }
@@ -2905,6 +2981,9 @@ ngx_http_ent_sso_create_loc_conf(ngx_conf_t *cf)
      *     slcf->h_roles = { 0, NULL };
      *     slcf->h_session = { 0, NULL };
      *     slcf->h_assertion = { 0, NULL };
+     *     slcf->h_permissions = { 0, NULL };
+     *     slcf->h_breakglass = { 0, NULL };
+     *     slcf->authz = NULL;
      */
 
     slcf->mode = NGX_CONF_UNSET_UINT;
@@ -2912,6 +2991,7 @@ ngx_http_ent_sso_create_loc_conf(ngx_conf_t *cf)
     slcf->bearer_scopes = NGX_CONF_UNSET_PTR;
     slcf->assertion = NGX_CONF_UNSET;
     slcf->enforce_paths = NGX_CONF_UNSET_PTR;
+    slcf->authz_on = NGX_CONF_UNSET;
 
     return slcf;
 }
@@ -2958,6 +3038,23 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              "X-Ent-Session\0x-ent-session");
     ngx_conf_merge_str_value(conf->h_assertion, prev->h_assertion,
                              "X-Ent-Identity\0x-ent-identity");
+    ngx_conf_merge_str_value(conf->h_permissions, prev->h_permissions,
+                             "X-Ent-Permissions\0x-ent-permissions");
+    ngx_conf_merge_str_value(conf->h_breakglass, prev->h_breakglass,
+                             "X-Ent-Break-Glass\0x-ent-break-glass");
+
+    if (conf->authz == NULL) {
+        conf->authz = prev->authz;
+    }
+
+    ngx_conf_merge_value(conf->authz_on, prev->authz_on, 1);
+
+    if (!conf->authz_on && conf->authz) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_authz off\" and ent_authz_* rules "
+                           "in one location");
+        return NGX_CONF_ERROR;
+    }
 
     ngx_http_ent_sso_header_len(&conf->h_user_id);
     ngx_http_ent_sso_header_len(&conf->h_email);
@@ -2966,6 +3063,8 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ent_sso_header_len(&conf->h_roles);
     ngx_http_ent_sso_header_len(&conf->h_session);
     ngx_http_ent_sso_header_len(&conf->h_assertion);
+    ngx_http_ent_sso_header_len(&conf->h_permissions);
+    ngx_http_ent_sso_header_len(&conf->h_breakglass);
 
     return NGX_CONF_OK;
 }
@@ -3071,8 +3170,21 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
 
     smcf->cache = ngx_ent_cache_zone(cf, &smcf->zone);
     smcf->docs = ngx_ent_cache_zone(cf, &smcf->docs_zone);
+    smcf->authz_cache = ngx_ent_cache_zone(cf, &smcf->authz_zone);
 
-    if (smcf->cache == NULL || smcf->docs == NULL) {
+    if (smcf->cache == NULL || smcf->docs == NULL
+        || smcf->authz_cache == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    smcf->authz_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.authz($1::uuid, $2, $3, $4, "
+                           "$5::uuid)", 5);
+    smcf->bg_stmt = ngx_ent_pg_stmt_add(cf,
+                        "SELECT * FROM ent.breakglass($1::uuid)", 1);
+
+    if (smcf->authz_stmt == NULL || smcf->bg_stmt == NULL) {
         return NGX_ERROR;
     }
 
@@ -3135,4 +3247,5 @@ ngx_http_ent_sso_exit_process(ngx_cycle_t *cycle)
     ngx_http_ent_sso_docs_exit();
     ngx_http_ent_sso_bearers_exit();
     ngx_http_ent_sso_saml_exit();
+    ngx_http_ent_sso_authz_exit();
 }

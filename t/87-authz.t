@@ -1,0 +1,311 @@
+# Authorization at the edge: rank gates, explicit-role gates, permissions
+# (any/all), attribute conditions, method rules, custom roles and catalog
+# changes live, group mappings from SAML attributes, parent/child
+# inheritance, suspension, a demotion seen by a second nginx within a
+# second, and break-glass access (request, approve, use, revoke, expire).
+# Sessions come from SAML logins (xmlsec1-signed, IdP-initiated).
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use EntOP;
+use EntSAML;
+use Test::More;
+
+plan skip_all => 'xmlsec1 is not installed' unless -x '/usr/bin/xmlsec1';
+
+pg_start();
+redis_start();
+my $echo = echo_start();
+my $dir = tmpdir();
+my $dsn = EntTest::pg_dsn();
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '$dsn'";
+my $keyfile = "$dir/sso.key";
+system("openssl rand -base64 32 > $keyfile") == 0 or die;
+my $idp = saml_keypair($dir, 'idp');
+my $IDP = 'https://idp.example.org/saml';
+
+pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES ('corp', 'Corp')");
+pg_sql("INSERT INTO ent.tenants (code, display_name, parent_id, inherit_roles) "
+       . "SELECT 'sub', 'Sub', id, true FROM ent.tenants WHERE code = 'corp'");
+pg_sql("INSERT INTO ent.tenants (code, display_name, parent_id, inherit_roles) "
+       . "SELECT 'other', 'Other', id, false FROM ent.tenants WHERE code = 'corp'");
+
+my $locations = <<"CONF";
+ent_tenant on;
+ent_tenant_base_domain example.com;
+location / {
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /admin/ {
+    ent_sso required;
+    ent_authz_roles owner admin;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /managers/ {
+    ent_sso required;
+    ent_authz_role_min manager;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /billing/ {
+    ent_sso required;
+    ent_authz_permission billing:write;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /reports/ {
+    ent_sso required;
+    ent_authz_permission all reports:read reports:export;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /eng/ {
+    ent_sso required;
+    ent_authz_attr department = engineering;
+    ent_authz_attr email ~ "\@corp\\.example\\.com\$";
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /finance/ {
+    ent_sso required;
+    ent_authz_attr groups contains finance;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /repo/ {
+    ent_sso required;
+    ent_authz_permission repositories:read methods=read;
+    ent_authz_permission repositories:write methods=write;
+    add_header X-Perms \$ent_permissions always;
+    proxy_pass http://127.0.0.1:$echo;
+}
+CONF
+my $http = <<"CONF";
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_sso_secret_key $keyfile;
+CONF
+my $n = nginx_start(http_config => $http, config => $locations);
+my $n2 = nginx_start(http_config => $http, config => $locations);
+my $port = nginx_port($n);
+my $port2 = nginx_port($n2);
+
+for my $t (qw(corp sub other)) {
+    my $out = `$entctl sso saml $t --entity-id $IDP --sso-url https://idp.example.org/sso --cert-file $idp->{crt} --unsolicited on --domains corp.example.com,sub.example.com,other.example.com --attr-map department=department 2>&1`;
+    die "entctl: $out" if $?;
+    for my $d (qw(corp sub other)) {
+        system("$entctl sso domain add $t $d.example.com --verified >/dev/null") == 0 or die;
+    }
+}
+sleep 1.2;
+
+sub browser {
+    return EntOP::Browser->new(
+        resolve => { map { ("$_.example.com:$port" => "127.0.0.1:$port",
+                            "$_.example.com:$port2" => "127.0.0.1:$port2") }
+                     qw(corp sub other) },
+        headers => ['Accept' => 'application/json']);
+}
+
+# a SAML login of $user into tenant $t: the browser
+sub login {
+    my ($t, $user, %o) = @_;
+    my $base = "http://$t.example.com:$port";
+    my $b = browser();
+    my $email = "$user\@$t.example.com";
+    $email = $o{email} if $o{email};
+    my $r = saml_post($b, "$base/_ent/saml/acs", saml_response(
+        idp => $idp, issuer => $IDP, acs => "$base/_ent/saml/acs",
+        audience => "$base/_ent/saml/metadata", rid => undef,
+        name_id => $email,
+        attrs => [ email => [$email], name => [ucfirst $user],
+                   groups => $o{groups} || [],
+                   department => [$o{department} || 'sales'] ]), '/');
+    die "login $user\@$t: $r->{status} $r->{body}" unless $r->{status} == 302;
+    return $b;
+}
+
+sub get {
+    my ($b, $t, $path, %o) = @_;
+    my $p = $o{port} || $port;
+    return $b->request($o{method} || 'GET', "http://$t.example.com:$p$path",
+                       [], $o{method} && $o{method} ne 'GET' ? '' : undef);
+}
+
+sub status { return get(@_)->{status} }
+
+sub uid { return pg_sql("SELECT id FROM ent.users WHERE email = '$_[0]'") }
+
+sub role {
+    my ($t, $email, $role, $status) = @_;
+    pg_sql("UPDATE ent.memberships SET role = '$role'"
+           . ($status ? ", status = '$status'" : '')
+           . " WHERE user_id = (SELECT id FROM ent.users WHERE email = '$email')"
+           . " AND tenant_id = (SELECT id FROM ent.tenants WHERE code = '$t')");
+}
+
+sub events { return pg_sql("SELECT count(*) FROM ent.events WHERE kind = '$_[0]' AND outcome = '$_[1]'") }
+
+# --- rank gates, live role changes
+
+my $alice = login('corp', 'alice', department => 'engineering');
+my $r = get($alice, 'corp', '/x');
+is($r->{status}, 200, 'a JIT member: signed in');
+is(json_decode($r->{body})->{identity}{'x-ent-roles'}, 'member', '... X-Ent-Roles: member');
+like(json_decode($r->{body})->{identity}{'x-ent-permissions'}, qr/^members:read,projects:read,projects:write,reports:read,repositories:read,repositories:write$/,
+     '... X-Ent-Permissions: the member set');
+$r = get($alice, 'corp', '/managers/');
+is($r->{status}, 403, 'rank gate: a member at a manager gate: 403');
+is(json_decode($r->{body})->{missing}, 'the role manager', '... naming what is missing');
+my $before = events('authz', 'failure');
+ok(wait_until(sub { events('authz', 'failure') >= $before }, 3), '... an event');
+role('corp', 'alice@corp.example.com', 'manager');
+ok(wait_until(sub { status($alice, 'corp', '/managers/') == 200 }, 3),
+   '... promoted to manager: 200 on the next request, no new login');
+is(status($alice, 'corp', '/admin/'), 403, 'explicit gate owner/admin: a manager: 403');
+role('corp', 'alice@corp.example.com', 'admin');
+ok(wait_until(sub { status($alice, 'corp', '/admin/') == 200 }, 3), '... an admin: 200');
+
+# --- a custom role of rank 70: passes rank gates, not an owner/admin gate
+
+pg_sql("INSERT INTO ent.roles (tenant_id, name, rank, description) "
+       . "SELECT id, 'billing_admin', 70, 'Billing Admin' FROM ent.tenants WHERE code = 'corp'");
+my $carol = login('corp', 'carol');
+role('corp', 'carol@corp.example.com', 'billing_admin');
+ok(wait_until(sub { status($carol, 'corp', '/managers/') == 200 }, 3),
+   'custom role, rank 70: passes the manager rank gate');
+is(status($carol, 'corp', '/admin/'), 403, '... but not the owner/admin gate');
+is(status($carol, 'corp', '/billing/'), 403, '... nor billing:write before it has it');
+pg_sql("INSERT INTO ent.role_permissions (tenant_id, role, permission) "
+       . "SELECT id, 'billing_admin', 'billing:*' FROM ent.tenants WHERE code = 'corp'");
+ok(wait_until(sub { status($carol, 'corp', '/billing/') == 200 }, 3),
+   'billing:* granted to the custom role: 200, live');
+$r = get($carol, 'corp', '/reports/x');
+is($r->{status}, 403, 'permission all: not both of two: 403');
+is(json_decode($r->{body})->{missing}, 'all of the permissions reports:read, reports:export',
+   '... naming them');
+pg_sql("INSERT INTO ent.permissions (name, description) VALUES ('invoices:approve', 'Approve invoices')");
+pg_sql("INSERT INTO ent.role_permissions (tenant_id, role, permission) "
+       . "SELECT id, 'billing_admin', 'reports:*' FROM ent.tenants WHERE code = 'corp'");
+ok(wait_until(sub { status($carol, 'corp', '/reports/x') == 200 }, 3),
+   '... both, once granted: 200');
+ok(wait_until(sub { (json_decode(get($carol, 'corp', '/x')->{body})->{identity}{'x-ent-permissions'} // '') =~ /billing:write/ }, 3),
+   'the catalog and role changes show in X-Ent-Permissions');
+is(json_decode(get($alice, 'corp', '/x')->{body})->{identity}{'x-ent-permissions'} =~ /invoices:approve/ ? 1 : 0,
+   0, '... a new catalog permission is not an admin\'s (admin has explicit areas)');
+pg_sql("UPDATE ent.roles SET rank = 20 WHERE name = 'billing_admin'");
+ok(wait_until(sub { status($carol, 'corp', '/managers/') == 403 }, 3),
+   'the custom role\'s rank lowered: the manager gate closes, live');
+
+# --- attributes
+
+is(status($alice, 'corp', '/eng/'), 200, 'attribute: department = engineering, email ~ regex: 200');
+is(status($carol, 'corp', '/eng/'), 403, '... department sales: 403');
+is(json_decode(get($carol, 'corp', '/eng/')->{body})->{missing}, 'the attribute department',
+   '... naming the attribute');
+my $fin = login('corp', 'frank', groups => ['staff', 'finance']);
+is(status($fin, 'corp', '/finance/'), 200, 'groups contains finance: 200');
+is(status($alice, 'corp', '/finance/'), 403, '... without it: 403');
+
+# --- method rules
+
+my $vic = login('corp', 'vic');
+role('corp', 'vic@corp.example.com', 'viewer');
+ok(wait_until(sub { status($vic, 'corp', '/repo/') == 200 }, 3), 'a viewer: GET /repo/: 200');
+is(status($vic, 'corp', '/repo/', method => 'POST'), 403, '... POST /repo/: 403 (repositories:write)');
+is(status($alice, 'corp', '/repo/', method => 'POST'), 200, 'an admin: POST /repo/: 200');
+like(get($vic, 'corp', '/repo/')->{headers}{'x-perms'}[0] // '', qr/repositories:read/,
+     '$ent_permissions');
+
+# --- group mappings from SAML attributes
+
+pg_sql("INSERT INTO ent.group_role_mappings (tenant_id, idp_group, role) "
+       . "SELECT id, 'ops-admins', 'admin' FROM ent.tenants WHERE code = 'corp'");
+my $ops = login('corp', 'olga', groups => ['ops-admins']);
+is(status($ops, 'corp', '/admin/'), 200, 'a group mapping (SAML groups attribute) grants admin');
+pg_sql("DELETE FROM ent.group_role_mappings WHERE idp_group = 'ops-admins'");
+ok(wait_until(sub { status($ops, 'corp', '/admin/') == 403 }, 3), '... unmapped: 403, live');
+
+# --- parent and children
+
+# the corporate admin's identity, linked into the subsidiaries (as an
+# admin or SCIM would): one user across the tenants
+for my $t (qw(sub other)) {
+    pg_sql("INSERT INTO ent.user_identities (issuer, subject, user_id, tenant_id) "
+           . "SELECT '$IDP', 'alice\@corp.example.com', u.id, t.id FROM ent.users u, ent.tenants t "
+           . "WHERE u.email = 'alice\@corp.example.com' AND t.code = '$t'");
+}
+my $alice_sub = login('sub', 'alice', email => 'alice@corp.example.com');
+is(status($alice_sub, 'sub', '/admin/'), 200,
+   'a corp admin in "sub", which inherits roles: 200');
+is(json_decode(get($alice_sub, 'sub', '/x')->{body})->{identity}{'x-ent-roles'}, 'admin,member',
+   '... the inherited role among hers');
+my $alice_other = login('other', 'alice', email => 'alice@corp.example.com');
+is(status($alice_other, 'other', '/admin/'), 403,
+   '... in "other", which does not inherit: 403');
+my $bob = login('sub', 'bob');
+role('sub', 'bob@sub.example.com', 'admin');
+ok(wait_until(sub { status($bob, 'sub', '/admin/') == 200 }, 3), 'bob, admin of "sub": 200 there');
+my $bob_corp = login('corp', 'bob', email => 'bob@sub.example.com');
+is(status($bob_corp, 'corp', '/admin/'), 403, '... a child admin in the parent: 403');
+
+# --- suspension, and a demotion seen by the second nginx
+
+is(status($alice, 'corp', '/admin/', port => $port2), 200,
+   'the second nginx: the same session, admin: 200');
+role('corp', 'alice@corp.example.com', 'member');
+ok(wait_until(sub { status($alice, 'corp', '/admin/', port => $port2) == 403 }, 2),
+   '... demoted: the second nginx refuses within a second');
+role('corp', 'carol@corp.example.com', 'billing_admin', 'suspended');
+ok(wait_until(sub { status($carol, 'corp', '/x') == 403 }, 3),
+   'a suspended membership: 403 everywhere');
+is(json_decode(get($carol, 'corp', '/x')->{body})->{error}, 'suspended', '... saying so');
+
+# --- break-glass
+
+{
+    system("$entctl platform-admin add pat\@platform.example --name Pat >/dev/null") == 0 or die;
+    system("$entctl platform-admin add quinn\@platform.example --name Quinn >/dev/null") == 0 or die;
+    my $grant = `$entctl breakglass request corp --admin pat\@platform.example --reason 'ticket 42' --justification 'customer outage' --role admin --minutes 30 2>&1`;
+    chomp $grant;
+    like($grant, qr/^[0-9a-f-]{36}$/, 'break-glass: requested');
+    my $out = `$entctl breakglass approve $grant --admin pat\@platform.example 2>&1`;
+    isnt($?, 0, '... self-approval refused');
+    $out = `$entctl breakglass link $grant --admin pat\@platform.example --key-file $keyfile --host corp.example.com:$port 2>&1`;
+    isnt($?, 0, '... no link before approval');
+    $out = `$entctl breakglass approve $grant --admin quinn\@platform.example 2>&1`;
+    is($?, 0, '... approved by another admin') or diag $out;
+    my $link = `$entctl breakglass link $grant --admin pat\@platform.example --key-file $keyfile --host corp.example.com:$port 2>&1`;
+    chomp $link;
+    like($link, qr{^https://corp\.example\.com:\d+/_ent/breakglass\?token=[\w-]+$}, '... a one-time link');
+    $link =~ s{^https://}{http://};
+    my $pat = browser();
+    $r = $pat->get($link);
+    is($r->{status}, 302, '... the link signs the admin in');
+    $r = get($pat, 'corp', '/admin/');
+    is($r->{status}, 200, '... with the granted role');
+    my $id = json_decode($r->{body})->{identity};
+    is($id->{'x-ent-break-glass'}, $grant, '... X-Ent-Break-Glass: the grant');
+    is($id->{'x-ent-user-email'}, 'pat@platform.example', '... as the platform admin');
+    my $seen = pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'breakglass' AND reason LIKE 'grant $grant: GET %'");
+    ok($seen >= 1, '... every request recorded with the grant id');
+    is(browser()->get($link)->{status}, 403, '... the link works once');
+    system("$entctl breakglass revoke $grant --admin quinn\@platform.example >/dev/null") == 0 or die;
+    ok(wait_until(sub { status($pat, 'corp', '/admin/') == 403 }, 3), '... revoked: 403 at once');
+
+    # expiry, to the second
+    my $g2 = `$entctl breakglass request corp --admin quinn\@platform.example --reason r --justification j --minutes 5 2>&1`;
+    chomp $g2;
+    system("$entctl breakglass approve $g2 --admin pat\@platform.example >/dev/null") == 0 or die;
+    my $l2 = `$entctl breakglass link $g2 --admin quinn\@platform.example --key-file $keyfile --host corp.example.com:$port 2>&1`;
+    chomp $l2;
+    $l2 =~ s{^https://}{http://};
+    my $q = browser();
+    $q->get($l2);
+    is(status($q, 'corp', '/admin/'), 200, 'a second grant in use');
+    pg_sql("UPDATE ent.breakglass_grants SET expires_at = now() + interval '2 seconds' WHERE id = '$g2'");
+    sleep 2.2;
+    is(status($q, 'corp', '/admin/'), 403, '... past its end: 403');
+}
+
+check_log($n, 'authz');
+check_log($n2, 'authz 2');
+
+done_testing;
