@@ -971,7 +971,10 @@ ngx_http_ent_sso_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             rc.err.data = errstr;
 
             if (ngx_regex_compile(&rc) != NGX_OK) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V", &rc.err);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid regex \"%V\" in \"%V\" "
+                                   "directive: %V", &value[3], &cmd->name,
+                                   &rc.err);
                 return NGX_CONF_ERROR;
             }
 

@@ -3043,11 +3043,21 @@ ngx_http_ent_sso_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->h_breakglass, prev->h_breakglass,
                              "X-Ent-Break-Glass\0x-ent-break-glass");
 
-    if (conf->authz == NULL) {
-        conf->authz = prev->authz;
-    }
+    /*
+     * rules of its own turn authorization on in a location unless it says
+     * "ent_authz off" itself; "off" does not inherit the enclosing rules
+     */
 
-    ngx_conf_merge_value(conf->authz_on, prev->authz_on, 1);
+    if (conf->authz == NULL) {
+        if (conf->authz_on != 0) {
+            conf->authz = prev->authz;
+        }
+
+        ngx_conf_merge_value(conf->authz_on, prev->authz_on, 1);
+
+    } else if (conf->authz_on == NGX_CONF_UNSET) {
+        conf->authz_on = 1;
+    }
 
     if (!conf->authz_on && conf->authz) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

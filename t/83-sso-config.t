@@ -230,3 +230,94 @@ ent_sso_clock_offset -400000000;
 --- must_die
 --- error_log
 invalid value "-400000000" in "ent_sso_clock_offset" directive, expected seconds within 10 years
+
+=== TEST 23: every authorization rule parses
+--- http_config
+ent_postgres "host=127.0.0.1 dbname=ent user=ent";
+ent_redis 127.0.0.1:6379;
+ent_sso_secret_key $TEST_TMP/sso.key;
+ent_authz_zone authz;
+--- config
+ent_tenant on;
+ent_tenant_base_domain example.com;
+ent_authz_role_min member;
+location / {
+    ent_sso required;
+    ent_authz_role_min 70 methods=write;
+    ent_authz_roles owner admin billing_admin;
+    ent_authz_permission billing:read;
+    ent_authz_permission all reports:read reports:export methods=GET,HEAD;
+    ent_authz_permission any a:b c:d methods=read;
+    ent_authz_attr department = engineering;
+    ent_authz_attr department != sales;
+    ent_authz_attr region in eu,us;
+    ent_authz_attr email ~ "@acme\.com$";
+    ent_authz_attr groups contains finance methods=POST,DELETE;
+}
+location /open/ { ent_sso required; ent_authz off; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 24: a rank gate of an unknown role
+--- config
+location / { ent_authz_role_min superuser; }
+--- must_die
+--- error_log
+invalid value "superuser" in "ent_authz_role_min" directive: a system role (owner, admin, manager, member, viewer) or a rank of 1 to 1000
+
+=== TEST 25: a rank out of range
+--- config
+location / { ent_authz_role_min 5000; }
+--- must_die
+--- error_log
+invalid value "5000" in "ent_authz_role_min" directive
+
+=== TEST 26: an unknown method
+--- config
+location / { ent_authz_permission a:b methods=GET,BREW; }
+--- must_die
+--- error_log
+invalid method "BREW"
+
+=== TEST 27: an unknown operator
+--- config
+location / { ent_authz_attr department like eng; }
+--- must_die
+--- error_log
+invalid value "like" in "ent_authz_attr" directive: =, !=, in, ~ or contains
+
+=== TEST 28: a regex that does not compile
+--- config
+location / { ent_authz_attr email ~ "(unclosed"; }
+--- must_die
+--- error_log
+ent_authz_attr
+
+=== TEST 29: a permission with characters that cannot be one
+--- config
+location / { ent_authz_permission "billing write"; }
+--- must_die
+--- error_log
+invalid value "billing write" in "ent_authz_permission" directive
+
+=== TEST 30: rules where authorization is off
+--- config
+location / { ent_authz off; ent_authz_roles admin; }
+--- must_die
+--- error_log
+"ent_authz off" and ent_authz_* rules in one location
+
+=== TEST 31: too few arguments
+--- config
+location / { ent_authz_attr department =; }
+--- must_die
+--- error_log
+invalid number of arguments in "ent_authz_attr" directive
+
+=== TEST 32: "all" without permissions
+--- config
+location / { ent_authz_permission all; }
+--- must_die
+--- error_log
+invalid number of arguments in "ent_authz_permission" directive
