@@ -149,7 +149,7 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         }
     }
 
-    hash = ngx_crc32_short(kbuf, len);
+    hash = ngx_murmur_hash2(kbuf, len);
     st = &ngx_http_ent_sso_standings[hash & (NGX_HTTP_ENT_SSO_AZ_SLOTS - 1)];
 
     if (st->key_len == len && st->generation == gen && st->status
@@ -260,7 +260,7 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 /*
  * "<tenant>:<who>:<groups>": who is our user id, "g<grant>" for
  * break-glass, or "b" and a digest of the issuer and subject of a bearer
- * token; groups a digest of the IdP groups (they select group mappings)
+ * token; groups a hash of the IdP groups (they select group mappings)
  */
 
 static ngx_int_t
@@ -268,6 +268,7 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     u_char *key, size_t *len)
 {
     u_char      *p, *last;
+    uint32_t     h[2];
     SHA256_CTX   sha;
     u_char       md[SHA256_DIGEST_LENGTH];
 
@@ -305,16 +306,20 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         p = ngx_slprintf(p, last, "%V", &ctx->id.user_id);
     }
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, ctx->id.groups.data, ctx->id.groups.len);
-    SHA256_Final(md, &sha);
+    /*
+     * the groups only tell apart the standings of one user's sessions (an
+     * IdP's group changes between logins): two fast 32-bit hashes are
+     * plenty, and far cheaper than a digest on every request
+     */
 
-    if (last - p < 1 + (ssize_t) ent_b64url_encoded_len(12)) {
+    h[0] = ngx_murmur_hash2(ctx->id.groups.data, ctx->id.groups.len);
+    h[1] = (uint32_t) ngx_hash_key(ctx->id.groups.data, ctx->id.groups.len);
+
+    p = ngx_slprintf(p, last, ":%08xD%08xD", h[0], h[1]);
+
+    if (p == last) {
         return NGX_ERROR;
     }
-
-    *p++ = ':';
-    p += ent_b64url_encode(p, md, 12);
 
     *len = p - key;
 

@@ -296,6 +296,15 @@ is_deeply($s->{user}{attributes}, { department => 'R&D', 'cost-center' => '4711'
           '... the custom attributes');
 $r = $b->get("$acme/attr/x");
 is($r->{headers}{'x-attr'}[0], 'R&D|Berlin,Paris|', '$ent_user_attr_<name>');
+
+# the OIDC groups claim's mapping is live: unmapped, the role goes on the
+# next request, without a new login; mapped again, it comes back
+system("$entctl sso unmap-group acme admins admin >/dev/null") == 0 or die;
+ok(wait_until(sub { (json_decode($b->get("$acme/x")->{body})->{identity}{'x-ent-roles'} // '') eq 'member' }, 3),
+   'group mapping removed: X-Ent-Roles is member on the next request');
+system("$entctl sso map-group acme admins admin >/dev/null") == 0 or die;
+ok(wait_until(sub { (json_decode($b->get("$acme/x")->{body})->{identity}{'x-ent-roles'} // '') eq 'admin,member' }, 3),
+   '... mapped again: admin,member');
 is($s->{tenant}{code}, 'acme', '... the tenant');
 ok($s->{expires_at} - $s->{created_at} == 43200, '... the absolute end');
 $r = $api->get("$acme/_ent/session");
