@@ -122,12 +122,16 @@ PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
                ngx_ent_sso/ngx_ent_saml_response.c \
                ngx_ent_sso/ngx_ent_saml_sig.c ngx_ent_sso/ngx_ent_saml_enc.c \
                ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c \
-               ngx_ent_sso/ngx_ent_saml_redirect.c
+               ngx_ent_sso/ngx_ent_saml_redirect.c \
+               ngx_ent_scim/ngx_ent_scim_filter.c \
+               ngx_ent_scim/ngx_ent_scim_path.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
                ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
                ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h \
                ngx_ent_sso/ngx_ent_saml_int.h \
-               ngx_ent_sso/ngx_ent_saml_redirect.h
+               ngx_ent_sso/ngx_ent_saml_redirect.h \
+               ngx_ent_scim/ngx_ent_scim_filter.h \
+               ngx_ent_scim/ngx_ent_scim_path.h
 # xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)
 XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl libxml-2.0)
 XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl libxml-2.0) -lz
@@ -136,7 +140,8 @@ UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))
 UNIT_CFLAGS = -O1 -g $(WARN) -Ingx_ent_core -Ingx_ent_tenant \
-               -Ingx_ent_ratelimit -Ingx_ent_sso $(XMLSEC_CFLAGS) $(SAN_CC)
+               -Ingx_ent_ratelimit -Ingx_ent_sso -Ingx_ent_scim \
+               $(XMLSEC_CFLAGS) $(SAN_CC)
 
 unit: $(addprefix $(UNIT_DIR)/,$(UNIT_NAMES)) \
       $(addprefix $(UNIT_DIR)/replay_,$(FUZZ_NAMES))
@@ -156,7 +161,8 @@ fuzz:
 	@for f in $(FUZZ_NAMES); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Ingx_ent_core \
 	        -Ingx_ent_tenant -Ingx_ent_ratelimit -Ingx_ent_sso \
-	        $(XMLSEC_CFLAGS) -o $(TOP)/build/fuzz/$$f test/fuzz/$$f.c \
+	        -Ingx_ent_scim $(XMLSEC_CFLAGS) -o $(TOP)/build/fuzz/$$f \
+	        test/fuzz/$$f.c \
 	        $(PURE_SRCS) $(PURE_LIBS) || exit 1; \
 	    mkdir -p test/fuzz/corpus/$${f#fuzz_}; \
 	    $(TOP)/build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \

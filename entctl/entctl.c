@@ -91,7 +91,7 @@ main(int argc, char **argv)
         && strcmp(cmd, "ratelimit") != 0 && strcmp(cmd, "sso") != 0
         && strcmp(cmd, "role") != 0 && strcmp(cmd, "permission") != 0
         && strcmp(cmd, "member") != 0 && strcmp(cmd, "platform-admin") != 0
-        && strcmp(cmd, "breakglass") != 0)
+        && strcmp(cmd, "breakglass") != 0 && strcmp(cmd, "scim-token") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -134,6 +134,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "sso") == 0) {
         rc = entctl_sso(conn, argc, args);
+
+    } else if (strcmp(cmd, "scim-token") == 0) {
+        rc = entctl_scim_token(conn, argc, args);
 
     } else if (strcmp(cmd, "role") == 0) {
         rc = entctl_role(conn, argc, args);
@@ -387,6 +390,8 @@ entctl_usage(FILE *f)
             "  sso domain add CODE DOMAIN [--verified] |"
             " sso domain verify|remove CODE DOMAIN\n"
             "  sso map-group|unmap-group CODE GROUP ROLE\n"
+            "  scim-token create CODE --name NAME [--expires-days N]\n"
+            "  scim-token list CODE | scim-token revoke CODE TOKEN_ID\n"
             "  role create CODE NAME --rank 1..1000 [--description D]\n"
             "  role delete CODE NAME | role list CODE\n"
             "  role grant|revoke CODE ROLE PERMISSION...\n"

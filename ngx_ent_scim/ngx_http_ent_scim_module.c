@@ -1,8 +1,15 @@
 /*
- * ngx_http_ent_scim_module: the SCIM 2.0 service provider at /scim/v2.
+ * ngx_http_ent_scim_module: the SCIM 2.0 service provider (RFC 7643/7644)
+ * at /scim/v2, a content handler.
  *
- * A shell for now: it loads, checks that the core is loaded before it, and
- * registers no directives.  Its issue fills it in.
+ * A request is read whole (its body bounded), its bearer token found by
+ * its SHA-256 in the "scim_tokens" cache zone (PostgreSQL behind it) and
+ * checked against the tenant of the Host; then one PostgreSQL function
+ * per operation does the work in one transaction and returns the status
+ * and the resource, which this module sends with the SCIM media type, its
+ * ETag and, on a create, its Location.  Filters are compiled here, from a
+ * parse tree and an attribute allow-list, into parameterized SQL.  Every
+ * error is the RFC 7644 envelope.
  */
 
 
@@ -10,31 +17,152 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <jansson.h>
+#include <openssl/sha.h>
+
 #include "ngx_ent_core.h"
+#include "ngx_ent_scim_filter.h"
 
 
+#define NGX_HTTP_ENT_SCIM_PREFIX     "/scim/v2"
+#define NGX_HTTP_ENT_SCIM_MAX_BODY   (1024 * 1024)
+#define NGX_HTTP_ENT_SCIM_TYPE       "application/scim+json"
+#define NGX_HTTP_ENT_SCIM_USER_URN                                           \
+    "urn:ietf:params:scim:schemas:core:2.0:User"
+
+#define NGX_HTTP_ENT_SCIM_OP_NONE    0
+#define NGX_HTTP_ENT_SCIM_OP_CREATE  1
+#define NGX_HTTP_ENT_SCIM_OP_GET     2
+#define NGX_HTTP_ENT_SCIM_OP_REPLACE 3
+#define NGX_HTTP_ENT_SCIM_OP_DELETE  4
+#define NGX_HTTP_ENT_SCIM_OP_LIST    5
+
+
+typedef struct {
+    ngx_ent_cache_t             *tokens;
+    ngx_str_t                    tokens_zone;
+    ngx_ent_pg_stmt_t           *token_stmt;
+    ngx_ent_pg_stmt_t           *create_stmt;
+    ngx_ent_pg_stmt_t           *get_stmt;
+    ngx_ent_pg_stmt_t           *replace_stmt;
+    ngx_ent_pg_stmt_t           *delete_stmt;
+    ngx_ent_pg_stmt_t           *list_stmt;
+    ngx_uint_t                   max_count;
+    ngx_int_t                    tenant_id_index;
+    ngx_uint_t                   used;
+} ngx_http_ent_scim_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                   enable;
+} ngx_http_ent_scim_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                    tenant_id;
+    ngx_str_t                    token_id;
+    ngx_str_t                    digest;        /* hex SHA-256 */
+    ngx_str_t                    resource;      /* "Users", ... */
+    ngx_str_t                    id;
+    ngx_str_t                    body;
+    ngx_str_t                    base;          /* scheme://host/scim/v2 */
+    ngx_uint_t                   op;
+    ngx_uint_t                   phase;
+    ngx_int_t                    if_match;      /* -1: none */
+    ngx_int_t                    if_none_match; /* -1: none */
+    ngx_int_t                    answered;      /* what sending returned */
+    unsigned                     authenticated:1;
+} ngx_http_ent_scim_ctx_t;
+
+
+static ngx_int_t ngx_http_ent_scim_handler(ngx_http_request_t *r);
+static void ngx_http_ent_scim_body(ngx_http_request_t *r);
+static void ngx_http_ent_scim_run(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_scim_auth(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static void ngx_http_ent_scim_token_filled(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_scim_route(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_scim_users(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_scim_list(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static void ngx_http_ent_scim_done(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_scim_answer(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx, ngx_uint_t status, u_char *body,
+    size_t len);
+static ngx_int_t ngx_http_ent_scim_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *scim_type, const char *detail);
+static ngx_int_t ngx_http_ent_scim_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len, ngx_str_t *etag,
+    ngx_str_t *location);
+static ngx_int_t ngx_http_ent_scim_static(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static ngx_int_t ngx_http_ent_scim_version(ngx_str_t *value);
+static ngx_str_t *ngx_http_ent_scim_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *out);
+static void *ngx_http_ent_scim_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_scim_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_ent_scim_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_scim_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ent_scim(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ent_scim_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf);
+
+
+static ngx_conf_num_bounds_t  ngx_http_ent_scim_count_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000
+};
+
+
+static ngx_command_t  ngx_http_ent_scim_commands[] = {
+
+    { ngx_string("ent_scim"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_ent_scim,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_scim_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("ent_scim_max_count"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_scim_main_conf_t, max_count),
+      &ngx_http_ent_scim_count_bounds },
+
+    { ngx_string("ent_scim_tokens_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_scim_main_conf_t, tokens_zone),
+      NULL },
+
+      ngx_null_command
+};
 
 
 static ngx_http_module_t  ngx_http_ent_scim_module_ctx = {
-    ngx_http_ent_scim_preconfiguration,   /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ent_scim_preconfiguration,    /* preconfiguration */
+    ngx_http_ent_scim_postconfiguration,   /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_ent_scim_create_main_conf,    /* create main configuration */
+    ngx_http_ent_scim_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
 
-    NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_ent_scim_create_loc_conf,     /* create location configuration */
+    ngx_http_ent_scim_merge_loc_conf       /* merge location configuration */
 };
 
 
 ngx_module_t  ngx_http_ent_scim_module = {
     NGX_MODULE_V1,
     &ngx_http_ent_scim_module_ctx,         /* module context */
-    NULL,                                  /* module directives */
+    ngx_http_ent_scim_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
@@ -47,8 +175,1532 @@ ngx_module_t  ngx_http_ent_scim_module = {
 };
 
 
+/* the users' attributes a filter may name, and their SQL */
+
+static ent_scim_attr_t  ngx_http_ent_scim_user_attrs[] = {
+    { "id", "u.id::text", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "externalid", "u.external_id", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "username", "u.user_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "displayname", "u.display_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.givenname", "u.given_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.familyname", "u.family_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.formatted", "u.formatted_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "active", "u.active", ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
+    { "emails", NULL, ENT_SCIM_T_STRING, 0, 1,
+      "jsonb_array_elements(u.emails)" },
+    { "emails.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "emails.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "emails.primary", "(e.elem ->> 'primary')::boolean",
+      ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
+    { "phonenumbers", NULL, ENT_SCIM_T_STRING, 0, 1,
+      "jsonb_array_elements(u.phone_numbers)" },
+    { "phonenumbers.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "phonenumbers.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "meta.lastmodified", "u.updated_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "employeenumber", "(u.enterprise ->> 'employeeNumber')",
+      ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "department", "(u.enterprise ->> 'department')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "costcenter", "(u.enterprise ->> 'costCenter')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "organization", "(u.enterprise ->> 'organization')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "division", "(u.enterprise ->> 'division')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+};
+
+
+static ngx_int_t
+ngx_http_ent_scim_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_ent_scim_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ent_scim_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->if_match = -1;
+    ctx->if_none_match = -1;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_ent_scim_module);
+
+    /* read the body whole: in memory or in nginx's temporary file */
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_ent_scim_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ent_scim_body(ngx_http_request_t *r)
+{
+    off_t                     len, n;
+    u_char                   *p;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_ent_scim_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            b = cl->buf;
+            len += ngx_buf_in_memory(b) ? b->last - b->pos
+                                        : b->file_last - b->file_pos;
+        }
+    }
+
+    if (len > NGX_HTTP_ENT_SCIM_MAX_BODY) {
+        ngx_http_finalize_request(r,
+            ngx_http_ent_scim_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "tooMany", "The body is too large."));
+        return;
+    }
+
+    if (len) {
+        ctx->body.data = ngx_pnalloc(r->pool, (size_t) len + 1);
+        if (ctx->body.data == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        p = ctx->body.data;
+
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            b = cl->buf;
+
+            if (ngx_buf_in_memory(b)) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+                continue;
+            }
+
+            /* a body past client_body_buffer_size: just written, read back */
+
+            n = b->file_last - b->file_pos;
+
+            if (ngx_read_file(b->file, p, (size_t) n, b->file_pos) != n) {
+                ngx_http_finalize_request(r,
+                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            p += n;
+        }
+
+        ctx->body.len = p - ctx->body.data;
+        *p = '\0';
+    }
+
+    ngx_http_ent_scim_run(r);
+}
+
+
+/* every step; re-entered when a lookup or query ends */
+
+static void
+ngx_http_ent_scim_run(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_ent_scim_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+
+    if (!ctx->authenticated) {
+        rc = ngx_http_ent_scim_auth(r, ctx);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_DONE) {
+            /* refused, and answered */
+            ngx_http_finalize_request(r, ctx->answered);
+            return;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+    }
+
+    rc = ngx_http_ent_scim_route(r, ctx);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Authorization: Bearer <token>, its SHA-256 looked up; the token must be
+ * active and the tenant's of this Host.  NGX_OK, NGX_AGAIN (a lookup in
+ * flight), or the response's status (sent).
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    size_t                          len;
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_str_t                       token, value, param;
+    ngx_ent_rows_t                  rows;
+    const u_char                   *data;
+    ngx_ent_cache_fill_t            fill;
+    ngx_http_variable_value_t      *vv;
+    u_char                          md[SHA256_DIGEST_LENGTH];
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (ctx->tenant_id.len == 0) {
+        vv = ngx_http_get_indexed_variable(r, scmf->tenant_id_index);
+
+        if (vv == NULL || vv->not_found || vv->len == 0) {
+            ctx->answered = ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND,
+                                                    NULL, "No organization "
+                                                    "for this host.");
+            return NGX_DONE;
+        }
+
+        ctx->tenant_id.data = vv->data;
+        ctx->tenant_id.len = vv->len;
+    }
+
+    if (ctx->digest.len == 0) {
+        if (r->headers_in.authorization == NULL) {
+            goto unauthorized;
+        }
+
+        token = r->headers_in.authorization->value;
+
+        if (token.len < 7 || ngx_strncasecmp(token.data, (u_char *) "Bearer ",
+                                             7) != 0)
+        {
+            goto unauthorized;
+        }
+
+        token.data += 7;
+        token.len -= 7;
+
+        while (token.len && token.data[0] == ' ') {
+            token.data++;
+            token.len--;
+        }
+
+        if (token.len < 16 || token.len > 512) {
+            goto unauthorized;
+        }
+
+        SHA256(token.data, token.len, md);
+
+        ctx->digest.data = ngx_pnalloc(r->pool, 2 + 2 * sizeof(md));
+        if (ctx->digest.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(ctx->digest.data, "\\x", 2);
+        p = ngx_hex_dump(p, md, sizeof(md));
+        ctx->digest.len = p - ctx->digest.data;
+    }
+
+    param = ctx->digest;
+
+    fill.stmt = scmf->token_stmt;
+    fill.params = &param;
+    fill.transform = NULL;
+    fill.flags = 0;
+
+    rc = ngx_ent_cache_fetch(r, scmf->tokens, &ctx->digest, &fill, &value,
+                             ngx_http_ent_scim_token_filled, r);
+
+    switch (rc) {
+
+    case NGX_AGAIN:
+        r->main->count++;
+        return NGX_AGAIN;
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        goto unauthorized;
+
+    case NGX_BUSY:
+        ctx->answered = ngx_http_ent_scim_error(r,
+                                                NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                NULL, "Provisioning is "
+                                                "unavailable right now.");
+        return NGX_DONE;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* id, tenant_id, state */
+
+    if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
+        || rows.nrows != 1 || rows.ncols != 3)
+    {
+        goto unauthorized;
+    }
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+    ctx->token_id.data = (u_char *) data;
+    ctx->token_id.len = data ? len : 0;
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+
+    if (data == NULL || len != ctx->tenant_id.len
+        || ngx_strncmp(data, ctx->tenant_id.data, len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ent scim: a token of another tenant");
+        goto unauthorized;
+    }
+
+    (void) ngx_ent_rows_next(&rows, &data, &len);
+
+    if (data == NULL || len != 6 || ngx_strncmp(data, "active", 6) != 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent scim: a %*s token used, id %V",
+                      data ? len : 0, data ? data : (u_char *) "",
+                      &ctx->token_id);
+        goto unauthorized;
+    }
+
+    ctx->authenticated = 1;
+
+    return NGX_OK;
+
+unauthorized:
+
+    r->headers_out.www_authenticate = ngx_list_push(&r->headers_out.headers);
+    if (r->headers_out.www_authenticate == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.www_authenticate->hash = 1;
+    ngx_str_set(&r->headers_out.www_authenticate->key, "WWW-Authenticate");
+    ngx_str_set(&r->headers_out.www_authenticate->value,
+                "Bearer realm=\"scim\"");
+
+    ctx->answered = ngx_http_ent_scim_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
+                                            "A valid SCIM token of this "
+                                            "organization is required.");
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ent_scim_token_filled(ngx_ent_op_t *op)
+{
+    ngx_http_request_t  *r;
+
+    r = op->data;
+    r->main->count--;
+
+    ngx_http_ent_scim_run(r);
+}
+
+
+/* /scim/v2/<Resource>[/<id>] */
+
+static ngx_int_t
+ngx_http_ent_scim_route(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    u_char     *p, *end, *slash;
+    ngx_str_t   host;
+
+    if (ctx->resource.len == 0) {
+        p = r->uri.data;
+        end = p + r->uri.len;
+
+        if (r->uri.len < sizeof(NGX_HTTP_ENT_SCIM_PREFIX "/") - 1
+            || ngx_strncmp(p, NGX_HTTP_ENT_SCIM_PREFIX "/",
+                           sizeof(NGX_HTTP_ENT_SCIM_PREFIX "/") - 1) != 0)
+        {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                           "Not a SCIM endpoint.");
+        }
+
+        p += sizeof(NGX_HTTP_ENT_SCIM_PREFIX "/") - 1;
+        slash = ngx_strlchr(p, end, '/');
+
+        ctx->resource.data = p;
+        ctx->resource.len = (slash ? slash : end) - p;
+
+        if (slash) {
+            ctx->id.data = slash + 1;
+            ctx->id.len = end - slash - 1;
+
+            if (ctx->id.len == 0 || ctx->id.len > 64
+                || ngx_strlchr(ctx->id.data, end, '/'))
+            {
+                return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                               "No such resource.");
+            }
+        }
+
+        host = r->headers_in.server;
+
+        ctx->base.len = sizeof("https://") - 1 + host.len + 6
+                        + sizeof(NGX_HTTP_ENT_SCIM_PREFIX) - 1;
+        ctx->base.data = ngx_pnalloc(r->pool, ctx->base.len);
+        if (ctx->base.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(ctx->base.data, "%s://%V",
+#if (NGX_HTTP_SSL)
+                        r->connection->ssl ? "https" :
+#endif
+                        "http", &host);
+
+        if (r->headers_in.host) {
+            /* the Host's port, when it has one */
+            slash = ngx_strlchr(r->headers_in.host->value.data,
+                                r->headers_in.host->value.data
+                                + r->headers_in.host->value.len, ':');
+
+            if (slash && r->headers_in.host->value.data
+                            + r->headers_in.host->value.len - slash <= 6)
+            {
+                p = ngx_cpymem(p, slash, r->headers_in.host->value.data
+                                         + r->headers_in.host->value.len
+                                         - slash);
+            }
+        }
+
+        p = ngx_cpymem(p, NGX_HTTP_ENT_SCIM_PREFIX,
+                       sizeof(NGX_HTTP_ENT_SCIM_PREFIX) - 1);
+        ctx->base.len = p - ctx->base.data;
+    }
+
+    if (ctx->resource.len == 5
+        && ngx_strncmp(ctx->resource.data, "Users", 5) == 0)
+    {
+        return ngx_http_ent_scim_users(r, ctx);
+    }
+
+    if (ctx->resource.len == 6
+        && ngx_strncmp(ctx->resource.data, "Groups", 6) == 0)
+    {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
+                                       "Groups are not supported yet.");
+    }
+
+    if (ctx->resource.len == 4
+        && ngx_strncmp(ctx->resource.data, "Bulk", 4) == 0)
+    {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
+                                       "Bulk operations are not "
+                                       "supported.");
+    }
+
+    return ngx_http_ent_scim_static(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    json_t                         *js, *schemas, *v;
+    size_t                          i;
+    ngx_int_t                       rc;
+    ngx_str_t                      *params, etag;
+    ngx_uint_t                      found;
+    ngx_ent_pg_stmt_t              *stmt;
+    json_error_t                    jerr;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (ctx->phase == 1) {
+        /* the query's answer was sent by its handler */
+        return NGX_DONE;
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_GET
+                              : NGX_HTTP_ENT_SCIM_OP_LIST;
+        break;
+
+    case NGX_HTTP_POST:
+        if (ctx->id.len == 7 && ngx_strncmp(ctx->id.data, ".search", 7) == 0)
+        {
+            ctx->op = NGX_HTTP_ENT_SCIM_OP_LIST;
+            break;
+        }
+
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_NONE
+                              : NGX_HTTP_ENT_SCIM_OP_CREATE;
+        break;
+
+    case NGX_HTTP_PUT:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_REPLACE
+                              : NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+
+    case NGX_HTTP_DELETE:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_DELETE
+                              : NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+
+    case NGX_HTTP_PATCH:
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
+                                       "PATCH is not supported yet: use "
+                                       "PUT.");
+
+    default:
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_NONE) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                       "Method not allowed here.");
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_LIST) {
+        return ngx_http_ent_scim_list(r, ctx);
+    }
+
+    /* conditional requests: W/"<version>" */
+
+    if (r->headers_in.if_match) {
+        ctx->if_match = ngx_http_ent_scim_version(
+                                          &r->headers_in.if_match->value);
+        if (ctx->if_match == NGX_ERROR) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED,
+                                           NULL, "That version is not "
+                                           "current.");
+        }
+    }
+
+    if (r->headers_in.if_none_match) {
+        ctx->if_none_match = ngx_http_ent_scim_version(
+                                     &r->headers_in.if_none_match->value);
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_CREATE
+        || ctx->op == NGX_HTTP_ENT_SCIM_OP_REPLACE)
+    {
+        /* a JSON object of the User schema, before PostgreSQL sees it */
+
+        js = json_loadb((char *) ctx->body.data, ctx->body.len,
+                        JSON_REJECT_DUPLICATES, &jerr);
+
+        if (!json_is_object(js)) {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidSyntax",
+                                           "The body is not a JSON object.");
+        }
+
+        schemas = json_object_get(js, "schemas");
+        found = 0;
+
+        if (json_is_array(schemas)) {
+            json_array_foreach(schemas, i, v) {
+                if (json_is_string(v)
+                    && ngx_strcmp(json_string_value(v),
+                                  NGX_HTTP_ENT_SCIM_USER_URN) == 0)
+                {
+                    found = 1;
+                }
+            }
+        }
+
+        json_decref(js);
+
+        if (!found) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidValue",
+                                           "schemas must include "
+                                           NGX_HTTP_ENT_SCIM_USER_URN ".");
+        }
+    }
+
+    params = ngx_pcalloc(r->pool, 6 * sizeof(ngx_str_t));
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = ctx->tenant_id;
+
+    switch (ctx->op) {
+
+    case NGX_HTTP_ENT_SCIM_OP_CREATE:
+        stmt = scmf->create_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->body;
+        params[3] = ctx->base;
+        break;
+
+    case NGX_HTTP_ENT_SCIM_OP_GET:
+        stmt = scmf->get_stmt;
+        params[1] = ctx->id;
+        params[2] = ctx->base;
+        break;
+
+    case NGX_HTTP_ENT_SCIM_OP_REPLACE:
+        stmt = scmf->replace_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+        params[3] = ctx->body;
+
+        if (ctx->if_match >= 0) {
+            params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (params[4].data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            params[4].len = ngx_sprintf(params[4].data, "%i", ctx->if_match)
+                            - params[4].data;
+        }
+
+        params[5] = ctx->base;
+        break;
+
+    default: /* NGX_HTTP_ENT_SCIM_OP_DELETE */
+        stmt = scmf->delete_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+
+        if (ctx->if_match >= 0) {
+            params[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (params[3].data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            params[3].len = ngx_sprintf(params[3].data, "%i", ctx->if_match)
+                            - params[3].data;
+        }
+
+        break;
+    }
+
+    ngx_str_null(&etag);
+
+    rc = ngx_ent_pg_query(r, stmt, params, ngx_http_ent_scim_done, r);
+
+    if (rc != NGX_AGAIN) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                       "Provisioning is unavailable right "
+                                       "now.");
+    }
+
+    ctx->phase = 1;
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * GET /Users?filter=...&startIndex=&count=&sortBy=&sortOrder= and
+ * POST /Users/.search (the same in a JSON body)
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    u_char                         *p, *dst;
+    size_t                          i, len;
+    json_t                         *js, *v;
+    ngx_int_t                       rc, start, count;
+    ngx_str_t                       filter, arg, sort, *params;
+    ngx_uint_t                      desc;
+    json_error_t                    jerr;
+    ent_scim_sql_t                  q;
+    char                            err[160];
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    ngx_str_null(&filter);
+    ngx_str_null(&sort);
+    start = 1;
+    count = scmf->max_count;
+    desc = 0;
+    js = NULL;
+
+    if (r->method == NGX_HTTP_POST) {
+        js = json_loadb((char *) ctx->body.data, ctx->body.len,
+                        JSON_REJECT_DUPLICATES, &jerr);
+
+        if (!json_is_object(js)) {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidSyntax",
+                                           "The body is not a JSON object.");
+        }
+
+        v = json_object_get(js, "filter");
+        if (json_is_string(v)) {
+            filter.data = (u_char *) json_string_value(v);
+            filter.len = json_string_length(v);
+        }
+
+        v = json_object_get(js, "startIndex");
+        if (json_is_integer(v)) {
+            start = (ngx_int_t) json_integer_value(v);
+        }
+
+        v = json_object_get(js, "count");
+        if (json_is_integer(v)) {
+            count = (ngx_int_t) json_integer_value(v);
+        }
+
+        v = json_object_get(js, "sortBy");
+        if (json_is_string(v)) {
+            sort.data = (u_char *) json_string_value(v);
+            sort.len = json_string_length(v);
+        }
+
+        v = json_object_get(js, "sortOrder");
+        desc = json_is_string(v)
+               && ngx_strcasecmp((u_char *) json_string_value(v),
+                                 (u_char *) "descending") == 0;
+
+    } else {
+        if (ngx_http_ent_scim_arg(r, "filter", &arg)) {
+            filter.data = ngx_pnalloc(r->pool, arg.len + 1);
+            if (filter.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            /* form-decoded: "+" is a space */
+
+            for (i = 0; i < arg.len; i++) {
+                if (arg.data[i] == '+') {
+                    arg.data[i] = ' ';
+                }
+            }
+
+            dst = filter.data;
+            p = arg.data;
+            ngx_unescape_uri(&dst, &p, arg.len, 0);
+            filter.len = dst - filter.data;
+        }
+
+        if (ngx_http_ent_scim_arg(r, "startIndex", &arg)) {
+            start = (arg.len && arg.data[0] == '-')
+                    ? -1 : ngx_atoi(arg.data, arg.len);
+            if (start == NGX_ERROR && !(arg.len && arg.data[0] == '-')) {
+                goto bad_number;
+            }
+        }
+
+        if (ngx_http_ent_scim_arg(r, "count", &arg)) {
+            count = (arg.len && arg.data[0] == '-')
+                    ? 0 : ngx_atoi(arg.data, arg.len);
+            if (count == NGX_ERROR) {
+                goto bad_number;
+            }
+        }
+
+        if (ngx_http_ent_scim_arg(r, "sortBy", &sort) == NULL) {
+            ngx_str_null(&sort);
+        }
+
+        if (ngx_http_ent_scim_arg(r, "sortOrder", &arg)) {
+            desc = (arg.len == 10
+                    && ngx_strncasecmp(arg.data, (u_char *) "descending", 10)
+                       == 0);
+        }
+    }
+
+    /* RFC 7644 3.4.2.4: startIndex below 1 is 1; count below 0 is 0 */
+
+    if (start < 1) {
+        start = 1;
+    }
+
+    if (count < 0) {
+        count = 0;
+    }
+
+    if ((ngx_uint_t) count > scmf->max_count) {
+        count = scmf->max_count;
+    }
+
+    params = ngx_pcalloc(r->pool, 8 * sizeof(ngx_str_t));
+    if (params == NULL) {
+        json_decref(js);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = ctx->tenant_id;
+
+    if (filter.len) {
+        ngx_memzero(&q, sizeof(ent_scim_sql_t));
+        err[0] = '\0';
+
+        rc = ent_scim_filter_compile((char *) filter.data, filter.len,
+                                     ngx_http_ent_scim_user_attrs,
+                                     sizeof(ngx_http_ent_scim_user_attrs)
+                                     / sizeof(ngx_http_ent_scim_user_attrs[0]),
+                                     "$1", &q, err, sizeof(err));
+        json_decref(js);
+        js = NULL;
+
+        if (rc == ENT_SCIM_INTERNAL) {
+            ent_scim_sql_free(&q);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc != 0) {
+            ent_scim_sql_free(&q);
+            p = ngx_pnalloc(r->pool, ngx_strlen(err) + 1);
+            if (p) {
+                ngx_cpystrn(p, (u_char *) err, ngx_strlen(err) + 1);
+            }
+
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidFilter",
+                                           p ? (char *) p
+                                             : "The filter is not valid.");
+        }
+
+        /* the SQL, then the values as a PostgreSQL text[] literal */
+
+        len = ngx_strlen(q.sql);
+        params[1].data = ngx_pnalloc(r->pool, len);
+        if (params[1].data == NULL) {
+            ent_scim_sql_free(&q);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(params[1].data, q.sql, len);
+        params[1].len = len;
+
+        len = 2;
+        for (i = 0; i < q.nparams; i++) {
+            len += 2 * ngx_strlen(q.params[i]) + 3;
+        }
+
+        params[2].data = ngx_pnalloc(r->pool, len);
+        if (params[2].data == NULL) {
+            ent_scim_sql_free(&q);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = params[2].data;
+        *p++ = '{';
+
+        for (i = 0; i < q.nparams; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            *p++ = '"';
+
+            for (dst = (u_char *) q.params[i]; *dst; dst++) {
+                if (*dst == '"' || *dst == '\\') {
+                    *p++ = '\\';
+                }
+
+                *p++ = *dst;
+            }
+
+            *p++ = '"';
+        }
+
+        *p++ = '}';
+        params[2].len = p - params[2].data;
+
+        ent_scim_sql_free(&q);
+
+    } else {
+        ngx_str_set(&params[1], "true");
+        ngx_str_set(&params[2], "{}");
+    }
+
+    /* sortBy: a name the function knows, lowercased; others: creation */
+
+    params[3].data = ngx_pnalloc(r->pool, sort.len + 1);
+    if (params[3].data == NULL) {
+        json_decref(js);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[3].len = sort.len;
+    ngx_strlow(params[3].data, sort.data, sort.len);
+
+    json_decref(js);
+
+    ngx_str_set(&params[4], "false");
+    if (desc) {
+        ngx_str_set(&params[4], "true");
+    }
+
+    params[5].data = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    params[6].data = params[5].data ? params[5].data + NGX_INT_T_LEN : NULL;
+    if (params[5].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[5].len = ngx_sprintf(params[5].data, "%i", start) - params[5].data;
+    params[6].len = ngx_sprintf(params[6].data, "%i", count) - params[6].data;
+    params[7] = ctx->base;
+
+    rc = ngx_ent_pg_query(r, scmf->list_stmt, params, ngx_http_ent_scim_done,
+                          r);
+
+    if (rc != NGX_AGAIN) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                       "Provisioning is unavailable right "
+                                       "now.");
+    }
+
+    ctx->phase = 1;
+    r->main->count++;
+
+    return NGX_AGAIN;
+
+bad_number:
+
+    json_decref(js);
+
+    return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST, "invalidValue",
+                                   "startIndex and count are integers.");
+}
+
+
+/* a function's (status, body) */
+
+static void
+ngx_http_ent_scim_done(ngx_ent_op_t *op)
+{
+    size_t                    len;
+    ngx_int_t                 rc, status;
+    ngx_http_request_t       *r;
+    const u_char             *data;
+    ngx_http_ent_scim_ctx_t  *ctx;
+
+    r = op->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+
+    r->main->count--;
+
+    if (op->status != NGX_ENT_OK || op->rows.nrows != 1
+        || op->rows.ncols != 2)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ent scim: the query failed (status %ui)",
+                      op->status);
+        rc = ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                     "Provisioning is unavailable right "
+                                     "now.");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    (void) ngx_ent_rows_cell(&op->rows, 0, 0, &data, &len);
+    status = data ? ngx_atoi((u_char *) data, len) : NGX_ERROR;
+
+    (void) ngx_ent_rows_cell(&op->rows, 0, 1, &data, &len);
+
+    rc = ngx_http_ent_scim_answer(r, ctx, status == NGX_ERROR ? 500 : status,
+                                  (u_char *) data, data ? len : 0);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * A function's answer to the client: a resource (with its ETag, and its
+ * Location on a create), a list, nothing (204), or an error's scimType and
+ * detail in the envelope
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_answer(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
+    ngx_uint_t status, u_char *body, size_t len)
+{
+    json_t        *js, *meta, *v;
+    u_char        *p;
+    ngx_str_t      etag, location;
+    json_error_t   jerr;
+
+    if (status == NGX_HTTP_NO_CONTENT) {
+        return ngx_http_ent_scim_send(r, status, NULL, 0, NULL, NULL);
+    }
+
+    js = json_loadb((char *) body, len, 0, &jerr);
+
+    if (status >= NGX_HTTP_BAD_REQUEST) {
+        v = json_object_get(js, "detail");
+        p = NULL;
+
+        if (json_is_string(v)) {
+            p = ngx_pnalloc(r->pool, json_string_length(v) + 1);
+            if (p) {
+                ngx_cpystrn(p, (u_char *) json_string_value(v),
+                            json_string_length(v) + 1);
+            }
+        }
+
+        v = json_object_get(js, "scimType");
+
+        status = ngx_http_ent_scim_error(r, status,
+                                         json_is_string(v)
+                                         ? (ngx_strcmp(json_string_value(v),
+                                                       "uniqueness") == 0
+                                            ? "uniqueness"
+                                            : ngx_strcmp(json_string_value(v),
+                                                         "mutability") == 0
+                                            ? "mutability" : "invalidValue")
+                                         : NULL,
+                                         p ? (char *) p : "Refused.");
+        json_decref(js);
+        return status;
+    }
+
+    ngx_str_null(&etag);
+    ngx_str_null(&location);
+
+    meta = json_object_get(js, "meta");
+    v = json_object_get(meta, "version");
+
+    if (json_is_string(v)) {
+        etag.len = json_string_length(v);
+        etag.data = ngx_pnalloc(r->pool, etag.len);
+        if (etag.data) {
+            ngx_memcpy(etag.data, json_string_value(v), etag.len);
+        }
+
+        if (ctx->op == NGX_HTTP_ENT_SCIM_OP_GET && ctx->if_none_match >= 0
+            && ngx_http_ent_scim_version(&etag) == ctx->if_none_match)
+        {
+            json_decref(js);
+            return ngx_http_ent_scim_send(r, NGX_HTTP_NOT_MODIFIED, NULL, 0,
+                                          &etag, NULL);
+        }
+    }
+
+    v = json_object_get(meta, "location");
+
+    if (status == NGX_HTTP_CREATED && json_is_string(v)) {
+        location.len = json_string_length(v);
+        location.data = ngx_pnalloc(r->pool, location.len);
+        if (location.data) {
+            ngx_memcpy(location.data, json_string_value(v), location.len);
+        }
+    }
+
+    json_decref(js);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(p, body, len);
+
+    return ngx_http_ent_scim_send(r, status, p, len,
+                                  etag.len ? &etag : NULL,
+                                  location.len ? &location : NULL);
+}
+
+
+/* the RFC 7644 3.12 envelope */
+
+static ngx_int_t
+ngx_http_ent_scim_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *scim_type, const char *detail)
+{
+    u_char   *p, *body;
+    json_t   *js;
+    char     *s;
+    size_t    len;
+    u_char    st[NGX_INT_T_LEN];
+
+    *ngx_sprintf(st, "%ui", status) = '\0';
+
+    js = json_pack("{s:[s], s:s, s:s}", "schemas",
+                   "urn:ietf:params:scim:api:messages:2.0:Error",
+                   "status", (char *) st, "detail", detail);
+
+    if (js && scim_type) {
+        (void) json_object_set_new(js, "scimType", json_string(scim_type));
+    }
+
+    s = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    json_decref(js);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(s);
+    body = ngx_pnalloc(r->pool, len + 1);
+
+    if (body == NULL) {
+        free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body, s, len);
+    *p++ = '\n';
+    free(s);
+
+    return ngx_http_ent_scim_send(r, status, body, p - body, NULL, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_ent_scim_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len, ngx_str_t *etag, ngx_str_t *location)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    /* If-Match and If-None-Match are ours (versions), not nginx's */
+    r->disable_not_modified = 1;
+
+    if (len) {
+        ngx_str_set(&r->headers_out.content_type, NGX_HTTP_ENT_SCIM_TYPE);
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+    }
+
+    if (etag) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value = *etag;
+        r->headers_out.etag = h;
+    }
+
+    if (location) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Location");
+        h->value = *location;
+        r->headers_out.location = h;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main);
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* W/"12" or "12": 12; anything else NGX_ERROR */
+
+static ngx_int_t
+ngx_http_ent_scim_version(ngx_str_t *value)
+{
+    u_char  *p, *end;
+
+    p = value->data;
+    end = p + value->len;
+
+    if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+        p += 2;
+    }
+
+    if (end - p < 3 || *p != '"' || end[-1] != '"') {
+        return NGX_ERROR;
+    }
+
+    return ngx_atoi(p + 1, end - p - 2);
+}
+
+
+/* an argument of the query string, exactly once; NULL otherwise */
+
+static ngx_str_t *
+ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *out)
+{
+    u_char      *p, *end, *amp, *eq;
+    size_t       len;
+    ngx_uint_t   n;
+
+    len = ngx_strlen(name);
+    p = r->args.data;
+    end = p + r->args.len;
+    n = 0;
+
+    while (p && p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        if (eq && (size_t) (eq - p) == len
+            && ngx_strncmp(p, name, len) == 0)
+        {
+            out->data = eq + 1;
+            out->len = amp - eq - 1;
+            n++;
+        }
+
+        p = amp + 1;
+    }
+
+    return n == 1 ? out : NULL;
+}
+
+
+/* /ServiceProviderConfig, /ResourceTypes, /Schemas */
+
+static ngx_int_t
+ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    u_char     *p, *body;
+    ngx_str_t  *doc;
+
+    static ngx_str_t  spc = ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:"
+        "ServiceProviderConfig\"],"
+        "\"documentationUri\":\"https://github.com/ngx-ent/docs/scim.md\","
+        "\"patch\":{\"supported\":false},"
+        "\"bulk\":{\"supported\":false,\"maxOperations\":0,"
+        "\"maxPayloadSize\":0},"
+        "\"filter\":{\"supported\":true,\"maxResults\":%ui},"
+        "\"changePassword\":{\"supported\":false},"
+        "\"sort\":{\"supported\":true},"
+        "\"etag\":{\"supported\":true},"
+        "\"authenticationSchemes\":[{\"type\":\"oauthbearertoken\","
+        "\"name\":\"OAuth Bearer Token\",\"description\":"
+        "\"A per-organization token made with entctl scim-token create\","
+        "\"primary\":true}],"
+        "\"meta\":{\"resourceType\":\"ServiceProviderConfig\","
+        "\"location\":\"%V/ServiceProviderConfig\"}}\n");
+
+    static ngx_str_t  types = ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
+        "ListResponse\"],\"totalResults\":1,\"itemsPerPage\":1,"
+        "\"startIndex\":1,\"Resources\":[{\"schemas\":[\"urn:ietf:params:"
+        "scim:schemas:core:2.0:ResourceType\"],\"id\":\"User\","
+        "\"name\":\"User\",\"endpoint\":\"/Users\",\"schema\":"
+        "\"urn:ietf:params:scim:schemas:core:2.0:User\","
+        "\"schemaExtensions\":[{\"schema\":\"urn:ietf:params:scim:schemas:"
+        "extension:enterprise:2.0:User\",\"required\":false}],"
+        "\"meta\":{\"resourceType\":\"ResourceType\",\"location\":"
+        "\"%V/ResourceTypes/User\"}}]}\n");
+
+    static ngx_str_t  schemas = ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
+        "ListResponse\"],\"totalResults\":2,\"itemsPerPage\":2,"
+        "\"startIndex\":1,\"Resources\":["
+        "{\"id\":\"urn:ietf:params:scim:schemas:core:2.0:User\","
+        "\"name\":\"User\",\"attributes\":["
+        "{\"name\":\"userName\",\"type\":\"string\",\"multiValued\":false,"
+        "\"required\":true,\"caseExact\":false,\"mutability\":\"readWrite\","
+        "\"returned\":\"default\",\"uniqueness\":\"server\"},"
+        "{\"name\":\"externalId\",\"type\":\"string\",\"multiValued\":false,"
+        "\"required\":false,\"caseExact\":true,\"mutability\":\"readWrite\","
+        "\"returned\":\"default\",\"uniqueness\":\"none\"},"
+        "{\"name\":\"name\",\"type\":\"complex\",\"multiValued\":false,"
+        "\"required\":false,\"subAttributes\":["
+        "{\"name\":\"givenName\",\"type\":\"string\"},"
+        "{\"name\":\"familyName\",\"type\":\"string\"},"
+        "{\"name\":\"formatted\",\"type\":\"string\"}]},"
+        "{\"name\":\"displayName\",\"type\":\"string\",\"multiValued\":false},"
+        "{\"name\":\"active\",\"type\":\"boolean\",\"multiValued\":false},"
+        "{\"name\":\"emails\",\"type\":\"complex\",\"multiValued\":true},"
+        "{\"name\":\"phoneNumbers\",\"type\":\"complex\","
+        "\"multiValued\":true}],"
+        "\"meta\":{\"resourceType\":\"Schema\",\"location\":"
+        "\"%V/Schemas/urn:ietf:params:scim:schemas:core:2.0:User\"}},"
+        "{\"id\":\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:"
+        "User\",\"name\":\"EnterpriseUser\",\"attributes\":["
+        "{\"name\":\"employeeNumber\",\"type\":\"string\"},"
+        "{\"name\":\"costCenter\",\"type\":\"string\"},"
+        "{\"name\":\"organization\",\"type\":\"string\"},"
+        "{\"name\":\"division\",\"type\":\"string\"},"
+        "{\"name\":\"department\",\"type\":\"string\"},"
+        "{\"name\":\"manager\",\"type\":\"complex\"}],"
+        "\"meta\":{\"resourceType\":\"Schema\",\"location\":"
+        "\"%V/Schemas/urn:ietf:params:scim:schemas:extension:enterprise:"
+        "2.0:User\"}}]}\n");
+
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                       "Method not allowed here.");
+    }
+
+    if (ctx->id.len) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                       "No such resource.");
+    }
+
+    if (ctx->resource.len == 21
+        && ngx_strncmp(ctx->resource.data, "ServiceProviderConfig", 21) == 0)
+    {
+        doc = &spc;
+
+    } else if (ctx->resource.len == 13
+               && ngx_strncmp(ctx->resource.data, "ResourceTypes", 13) == 0)
+    {
+        doc = &types;
+
+    } else if (ctx->resource.len == 7
+               && ngx_strncmp(ctx->resource.data, "Schemas", 7) == 0)
+    {
+        doc = &schemas;
+
+    } else {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                       "No such resource.");
+    }
+
+    body = ngx_pnalloc(r->pool, doc->len + 2 * ctx->base.len + NGX_INT_T_LEN);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (doc == &spc) {
+        p = ngx_sprintf(body, (char *) doc->data, scmf->max_count,
+                        &ctx->base);
+
+    } else if (doc == &types) {
+        p = ngx_sprintf(body, (char *) doc->data, &ctx->base);
+
+    } else {
+        p = ngx_sprintf(body, (char *) doc->data, &ctx->base, &ctx->base);
+    }
+
+    return ngx_http_ent_scim_send(r, NGX_HTTP_OK, body, p - body, NULL, NULL);
+}
+
+
+/* configuration */
+
+
+static void *
+ngx_http_ent_scim_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_scim_main_conf_t));
+    if (scmf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     scmf->tokens = NULL;
+     *     scmf->tokens_zone = { 0, NULL };
+     *     scmf->used = 0;
+     */
+
+    scmf->max_count = NGX_CONF_UNSET_UINT;
+
+    return scmf;
+}
+
+
+static char *
+ngx_http_ent_scim_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ent_scim_main_conf_t *scmf = conf;
+
+    ngx_conf_init_uint_value(scmf->max_count, 100);
+
+    if (scmf->tokens_zone.data == NULL) {
+        ngx_str_set(&scmf->tokens_zone, "scim_tokens");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ent_scim_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_scim_loc_conf_t  *sclf;
+
+    sclf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ent_scim_loc_conf_t));
+    if (sclf == NULL) {
+        return NULL;
+    }
+
+    sclf->enable = NGX_CONF_UNSET;
+
+    return sclf;
+}
+
+
+static char *
+ngx_http_ent_scim_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ent_scim_loc_conf_t *prev = parent;
+    ngx_http_ent_scim_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_scim(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                           *rv;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_ent_scim_loc_conf_t   *sclf = conf;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (sclf->enable) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->handler = ngx_http_ent_scim_handler;
+
+        scmf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_ent_scim_module);
+        scmf->used = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_ent_scim_preconfiguration(ngx_conf_t *cf)
 {
     return ngx_ent_core_check(cf, "ngx_http_ent_scim_module");
+}
+
+
+static ngx_int_t
+ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_str_t                       name;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_scim_module);
+
+    if (!scmf->used) {
+        return NGX_OK;
+    }
+
+    if ((ngx_ent_core_backends(cf) & NGX_ENT_POSTGRES) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_scim\" needs \"ent_postgres\" in http{}");
+        return NGX_ERROR;
+    }
+
+    scmf->tokens = ngx_ent_cache_zone(cf, &scmf->tokens_zone);
+    if (scmf->tokens == NULL) {
+        return NGX_ERROR;
+    }
+
+    scmf->token_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_token($1::bytea)", 1);
+    scmf->create_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_user_create($1::uuid, "
+                           "$2::uuid, $3::jsonb, $4)", 4);
+    scmf->get_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_user_get($1::uuid, $2, "
+                           "$3)", 3);
+    scmf->replace_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_user_replace($1::uuid, "
+                           "$2::uuid, $3, $4::jsonb, $5::bigint, $6)", 6);
+    scmf->delete_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_user_delete($1::uuid, "
+                           "$2::uuid, $3, $4::bigint)", 4);
+    scmf->list_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_user_list($1::uuid, $2, "
+                           "$3::text[], $4, $5::boolean, $6::integer, "
+                           "$7::integer, $8)", 8);
+
+    if (scmf->token_stmt == NULL || scmf->create_stmt == NULL
+        || scmf->get_stmt == NULL || scmf->replace_stmt == NULL
+        || scmf->delete_stmt == NULL || scmf->list_stmt == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&name, "ent_tenant_id");
+
+    scmf->tenant_id_index = ngx_http_get_variable_index(cf, &name);
+    if (scmf->tenant_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -1,0 +1,290 @@
+# SCIM 2.0 Users at /scim/v2: tokens (entctl scim-token), every auth
+# failure, discovery, create/get/list/replace/delete, filters (and what
+# they refuse), pagination edges, ETags, uniqueness differing only in case,
+# tenant isolation, hostile bodies, and a deprovisioned user's SSO session
+# refused by a second nginx within a second.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use EntOP;
+use EntSAML;
+use Test::More;
+
+pg_start();
+redis_start();
+my $echo = echo_start();
+my $dir = tmpdir();
+my $dsn = EntTest::pg_dsn();
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '$dsn'";
+my $keyfile = "$dir/sso.key";
+system("openssl rand -base64 32 > $keyfile") == 0 or die;
+
+pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES "
+       . "('acme', 'Acme'), ('globex', 'Globex')");
+
+my $conf = <<"CONF";
+ent_tenant on;
+ent_tenant_base_domain example.com;
+location /scim/v2/ {
+    ent_scim on;
+}
+location / {
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
+CONF
+my $http = <<"CONF";
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_sso_secret_key $keyfile;
+ent_scim_max_count 50;
+CONF
+my $n = nginx_start(http_config => $http, config => $conf);
+my $n2 = nginx_start(http_config => $http, config => $conf);
+my $port = nginx_port($n);
+my $port2 = nginx_port($n2);
+
+sub token {
+    my ($t) = @_;
+    my $tok = `$entctl scim-token create $t --name okta 2>/dev/null`;
+    chomp $tok;
+    return $tok;
+}
+
+my $tok = token('acme');
+like($tok, qr/^ent_scim_[\w-]{43}$/, 'entctl scim-token create: a token, shown once');
+is(pg_sql("SELECT count(*) FROM ent.scim_tokens WHERE encode(token_sha256, 'hex') = encode(sha256('$tok'), 'hex')"),
+   1, '... stored as its SHA-256');
+my $gtok = token('globex');
+
+sub scim {
+    my ($method, $path, %o) = @_;
+    my $t = $o{tenant} || 'acme';
+    my $p = $o{port} || $port;
+    my @h = ("Host: $t.example.com:$p");
+    push @h, 'Authorization: Bearer ' . ($o{token} // $tok) unless $o{no_auth};
+    push @h, 'Content-Type: application/scim+json' if defined $o{body};
+    my @extra = @{ $o{headers} || [] };
+    while (my ($k, $v) = splice @extra, 0, 2) {
+        push @h, "$k: $v";
+    }
+    my $body = ref $o{body} ? json_encode($o{body}) : $o{body};
+    my $r = http($p, "$method $path", headers => \@h, body => $body);
+    $r->{json} = eval { json_decode($r->{body}) } if length($r->{body} // '');
+    return $r;
+}
+
+sub envelope_ok {
+    my ($r, $status, $type, $name) = @_;
+    is($r->{status}, $status, "$name: $status");
+    is_deeply($r->{json}{schemas}, ['urn:ietf:params:scim:api:messages:2.0:Error'],
+              "... $name: the error envelope");
+    is($r->{json}{status}, "$status", "... $name: status as a string");
+    is($r->{json}{scimType}, $type, "... $name: scimType " . ($type // 'none')) if defined $type;
+    like(EntTest::header($r, 'content-type') // '', qr{^application/scim\+json}, "... $name: SCIM media type");
+}
+
+# --- authentication
+
+envelope_ok(scim('GET', '/scim/v2/Users', no_auth => 1), 401, undef, 'no token');
+envelope_ok(scim('GET', '/scim/v2/Users', token => 'ent_scim_' . ('A' x 43)), 401, undef, 'an unknown token');
+envelope_ok(scim('GET', '/scim/v2/Users', token => $gtok), 401, undef, "another tenant's token");
+envelope_ok(scim('GET', '/scim/v2/Users', token => 'short'), 401, undef, 'a malformed token');
+my $old = token('acme');
+my ($old_id) = pg_sql("SELECT id FROM ent.scim_tokens ORDER BY created_at DESC LIMIT 1");
+is(scim('GET', '/scim/v2/Users', token => $old)->{status}, 200, 'a second token works');
+system("$entctl scim-token revoke acme $old_id >/dev/null") == 0 or die;
+ok(wait_until(sub { scim('GET', '/scim/v2/Users', token => $old)->{status} == 401 }, 3),
+   '... revoked: 401 at once');
+pg_sql("UPDATE ent.scim_tokens SET expires_at = now() - interval '1 second' WHERE id = '$old_id'");
+envelope_ok(scim('GET', '/scim/v2/Users', token => $old), 401, undef, 'an expired, revoked token');
+
+# --- discovery
+
+my $r = scim('GET', '/scim/v2/ServiceProviderConfig');
+is($r->{status}, 200, 'ServiceProviderConfig: 200');
+is($r->{json}{filter}{maxResults}, 50, '... maxResults is ent_scim_max_count');
+is($r->{json}{etag}{supported}, JSON::PP::true, '... ETags supported');
+$r = scim('GET', '/scim/v2/ResourceTypes');
+is($r->{json}{Resources}[0]{endpoint}, '/Users', 'ResourceTypes: Users');
+$r = scim('GET', '/scim/v2/Schemas');
+is($r->{json}{Resources}[0]{id}, 'urn:ietf:params:scim:schemas:core:2.0:User', 'Schemas: the core User');
+envelope_ok(scim('GET', '/scim/v2/Nope'), 404, undef, 'an unknown resource');
+envelope_ok(scim('POST', '/scim/v2/Bulk', body => {}), 501, undef, 'Bulk');
+
+# --- create
+
+my $U = 'urn:ietf:params:scim:schemas:core:2.0:User';
+my $E = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
+sub user {
+    my ($name, %o) = @_;
+    return { schemas => [$U], userName => $name, externalId => $o{ext} // "ext-$name",
+             name => { givenName => ucfirst((split /\@/, $name)[0]), familyName => 'Doe' },
+             emails => [{ value => $name, type => 'work', primary => JSON::PP::true }],
+             active => $o{active} // JSON::PP::true, %{ $o{more} || {} } };
+}
+
+$r = scim('POST', '/scim/v2/Users', body => user('alice@acme.example.com',
+          more => { $E => { department => 'Engineering', employeeNumber => '42' } }));
+is($r->{status}, 201, 'POST /Users: 201');
+my $alice = $r->{json};
+like($alice->{id}, qr/^[0-9a-f-]{36}$/, '... an id');
+is($alice->{meta}{resourceType}, 'User', '... meta.resourceType');
+is(EntTest::header($r, 'location'), "http://acme.example.com:$port/scim/v2/Users/$alice->{id}",
+   '... Location');
+is(EntTest::header($r, 'etag'), 'W/"1"', '... ETag');
+is($alice->{meta}{location}, EntTest::header($r, 'location'), '... meta.location');
+is($alice->{$E}{department}, 'Engineering', '... the enterprise extension');
+is(pg_sql("SELECT m.role || ':' || m.status || ':' || m.source FROM ent.memberships m JOIN ent.users u ON u.id = m.user_id WHERE u.email = 'alice\@acme.example.com'"),
+   'member:active:scim', '... a membership of the tenant');
+
+$r = scim('POST', '/scim/v2/Users', body => user('ALICE@acme.example.com'));
+envelope_ok($r, 409, 'uniqueness', 'a userName differing only in case');
+$r = scim('POST', '/scim/v2/Users', body => '{"schemas":');
+envelope_ok($r, 400, 'invalidSyntax', 'malformed JSON');
+$r = scim('POST', '/scim/v2/Users', body => "{\"schemas\":[\"$U\"],\"userName\":\"\xff\xfe\"}");
+envelope_ok($r, 400, 'invalidSyntax', 'not UTF-8');
+$r = scim('POST', '/scim/v2/Users', body => { userName => 'x@acme.example.com' });
+envelope_ok($r, 400, 'invalidValue', 'no schemas');
+$r = scim('POST', '/scim/v2/Users', body => { schemas => [$U] });
+envelope_ok($r, 400, 'invalidValue', 'no userName');
+$r = scim('POST', '/scim/v2/Users', body => { schemas => [$U], userName => 'y', active => 'maybe' });
+envelope_ok($r, 400, 'invalidValue', 'active not a boolean');
+$r = scim('POST', '/scim/v2/Users', body => '{"schemas":["' . $U . '"],"userName":"a","userName":"b"}');
+envelope_ok($r, 400, 'invalidSyntax', 'a duplicated key');
+$r = scim('POST', '/scim/v2/Users', body => '{"x":"' . ('a' x (1100 * 1024)) . '"}');
+is($r->{status}, 413, 'a body over 1 MiB: 413');
+$r = scim('POST', '/scim/v2/Users', body => user('bob@acme.example.com', active => 'False'));
+is($r->{status}, 201, '"False" as a string (what some IdPs send): created');
+is($r->{json}{active}, JSON::PP::false, '... inactive');
+my $bob = $r->{json};
+for my $i (1 .. 12) {
+    scim('POST', '/scim/v2/Users', body => user(sprintf('user%02d@acme.example.com', $i)));
+}
+
+# --- get, tenant isolation
+
+$r = scim('GET', "/scim/v2/Users/$alice->{id}");
+is($r->{status}, 200, 'GET /Users/{id}: 200');
+is($r->{json}{userName}, 'alice@acme.example.com', '... the user');
+$r = scim('GET', "/scim/v2/Users/$alice->{id}", headers => ['If-None-Match' => 'W/"1"']);
+is($r->{status}, 304, '... If-None-Match of the current version: 304');
+envelope_ok(scim('GET', "/scim/v2/Users/$alice->{id}", tenant => 'globex', token => $gtok),
+            404, undef, "another tenant's id with its own token");
+envelope_ok(scim('GET', '/scim/v2/Users/not-a-uuid'), 404, undef, 'a malformed id');
+
+# --- filters
+
+sub names {
+    my ($filter, %o) = @_;
+    my $q = '/scim/v2/Users?filter=' . EntSAML::pct_escape($filter);
+    $q .= "&$o{args}" if $o{args};
+    my $res = scim('GET', $q);
+    return ($res, join ',', map { $_->{userName} } @{ $res->{json}{Resources} || [] });
+}
+
+my ($res, $got) = names('userName eq "ALICE@acme.example.com"');
+is($got, 'alice@acme.example.com', 'filter userName eq: case-insensitive');
+is($res->{json}{totalResults}, 1, '... totalResults');
+(undef, $got) = names('externalId eq "EXT-alice@acme.example.com"');
+is($got, '', 'externalId eq: case-exact');
+(undef, $got) = names('userName sw "user0" and active eq true', args => 'sortBy=userName');
+is($got, join(',', map { sprintf 'user%02d@acme.example.com', $_ } 1 .. 9), 'sw, and, sortBy');
+(undef, $got) = names('emails[type eq "work" and value co "bob@"]');
+is($got, 'bob@acme.example.com', 'a complex filter on emails');
+(undef, $got) = names('urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "engineering"');
+is($got, 'alice@acme.example.com', 'a URN-qualified extension attribute');
+(undef, $got) = names('active eq false');
+is($got, 'bob@acme.example.com', 'a boolean');
+(undef, $got) = names('not (userName co "user") and not (userName sw "bob")');
+is($got, 'alice@acme.example.com', 'not, grouping');
+(undef, $got) = names('userName co "%"');
+is($got, '', 'a LIKE wildcard in a value matches itself only');
+for my $bad ('userName eq', 'userName xx "a"', 'password eq "x"', 'userName eq "a" or',
+             '(userName eq "a"', 'userName eq "x\" or 1=1 --"extra', 'active eq "true"',
+             'userName eq "a\'); DROP TABLE ent.users; --"x', ('(' x 40) . 'userName pr' . (')' x 40)) {
+    my ($b) = names($bad);
+    is($b->{status}, 400, "filter '" . substr($bad, 0, 40) . "': 400");
+    is($b->{json}{scimType}, 'invalidFilter', '... invalidFilter');
+}
+ok(pg_sql("SELECT count(*) FROM ent.users") > 10, 'the users table is still there');
+
+# --- pagination
+
+($res) = names('userName sw "user"', args => 'sortBy=userName&startIndex=3&count=4');
+is($res->{json}{startIndex}, 3, 'startIndex=3');
+is($res->{json}{itemsPerPage}, 4, '... itemsPerPage: what the page holds');
+is($res->{json}{totalResults}, 12, '... totalResults');
+is($res->{json}{Resources}[0]{userName}, 'user03@acme.example.com', '... the third first');
+($res) = names('userName sw "user"', args => 'count=0');
+is($res->{json}{itemsPerPage}, 0, 'count=0: no resources');
+is($res->{json}{totalResults}, 12, '... but the total');
+($res) = names('userName sw "user"', args => 'count=-5&startIndex=0');
+is($res->{json}{startIndex}, 1, 'startIndex 0 is 1');
+is($res->{json}{itemsPerPage}, 0, 'a negative count is 0');
+($res) = names('userName sw "user"', args => 'startIndex=100');
+is($res->{json}{itemsPerPage}, 0, 'past the end: an empty page');
+($res) = names('userName pr', args => 'count=100000');
+is($res->{json}{itemsPerPage}, 14, 'a huge count: capped, here all 14');
+$r = scim('GET', '/scim/v2/Users?count=abc');
+is($r->{status}, 400, 'count not a number: 400');
+$r = scim('POST', '/scim/v2/Users/.search', body => { schemas => ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+                                                     filter => 'userName eq "bob@acme.example.com"' });
+is(join(',', map { $_->{userName} } @{ $r->{json}{Resources} || [] }), 'bob@acme.example.com', 'POST /Users/.search');
+
+# --- replace, ETags
+
+my $put = user('alice@acme.example.com', more => { displayName => 'Alice A.' });
+$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => $put, headers => ['If-Match' => 'W/"7"']);
+envelope_ok($r, 412, undef, 'PUT with a stale If-Match');
+$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => $put, headers => ['If-Match' => 'W/"1"']);
+is($r->{status}, 200, 'PUT with the current If-Match: 200');
+is($r->{json}{displayName}, 'Alice A.', '... replaced');
+is(EntTest::header($r, 'etag'), 'W/"2"', '... a new version');
+$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => { %$put, id => $bob->{id} });
+envelope_ok($r, 400, 'mutability', 'PUT with another id in the body');
+$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => user('bob@acme.example.com'));
+envelope_ok($r, 409, 'uniqueness', "PUT taking another user's userName");
+envelope_ok(scim('PATCH', "/scim/v2/Users/$alice->{id}", body => {}), 501, undef, 'PATCH (not yet)');
+
+# --- deprovisioning revokes access on every node within a second
+
+my $idp = saml_keypair($dir, 'idp');
+system("$entctl sso saml acme --entity-id https://idp.example.org/saml --sso-url https://idp.example.org/sso --cert-file $idp->{crt} --unsolicited on --domains acme.example.com >/dev/null") == 0 or die;
+system("$entctl sso domain add acme acme.example.com --verified >/dev/null") == 0 or die;
+sleep 1.2;
+my $b = EntOP::Browser->new(resolve => { "acme.example.com:$port" => "127.0.0.1:$port",
+                                         "acme.example.com:$port2" => "127.0.0.1:$port2" });
+my $base = "http://acme.example.com:$port";
+$r = saml_post($b, "$base/_ent/saml/acs", saml_response(
+    idp => $idp, issuer => 'https://idp.example.org/saml', acs => "$base/_ent/saml/acs",
+    audience => "$base/_ent/saml/metadata", rid => undef, name_id => 'alice@acme.example.com',
+    attrs => [ email => ['alice@acme.example.com'] ]), '/');
+is($r->{status}, 302, 'the SCIM user signs in with SSO');
+is(json_decode($b->get("$base/x")->{body})->{identity}{'x-ent-user-id'}, $alice->{id},
+   '... as the same user (linked by email)');
+is($b->get("http://acme.example.com:$port2/x")->{status}, 200, '... on the second nginx too');
+$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => user('alice@acme.example.com', active => JSON::PP::false));
+is($r->{status}, 200, 'PUT active=false');
+ok(wait_until(sub { $b->get("http://acme.example.com:$port2/x")->{status} == 403 }, 2),
+   '... the second nginx refuses her session within a second');
+
+# --- delete
+
+$r = scim('DELETE', "/scim/v2/Users/$bob->{id}");
+is($r->{status}, 204, 'DELETE: 204');
+envelope_ok(scim('GET', "/scim/v2/Users/$bob->{id}"), 404, undef, '... then GET');
+envelope_ok(scim('DELETE', "/scim/v2/Users/$bob->{id}"), 404, undef, '... DELETE twice');
+is(pg_sql("SELECT count(*) FROM ent.scim_users WHERE id = '$bob->{id}' AND deleted_at IS NOT NULL"),
+   1, '... the row stays, marked, for the audit trail');
+is(pg_sql("SELECT count(*) FROM ent.memberships WHERE user_id = '$bob->{id}'"), 0,
+   '... the membership is gone');
+$r = scim('POST', '/scim/v2/Users', body => user('bob@acme.example.com'));
+is($r->{status}, 201, 'the same userName again after a DELETE: created');
+ok(pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'scim'") >= 15, 'every change recorded (ent.events, kind scim)');
+
+check_log($n, 'scim');
+check_log($n2, 'scim 2');
+
+done_testing;
