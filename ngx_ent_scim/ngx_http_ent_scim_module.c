@@ -99,6 +99,12 @@ static ngx_int_t ngx_http_ent_scim_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_scim_static(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_scim_version(ngx_str_t *value);
+static ngx_int_t ngx_http_ent_scim_project(ngx_http_request_t *r,
+    json_t *js);
+static void ngx_http_ent_scim_select(json_t *res, ngx_str_t *list,
+    ngx_uint_t keep);
+static json_t *ngx_http_ent_scim_member(json_t *obj, u_char *name,
+    size_t len, const char **key);
 static ngx_str_t *ngx_http_ent_scim_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *out);
 static void *ngx_http_ent_scim_create_main_conf(ngx_conf_t *cf);
@@ -1214,6 +1220,33 @@ ngx_http_ent_scim_answer(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
         }
     }
 
+    /* attributes, excludedAttributes: what the client asked to see */
+
+    if (ngx_http_ent_scim_project(r, js) == NGX_OK) {
+        char  *out;
+
+        out = json_dumps(js, JSON_COMPACT);
+        json_decref(js);
+
+        if (out == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = ngx_strlen(out);
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            free(out);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(p, out, len);
+        free(out);
+
+        return ngx_http_ent_scim_send(r, status, p, len,
+                                      etag.len ? &etag : NULL,
+                                      location.len ? &location : NULL);
+    }
+
     json_decref(js);
 
     p = ngx_pnalloc(r->pool, len);
@@ -1226,6 +1259,240 @@ ngx_http_ent_scim_answer(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
     return ngx_http_ent_scim_send(r, status, p, len,
                                   etag.len ? &etag : NULL,
                                   location.len ? &location : NULL);
+}
+
+
+/*
+ * RFC 7644 3.9: "attributes" keeps only the named attributes (and id and
+ * schemas, always returned), "excludedAttributes" drops the named ones;
+ * names are case-insensitive, "name.givenName" names a sub-attribute, a
+ * URN prefix an extension's.  NGX_OK when js was changed, NGX_DECLINED
+ * when nothing was asked.
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_project(ngx_http_request_t *r, json_t *js)
+{
+    size_t      i;
+    json_t     *list, *res;
+    ngx_str_t   attrs, excluded, *which;
+    ngx_uint_t  keep;
+
+    which = NULL;
+    keep = 0;
+
+    if (ngx_http_ent_scim_arg(r, "attributes", &attrs) && attrs.len) {
+        which = &attrs;
+        keep = 1;
+
+    } else if (ngx_http_ent_scim_arg(r, "excludedAttributes", &excluded)
+               && excluded.len)
+    {
+        which = &excluded;
+    }
+
+    if (which == NULL || !json_is_object(js)) {
+        return NGX_DECLINED;
+    }
+
+    list = json_object_get(js, "Resources");
+
+    if (json_is_array(list)) {
+        json_array_foreach(list, i, res) {
+            ngx_http_ent_scim_select(res, which, keep);
+        }
+
+    } else {
+        ngx_http_ent_scim_select(js, which, keep);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_scim_select(json_t *res, ngx_str_t *list, ngx_uint_t keep)
+{
+    u_char      *p, *end, *comma, *dot, *colon, *name;
+    size_t       len;
+    json_t      *out, *v, *sub, *osub;
+    const char  *key, *skey;
+    ngx_uint_t   n;
+    u_char       buf[512];
+
+    if (!json_is_object(res)) {
+        return;
+    }
+
+    out = keep ? json_object() : NULL;
+
+    if (keep) {
+        if (out == NULL) {
+            return;
+        }
+
+        (void) json_object_set(out, "id", json_object_get(res, "id"));
+        (void) json_object_set(out, "schemas",
+                               json_object_get(res, "schemas"));
+    }
+
+    /* the list as given in the query: percent-decoded, comma-separated */
+
+    p = list->data;
+    end = p + list->len;
+
+    for (n = 0; p < end && n < 64; n++) {
+        comma = ngx_strlchr(p, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        len = comma - p;
+
+        if (len == 0 || len >= sizeof(buf)) {
+            p = comma + 1;
+            continue;
+        }
+
+        name = buf;
+        {
+            u_char  *src, *dst;
+
+            src = p;
+            dst = buf;
+            ngx_unescape_uri(&dst, &src, len, 0);
+            len = dst - buf;
+        }
+
+        /* an extension's URN: up to its last ":" when a member has it */
+
+        v = NULL;
+        key = NULL;
+        colon = NULL;
+
+        if (len > 4 && ngx_strncasecmp(name, (u_char *) "urn:", 4) == 0) {
+            colon = name + len;
+
+            while (colon > name && *(colon - 1) != ':') {
+                colon--;
+            }
+
+            v = ngx_http_ent_scim_member(res, name, colon - name - 1, &key);
+
+            if (v) {
+                name = colon;
+                len = buf + len - colon;
+
+            } else {
+                /* the core schema's URN names the core attribute */
+                key = NULL;
+                len = buf + len - colon;
+                name = colon;
+                colon = NULL;
+            }
+        }
+
+        dot = ngx_strlchr(name, name + len, '.');
+
+        if (colon && v) {
+            /* inside the extension object */
+            sub = ngx_http_ent_scim_member(v, name,
+                                           dot ? (size_t) (dot - name) : len,
+                                           &skey);
+            if (keep) {
+                osub = json_object_get(out, key);
+                if (osub == NULL) {
+                    osub = json_object();
+                    (void) json_object_set_new(out, key, osub);
+                }
+
+                if (sub && osub) {
+                    (void) json_object_set(osub, skey, sub);
+                }
+
+            } else if (sub) {
+                (void) json_object_del(v, skey);
+            }
+
+            p = comma + 1;
+            continue;
+        }
+
+        v = ngx_http_ent_scim_member(res, name,
+                                     dot ? (size_t) (dot - name) : len, &key);
+
+        if (v == NULL || ngx_strcmp(key, "id") == 0
+            || ngx_strcmp(key, "schemas") == 0)
+        {
+            p = comma + 1;
+            continue;
+        }
+
+        if (dot == NULL || !json_is_object(v)) {
+            if (keep) {
+                (void) json_object_set(out, key, v);
+
+            } else {
+                (void) json_object_del(res, key);
+            }
+
+            p = comma + 1;
+            continue;
+        }
+
+        /* a sub-attribute of a complex attribute */
+
+        sub = ngx_http_ent_scim_member(v, dot + 1, name + len - dot - 1,
+                                       &skey);
+
+        if (sub) {
+            if (keep) {
+                osub = json_object_get(out, key);
+                if (osub == NULL) {
+                    osub = json_object();
+                    (void) json_object_set_new(out, key, osub);
+                }
+
+                if (osub) {
+                    (void) json_object_set(osub, skey, sub);
+                }
+
+            } else {
+                (void) json_object_del(v, skey);
+            }
+        }
+
+        p = comma + 1;
+    }
+
+    if (keep) {
+        /* res becomes out */
+        (void) json_object_clear(res);
+        (void) json_object_update(res, out);
+        json_decref(out);
+    }
+}
+
+
+/* a member of obj by a case-insensitive name, with its key as spelled */
+
+static json_t *
+ngx_http_ent_scim_member(json_t *obj, u_char *name, size_t len,
+    const char **key)
+{
+    json_t      *v;
+    const char  *k;
+
+    json_object_foreach(obj, k, v) {
+        if (ngx_strlen(k) == len
+            && ngx_strncasecmp((u_char *) k, name, len) == 0)
+        {
+            *key = k;
+            return v;
+        }
+    }
+
+    return NULL;
 }
 
 

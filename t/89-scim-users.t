@@ -174,6 +174,23 @@ envelope_ok(scim('GET', "/scim/v2/Users/$alice->{id}", tenant => 'globex', token
             404, undef, "another tenant's id with its own token");
 envelope_ok(scim('GET', '/scim/v2/Users/not-a-uuid'), 404, undef, 'a malformed id');
 
+# --- attributes, excludedAttributes
+
+$r = scim('GET', "/scim/v2/Users/$alice->{id}?attributes=userName,name.givenName");
+is_deeply([sort keys %{ $r->{json} }], [qw(id name schemas userName)],
+          'attributes=userName,name.givenName: those, and id and schemas');
+is_deeply($r->{json}{name}, { givenName => 'Alice' }, '... only the named sub-attribute');
+$r = scim('GET', "/scim/v2/Users/$alice->{id}?excludedAttributes=emails,meta,name.familyName,id");
+ok(!exists $r->{json}{emails} && !exists $r->{json}{meta}, 'excludedAttributes: dropped');
+is($r->{json}{id}, $alice->{id}, '... but never id');
+ok(exists $r->{json}{name}{givenName} && !exists $r->{json}{name}{familyName}, '... a sub-attribute');
+$r = scim('GET', "/scim/v2/Users/$alice->{id}?attributes=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department");
+is_deeply($r->{json}{$E}, { department => 'Engineering' }, '... an extension attribute by its URN');
+$r = scim('GET', '/scim/v2/Users?attributes=userName&count=2');
+is_deeply([sort keys %{ $r->{json}{Resources}[0] }], [qw(id schemas userName)], '... on every resource of a list');
+$r = scim('POST', '/scim/v2/Users?attributes=userName', body => user('carol@acme.example.com'));
+is_deeply([sort keys %{ $r->{json} }], [qw(id schemas userName)], '... on a POST response');
+
 # --- filters
 
 sub names {
@@ -197,7 +214,7 @@ is($got, 'bob@acme.example.com', 'a complex filter on emails');
 is($got, 'alice@acme.example.com', 'a URN-qualified extension attribute');
 (undef, $got) = names('active eq false');
 is($got, 'bob@acme.example.com', 'a boolean');
-(undef, $got) = names('not (userName co "user") and not (userName sw "bob")');
+(undef, $got) = names('not (userName co "user") and not (userName sw "bob") and not (userName sw "carol")');
 is($got, 'alice@acme.example.com', 'not, grouping');
 (undef, $got) = names('userName co "%"');
 is($got, '', 'a LIKE wildcard in a value matches itself only');
@@ -226,7 +243,7 @@ is($res->{json}{itemsPerPage}, 0, 'a negative count is 0');
 ($res) = names('userName sw "user"', args => 'startIndex=100');
 is($res->{json}{itemsPerPage}, 0, 'past the end: an empty page');
 ($res) = names('userName pr', args => 'count=100000');
-is($res->{json}{itemsPerPage}, 14, 'a huge count: capped, here all 14');
+is($res->{json}{itemsPerPage}, 15, 'a huge count: capped, here all 15');
 $r = scim('GET', '/scim/v2/Users?count=abc');
 is($r->{status}, 400, 'count not a number: 400');
 $r = scim('POST', '/scim/v2/Users/.search', body => { schemas => ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
