@@ -13,66 +13,9 @@
  */
 
 
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
+#include "ngx_ent_scim.h"
 
-#include <jansson.h>
 #include <openssl/sha.h>
-
-#include "ngx_ent_core.h"
-#include "ngx_ent_scim_filter.h"
-
-
-#define NGX_HTTP_ENT_SCIM_PREFIX     "/scim/v2"
-#define NGX_HTTP_ENT_SCIM_MAX_BODY   (1024 * 1024)
-#define NGX_HTTP_ENT_SCIM_TYPE       "application/scim+json"
-#define NGX_HTTP_ENT_SCIM_USER_URN                                           \
-    "urn:ietf:params:scim:schemas:core:2.0:User"
-
-#define NGX_HTTP_ENT_SCIM_OP_NONE    0
-#define NGX_HTTP_ENT_SCIM_OP_CREATE  1
-#define NGX_HTTP_ENT_SCIM_OP_GET     2
-#define NGX_HTTP_ENT_SCIM_OP_REPLACE 3
-#define NGX_HTTP_ENT_SCIM_OP_DELETE  4
-#define NGX_HTTP_ENT_SCIM_OP_LIST    5
-
-
-typedef struct {
-    ngx_ent_cache_t             *tokens;
-    ngx_str_t                    tokens_zone;
-    ngx_ent_pg_stmt_t           *token_stmt;
-    ngx_ent_pg_stmt_t           *create_stmt;
-    ngx_ent_pg_stmt_t           *get_stmt;
-    ngx_ent_pg_stmt_t           *replace_stmt;
-    ngx_ent_pg_stmt_t           *delete_stmt;
-    ngx_ent_pg_stmt_t           *list_stmt;
-    ngx_uint_t                   max_count;
-    ngx_int_t                    tenant_id_index;
-    ngx_uint_t                   used;
-} ngx_http_ent_scim_main_conf_t;
-
-
-typedef struct {
-    ngx_flag_t                   enable;
-} ngx_http_ent_scim_loc_conf_t;
-
-
-typedef struct {
-    ngx_str_t                    tenant_id;
-    ngx_str_t                    token_id;
-    ngx_str_t                    digest;        /* hex SHA-256 */
-    ngx_str_t                    resource;      /* "Users", ... */
-    ngx_str_t                    id;
-    ngx_str_t                    body;
-    ngx_str_t                    base;          /* scheme://host/scim/v2 */
-    ngx_uint_t                   op;
-    ngx_uint_t                   phase;
-    ngx_int_t                    if_match;      /* -1: none */
-    ngx_int_t                    if_none_match; /* -1: none */
-    ngx_int_t                    answered;      /* what sending returned */
-    unsigned                     authenticated:1;
-} ngx_http_ent_scim_ctx_t;
 
 
 static ngx_int_t ngx_http_ent_scim_handler(ngx_http_request_t *r);
@@ -83,30 +26,20 @@ static ngx_int_t ngx_http_ent_scim_auth(ngx_http_request_t *r,
 static void ngx_http_ent_scim_token_filled(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_scim_route(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
-static ngx_int_t ngx_http_ent_scim_users(ngx_http_request_t *r,
-    ngx_http_ent_scim_ctx_t *ctx);
-static ngx_int_t ngx_http_ent_scim_list(ngx_http_request_t *r,
-    ngx_http_ent_scim_ctx_t *ctx);
-static void ngx_http_ent_scim_done(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_scim_answer(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, ngx_uint_t status, u_char *body,
     size_t len);
-static ngx_int_t ngx_http_ent_scim_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *scim_type, const char *detail);
 static ngx_int_t ngx_http_ent_scim_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, ngx_str_t *etag,
     ngx_str_t *location);
 static ngx_int_t ngx_http_ent_scim_static(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
-static ngx_int_t ngx_http_ent_scim_version(ngx_str_t *value);
 static ngx_int_t ngx_http_ent_scim_project(ngx_http_request_t *r,
     json_t *js);
 static void ngx_http_ent_scim_select(json_t *res, ngx_str_t *list,
     ngx_uint_t keep);
 static json_t *ngx_http_ent_scim_member(json_t *obj, u_char *name,
     size_t len, const char **key);
-static ngx_str_t *ngx_http_ent_scim_arg(ngx_http_request_t *r,
-    const char *name, ngx_str_t *out);
 static void *ngx_http_ent_scim_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_ent_scim_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_ent_scim_create_loc_conf(ngx_conf_t *cf);
@@ -178,50 +111,6 @@ ngx_module_t  ngx_http_ent_scim_module = {
     NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
-};
-
-
-/* the users' attributes a filter may name, and their SQL */
-
-static ent_scim_attr_t  ngx_http_ent_scim_user_attrs[] = {
-    { "id", "u.id::text", ENT_SCIM_T_STRING, 1, 0, NULL },
-    { "externalid", "u.external_id", ENT_SCIM_T_STRING, 1, 0, NULL },
-    { "username", "u.user_name", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "displayname", "u.display_name", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "name.givenname", "u.given_name", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "name.familyname", "u.family_name", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "name.formatted", "u.formatted_name", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "active", "u.active", ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
-    { "emails", NULL, ENT_SCIM_T_STRING, 0, 1,
-      "jsonb_array_elements(u.emails)" },
-    { "emails.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
-      NULL },
-    { "emails.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "emails.primary", "(e.elem ->> 'primary')::boolean",
-      ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
-    { "phonenumbers", NULL, ENT_SCIM_T_STRING, 0, 1,
-      "jsonb_array_elements(u.phone_numbers)" },
-    { "phonenumbers.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
-      NULL },
-    { "phonenumbers.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0,
-      NULL },
-    { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
-    { "meta.lastmodified", "u.updated_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
-    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
-      "employeenumber", "(u.enterprise ->> 'employeeNumber')",
-      ENT_SCIM_T_STRING, 1, 0, NULL },
-    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
-      "department", "(u.enterprise ->> 'department')",
-      ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
-      "costcenter", "(u.enterprise ->> 'costCenter')",
-      ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
-      "organization", "(u.enterprise ->> 'organization')",
-      ENT_SCIM_T_STRING, 0, 0, NULL },
-    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
-      "division", "(u.enterprise ->> 'division')",
-      ENT_SCIM_T_STRING, 0, 0, NULL },
 };
 
 
@@ -613,8 +502,7 @@ ngx_http_ent_scim_route(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     if (ctx->resource.len == 6
         && ngx_strncmp(ctx->resource.data, "Groups", 6) == 0)
     {
-        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
-                                       "Groups are not supported yet.");
+        return ngx_http_ent_scim_groups(r, ctx);
     }
 
     if (ctx->resource.len == 4
@@ -629,211 +517,16 @@ ngx_http_ent_scim_route(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
-{
-    json_t                         *js, *schemas, *v;
-    size_t                          i;
-    ngx_int_t                       rc;
-    ngx_str_t                      *params, etag;
-    ngx_uint_t                      found;
-    ngx_ent_pg_stmt_t              *stmt;
-    json_error_t                    jerr;
-    ngx_http_ent_scim_main_conf_t  *scmf;
-
-    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
-
-    if (ctx->phase == 1) {
-        /* the query's answer was sent by its handler */
-        return NGX_DONE;
-    }
-
-    switch (r->method) {
-
-    case NGX_HTTP_GET:
-        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_GET
-                              : NGX_HTTP_ENT_SCIM_OP_LIST;
-        break;
-
-    case NGX_HTTP_POST:
-        if (ctx->id.len == 7 && ngx_strncmp(ctx->id.data, ".search", 7) == 0)
-        {
-            ctx->op = NGX_HTTP_ENT_SCIM_OP_LIST;
-            break;
-        }
-
-        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_NONE
-                              : NGX_HTTP_ENT_SCIM_OP_CREATE;
-        break;
-
-    case NGX_HTTP_PUT:
-        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_REPLACE
-                              : NGX_HTTP_ENT_SCIM_OP_NONE;
-        break;
-
-    case NGX_HTTP_DELETE:
-        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_DELETE
-                              : NGX_HTTP_ENT_SCIM_OP_NONE;
-        break;
-
-    case NGX_HTTP_PATCH:
-        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
-                                       "PATCH is not supported yet: use "
-                                       "PUT.");
-
-    default:
-        ctx->op = NGX_HTTP_ENT_SCIM_OP_NONE;
-        break;
-    }
-
-    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_NONE) {
-        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
-                                       "Method not allowed here.");
-    }
-
-    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_LIST) {
-        return ngx_http_ent_scim_list(r, ctx);
-    }
-
-    /* conditional requests: W/"<version>" */
-
-    if (r->headers_in.if_match) {
-        ctx->if_match = ngx_http_ent_scim_version(
-                                          &r->headers_in.if_match->value);
-        if (ctx->if_match == NGX_ERROR) {
-            return ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED,
-                                           NULL, "That version is not "
-                                           "current.");
-        }
-    }
-
-    if (r->headers_in.if_none_match) {
-        ctx->if_none_match = ngx_http_ent_scim_version(
-                                     &r->headers_in.if_none_match->value);
-    }
-
-    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_CREATE
-        || ctx->op == NGX_HTTP_ENT_SCIM_OP_REPLACE)
-    {
-        /* a JSON object of the User schema, before PostgreSQL sees it */
-
-        js = json_loadb((char *) ctx->body.data, ctx->body.len,
-                        JSON_REJECT_DUPLICATES, &jerr);
-
-        if (!json_is_object(js)) {
-            json_decref(js);
-            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "invalidSyntax",
-                                           "The body is not a JSON object.");
-        }
-
-        schemas = json_object_get(js, "schemas");
-        found = 0;
-
-        if (json_is_array(schemas)) {
-            json_array_foreach(schemas, i, v) {
-                if (json_is_string(v)
-                    && ngx_strcmp(json_string_value(v),
-                                  NGX_HTTP_ENT_SCIM_USER_URN) == 0)
-                {
-                    found = 1;
-                }
-            }
-        }
-
-        json_decref(js);
-
-        if (!found) {
-            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "invalidValue",
-                                           "schemas must include "
-                                           NGX_HTTP_ENT_SCIM_USER_URN ".");
-        }
-    }
-
-    params = ngx_pcalloc(r->pool, 6 * sizeof(ngx_str_t));
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    params[0] = ctx->tenant_id;
-
-    switch (ctx->op) {
-
-    case NGX_HTTP_ENT_SCIM_OP_CREATE:
-        stmt = scmf->create_stmt;
-        params[1] = ctx->token_id;
-        params[2] = ctx->body;
-        params[3] = ctx->base;
-        break;
-
-    case NGX_HTTP_ENT_SCIM_OP_GET:
-        stmt = scmf->get_stmt;
-        params[1] = ctx->id;
-        params[2] = ctx->base;
-        break;
-
-    case NGX_HTTP_ENT_SCIM_OP_REPLACE:
-        stmt = scmf->replace_stmt;
-        params[1] = ctx->token_id;
-        params[2] = ctx->id;
-        params[3] = ctx->body;
-
-        if (ctx->if_match >= 0) {
-            params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-            if (params[4].data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            params[4].len = ngx_sprintf(params[4].data, "%i", ctx->if_match)
-                            - params[4].data;
-        }
-
-        params[5] = ctx->base;
-        break;
-
-    default: /* NGX_HTTP_ENT_SCIM_OP_DELETE */
-        stmt = scmf->delete_stmt;
-        params[1] = ctx->token_id;
-        params[2] = ctx->id;
-
-        if (ctx->if_match >= 0) {
-            params[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-            if (params[3].data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            params[3].len = ngx_sprintf(params[3].data, "%i", ctx->if_match)
-                            - params[3].data;
-        }
-
-        break;
-    }
-
-    ngx_str_null(&etag);
-
-    rc = ngx_ent_pg_query(r, stmt, params, ngx_http_ent_scim_done, r);
-
-    if (rc != NGX_AGAIN) {
-        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
-                                       "Provisioning is unavailable right "
-                                       "now.");
-    }
-
-    ctx->phase = 1;
-    r->main->count++;
-
-    return NGX_AGAIN;
-}
-
-
 /*
  * GET /Users?filter=...&startIndex=&count=&sortBy=&sortOrder= and
- * POST /Users/.search (the same in a JSON body)
+ * POST /Users/.search (the same in a JSON body); Groups alike, with extra
+ * appended to the statement's parameters
  */
 
-static ngx_int_t
-ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+ngx_int_t
+ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
+    ent_scim_attr_t *attrs, size_t nattrs, ngx_ent_pg_stmt_t *stmt,
+    ngx_str_t *extra)
 {
     u_char                         *p, *dst;
     size_t                          i, len;
@@ -955,7 +648,7 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         count = scmf->max_count;
     }
 
-    params = ngx_pcalloc(r->pool, 8 * sizeof(ngx_str_t));
+    params = ngx_pcalloc(r->pool, 9 * sizeof(ngx_str_t));
     if (params == NULL) {
         json_decref(js);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -968,10 +661,8 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         err[0] = '\0';
 
         rc = ent_scim_filter_compile((char *) filter.data, filter.len,
-                                     ngx_http_ent_scim_user_attrs,
-                                     sizeof(ngx_http_ent_scim_user_attrs)
-                                     / sizeof(ngx_http_ent_scim_user_attrs[0]),
-                                     "$1", &q, err, sizeof(err));
+                                     attrs, nattrs, "$1", &q, err,
+                                     sizeof(err));
         json_decref(js);
         js = NULL;
 
@@ -1075,19 +766,11 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     params[6].len = ngx_sprintf(params[6].data, "%i", count) - params[6].data;
     params[7] = ctx->base;
 
-    rc = ngx_ent_pg_query(r, scmf->list_stmt, params, ngx_http_ent_scim_done,
-                          r);
-
-    if (rc != NGX_AGAIN) {
-        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
-                                       "Provisioning is unavailable right "
-                                       "now.");
+    if (extra) {
+        params[8] = *extra;
     }
 
-    ctx->phase = 1;
-    r->main->count++;
-
-    return NGX_AGAIN;
+    return ngx_http_ent_scim_query(r, ctx, stmt, params);
 
 bad_number:
 
@@ -1098,9 +781,57 @@ bad_number:
 }
 
 
+
+
+/* a function's query; NGX_AGAIN, its handler answers */
+
+ngx_int_t
+ngx_http_ent_scim_query(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
+    ngx_ent_pg_stmt_t *stmt, ngx_str_t *params)
+{
+    if (ngx_ent_pg_query(r, stmt, params, ngx_http_ent_scim_done, r)
+        != NGX_AGAIN)
+    {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                       "Provisioning is unavailable right "
+                                       "now.");
+    }
+
+    ctx->phase = 1;
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+/* If-Match and If-None-Match: W/"<version>" */
+
+ngx_int_t
+ngx_http_ent_scim_conditions(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx)
+{
+    if (r->headers_in.if_match) {
+        ctx->if_match = ngx_http_ent_scim_version(
+                                          &r->headers_in.if_match->value);
+        if (ctx->if_match == NGX_ERROR) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED,
+                                           NULL, "That version is not "
+                                           "current.");
+        }
+    }
+
+    if (r->headers_in.if_none_match) {
+        ctx->if_none_match = ngx_http_ent_scim_version(
+                                     &r->headers_in.if_none_match->value);
+    }
+
+    return NGX_OK;
+}
+
+
 /* a function's (status, body) */
 
-static void
+void
 ngx_http_ent_scim_done(ngx_ent_op_t *op)
 {
     size_t                    len;
@@ -1498,7 +1229,7 @@ ngx_http_ent_scim_member(json_t *obj, u_char *name, size_t len,
 
 /* the RFC 7644 3.12 envelope */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ent_scim_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *scim_type, const char *detail)
 {
@@ -1624,7 +1355,7 @@ ngx_http_ent_scim_send(ngx_http_request_t *r, ngx_uint_t status,
 
 /* W/"12" or "12": 12; anything else NGX_ERROR */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ent_scim_version(ngx_str_t *value)
 {
     u_char  *p, *end;
@@ -1646,7 +1377,7 @@ ngx_http_ent_scim_version(ngx_str_t *value)
 
 /* an argument of the query string, exactly once; NULL otherwise */
 
-static ngx_str_t *
+ngx_str_t *
 ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *out)
 {
@@ -1955,9 +1686,30 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
                            "$3::text[], $4, $5::boolean, $6::integer, "
                            "$7::integer, $8)", 8);
 
+    scmf->gcreate_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_group_create($1::uuid, "
+                           "$2::uuid, $3::jsonb, $4)", 4);
+    scmf->gget_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_group_get($1::uuid, $2, "
+                           "$3, $4::boolean)", 4);
+    scmf->gchange_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_group_change($1::uuid, "
+                           "$2::uuid, $3, $4::jsonb, $5::bigint, $6, "
+                           "$7::boolean)", 7);
+    scmf->gdelete_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_group_delete($1::uuid, "
+                           "$2::uuid, $3, $4::bigint)", 4);
+    scmf->glist_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT * FROM ent.scim_group_list($1::uuid, $2, "
+                           "$3::text[], $4, $5::boolean, $6::integer, "
+                           "$7::integer, $8, $9::boolean)", 9);
+
     if (scmf->token_stmt == NULL || scmf->create_stmt == NULL
         || scmf->get_stmt == NULL || scmf->replace_stmt == NULL
-        || scmf->delete_stmt == NULL || scmf->list_stmt == NULL)
+        || scmf->delete_stmt == NULL || scmf->list_stmt == NULL
+        || scmf->gcreate_stmt == NULL || scmf->gget_stmt == NULL
+        || scmf->gchange_stmt == NULL || scmf->gdelete_stmt == NULL
+        || scmf->glist_stmt == NULL)
     {
         return NGX_ERROR;
     }

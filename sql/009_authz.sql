@@ -156,6 +156,18 @@ CREATE INDEX IF NOT EXISTS breakglass_tenant
 -- its role, while the grant is approved, unrevoked, unexpired and of
 -- this tenant and admin, or 'none'.
 
+-- the group names a user's group mappings are looked up by: the IdP
+-- groups of the session (SCIM groups join them in 010)
+
+CREATE OR REPLACE FUNCTION ent.authz_groups(p_tenant uuid, p_user uuid,
+                                            p_groups text)
+RETURNS text[]
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT string_to_array(coalesce(p_groups, ''), ',');
+$$;
+
 CREATE OR REPLACE FUNCTION ent.authz(p_tenant uuid, p_user text,
                                      p_issuer text, p_groups text,
                                      p_grant uuid DEFAULT NULL)
@@ -229,8 +241,8 @@ BEGIN
             -- the IdP groups, for a member
             SELECT g.role FROM ent.group_role_mappings g
              WHERE v_mstatus IS NOT NULL AND g.tenant_id = p_tenant
-               AND g.idp_group = ANY (string_to_array(coalesce(p_groups, ''),
-                                                      ','))
+               AND g.idp_group = ANY (ent.authz_groups(p_tenant, v_user,
+                                                       p_groups))
             UNION ALL
             -- the ancestors', when this tenant inherits them (each level
             -- must inherit from the next one up)

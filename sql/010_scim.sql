@@ -550,3 +550,438 @@ DROP TRIGGER IF EXISTS scim_tokens_invalidate ON ent.scim_tokens;
 CREATE TRIGGER scim_tokens_invalidate
     AFTER UPDATE OR DELETE ON ent.scim_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION ent.scim_tokens_changed();
+
+-- Groups: a tenant's groups and their members (users of the tenant).  A
+-- group's displayName is what ent.group_role_mappings names: a member of
+-- a mapped group holds the mapped role (ent.authz() reads them live)
+
+CREATE TABLE IF NOT EXISTS ent.scim_groups (
+    tenant_id     uuid NOT NULL REFERENCES ent.tenants (id) ON DELETE CASCADE,
+    id            uuid NOT NULL DEFAULT gen_random_uuid(),
+    display_name  text NOT NULL CHECK (length(display_name) BETWEEN 1 AND 256),
+    external_id   text CHECK (length(external_id) <= 256),
+    version       bigint NOT NULL DEFAULT 1,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    deleted_at    timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS scim_groups_display_name
+    ON ent.scim_groups (tenant_id, lower(display_name))
+    WHERE deleted_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS ent.scim_group_members (
+    tenant_id   uuid NOT NULL,
+    group_id    uuid NOT NULL,
+    user_id     uuid NOT NULL,
+    added_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, group_id, user_id),
+    FOREIGN KEY (tenant_id, group_id)
+        REFERENCES ent.scim_groups (tenant_id, id) ON DELETE CASCADE
+);
+
+CREATE INDEX IF NOT EXISTS scim_group_members_user
+    ON ent.scim_group_members (tenant_id, user_id);
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['scim_groups', 'scim_group_members'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON ent.%I',
+                       t || '_authz', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE '
+                       'OR TRUNCATE ON ent.%I FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION ent.authz_changed()',
+                       t || '_authz', t);
+    END LOOP;
+END
+$$;
+
+-- the groups that select a user's group mappings: the session's IdP
+-- groups and the SCIM groups the user is a member of
+
+CREATE OR REPLACE FUNCTION ent.authz_groups(p_tenant uuid, p_user uuid,
+                                            p_groups text)
+RETURNS text[]
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT string_to_array(coalesce(p_groups, ''), ',')
+           || ARRAY(SELECT g.display_name
+                      FROM ent.scim_group_members m
+                      JOIN ent.scim_groups g
+                        ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+                     WHERE m.tenant_id = p_tenant AND m.user_id = p_user
+                       AND g.deleted_at IS NULL);
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_json(g ent.scim_groups, p_base text,
+                                               p_members boolean)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'schemas', jsonb_build_array(
+                       'urn:ietf:params:scim:schemas:core:2.0:Group'),
+        'id', g.id,
+        'externalId', g.external_id,
+        'displayName', g.display_name,
+        'members', CASE WHEN p_members THEN
+            coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                 'value', m.user_id,
+                                 '$ref', p_base || '/Users/' || m.user_id,
+                                 'display', u.user_name)
+                             ORDER BY m.added_at, m.user_id)
+                        FROM ent.scim_group_members m
+                        LEFT JOIN ent.scim_users u
+                          ON u.tenant_id = m.tenant_id AND u.id = m.user_id
+                       WHERE m.tenant_id = g.tenant_id
+                         AND m.group_id = g.id), '[]'::jsonb) END,
+        'meta', jsonb_build_object(
+            'resourceType', 'Group',
+            'created', to_char(g.created_at AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'lastModified', to_char(g.updated_at AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'location', p_base || '/Groups/' || g.id,
+            'version', 'W/"' || g.version || '"')));
+$$;
+
+-- members: a jsonb array of {"value": "<user id>"}; an id that is not a
+-- live SCIM user of the tenant is an error (its index in p_bad)
+
+CREATE OR REPLACE FUNCTION ent.scim_group_add_members(p_tenant uuid,
+                                                      p_group uuid,
+                                                      p_members jsonb)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v  jsonb;
+BEGIN
+    IF p_members IS NULL OR jsonb_typeof(p_members) <> 'array' THEN
+        RETURN 'members must be an array of {"value": id}';
+    END IF;
+
+    FOR v IN SELECT * FROM jsonb_array_elements(p_members) LOOP
+        IF jsonb_typeof(v) <> 'object' OR jsonb_typeof(v -> 'value')
+                                          IS DISTINCT FROM 'string'
+           OR (v ->> 'value') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR NOT EXISTS (SELECT 1 FROM ent.scim_users u
+                           WHERE u.tenant_id = p_tenant
+                             AND u.id = (v ->> 'value')::uuid
+                             AND u.deleted_at IS NULL)
+        THEN
+            RETURN 'a member is not a User of this tenant';
+        END IF;
+
+        INSERT INTO ent.scim_group_members (tenant_id, group_id, user_id)
+        VALUES (p_tenant, p_group, (v ->> 'value')::uuid)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_create(p_tenant uuid, p_token uuid,
+                                                 p_body jsonb, p_base text)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_name  text;
+    v_err   text;
+    v_row   ent.scim_groups;
+BEGIN
+    v_name := p_body ->> 'displayName';
+
+    IF jsonb_typeof(p_body -> 'displayName') IS DISTINCT FROM 'string'
+       OR v_name = '' OR length(v_name) > 256
+       OR length(p_body ->> 'externalId') > 256
+    THEN
+        RETURN QUERY SELECT 400, jsonb_build_object('scimType',
+            'invalidValue', 'detail',
+            'displayName is required: a string of 1 to 256 characters');
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM ent.scim_groups g
+                WHERE g.tenant_id = p_tenant AND g.deleted_at IS NULL
+                  AND lower(g.display_name) = lower(v_name))
+    THEN
+        RETURN QUERY SELECT 409, jsonb_build_object('scimType', 'uniqueness',
+            'detail', 'displayName is already taken in this tenant');
+        RETURN;
+    END IF;
+
+    INSERT INTO ent.scim_groups (tenant_id, display_name, external_id)
+    VALUES (p_tenant, v_name, p_body ->> 'externalId')
+    RETURNING * INTO v_row;
+
+    IF p_body ? 'members' THEN
+        v_err := ent.scim_group_add_members(p_tenant, v_row.id,
+                                            p_body -> 'members');
+        IF v_err IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = v_err;
+        END IF;
+    END IF;
+
+    PERFORM ent.scim_notify(p_tenant, 'Group', v_row.id, 'create', 1);
+    PERFORM ent.event(p_tenant::text, NULL, 'scim', 'success',
+                      'Group created', NULL,
+                      json_build_object('token', p_token,
+                                        'group', v_row.id)::text);
+
+    RETURN QUERY SELECT 201, ent.scim_group_json(v_row, p_base, true);
+EXCEPTION WHEN raise_exception THEN
+    RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                'detail', SQLERRM);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_get(p_tenant uuid, p_id text,
+                                              p_base text, p_members boolean)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+STABLE
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_row  ent.scim_groups;
+BEGIN
+    IF p_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN
+        SELECT * INTO v_row FROM ent.scim_groups g
+         WHERE g.tenant_id = p_tenant AND g.id = p_id::uuid
+           AND g.deleted_at IS NULL;
+    END IF;
+
+    IF v_row.id IS NULL THEN
+        RETURN QUERY SELECT 404, jsonb_build_object('detail',
+                                                    'no such Group');
+        RETURN;
+    END IF;
+
+    RETURN QUERY SELECT 200, ent.scim_group_json(v_row, p_base, p_members);
+END
+$$;
+
+-- PATCH and PUT of a group, as actions the edge made of the request:
+-- {"displayName": x?, "externalId": x?, "replace_members": [..]?,
+--  "add": [..]?, "remove": [ids]?, "remove_all": true?} — per-row member
+-- changes: adding one member to a big group does not read the group
+
+CREATE OR REPLACE FUNCTION ent.scim_group_change(p_tenant uuid, p_token uuid,
+                                                 p_id text, p_actions jsonb,
+                                                 p_if_match bigint,
+                                                 p_base text,
+                                                 p_members boolean)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_row  ent.scim_groups;
+    v_err  text;
+    v_name text;
+BEGIN
+    IF p_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN
+        SELECT * INTO v_row FROM ent.scim_groups g
+         WHERE g.tenant_id = p_tenant AND g.id = p_id::uuid
+           AND g.deleted_at IS NULL
+           FOR UPDATE;
+    END IF;
+
+    IF v_row.id IS NULL THEN
+        RETURN QUERY SELECT 404, jsonb_build_object('detail',
+                                                    'no such Group');
+        RETURN;
+    END IF;
+
+    IF p_if_match IS NOT NULL AND p_if_match <> v_row.version THEN
+        RETURN QUERY SELECT 412, jsonb_build_object('detail',
+            'the Group changed since that version');
+        RETURN;
+    END IF;
+
+    IF p_actions ? 'displayName' THEN
+        v_name := p_actions ->> 'displayName';
+
+        IF jsonb_typeof(p_actions -> 'displayName') <> 'string'
+           OR v_name = '' OR length(v_name) > 256
+        THEN
+            RETURN QUERY SELECT 400, jsonb_build_object('scimType',
+                'invalidValue', 'detail',
+                'displayName: a string of 1 to 256 characters');
+            RETURN;
+        END IF;
+
+        IF EXISTS (SELECT 1 FROM ent.scim_groups g
+                    WHERE g.tenant_id = p_tenant AND g.deleted_at IS NULL
+                      AND g.id <> v_row.id
+                      AND lower(g.display_name) = lower(v_name))
+        THEN
+            RETURN QUERY SELECT 409, jsonb_build_object('scimType',
+                'uniqueness', 'detail',
+                'displayName is already taken in this tenant');
+            RETURN;
+        END IF;
+
+        UPDATE ent.scim_groups g SET display_name = v_name
+         WHERE g.tenant_id = p_tenant AND g.id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'externalId' THEN
+        UPDATE ent.scim_groups g
+           SET external_id = left(p_actions ->> 'externalId', 256)
+         WHERE g.tenant_id = p_tenant AND g.id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'replace_members' OR (p_actions ->> 'remove_all') = 'true'
+    THEN
+        DELETE FROM ent.scim_group_members m
+         WHERE m.tenant_id = p_tenant AND m.group_id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'remove' THEN
+        DELETE FROM ent.scim_group_members m
+         WHERE m.tenant_id = p_tenant AND m.group_id = v_row.id
+           AND m.user_id::text IN (SELECT jsonb_array_elements_text(
+                                              p_actions -> 'remove'));
+    END IF;
+
+    IF p_actions ? 'replace_members' OR p_actions ? 'add' THEN
+        v_err := ent.scim_group_add_members(p_tenant, v_row.id,
+                     coalesce(p_actions -> 'replace_members', '[]'::jsonb)
+                     || coalesce(p_actions -> 'add', '[]'::jsonb));
+        IF v_err IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = v_err;
+        END IF;
+    END IF;
+
+    UPDATE ent.scim_groups g
+       SET version = g.version + 1, updated_at = now()
+     WHERE g.tenant_id = p_tenant AND g.id = v_row.id
+    RETURNING * INTO v_row;
+
+    PERFORM ent.scim_notify(p_tenant, 'Group', v_row.id, 'update',
+                            v_row.version);
+    PERFORM ent.event(p_tenant::text, NULL, 'scim', 'success',
+                      'Group changed', NULL,
+                      json_build_object('token', p_token,
+                                        'group', v_row.id)::text);
+
+    RETURN QUERY SELECT 200, ent.scim_group_json(v_row, p_base, p_members);
+EXCEPTION WHEN raise_exception THEN
+    RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                'detail', SQLERRM);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_delete(p_tenant uuid, p_token uuid,
+                                                 p_id text,
+                                                 p_if_match bigint)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_row  ent.scim_groups;
+BEGIN
+    IF p_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN
+        SELECT * INTO v_row FROM ent.scim_groups g
+         WHERE g.tenant_id = p_tenant AND g.id = p_id::uuid
+           AND g.deleted_at IS NULL
+           FOR UPDATE;
+    END IF;
+
+    IF v_row.id IS NULL THEN
+        RETURN QUERY SELECT 404, jsonb_build_object('detail',
+                                                    'no such Group');
+        RETURN;
+    END IF;
+
+    IF p_if_match IS NOT NULL AND p_if_match <> v_row.version THEN
+        RETURN QUERY SELECT 412, jsonb_build_object('detail',
+            'the Group changed since that version');
+        RETURN;
+    END IF;
+
+    UPDATE ent.scim_groups g
+       SET deleted_at = now(), version = g.version + 1, updated_at = now()
+     WHERE g.tenant_id = p_tenant AND g.id = v_row.id;
+
+    DELETE FROM ent.scim_group_members m
+     WHERE m.tenant_id = p_tenant AND m.group_id = v_row.id;
+
+    PERFORM ent.scim_notify(p_tenant, 'Group', v_row.id, 'delete',
+                            v_row.version + 1);
+    PERFORM ent.event(p_tenant::text, NULL, 'scim', 'success',
+                      'Group deleted', NULL,
+                      json_build_object('token', p_token,
+                                        'group', v_row.id)::text);
+
+    RETURN QUERY SELECT 204, NULL::jsonb;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_list(p_tenant uuid, p_where text,
+                                               p_params text[],
+                                               p_sort text, p_desc boolean,
+                                               p_start integer,
+                                               p_count integer, p_base text,
+                                               p_members boolean)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+STABLE
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_total  bigint;
+    v_res    jsonb;
+    v_order  text;
+BEGIN
+    v_order := CASE p_sort
+                   WHEN 'displayname' THEN 'lower(u.display_name)'
+                   WHEN 'externalid' THEN 'u.external_id'
+                   WHEN 'meta.created' THEN 'u.created_at'
+                   WHEN 'meta.lastmodified' THEN 'u.updated_at'
+                   ELSE 'u.created_at'
+               END
+               || CASE WHEN p_desc THEN ' DESC' ELSE '' END
+               || ', u.id';
+
+    EXECUTE format('SELECT count(*) FROM ent.scim_groups u '
+                   'WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
+                   'AND (%s)', coalesce(p_where, 'true'))
+       INTO v_total
+      USING p_params, p_tenant;
+
+    EXECUTE format('SELECT coalesce(jsonb_agg(ent.scim_group_json(x.u, $3, '
+                   '$6) ORDER BY x.ord), ''[]''::jsonb) '
+                   'FROM (SELECT u, row_number() OVER (ORDER BY %s) ord '
+                   '        FROM ent.scim_groups u '
+                   '       WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
+                   '         AND (%s) '
+                   '       ORDER BY %s OFFSET $4 LIMIT $5) x',
+                   v_order, coalesce(p_where, 'true'), v_order)
+       INTO v_res
+      USING p_params, p_tenant, p_base, greatest(p_start - 1, 0),
+            greatest(p_count, 0), p_members;
+
+    RETURN QUERY SELECT 200, jsonb_build_object(
+        'schemas', jsonb_build_array(
+            'urn:ietf:params:scim:api:messages:2.0:ListResponse'),
+        'totalResults', v_total,
+        'startIndex', greatest(p_start, 1),
+        'itemsPerPage', jsonb_array_length(v_res),
+        'Resources', v_res);
+END
+$$;

@@ -22,6 +22,8 @@
 #define FUZZ_PREFIX   "$2"
 #define FUZZ_OUT_MAX  (4 * ENT_SCIM_MAX_LEN)
 
+#define fuzz_str(b, s)  fuzz_add(b, s, strlen(s))
+
 
 typedef struct {
     char      *data;
@@ -345,9 +347,6 @@ fuzz_add(fuzz_buf_t *b, const char *s, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
 }
-
-
-#define fuzz_str(b, s)  fuzz_add(b, s, strlen(s))
 
 
 static void

@@ -8,8 +8,9 @@
  *
  * Checks: a result code from the set and a NUL-terminated error text, an
  * empty structure on failure; lower-case names; matching gives 0 or 1,
- * "not (f)" the opposite of f, with and without case_exact.  A path "attr[f]" is also a filter, and the filter parser must
- * read it to the same tree.
+ * "not (f)" the opposite of f, with and without case_exact.  A path
+ * "attr[f]" is also a filter, and the filter parser must read it to the
+ * same tree.
  */
 
 #include <stdint.h>

@@ -1,0 +1,546 @@
+/*
+ * ngx_http_ent_scim_module: /Groups.
+ *
+ * A PUT or a PATCH becomes a small set of actions for PostgreSQL
+ * (ent.scim_group_change): a new displayName or externalId, members to
+ * add, members to remove, all members to replace or drop.  Member changes
+ * are row operations there: adding one member to a large group does not
+ * read the group.  excludedAttributes=members (or attributes without it)
+ * never loads the members.
+ */
+
+
+#include "ngx_ent_scim.h"
+#include "ngx_ent_scim_path.h"
+
+
+#define NGX_HTTP_ENT_SCIM_GROUP_URN                                          \
+    "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define NGX_HTTP_ENT_SCIM_PATCH_URN                                          \
+    "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+static ngx_int_t ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx, json_t *body, json_t **actions,
+    const char **scim_type, const char **detail);
+static ngx_int_t ngx_http_ent_scim_group_op(json_t *actions, const char *op,
+    const char *path, json_t *value, const char **scim_type,
+    const char **detail);
+static ngx_int_t ngx_http_ent_scim_group_attr(json_t *actions,
+    const char *op, const char *name, json_t *value, const char **scim_type,
+    const char **detail);
+static void ngx_http_ent_scim_append(json_t *actions, const char *key,
+    json_t *members);
+static ngx_uint_t ngx_http_ent_scim_members_wanted(ngx_http_request_t *r);
+
+
+static ent_scim_attr_t  ngx_http_ent_scim_group_attrs[] = {
+    { "id", "u.id::text", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "externalid", "u.external_id", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "displayname", "u.display_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "members", NULL, ENT_SCIM_T_STRING, 1, 1,
+      "(SELECT jsonb_build_object('value', m.user_id::text) "
+      "FROM ent.scim_group_members m "
+      "WHERE m.tenant_id = u.tenant_id AND m.group_id = u.id)" },
+    { "members.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 1, 0,
+      NULL },
+    { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "meta.lastmodified", "u.updated_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+};
+
+
+ngx_int_t
+ngx_http_ent_scim_groups(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    char                           *s;
+    json_t                         *js, *actions;
+    ngx_int_t                       rc;
+    ngx_str_t                      *params, members;
+    const char                     *scim_type, *detail;
+    json_error_t                    jerr;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (ngx_http_ent_scim_members_wanted(r)) {
+        ngx_str_set(&members, "true");
+
+    } else {
+        ngx_str_set(&members, "false");
+    }
+
+    if ((r->method == NGX_HTTP_GET && ctx->id.len == 0)
+        || (r->method == NGX_HTTP_POST && ctx->id.len == 7
+            && ngx_strncmp(ctx->id.data, ".search", 7) == 0))
+    {
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_LIST;
+
+        return ngx_http_ent_scim_list(r, ctx, ngx_http_ent_scim_group_attrs,
+                                      sizeof(ngx_http_ent_scim_group_attrs)
+                                    / sizeof(ngx_http_ent_scim_group_attrs[0]),
+                                      scmf->glist_stmt, &members);
+    }
+
+    rc = ngx_http_ent_scim_conditions(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    params = ngx_pcalloc(r->pool, 7 * sizeof(ngx_str_t));
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = ctx->tenant_id;
+
+    if (ctx->if_match >= 0) {
+        params[5].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (params[5].data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        params[5].len = ngx_sprintf(params[5].data, "%i", ctx->if_match)
+                        - params[5].data;
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_GET;
+        params[1] = ctx->id;
+        params[2] = ctx->base;
+        params[3] = members;
+        return ngx_http_ent_scim_query(r, ctx, scmf->gget_stmt, params);
+
+    case NGX_HTTP_DELETE:
+        if (ctx->id.len == 0) {
+            break;
+        }
+
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_DELETE;
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+        params[3] = params[5];
+        ngx_str_null(&params[5]);
+        return ngx_http_ent_scim_query(r, ctx, scmf->gdelete_stmt, params);
+
+    case NGX_HTTP_POST:
+    case NGX_HTTP_PUT:
+    case NGX_HTTP_PATCH:
+        if ((r->method == NGX_HTTP_POST) != (ctx->id.len == 0)) {
+            break;
+        }
+
+        js = json_loadb((char *) ctx->body.data, ctx->body.len,
+                        JSON_REJECT_DUPLICATES, &jerr);
+
+        if (!json_is_object(js)) {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidSyntax",
+                                           "The body is not a JSON object.");
+        }
+
+        if (r->method == NGX_HTTP_POST) {
+            ctx->op = NGX_HTTP_ENT_SCIM_OP_CREATE;
+            json_decref(js);
+            params[1] = ctx->token_id;
+            params[2] = ctx->body;
+            params[3] = ctx->base;
+            return ngx_http_ent_scim_query(r, ctx, scmf->gcreate_stmt,
+                                           params);
+        }
+
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_REPLACE;
+        scim_type = "invalidValue";
+        detail = "The request is not valid.";
+
+        rc = ngx_http_ent_scim_group_actions(r, ctx, js, &actions,
+                                             &scim_type, &detail);
+        json_decref(js);
+
+        if (rc != NGX_OK) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           scim_type, detail);
+        }
+
+        s = json_dumps(actions, JSON_COMPACT);
+        json_decref(actions);
+
+        if (s == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        params[3].len = ngx_strlen(s);
+        params[3].data = ngx_pnalloc(r->pool, params[3].len);
+        if (params[3].data == NULL) {
+            free(s);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(params[3].data, s, params[3].len);
+        free(s);
+
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+        params[4] = params[5];
+        params[5] = ctx->base;
+        params[6] = members;
+
+        return ngx_http_ent_scim_query(r, ctx, scmf->gchange_stmt, params);
+
+    default:
+        break;
+    }
+
+    return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                   "Method not allowed here.");
+}
+
+
+/*
+ * PUT: the whole group (displayName required, members replaced); PATCH:
+ * its operations, tolerant of what IdPs send (any case of op, a single
+ * member not in an array, Entra's removal by a members list, Okta's rename
+ * with no path and the same id)
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx, json_t *body, json_t **actions,
+    const char **scim_type, const char **detail)
+{
+    size_t       i;
+    json_t      *a, *ops, *op, *v, *schemas;
+    ngx_uint_t   found;
+    const char  *name, *path;
+
+    a = json_object();
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    *actions = a;
+
+    if (r->method == NGX_HTTP_PUT) {
+        v = json_object_get(body, "displayName");
+
+        if (!json_is_string(v)) {
+            *detail = "displayName is required.";
+            goto failed;
+        }
+
+        (void) json_object_set(a, "displayName", v);
+
+        v = json_object_get(body, "externalId");
+        if (json_is_string(v)) {
+            (void) json_object_set(a, "externalId", v);
+        }
+
+        v = json_object_get(body, "id");
+        if (v && (!json_is_string(v)
+                  || ngx_strlen(json_string_value(v)) != ctx->id.len
+                  || ngx_strncmp(json_string_value(v), ctx->id.data,
+                                 ctx->id.len) != 0))
+        {
+            *scim_type = "mutability";
+            *detail = "id cannot change.";
+            goto failed;
+        }
+
+        v = json_object_get(body, "members");
+        (void) json_object_set_new(a, "replace_members",
+                                   json_is_array(v) ? json_incref(v)
+                                                    : json_array());
+        return NGX_OK;
+    }
+
+    /* PATCH */
+
+    schemas = json_object_get(body, "schemas");
+    found = 0;
+
+    json_array_foreach(schemas, i, v) {
+        if (json_is_string(v)
+            && ngx_strcmp(json_string_value(v), NGX_HTTP_ENT_SCIM_PATCH_URN)
+               == 0)
+        {
+            found = 1;
+        }
+    }
+
+    ops = json_object_get(body, "Operations");
+
+    if (!found || !json_is_array(ops) || json_array_size(ops) == 0
+        || json_array_size(ops) > 1000)
+    {
+        *scim_type = "invalidSyntax";
+        *detail = "A PatchOp with 1 to 1000 Operations is expected.";
+        goto failed;
+    }
+
+    json_array_foreach(ops, i, op) {
+        v = json_object_get(op, "op");
+        name = json_is_string(v) ? json_string_value(v) : NULL;
+        v = json_object_get(op, "path");
+        path = json_is_string(v) ? json_string_value(v) : NULL;
+
+        if (name == NULL || (json_object_get(op, "path") && path == NULL)) {
+            *scim_type = "invalidSyntax";
+            *detail = "Every operation needs an op, and a string path if "
+                      "any.";
+            goto failed;
+        }
+
+        if (ngx_http_ent_scim_group_op(a, name, path,
+                                       json_object_get(op, "value"),
+                                       scim_type, detail)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    return NGX_OK;
+
+failed:
+
+    json_decref(a);
+    *actions = NULL;
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ent_scim_group_op(json_t *actions, const char *op, const char *path,
+    json_t *value, const char **scim_type, const char **detail)
+{
+    int               rc;
+    json_t           *v, *ids;
+    const char       *key;
+    ent_scim_path_t   p;
+    ent_scim_node_t  *f;
+    char              err[128];
+
+    if (ngx_strcasecmp((u_char *) op, (u_char *) "add") != 0
+        && ngx_strcasecmp((u_char *) op, (u_char *) "replace") != 0
+        && ngx_strcasecmp((u_char *) op, (u_char *) "remove") != 0)
+    {
+        *scim_type = "invalidSyntax";
+        *detail = "op is add, replace or remove.";
+        return NGX_ERROR;
+    }
+
+    if (path == NULL) {
+        /* no path: an object of attributes */
+
+        if (ngx_strcasecmp((u_char *) op, (u_char *) "remove") == 0
+            || !json_is_object(value))
+        {
+            *scim_type = "noTarget";
+            *detail = "An operation without a path needs an object value.";
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(value, key, v) {
+            if (ngx_http_ent_scim_group_attr(actions, op, key, v, scim_type,
+                                             detail)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    ngx_memzero(&p, sizeof(ent_scim_path_t));
+    rc = ent_scim_path_parse(path, ngx_strlen(path), &p, err, sizeof(err));
+
+    if (rc != ENT_SCIM_OK) {
+        ent_scim_path_free(&p);
+        *scim_type = "invalidPath";
+        *detail = "The path is not valid.";
+        return NGX_ERROR;
+    }
+
+    if (p.filter == NULL || p.sub) {
+        rc = (p.sub == NULL)
+             ? ngx_http_ent_scim_group_attr(actions, op, p.attr, value,
+                                            scim_type, detail)
+             : NGX_ERROR;
+
+        if (p.sub) {
+            *scim_type = "invalidPath";
+            *detail = "Groups have no sub-attributes to patch.";
+        }
+
+        ent_scim_path_free(&p);
+        return rc;
+    }
+
+    /* members[value eq "<id>"]: that member */
+
+    f = p.filter;
+
+    if (ngx_strcmp(p.attr, "members") != 0
+        || ngx_strcasecmp((u_char *) op, (u_char *) "remove") != 0
+        || f->type != ENT_SCIM_N_CMP || f->op != ENT_SCIM_OP_EQ
+        || f->attr == NULL || ngx_strcmp(f->attr, "value") != 0
+        || f->vtype != ENT_SCIM_V_STRING)
+    {
+        ent_scim_path_free(&p);
+        *scim_type = "invalidPath";
+        *detail = "Only members[value eq \"id\"] may be removed by a filter.";
+        return NGX_ERROR;
+    }
+
+    ids = json_object_get(actions, "remove");
+    if (ids == NULL) {
+        ids = json_array();
+        (void) json_object_set_new(actions, "remove", ids);
+    }
+
+    (void) json_array_append_new(ids, json_string(f->value));
+
+    ent_scim_path_free(&p);
+
+    return NGX_OK;
+}
+
+
+/* one attribute of a group: displayName, externalId, members, id */
+
+static ngx_int_t
+ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
+    const char *name, json_t *value, const char **scim_type,
+    const char **detail)
+{
+    size_t   i;
+    json_t  *m, *ids;
+
+    if (ngx_strcasecmp((u_char *) name, (u_char *) "displayName") == 0
+        || ngx_strcasecmp((u_char *) name, (u_char *) "externalId") == 0)
+    {
+        if (ngx_strcasecmp((u_char *) op, (u_char *) "remove") == 0
+            || !json_is_string(value))
+        {
+            *scim_type = "invalidValue";
+            *detail = "displayName and externalId take a string.";
+            return NGX_ERROR;
+        }
+
+        (void) json_object_set(actions,
+                               ngx_strcasecmp((u_char *) name,
+                                              (u_char *) "displayName") == 0
+                               ? "displayName" : "externalId", value);
+        return NGX_OK;
+    }
+
+    if (ngx_strcasecmp((u_char *) name, (u_char *) "id") == 0) {
+        /* Okta renames a group with its own id among the values */
+        return NGX_OK;
+    }
+
+    if (ngx_strcasecmp((u_char *) name, (u_char *) "members") != 0) {
+        *scim_type = "invalidPath";
+        *detail = "Groups have displayName, externalId and members.";
+        return NGX_ERROR;
+    }
+
+    if (ngx_strcasecmp((u_char *) op, (u_char *) "remove") == 0) {
+        if (value == NULL || json_is_null(value)) {
+            (void) json_object_set_new(actions, "remove_all", json_true());
+            return NGX_OK;
+        }
+
+        /* Entra ID: the members to remove as a value list */
+
+        ids = json_object_get(actions, "remove");
+        if (ids == NULL) {
+            ids = json_array();
+            (void) json_object_set_new(actions, "remove", ids);
+        }
+
+        if (json_is_object(value)) {
+            value = json_pack("[O]", value);
+
+        } else {
+            json_incref(value);
+        }
+
+        json_array_foreach(value, i, m) {
+            if (json_is_string(json_object_get(m, "value"))) {
+                (void) json_array_append(ids, json_object_get(m, "value"));
+            }
+        }
+
+        json_decref(value);
+        return NGX_OK;
+    }
+
+    if (json_is_object(value)) {
+        value = json_pack("[O]", value);
+
+    } else if (json_is_array(value)) {
+        json_incref(value);
+
+    } else {
+        *scim_type = "invalidValue";
+        *detail = "members takes a list of {\"value\": id}.";
+        return NGX_ERROR;
+    }
+
+    if (ngx_strcasecmp((u_char *) op, (u_char *) "replace") == 0) {
+        (void) json_object_del(actions, "add");
+        (void) json_object_set_new(actions, "replace_members", value);
+        return NGX_OK;
+    }
+
+    ngx_http_ent_scim_append(actions, "add", value);
+    json_decref(value);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ent_scim_append(json_t *actions, const char *key, json_t *members)
+{
+    json_t  *list;
+
+    list = json_object_get(actions, key);
+
+    if (list == NULL) {
+        (void) json_object_set(actions, key, members);
+        return;
+    }
+
+    (void) json_array_extend(list, members);
+}
+
+
+/* members are loaded unless the request leaves them out */
+
+static ngx_uint_t
+ngx_http_ent_scim_members_wanted(ngx_http_request_t *r)
+{
+    ngx_str_t  v;
+
+    if (ngx_http_ent_scim_arg(r, "excludedAttributes", &v)
+        && ngx_strlcasestrn(v.data, v.data + v.len, (u_char *) "members",
+                            7 - 1))
+    {
+        return 0;
+    }
+
+    if (ngx_http_ent_scim_arg(r, "attributes", &v) && v.len
+        && ngx_strlcasestrn(v.data, v.data + v.len, (u_char *) "members",
+                            7 - 1) == NULL)
+    {
+        return 0;
+    }
+
+    return 1;
+}

@@ -1,0 +1,226 @@
+/*
+ * ngx_http_ent_scim_module: /Users.
+ */
+
+
+#include "ngx_ent_scim.h"
+
+
+/* the users' attributes a filter may name, and their SQL */
+
+static ent_scim_attr_t  ngx_http_ent_scim_user_attrs[] = {
+    { "id", "u.id::text", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "externalid", "u.external_id", ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "username", "u.user_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "displayname", "u.display_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.givenname", "u.given_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.familyname", "u.family_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "name.formatted", "u.formatted_name", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "active", "u.active", ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
+    { "emails", NULL, ENT_SCIM_T_STRING, 0, 1,
+      "jsonb_array_elements(u.emails)" },
+    { "emails.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "emails.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "emails.primary", "(e.elem ->> 'primary')::boolean",
+      ENT_SCIM_T_BOOLEAN, 0, 0, NULL },
+    { "phonenumbers", NULL, ENT_SCIM_T_STRING, 0, 1,
+      "jsonb_array_elements(u.phone_numbers)" },
+    { "phonenumbers.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "phonenumbers.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0,
+      NULL },
+    { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "meta.lastmodified", "u.updated_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "employeenumber", "(u.enterprise ->> 'employeeNumber')",
+      ENT_SCIM_T_STRING, 1, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "department", "(u.enterprise ->> 'department')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "costcenter", "(u.enterprise ->> 'costCenter')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "organization", "(u.enterprise ->> 'organization')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+    { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
+      "division", "(u.enterprise ->> 'division')",
+      ENT_SCIM_T_STRING, 0, 0, NULL },
+};
+
+
+ngx_int_t
+ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    json_t                         *js, *schemas, *v;
+    size_t                          i;
+    ngx_int_t                       rc;
+    ngx_str_t                      *params;
+    ngx_uint_t                      found;
+    ngx_ent_pg_stmt_t              *stmt;
+    json_error_t                    jerr;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (ctx->phase == 1) {
+        /* the query's answer was sent by its handler */
+        return NGX_DONE;
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_GET
+                              : NGX_HTTP_ENT_SCIM_OP_LIST;
+        break;
+
+    case NGX_HTTP_POST:
+        if (ctx->id.len == 7 && ngx_strncmp(ctx->id.data, ".search", 7) == 0)
+        {
+            ctx->op = NGX_HTTP_ENT_SCIM_OP_LIST;
+            break;
+        }
+
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_NONE
+                              : NGX_HTTP_ENT_SCIM_OP_CREATE;
+        break;
+
+    case NGX_HTTP_PUT:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_REPLACE
+                              : NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+
+    case NGX_HTTP_DELETE:
+        ctx->op = ctx->id.len ? NGX_HTTP_ENT_SCIM_OP_DELETE
+                              : NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+
+    case NGX_HTTP_PATCH:
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
+                                       "PATCH is not supported yet: use "
+                                       "PUT.");
+
+    default:
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_NONE;
+        break;
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_NONE) {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                       "Method not allowed here.");
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_LIST) {
+        return ngx_http_ent_scim_list(r, ctx, ngx_http_ent_scim_user_attrs,
+                                      sizeof(ngx_http_ent_scim_user_attrs)
+                                      / sizeof(ngx_http_ent_scim_user_attrs[0]),
+                                      scmf->list_stmt, NULL);
+    }
+
+    rc = ngx_http_ent_scim_conditions(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_CREATE
+        || ctx->op == NGX_HTTP_ENT_SCIM_OP_REPLACE)
+    {
+        /* a JSON object of the User schema, before PostgreSQL sees it */
+
+        js = json_loadb((char *) ctx->body.data, ctx->body.len,
+                        JSON_REJECT_DUPLICATES, &jerr);
+
+        if (!json_is_object(js)) {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidSyntax",
+                                           "The body is not a JSON object.");
+        }
+
+        schemas = json_object_get(js, "schemas");
+        found = 0;
+
+        if (json_is_array(schemas)) {
+            json_array_foreach(schemas, i, v) {
+                if (json_is_string(v)
+                    && ngx_strcmp(json_string_value(v),
+                                  NGX_HTTP_ENT_SCIM_USER_URN) == 0)
+                {
+                    found = 1;
+                }
+            }
+        }
+
+        json_decref(js);
+
+        if (!found) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidValue",
+                                           "schemas must include "
+                                           NGX_HTTP_ENT_SCIM_USER_URN ".");
+        }
+    }
+
+    params = ngx_pcalloc(r->pool, 6 * sizeof(ngx_str_t));
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = ctx->tenant_id;
+
+    switch (ctx->op) {
+
+    case NGX_HTTP_ENT_SCIM_OP_CREATE:
+        stmt = scmf->create_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->body;
+        params[3] = ctx->base;
+        break;
+
+    case NGX_HTTP_ENT_SCIM_OP_GET:
+        stmt = scmf->get_stmt;
+        params[1] = ctx->id;
+        params[2] = ctx->base;
+        break;
+
+    case NGX_HTTP_ENT_SCIM_OP_REPLACE:
+        stmt = scmf->replace_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+        params[3] = ctx->body;
+
+        if (ctx->if_match >= 0) {
+            params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (params[4].data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            params[4].len = ngx_sprintf(params[4].data, "%i", ctx->if_match)
+                            - params[4].data;
+        }
+
+        params[5] = ctx->base;
+        break;
+
+    default: /* NGX_HTTP_ENT_SCIM_OP_DELETE */
+        stmt = scmf->delete_stmt;
+        params[1] = ctx->token_id;
+        params[2] = ctx->id;
+
+        if (ctx->if_match >= 0) {
+            params[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (params[3].data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            params[3].len = ngx_sprintf(params[3].data, "%i", ctx->if_match)
+                            - params[3].data;
+        }
+
+        break;
+    }
+
+    return ngx_http_ent_scim_query(r, ctx, stmt, params);
+}

@@ -1,0 +1,191 @@
+# SCIM 2.0 Groups: create, get with and without members, list and filter,
+# PATCH as Okta and Entra ID send it (members added, removed by filter and
+# by value list, renamed with no path), PUT, DELETE, uniqueness, tenant
+# isolation, and a group mapped to a role granting it on the next request.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use EntOP;
+use EntSAML;
+use Test::More;
+
+pg_start();
+redis_start();
+my $echo = echo_start();
+my $dir = tmpdir();
+my $dsn = EntTest::pg_dsn();
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '$dsn'";
+my $keyfile = "$dir/sso.key";
+system("openssl rand -base64 32 > $keyfile") == 0 or die;
+
+pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES "
+       . "('acme', 'Acme'), ('globex', 'Globex')");
+
+my $n = nginx_start(http_config => <<"CONF", config => <<"CONF2");
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_sso_secret_key $keyfile;
+CONF
+ent_tenant on;
+ent_tenant_base_domain example.com;
+location /scim/v2/ {
+    ent_scim on;
+}
+location / {
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /admin/ {
+    ent_sso required;
+    ent_authz_roles admin;
+    proxy_pass http://127.0.0.1:$echo;
+}
+CONF2
+my $port = nginx_port($n);
+
+my $tok = `$entctl scim-token create acme --name entra 2>/dev/null`;
+chomp $tok;
+my $gtok = `$entctl scim-token create globex --name okta 2>/dev/null`;
+chomp $gtok;
+
+sub scim {
+    my ($method, $path, %o) = @_;
+    my $t = $o{tenant} || 'acme';
+    my @h = ("Host: $t.example.com:$port", 'Authorization: Bearer ' . ($o{token} // $tok));
+    push @h, 'Content-Type: application/scim+json' if defined $o{body};
+    my @extra = @{ $o{headers} || [] };
+    while (my ($k, $v) = splice @extra, 0, 2) {
+        push @h, "$k: $v";
+    }
+    my $body = ref $o{body} ? json_encode($o{body}) : $o{body};
+    my $r = http($port, "$method $path", headers => \@h, body => $body);
+    $r->{json} = eval { json_decode($r->{body}) } if length($r->{body} // '');
+    return $r;
+}
+
+my $U = 'urn:ietf:params:scim:schemas:core:2.0:User';
+my $G = 'urn:ietf:params:scim:schemas:core:2.0:Group';
+my $P = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+my %uid;
+for my $u (qw(ann ben cid dot)) {
+    my $r = scim('POST', '/scim/v2/Users', body => { schemas => [$U], userName => "$u\@acme.example.com",
+                                                     emails => [{ value => "$u\@acme.example.com" }] });
+    $uid{$u} = $r->{json}{id} or die "user $u: $r->{status} $r->{body}";
+}
+my $other = scim('POST', '/scim/v2/Users', tenant => 'globex', token => $gtok,
+                 body => { schemas => [$U], userName => 'zed@globex.example.com' })->{json}{id};
+
+# --- create, get
+
+my $r = scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'Engineering',
+                                                  externalId => 'eng-1',
+                                                  members => [{ value => $uid{ann} }, { value => $uid{ben} }] });
+is($r->{status}, 201, 'POST /Groups: 201');
+my $g = $r->{json};
+is($g->{meta}{resourceType}, 'Group', '... a Group');
+is(EntTest::header($r, 'location'), "http://acme.example.com:$port/scim/v2/Groups/$g->{id}", '... Location');
+is_deeply([sort map { $_->{value} } @{ $g->{members} }], [sort $uid{ann}, $uid{ben}], '... with its members');
+is((grep { $_->{value} eq $uid{ann} } @{ $g->{members} })[0]{display}, 'ann@acme.example.com',
+   '... each with its display');
+$r = scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'ENGINEERING' });
+is($r->{status}, 409, 'a displayName differing only in case: 409');
+is($r->{json}{scimType}, 'uniqueness', '... uniqueness');
+$r = scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'X', members => [{ value => $other }] });
+is($r->{status}, 400, "another tenant's user as a member: 400");
+is(scim('GET', '/scim/v2/Groups?filter=displayName%20eq%20%22X%22')->{json}{totalResults}, 0,
+   '... and nothing of it stays');
+$r = scim('GET', "/scim/v2/Groups/$g->{id}?excludedAttributes=members");
+is($r->{status}, 200, 'GET excludedAttributes=members: 200');
+ok(!exists $r->{json}{members}, '... no members');
+$r = scim('GET', "/scim/v2/Groups/$g->{id}", tenant => 'globex', token => $gtok);
+is($r->{status}, 404, "another tenant's group: 404");
+
+# --- list, filter
+
+scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'Admins' });
+$r = scim('GET', '/scim/v2/Groups?filter=' . EntSAML::pct_escape(qq{members[value eq "$uid{ann}"]}) . '&excludedAttributes=members');
+is(join(',', map { $_->{displayName} } @{ $r->{json}{Resources} }), 'Engineering', 'filter by a member');
+$r = scim('GET', '/scim/v2/Groups?sortBy=displayName&attributes=displayName');
+is(join(',', map { $_->{displayName} } @{ $r->{json}{Resources} }), 'Admins,Engineering', 'list, sorted');
+
+# --- PATCH: Okta and Entra
+
+my ($admins) = map { $_->{id} } grep { $_->{displayName} eq 'Admins' } @{ $r->{json}{Resources} };
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{cid} }] } ] });
+is($r->{status}, 200, 'PATCH add members (Okta): 200');
+is(scalar @{ $r->{json}{members} }, 3, '... three members');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'Add', path => 'members', value => { value => $uid{dot} } } ] });
+is(scalar @{ $r->{json}{members} }, 4, 'PATCH "Add" of one member not in an array (Entra): four');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'remove', path => qq{members[value eq "$uid{ann}"]} } ] });
+is(scalar @{ $r->{json}{members} }, 3, 'PATCH remove by a filter path: three');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'Remove', path => 'members', value => [{ value => $uid{ben} }, { value => $uid{cid} }] } ] });
+is_deeply([map { $_->{value} } @{ $r->{json}{members} }], [$uid{dot}], 'PATCH remove by a value list (Entra): one left');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'replace', value => { id => $g->{id}, displayName => 'Eng' } } ] });
+is($r->{json}{displayName}, 'Eng', 'PATCH rename with no path and the same id (Okta)');
+is(EntTest::header($r, 'etag'), 'W/"6"', '... each PATCH a new version');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{ann} }] },
+    { op => 'add', path => 'members', value => [{ value => 'not-a-user' }] } ] });
+is($r->{status}, 400, 'PATCH with a bad second operation: 400');
+$r = scim('GET', "/scim/v2/Groups/$g->{id}");
+is(scalar @{ $r->{json}{members} }, 1, '... and the first did not happen (atomic)');
+for my $bad ([{ op => 'move', path => 'members' }, 'an unknown op'],
+             [{ op => 'replace', path => 'members[', value => [] }, 'a malformed path'],
+             [{ op => 'replace', path => 'owner', value => 'x' }, 'an unknown attribute'],
+             [{ op => 'remove', path => 'displayName' }, 'removing the displayName']) {
+    $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [$bad->[0]] });
+    is($r->{status}, 400, "PATCH $bad->[1]: 400");
+}
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { Operations => [] });
+is($r->{json}{scimType}, 'invalidSyntax', 'PATCH without the PatchOp schema: invalidSyntax');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{ann} }] } ] }, headers => ['If-Match' => 'W/"1"']);
+is($r->{status}, 412, 'PATCH with a stale If-Match: 412');
+
+# --- PUT, DELETE
+
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
+                                                       members => [{ value => $uid{ann} }, { value => $uid{cid} }] });
+is($r->{status}, 200, 'PUT: 200');
+is_deeply([sort map { $_->{value} } @{ $r->{json}{members} }], [sort $uid{ann}, $uid{cid}], '... the members replaced');
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Admins' });
+is($r->{status}, 409, "PUT taking another group's name: 409");
+
+# --- a group mapped to a role: members hold it at once
+
+pg_sql("INSERT INTO ent.group_role_mappings (tenant_id, idp_group, role) "
+       . "SELECT id, 'Admins', 'admin' FROM ent.tenants WHERE code = 'acme'");
+my $idp = saml_keypair($dir, 'idp');
+system("$entctl sso saml acme --entity-id https://idp.example.org/saml --sso-url https://idp.example.org/sso --cert-file $idp->{crt} --unsolicited on --domains acme.example.com >/dev/null") == 0 or die;
+system("$entctl sso domain add acme acme.example.com --verified >/dev/null") == 0 or die;
+sleep 1.2;
+my $b = EntOP::Browser->new(resolve => { "acme.example.com:$port" => "127.0.0.1:$port" });
+my $base = "http://acme.example.com:$port";
+$r = saml_post($b, "$base/_ent/saml/acs", saml_response(
+    idp => $idp, issuer => 'https://idp.example.org/saml', acs => "$base/_ent/saml/acs",
+    audience => "$base/_ent/saml/metadata", rid => undef, name_id => 'dot@acme.example.com',
+    attrs => [ email => ['dot@acme.example.com'] ]), '/');
+is($r->{status}, 302, 'dot signs in');
+is($b->get("$base/admin/")->{status}, 403, '... not an admin');
+$r = scim('PATCH', "/scim/v2/Groups/$admins", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{dot} }] } ] });
+is($r->{status}, 200, 'dot added to the SCIM group Admins (mapped to admin)');
+ok(wait_until(sub { $b->get("$base/admin/")->{status} == 200 }, 3), '... admin on the next request');
+scim('PATCH', "/scim/v2/Groups/$admins", body => { schemas => [$P], Operations => [
+    { op => 'remove', path => qq{members[value eq "$uid{dot}"]} } ] });
+ok(wait_until(sub { $b->get("$base/admin/")->{status} == 403 }, 3), '... removed: not any more');
+
+$r = scim('DELETE', "/scim/v2/Groups/$g->{id}");
+is($r->{status}, 204, 'DELETE: 204');
+is(scim('GET', "/scim/v2/Groups/$g->{id}")->{status}, 404, '... then 404');
+is(scim('DELETE', "/scim/v2/Groups/$g->{id}")->{status}, 404, '... DELETE twice: 404');
+
+check_log($n, 'scim groups');
+
+done_testing;
