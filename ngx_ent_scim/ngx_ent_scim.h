@@ -44,7 +44,10 @@ typedef struct {
     ngx_ent_pg_stmt_t           *gchange_stmt;
     ngx_ent_pg_stmt_t           *gdelete_stmt;
     ngx_ent_pg_stmt_t           *glist_stmt;
+    ngx_ent_pg_stmt_t           *event_stmt;
     ngx_uint_t                   max_count;
+    ngx_uint_t                   rate;          /* per token, a minute */
+    ngx_uint_t                   redis;
     ngx_int_t                    tenant_id_index;
     ngx_uint_t                   used;
 } ngx_http_ent_scim_main_conf_t;
@@ -68,7 +71,9 @@ typedef struct {
     ngx_int_t                    if_match;      /* -1: none */
     ngx_int_t                    if_none_match; /* -1: none */
     ngx_int_t                    answered;      /* what sending returned */
+    ngx_int_t                    retry_after;   /* -1: within the rate */
     unsigned                     authenticated:1;
+    unsigned                     counted:1;
 } ngx_http_ent_scim_ctx_t;
 
 

@@ -24,6 +24,12 @@ static void ngx_http_ent_scim_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_scim_auth(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static void ngx_http_ent_scim_token_filled(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_scim_count(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static void ngx_http_ent_scim_counted(ngx_ent_op_t *op);
+static void ngx_http_ent_scim_event(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx, const char *outcome, const char *reason);
+static void ngx_http_ent_scim_event_done(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_scim_route(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_scim_answer(ngx_http_request_t *r,
@@ -71,6 +77,13 @@ static ngx_command_t  ngx_http_ent_scim_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ent_scim_main_conf_t, max_count),
       &ngx_http_ent_scim_count_bounds },
+
+    { ngx_string("ent_scim_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_scim_main_conf_t, rate),
+      NULL },
 
     { ngx_string("ent_scim_tokens_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -127,6 +140,7 @@ ngx_http_ent_scim_handler(ngx_http_request_t *r)
 
     ctx->if_match = -1;
     ctx->if_none_match = -1;
+    ctx->retry_after = -1;
 
     ngx_http_set_ctx(r, ctx, ngx_http_ent_scim_module);
 
@@ -237,6 +251,24 @@ ngx_http_ent_scim_run(ngx_http_request_t *r)
         }
     }
 
+    if (!ctx->counted) {
+        rc = ngx_http_ent_scim_count(r, ctx);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_http_finalize_request(r, ctx->answered);
+            return;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+    }
+
     rc = ngx_http_ent_scim_route(r, ctx);
 
     if (rc == NGX_AGAIN) {
@@ -244,6 +276,180 @@ ngx_http_ent_scim_run(ngx_http_request_t *r)
     }
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * ent_scim_rate: requests per token and minute, counted in Redis for the
+ * whole fleet (INCR of a key of this minute); over it, 429 with the
+ * seconds to the next minute.  Without Redis, or with it down, the
+ * request goes on (the limit protects, it does not gate provisioning).
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_count(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_str_t                      *argv;
+    ngx_ent_redis_cmd_t             cmds[2];
+    u_char                          suffix[128];
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (ctx->retry_after > 0) {
+        ngx_table_elt_t  *h;
+        u_char           *v;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        v = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (h == NULL || v == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value.data = v;
+        h->value.len = ngx_sprintf(v, "%i", ctx->retry_after) - v;
+
+        ctx->answered = ngx_http_ent_scim_error(r,
+                                                NGX_HTTP_TOO_MANY_REQUESTS,
+                                                NULL, "Too many requests "
+                                                "for this token: slow "
+                                                "down.");
+        return NGX_DONE;
+    }
+
+    if (ctx->retry_after == 0 || scmf->rate == 0 || !scmf->redis) {
+        ctx->counted = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_snprintf(suffix, sizeof(suffix), "scim:rl:%V:%T", &ctx->token_id,
+                     ngx_time() / 60);
+
+    argv = ngx_palloc(r->pool, 5 * sizeof(ngx_str_t));
+    if (argv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[1].data = ngx_pnalloc(r->pool, 192);
+    if (argv[1].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_ent_redis_key(argv[1].data, 192, (u_char *) "ent:", 4,
+                            ctx->tenant_id.data, ctx->tenant_id.len,
+                            suffix, p - suffix);
+    if (len == 0) {
+        ctx->counted = 1;
+        return NGX_OK;
+    }
+
+    argv[1].len = len;
+    ngx_str_set(&argv[0], "INCR");
+    ngx_str_set(&argv[2], "EXPIRE");
+    argv[3] = argv[1];
+    ngx_str_set(&argv[4], "120");
+
+    cmds[0].argc = 2;
+    cmds[0].argv = argv;
+    cmds[1].argc = 3;
+    cmds[1].argv = &argv[2];
+
+    if (ngx_ent_redis_run(r, cmds, 2, ngx_http_ent_scim_counted, r)
+        != NGX_AGAIN)
+    {
+        ctx->counted = 1;
+        return NGX_OK;
+    }
+
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ent_scim_counted(ngx_ent_op_t *op)
+{
+    ngx_http_request_t              *r;
+    ngx_http_ent_scim_ctx_t         *ctx;
+    ngx_http_ent_scim_main_conf_t   *scmf;
+
+    r = op->data;
+    r->main->count--;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    ctx->retry_after = 0;
+
+    if (op->status == NGX_ENT_OK && op->nreplies >= 1
+        && op->replies[0]->type == REDIS_REPLY_INTEGER
+        && (ngx_uint_t) op->replies[0]->integer > scmf->rate)
+    {
+        ctx->retry_after = 60 - ngx_time() % 60;
+        ngx_http_ent_scim_event(r, ctx, "failure", "over the token's rate");
+
+    } else {
+        ctx->counted = 1;
+    }
+
+    ngx_http_ent_scim_run(r);
+}
+
+
+/* an ent.events row, written in the background */
+
+static void
+ngx_http_ent_scim_event(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
+    const char *outcome, const char *reason)
+{
+    u_char                         *p;
+    ngx_str_t                       params[7];
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    params[0] = ctx->tenant_id;
+    ngx_str_set(&params[1], "");
+    ngx_str_set(&params[2], "scim");
+    params[3].data = (u_char *) outcome;
+    params[3].len = ngx_strlen(outcome);
+    params[4].data = (u_char *) reason;
+    params[4].len = ngx_strlen(reason);
+    params[5] = r->connection->addr_text;
+
+    p = ngx_pnalloc(r->pool, 32 + ctx->token_id.len);
+    if (p == NULL) {
+        return;
+    }
+
+    params[6].data = p;
+
+    if (ctx->token_id.len) {
+        p = ngx_sprintf(p, "{\"token\":\"%V\"}", &ctx->token_id);
+
+    } else {
+        p = ngx_cpymem(p, "{}", 2);
+    }
+
+    params[6].len = p - params[6].data;
+
+    (void) ngx_ent_pg_query(NULL, scmf->event_stmt, params,
+                            ngx_http_ent_scim_event_done, NULL);
+}
+
+
+static void
+ngx_http_ent_scim_event_done(ngx_ent_op_t *op)
+{
+    if (op->status != NGX_ENT_OK) {
+        ngx_log_error(NGX_LOG_WARN, op->log, 0,
+                      "ent scim: an event was not recorded");
+    }
 }
 
 
@@ -372,6 +578,8 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ent scim: a token of another tenant");
+        ngx_http_ent_scim_event(r, ctx, "failure",
+                                "a token of another tenant");
         goto unauthorized;
     }
 
@@ -382,6 +590,10 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
                       "ent scim: a %*s token used, id %V",
                       data ? len : 0, data ? data : (u_char *) "",
                       &ctx->token_id);
+        ngx_http_ent_scim_event(r, ctx, "failure",
+                                (data && len == 7)
+                                ? "a revoked token used"
+                                : "an expired token used");
         goto unauthorized;
     }
 
@@ -1563,6 +1775,7 @@ ngx_http_ent_scim_create_main_conf(ngx_conf_t *cf)
      */
 
     scmf->max_count = NGX_CONF_UNSET_UINT;
+    scmf->rate = NGX_CONF_UNSET_UINT;
 
     return scmf;
 }
@@ -1574,6 +1787,7 @@ ngx_http_ent_scim_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_ent_scim_main_conf_t *scmf = conf;
 
     ngx_conf_init_uint_value(scmf->max_count, 100);
+    ngx_conf_init_uint_value(scmf->rate, 60);
 
     if (scmf->tokens_zone.data == NULL) {
         ngx_str_set(&scmf->tokens_zone, "scim_tokens");
@@ -1662,6 +1876,8 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    scmf->redis = (ngx_ent_core_backends(cf) & NGX_ENT_REDIS) != 0;
+
     scmf->tokens = ngx_ent_cache_zone(cf, &scmf->tokens_zone);
     if (scmf->tokens == NULL) {
         return NGX_ERROR;
@@ -1704,7 +1920,12 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
                            "$3::text[], $4, $5::boolean, $6::integer, "
                            "$7::integer, $8, $9::boolean)", 9);
 
-    if (scmf->token_stmt == NULL || scmf->create_stmt == NULL
+    scmf->event_stmt = ngx_ent_pg_stmt_add(cf,
+                           "SELECT ent.event($1, $2, $3, $4, $5, $6, $7)",
+                           7);
+
+    if (scmf->event_stmt == NULL
+        || scmf->token_stmt == NULL || scmf->create_stmt == NULL
         || scmf->get_stmt == NULL || scmf->replace_stmt == NULL
         || scmf->delete_stmt == NULL || scmf->list_stmt == NULL
         || scmf->gcreate_stmt == NULL || scmf->gget_stmt == NULL

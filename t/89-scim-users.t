@@ -39,6 +39,7 @@ ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
 ent_scim_max_count 50;
+ent_scim_rate 100000;
 CONF
 my $n = nginx_start(http_config => $http, config => $conf);
 my $n2 = nginx_start(http_config => $http, config => $conf);
@@ -99,6 +100,8 @@ ok(wait_until(sub { scim('GET', '/scim/v2/Users', token => $old)->{status} == 40
    '... revoked: 401 at once');
 pg_sql("UPDATE ent.scim_tokens SET expires_at = now() - interval '1 second' WHERE id = '$old_id'");
 envelope_ok(scim('GET', '/scim/v2/Users', token => $old), 401, undef, 'an expired, revoked token');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'scim' AND reason = 'a revoked token used' AND detail->>'token' = '$old_id'") >= 1 }, 3),
+   '... the revoked token\'s use recorded, with its id');
 
 # --- discovery
 

@@ -26,6 +26,7 @@ my $n = nginx_start(http_config => <<"CONF", config => <<"CONF2");
 ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
+ent_scim_rate 100000;
 CONF
 ent_tenant on;
 ent_tenant_base_domain example.com;
@@ -186,6 +187,35 @@ is($r->{status}, 204, 'DELETE: 204');
 is(scim('GET', "/scim/v2/Groups/$g->{id}")->{status}, 404, '... then 404');
 is(scim('DELETE', "/scim/v2/Groups/$g->{id}")->{status}, 404, '... DELETE twice: 404');
 
+# --- the per-token rate, fleet-wide in Redis
+
+my $n3 = nginx_start(http_config => <<"CONF", config => <<'CONF2');
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_scim_rate 3;
+CONF
+ent_tenant on;
+ent_tenant_base_domain example.com;
+location /scim/v2/ { ent_scim on; }
+CONF2
+my $p3 = nginx_port($n3);
+my $rtok = `$entctl scim-token create acme --name rate 2>/dev/null`;
+chomp $rtok;
+my @st;
+for (1 .. 5) {
+    my $x = http($p3, 'GET /scim/v2/ServiceProviderConfig',
+                 headers => ["Host: acme.example.com:$p3", "Authorization: Bearer $rtok"]);
+    push @st, $x->{status};
+    if ($x->{status} == 429) {
+        like(EntTest::header($x, 'retry-after') // '', qr/^\d+$/, '429 with Retry-After');
+        like($x->{body}, qr/urn:ietf:params:scim:api:messages:2.0:Error/, '... in the SCIM envelope');
+        last;
+    }
+}
+is(join(',', @st), '200,200,200,429', 'ent_scim_rate 3: the fourth request in a minute is refused')
+    unless time % 60 > 57;
+
 check_log($n, 'scim groups');
+check_log($n3, 'scim rate');
 
 done_testing;
