@@ -72,6 +72,8 @@ typedef struct {
     ngx_int_t                    if_none_match; /* -1: none */
     ngx_int_t                    answered;      /* what sending returned */
     ngx_int_t                    retry_after;   /* -1: within the rate */
+    ngx_uint_t                   status;        /* the function's */
+    ngx_str_t                    result;        /* its body */
     unsigned                     authenticated:1;
     unsigned                     counted:1;
 } ngx_http_ent_scim_ctx_t;

@@ -30,6 +30,9 @@ static void ngx_http_ent_scim_counted(ngx_ent_op_t *op);
 static void ngx_http_ent_scim_event(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, const char *outcome, const char *reason);
 static void ngx_http_ent_scim_event_done(ngx_ent_op_t *op);
+static ngx_int_t ngx_http_ent_scim_stream(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+static void ngx_http_ent_scim_streamed(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_scim_route(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_scim_answer(ngx_http_request_t *r,
@@ -1075,8 +1078,186 @@ ngx_http_ent_scim_done(ngx_ent_op_t *op)
 
     (void) ngx_ent_rows_cell(&op->rows, 0, 1, &data, &len);
 
-    rc = ngx_http_ent_scim_answer(r, ctx, status == NGX_ERROR ? 500 : status,
-                                  (u_char *) data, data ? len : 0);
+    ctx->status = (status == NGX_ERROR) ? 500 : status;
+    ctx->result.len = data ? len : 0;
+
+    if (ctx->result.len) {
+        ctx->result.data = ngx_pnalloc(r->pool, len);
+        if (ctx->result.data == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_memcpy(ctx->result.data, data, len);
+    }
+
+    /* a change: one entry in the tenant's Redis Stream too */
+
+    if (ctx->status >= 200 && ctx->status < 300
+        && ctx->op != NGX_HTTP_ENT_SCIM_OP_GET
+        && ctx->op != NGX_HTTP_ENT_SCIM_OP_LIST
+        && ngx_http_ent_scim_stream(r, ctx) == NGX_AGAIN)
+    {
+        return;
+    }
+
+    rc = ngx_http_ent_scim_answer(r, ctx, ctx->status, ctx->result.data,
+                                  ctx->result.len);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * XADD ent:{t:<tenant>}:scim MAXLEN ~ 100000 * tenant T resource R id I
+ * operation O version V: what apps behind the proxy read instead of
+ * polling (with the PostgreSQL NOTIFY ent_scim).  Without Redis, or with
+ * it down, the change stands (it is in PostgreSQL): the answer goes on.
+ */
+
+static ngx_int_t
+ngx_http_ent_scim_stream(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
+{
+    size_t                          len;
+    json_t                         *js, *v;
+    ngx_str_t                      *argv, id, version;
+    json_error_t                    jerr;
+    ngx_ent_redis_cmd_t             cmd;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (!scmf->redis) {
+        return NGX_DECLINED;
+    }
+
+    id = ctx->id;
+    ngx_str_set(&version, "");
+
+    js = ctx->result.len ? json_loadb((char *) ctx->result.data,
+                                      ctx->result.len, 0, &jerr)
+                         : NULL;
+
+    v = json_object_get(js, "id");
+    if (json_is_string(v)) {
+        id.len = json_string_length(v);
+        id.data = ngx_pnalloc(r->pool, id.len);
+        if (id.data) {
+            ngx_memcpy(id.data, json_string_value(v), id.len);
+        }
+    }
+
+    v = json_object_get(json_object_get(js, "meta"), "version");
+    if (json_is_string(v)) {
+        version.len = json_string_length(v);
+        version.data = ngx_pnalloc(r->pool, version.len);
+        if (version.data) {
+            ngx_memcpy(version.data, json_string_value(v), version.len);
+        }
+    }
+
+    json_decref(js);
+
+    argv = ngx_palloc(r->pool, 16 * sizeof(ngx_str_t));
+    if (argv == NULL || id.data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    argv[1].data = ngx_pnalloc(r->pool, 192);
+    if (argv[1].data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = ngx_ent_redis_key(argv[1].data, 192, (u_char *) "ent:", 4,
+                            ctx->tenant_id.data, ctx->tenant_id.len,
+                            (u_char *) "scim", 4);
+    if (len == 0) {
+        return NGX_DECLINED;
+    }
+
+    argv[1].len = len;
+    ngx_str_set(&argv[0], "XADD");
+    ngx_str_set(&argv[2], "MAXLEN");
+    ngx_str_set(&argv[3], "~");
+    ngx_str_set(&argv[4], "100000");
+    ngx_str_set(&argv[5], "*");
+    ngx_str_set(&argv[6], "tenant");
+    argv[7] = ctx->tenant_id;
+    ngx_str_set(&argv[8], "resource");
+
+    if (ctx->resource.len == 6) {
+        ngx_str_set(&argv[9], "Group");
+
+    } else {
+        ngx_str_set(&argv[9], "User");
+    }
+
+    ngx_str_set(&argv[10], "id");
+    argv[11] = id;
+    ngx_str_set(&argv[12], "operation");
+
+    switch (ctx->op) {
+
+    case NGX_HTTP_ENT_SCIM_OP_CREATE:
+        ngx_str_set(&argv[13], "create");
+        break;
+
+    case NGX_HTTP_ENT_SCIM_OP_DELETE:
+        ngx_str_set(&argv[13], "delete");
+        break;
+
+    default:
+        if (r->method == NGX_HTTP_PATCH) {
+            ngx_str_set(&argv[13], "patch");
+
+        } else {
+            ngx_str_set(&argv[13], "replace");
+        }
+
+        break;
+    }
+
+    ngx_str_set(&argv[14], "version");
+    argv[15] = version;
+
+    cmd.argc = 16;
+    cmd.argv = argv;
+
+    if (ngx_ent_redis_run(r, &cmd, 1, ngx_http_ent_scim_streamed, r)
+        != NGX_AGAIN)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent scim: a change not added to the Redis Stream");
+        return NGX_DECLINED;
+    }
+
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ent_scim_streamed(ngx_ent_op_t *op)
+{
+    ngx_int_t                 rc;
+    ngx_http_request_t       *r;
+    ngx_http_ent_scim_ctx_t  *ctx;
+
+    r = op->data;
+    r->main->count--;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+
+    if (op->status != NGX_ENT_OK || op->nreplies != 1
+        || op->replies[0]->type == REDIS_REPLY_ERROR)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent scim: a change not added to the Redis Stream");
+    }
+
+    rc = ngx_http_ent_scim_answer(r, ctx, ctx->status, ctx->result.data,
+                                  ctx->result.len);
 
     ngx_http_finalize_request(r, rc);
 }

@@ -303,6 +303,11 @@ is(pg_sql("SELECT count(*) FROM ent.memberships WHERE user_id = '$bob->{id}'"), 
 $r = scim('POST', '/scim/v2/Users', body => user('bob@acme.example.com'));
 is($r->{status}, 201, 'the same userName again after a DELETE: created');
 ok(pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'scim'") >= 15, 'every change recorded (ent.events, kind scim)');
+my $tid = pg_sql("SELECT id FROM ent.tenants WHERE code = 'acme'");
+my $stream = EntTest::redis_cli('XRANGE', "ent:{t:$tid}:scim", '-', '+');
+like($stream, qr/operation\s+delete/s, 'the Redis Stream has the changes: a delete');
+like($stream, qr/\Q$bob->{id}\E/, '... of that user');
+like($stream, qr/operation\s+create.*operation\s+replace/s, '... after the creates and replaces');
 
 check_log($n, 'scim');
 check_log($n2, 'scim 2');
