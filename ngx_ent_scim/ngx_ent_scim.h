@@ -28,6 +28,7 @@
 #define NGX_HTTP_ENT_SCIM_OP_REPLACE 3
 #define NGX_HTTP_ENT_SCIM_OP_DELETE  4
 #define NGX_HTTP_ENT_SCIM_OP_LIST    5
+#define NGX_HTTP_ENT_SCIM_OP_PATCH   6
 
 
 typedef struct {
@@ -74,6 +75,7 @@ typedef struct {
     ngx_int_t                    retry_after;   /* -1: within the rate */
     ngx_uint_t                   status;        /* the function's */
     ngx_str_t                    result;        /* its body */
+    ngx_uint_t                   tries;         /* of a PATCH */
     unsigned                     authenticated:1;
     unsigned                     counted:1;
 } ngx_http_ent_scim_ctx_t;
@@ -100,6 +102,8 @@ ngx_int_t ngx_http_ent_scim_list(ngx_http_request_t *r,
 
 /* ngx_ent_scim_users.c */
 ngx_int_t ngx_http_ent_scim_users(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx);
+ngx_int_t ngx_http_ent_scim_patch_start(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 
 /* ngx_ent_scim_groups.c */

@@ -554,6 +554,15 @@ ent_scim_patch_path(ent_scim_patch_ctx_t *ctx, int kind, ent_scim_path_t *p,
         return ent_scim_patch_fail(ctx, "invalidPath", "unknown attribute");
     }
 
+    if (a->readonly
+        && (kind == ENT_SCIM_PATCH_REMOVE || p->sub != NULL
+            || p->filter != NULL))
+    {
+        return ent_scim_patch_fail(ctx, "mutability",
+                                   "a read-only attribute cannot be "
+                                   "changed");
+    }
+
     if (p->filter != NULL && !a->multi) {
         return ent_scim_patch_fail(ctx, "invalidPath",
                                    "a filter on a single-valued attribute");
@@ -644,7 +653,8 @@ ent_scim_patch_target(ent_scim_patch_ctx_t *ctx, int kind, json_t *obj,
 
     if (kind != ENT_SCIM_PATCH_REMOVE
         && (json_is_null(value)
-            || (a->multi && fp == NULL && s == NULL && json_is_array(value)
+            || (kind == ENT_SCIM_PATCH_REPLACE && a->multi && fp == NULL
+                && s == NULL && json_is_array(value)
                 && json_array_size(value) == 0)))
     {
         kind = ENT_SCIM_PATCH_REMOVE;
@@ -1973,16 +1983,33 @@ ent_scim_patch_get(json_t *obj, const char *name)
 }
 
 
-/* sets the member under this spelling, others removed; steals value */
+/*
+ * Sets the member under this spelling, in its place when it is there,
+ * other spellings removed; steals value.
+ */
 
 static int
 ent_scim_patch_set(json_t *obj, const char *name, json_t *value)
 {
+    void        *iter, *next;
+    const char  *key;
+
     if (value == NULL) {
         return -1;
     }
 
-    ent_scim_patch_del(obj, name);
+    iter = json_object_iter(obj);
+
+    while (iter != NULL) {
+        next = json_object_iter_next(obj, iter);
+        key = json_object_iter_key(iter);
+
+        if (strcasecmp(key, name) == 0 && strcmp(key, name) != 0) {
+            json_object_del(obj, key);
+        }
+
+        iter = next;
+    }
 
     return json_object_set_new(obj, name, value);
 }

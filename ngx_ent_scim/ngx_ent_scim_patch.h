@@ -60,9 +60,9 @@
  *
  * Values.
  *
- *   - a null V (or, for multi-valued T, an empty array) with add or
- *     replace unassigns the target (RFC 7643 2.5), like remove but
- *     never noTarget;
+ *   - a null V with add or replace, and an empty array with replace of
+ *     a multi-valued T, unassign the target (RFC 7643 2.5), like remove
+ *     but never noTarget; add of an empty array changes nothing;
  *   - booleans also as the strings "true" and "false" in any case
  *     (Entra's "False" for "active", "True" for "primary");
  *   - a single-valued T accepts a one-element array [x] as x, and a

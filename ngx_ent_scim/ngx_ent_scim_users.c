@@ -4,6 +4,10 @@
 
 
 #include "ngx_ent_scim.h"
+#include "ngx_ent_scim_patch.h"
+
+
+static void ngx_http_ent_scim_patch_read(ngx_ent_op_t *op);
 
 
 /* the users' attributes a filter may name, and their SQL */
@@ -98,9 +102,19 @@ ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         break;
 
     case NGX_HTTP_PATCH:
-        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
-                                       "PATCH is not supported yet: use "
-                                       "PUT.");
+        if (ctx->id.len == 0) {
+            ctx->op = NGX_HTTP_ENT_SCIM_OP_NONE;
+            break;
+        }
+
+        rc = ngx_http_ent_scim_conditions(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ctx->op = NGX_HTTP_ENT_SCIM_OP_PATCH;
+
+        return ngx_http_ent_scim_patch_start(r, ctx);
 
     default:
         ctx->op = NGX_HTTP_ENT_SCIM_OP_NONE;
@@ -223,4 +237,180 @@ ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     }
 
     return ngx_http_ent_scim_query(r, ctx, stmt, params);
+}
+
+
+/*
+ * PATCH /Users/{id}: the User is read, the operations applied to it here
+ * (all or none, ngx_ent_scim_patch.c), and the result stored as a PUT
+ * would, on the condition that the User is still the version read: a
+ * concurrent change makes the PATCH start again, once.
+ */
+
+ngx_int_t
+ngx_http_ent_scim_patch_start(ngx_http_request_t *r,
+    ngx_http_ent_scim_ctx_t *ctx)
+{
+    ngx_str_t                      *params;
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    params = ngx_pcalloc(r->pool, 3 * sizeof(ngx_str_t));
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = ctx->tenant_id;
+    params[1] = ctx->id;
+    params[2] = ctx->base;
+
+    if (ngx_ent_pg_query(r, scmf->get_stmt, params,
+                         ngx_http_ent_scim_patch_read, r)
+        != NGX_AGAIN)
+    {
+        return ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                       "Provisioning is unavailable right "
+                                       "now.");
+    }
+
+    ctx->tries++;
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
+{
+    int                             rv;
+    char                           *out;
+    size_t                          len;
+    json_t                         *js;
+    ngx_int_t                       rc, status, version;
+    ngx_str_t                      *params, v;
+    const char                     *scim_type;
+    const u_char                   *data;
+    json_error_t                    jerr;
+    ngx_http_request_t             *r;
+    ngx_http_ent_scim_ctx_t        *ctx;
+    char                            err[160];
+    ngx_http_ent_scim_main_conf_t  *scmf;
+
+    r = op->data;
+    r->main->count--;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+
+    if (op->status != NGX_ENT_OK || op->rows.nrows != 1
+        || op->rows.ncols != 2)
+    {
+        rc = ngx_http_ent_scim_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                     "Provisioning is unavailable right "
+                                     "now.");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    (void) ngx_ent_rows_cell(&op->rows, 0, 0, &data, &len);
+    status = data ? ngx_atoi((u_char *) data, len) : NGX_ERROR;
+
+    (void) ngx_ent_rows_cell(&op->rows, 0, 1, &data, &len);
+
+    if (status != NGX_HTTP_OK || data == NULL) {
+        rc = ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                     "no such User");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    js = json_loadb((char *) data, len, 0, &jerr);
+
+    /* the version read: the condition of the write */
+
+    v.data = (u_char *) json_string_value(
+                 json_object_get(json_object_get(js, "meta"), "version"));
+    v.len = v.data ? ngx_strlen(v.data) : 0;
+    version = v.len ? ngx_http_ent_scim_version(&v) : NGX_ERROR;
+
+    if (version == NGX_ERROR) {
+        json_decref(js);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->if_match >= 0 && ctx->if_match != version) {
+        json_decref(js);
+        rc = ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
+                                     "the User changed since that version");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    scim_type = "invalidValue";
+    err[0] = '\0';
+
+    rv = ent_scim_patch_apply(&js, (char *) ctx->body.data, ctx->body.len,
+                              &ent_scim_patch_user_schema, &scim_type, err,
+                              sizeof(err));
+
+    if (rv != ENT_SCIM_OK) {
+        json_decref(js);
+
+        if (rv == ENT_SCIM_INTERNAL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        out = ngx_pnalloc(r->pool, ngx_strlen(err) + 1);
+        if (out) {
+            ngx_cpystrn((u_char *) out, (u_char *) err, ngx_strlen(err) + 1);
+        }
+
+        rc = ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST, scim_type,
+                                     out && out[0] ? out
+                                                   : "The PATCH is not "
+                                                     "valid.");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    out = json_dumps(js, JSON_COMPACT);
+    json_decref(js);
+
+    params = ngx_pcalloc(r->pool, 6 * sizeof(ngx_str_t));
+
+    if (out == NULL || params == NULL) {
+        free(out);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    params[3].len = ngx_strlen(out);
+    params[3].data = ngx_pnalloc(r->pool, params[3].len);
+    params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+
+    if (params[3].data == NULL || params[4].data == NULL) {
+        free(out);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memcpy(params[3].data, out, params[3].len);
+    free(out);
+
+    params[0] = ctx->tenant_id;
+    params[1] = ctx->token_id;
+    params[2] = ctx->id;
+    params[4].len = ngx_sprintf(params[4].data, "%i", version)
+                    - params[4].data;
+    params[5] = ctx->base;
+
+    rc = ngx_http_ent_scim_query(r, ctx, scmf->replace_stmt, params);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+    }
 }

@@ -1081,6 +1081,20 @@ ngx_http_ent_scim_done(ngx_ent_op_t *op)
     ctx->status = (status == NGX_ERROR) ? 500 : status;
     ctx->result.len = data ? len : 0;
 
+    if (ctx->op == NGX_HTTP_ENT_SCIM_OP_PATCH
+        && ctx->status == NGX_HTTP_PRECONDITION_FAILED
+        && ctx->if_match < 0 && ctx->tries < 3)
+    {
+        /* changed between the read and the write: read again */
+        rc = ngx_http_ent_scim_patch_start(r, ctx);
+
+        if (rc != NGX_AGAIN) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
+
     if (ctx->result.len) {
         ctx->result.data = ngx_pnalloc(r->pool, len);
         if (ctx->result.data == NULL) {
@@ -1818,7 +1832,7 @@ ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:"
         "ServiceProviderConfig\"],"
         "\"documentationUri\":\"https://github.com/ngx-ent/docs/scim.md\","
-        "\"patch\":{\"supported\":false},"
+        "\"patch\":{\"supported\":true},"
         "\"bulk\":{\"supported\":false,\"maxOperations\":0,"
         "\"maxPayloadSize\":0},"
         "\"filter\":{\"supported\":true,\"maxResults\":%ui},"

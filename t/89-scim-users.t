@@ -266,7 +266,40 @@ $r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => { %$put, id => $bob->{id
 envelope_ok($r, 400, 'mutability', 'PUT with another id in the body');
 $r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => user('bob@acme.example.com'));
 envelope_ok($r, 409, 'uniqueness', "PUT taking another user's userName");
-envelope_ok(scim('PATCH', "/scim/v2/Users/$alice->{id}", body => {}), 501, undef, 'PATCH (not yet)');
+# --- PATCH, as IdPs send it
+
+my $PO = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'Replace', path => 'displayName', value => 'Alice B.' },
+    { op => 'Add', path => 'emails[type eq "home"].value', value => 'alice@home.example' },
+    { op => 'replace', path => 'name.familyName', value => 'Doe-Smith' } ] });
+is($r->{status}, 200, 'PATCH (Entra-style ops): 200') or diag $r->{body};
+is($r->{json}{displayName}, 'Alice B.', '... replaced');
+is($r->{json}{name}{familyName}, 'Doe-Smith', '... a sub-attribute');
+ok((grep { ($_->{type} // '') eq 'home' && $_->{value} eq 'alice@home.example' } @{ $r->{json}{emails} }),
+   '... a filtered path created the element');
+is(EntTest::header($r, 'etag'), 'W/"3"', '... a new version');
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', value => { displayName => 'Alice C.' } } ] });
+is($r->{json}{displayName}, 'Alice C.', 'PATCH without a path (Okta)');
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'displayName', value => 'Alice D.' },
+    { op => 'replace', path => 'id', value => 'x' } ] });
+is($r->{status}, 400, 'PATCH of a read-only attribute: 400');
+is($r->{json}{scimType}, 'mutability', '... mutability');
+is(scim('GET', "/scim/v2/Users/$alice->{id}")->{json}{displayName}, 'Alice C.', '... nothing of it applied');
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'userName', value => 'bob@acme.example.com' } ] });
+is($r->{status}, 409, "PATCH taking another user's userName: 409");
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'displayName', value => 'x' } ] }, headers => ['If-Match' => 'W/"1"']);
+is($r->{status}, 412, 'PATCH with a stale If-Match: 412');
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => '{"Operations":');
+is($r->{status}, 400, 'PATCH with malformed JSON: 400');
+is($r->{json}{scimType}, 'invalidSyntax', '... invalidSyntax');
+envelope_ok(scim('PATCH', '/scim/v2/Users/' . ('0' x 8) . '-0000-0000-0000-' . ('0' x 12),
+                 body => { schemas => [$PO], Operations => [{ op => 'remove', path => 'displayName' }] }),
+            404, undef, 'PATCH of an unknown user');
 
 # --- deprovisioning revokes access on every node within a second
 
@@ -285,8 +318,10 @@ is($r->{status}, 302, 'the SCIM user signs in with SSO');
 is(json_decode($b->get("$base/x")->{body})->{identity}{'x-ent-user-id'}, $alice->{id},
    '... as the same user (linked by email)');
 is($b->get("http://acme.example.com:$port2/x")->{status}, 200, '... on the second nginx too');
-$r = scim('PUT', "/scim/v2/Users/$alice->{id}", body => user('alice@acme.example.com', active => JSON::PP::false));
-is($r->{status}, 200, 'PUT active=false');
+$r = scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'Replace', path => 'active', value => 'False' } ] });
+is($r->{status}, 200, 'PATCH active "False" (Entra)');
+is($r->{json}{active}, JSON::PP::false, '... inactive');
 ok(wait_until(sub { $b->get("http://acme.example.com:$port2/x")->{status} == 403 }, 2),
    '... the second nginx refuses her session within a second');
 
