@@ -287,7 +287,7 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
     int                             rv;
     char                           *out;
     size_t                          len;
-    json_t                         *js;
+    json_t                         *js, *orig;
     ngx_int_t                       rc, status, version;
     ngx_str_t                      *params, v;
     const char                     *scim_type;
@@ -352,9 +352,16 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
     scim_type = "invalidValue";
     err[0] = '\0';
 
+    orig = js;
+
     rv = ent_scim_patch_apply(&js, (char *) ctx->body.data, ctx->body.len,
                               &ent_scim_patch_user_schema, &scim_type, err,
                               sizeof(err));
+
+    if (rv == ENT_SCIM_OK) {
+        /* js is the patched copy */
+        json_decref(orig);
+    }
 
     if (rv != ENT_SCIM_OK) {
         json_decref(js);
