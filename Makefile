@@ -124,14 +124,17 @@ PURE_SRCS   := ngx_ent_core/ngx_ent_rows.c ngx_ent_tenant/ngx_ent_host.c \
                ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c \
                ngx_ent_sso/ngx_ent_saml_redirect.c \
                ngx_ent_scim/ngx_ent_scim_filter.c \
+               ngx_ent_scim/ngx_ent_scim_parse.c \
                ngx_ent_scim/ngx_ent_scim_path.c \
-               ngx_ent_scim/ngx_ent_scim_patch.c
+               ngx_ent_scim/ngx_ent_scim_patch.c \
+               ngx_ent_scim/ngx_ent_scim_patch_value.c
 PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
                ngx_ent_ratelimit/ngx_ent_rl.h ngx_ent_sso/ngx_ent_jwt.h \
                ngx_ent_sso/ngx_ent_sso_util.h ngx_ent_sso/ngx_ent_saml.h \
                ngx_ent_sso/ngx_ent_saml_int.h \
                ngx_ent_sso/ngx_ent_saml_redirect.h \
                ngx_ent_scim/ngx_ent_scim_filter.h \
+               ngx_ent_scim/ngx_ent_scim_int.h \
                ngx_ent_scim/ngx_ent_scim_path.h \
                ngx_ent_scim/ngx_ent_scim_patch.h
 # xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)

@@ -54,6 +54,11 @@
  *
  * Memory is malloc()ed; every *_free() accepts NULL or a zeroed
  * structure.
+ *
+ * Files: ngx_ent_scim_parse.c holds the parser (ent_scim_filter_parse(),
+ * ent_scim_path_parse_node()), ent_scim_node_free() and
+ * ent_scim_datetime(); ngx_ent_scim_filter.c the compiler
+ * (ent_scim_filter_compile(), ent_scim_sql_free()).
  */
 
 #ifndef _NGX_ENT_SCIM_FILTER_H_INCLUDED_

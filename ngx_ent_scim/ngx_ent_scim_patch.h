@@ -100,6 +100,11 @@
  *
  * Limits: filter evaluation is budgeted (ENT_SCIM_PATCH_MAX_COST, about
  * byte comparisons): past it, tooMany.
+ *
+ * Files: ngx_ent_scim_patch.c holds the operations
+ * (ent_scim_patch_apply()); ngx_ent_scim_patch_value.c the values, the
+ * User schema (ent_scim_patch_user_schema) and the checks after all
+ * operations.
  */
 
 #ifndef _NGX_ENT_SCIM_PATCH_H_INCLUDED_

@@ -1,7 +1,7 @@
 /*
  * ngx_ent SCIM: PATCH paths and the evaluation of their bracket filters
  * against JSON elements, I/O-free (see ngx_ent_scim_path.h).  The parsing
- * is ngx_ent_scim_filter.c's.
+ * is ngx_ent_scim_parse.c's.
  */
 
 
