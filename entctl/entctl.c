@@ -91,7 +91,8 @@ main(int argc, char **argv)
         && strcmp(cmd, "ratelimit") != 0 && strcmp(cmd, "sso") != 0
         && strcmp(cmd, "role") != 0 && strcmp(cmd, "permission") != 0
         && strcmp(cmd, "member") != 0 && strcmp(cmd, "platform-admin") != 0
-        && strcmp(cmd, "breakglass") != 0 && strcmp(cmd, "scim-token") != 0)
+        && strcmp(cmd, "breakglass") != 0 && strcmp(cmd, "scim-token") != 0
+        && strcmp(cmd, "user") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -137,6 +138,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "scim-token") == 0) {
         rc = entctl_scim_token(conn, argc, args);
+
+    } else if (strcmp(cmd, "user") == 0) {
+        rc = entctl_user(conn, argc, args);
 
     } else if (strcmp(cmd, "role") == 0) {
         rc = entctl_role(conn, argc, args);
@@ -392,6 +396,7 @@ entctl_usage(FILE *f)
             "  sso map-group|unmap-group CODE GROUP ROLE\n"
             "  scim-token create CODE --name NAME [--expires-days N]\n"
             "  scim-token list CODE | scim-token revoke CODE TOKEN_ID\n"
+            "  user erase CODE USER\n"
             "  role create CODE NAME --rank 1..1000 [--description D]\n"
             "  role delete CODE NAME | role list CODE\n"
             "  role grant|revoke CODE ROLE PERMISSION...\n"

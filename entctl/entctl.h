@@ -33,6 +33,7 @@ int entctl_ratelimit(PGconn *conn, int argc, char **argv);
 int entctl_sso(PGconn *conn, int argc, char **argv);
 int entctl_sso_saml(PGconn *conn, int argc, char **argv);
 int entctl_scim_token(PGconn *conn, int argc, char **argv);
+int entctl_user(PGconn *conn, int argc, char **argv);
 
 /* entctl/authz.c */
 int entctl_role(PGconn *conn, int argc, char **argv);

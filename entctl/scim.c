@@ -176,3 +176,62 @@ scim_token_create(PGconn *conn, int argc, char **argv)
 
     return rc;
 }
+
+
+/*
+ * user erase CODE USER: USER is the user's id, email or SCIM userName in
+ * that tenant; prints the id erased
+ */
+
+int
+entctl_user(PGconn *conn, int argc, char **argv)
+{
+    int          rc;
+    char        *tid;
+    PGresult    *res;
+    const char  *params[2], *outcome;
+
+    if (argc != 3 || strcmp(argv[0], "erase") != 0) {
+        fprintf(stderr, "entctl: user erase CODE USER (its id, email or "
+                "SCIM userName)\n");
+        return 2;
+    }
+
+    tid = sso_tenant_id(conn, argv[1]);
+    if (tid == NULL) {
+        return 1;
+    }
+
+    params[0] = tid;
+    params[1] = argv[2];
+
+    res = PQexecParams(conn,
+                       "SELECT user_id, outcome FROM ent.user_erase($1, $2)",
+                       2, NULL, params, NULL, NULL, 0);
+    free(tid);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fprintf(stderr, "entctl: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return 1;
+    }
+
+    outcome = PQgetvalue(res, 0, 1);
+    rc = 0;
+
+    if (strcmp(outcome, "not_found") == 0) {
+        fprintf(stderr, "entctl: no user \"%s\" in %s\n", argv[2], argv[1]);
+        rc = 1;
+
+    } else if (strcmp(outcome, "already_erased") == 0) {
+        printf("user erase %s %s: erased already\n", argv[1],
+               PQgetisnull(res, 0, 0) ? argv[2] : PQgetvalue(res, 0, 0));
+
+    } else {
+        printf("user erase %s %s: erased\n", argv[1], PQgetvalue(res, 0, 0));
+    }
+
+    PQclear(res);
+
+    return rc;
+}

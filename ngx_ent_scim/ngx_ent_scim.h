@@ -22,6 +22,8 @@
 #define NGX_HTTP_ENT_SCIM_USER_URN                                           \
     "urn:ietf:params:scim:schemas:core:2.0:User"
 
+#define NGX_HTTP_ENT_SCIM_GONE       410
+
 #define NGX_HTTP_ENT_SCIM_OP_NONE    0
 #define NGX_HTTP_ENT_SCIM_OP_CREATE  1
 #define NGX_HTTP_ENT_SCIM_OP_GET     2

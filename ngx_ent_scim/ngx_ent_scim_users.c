@@ -320,8 +320,9 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
     (void) ngx_ent_rows_cell(&op->rows, 0, 1, &data, &len);
 
     if (status != NGX_HTTP_OK || data == NULL) {
-        rc = ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
-                                     "no such User");
+        rc = ngx_http_ent_scim_error(r, status == NGX_HTTP_ENT_SCIM_GONE
+                                        ? NGX_HTTP_ENT_SCIM_GONE : NGX_HTTP_NOT_FOUND,
+                                     NULL, "no such User");
         ngx_http_finalize_request(r, rc);
         return;
     }

@@ -242,6 +242,14 @@ BEGIN
         RETURN;
     END IF;
 
+    IF ent.erased(p_tenant, NULL, f.user_name, f.external_id,
+                  f.emails -> 0 ->> 'value')
+    THEN
+        RETURN QUERY SELECT 410, jsonb_build_object('detail',
+            'this user was erased from the tenant');
+        RETURN;
+    END IF;
+
     IF EXISTS (SELECT 1 FROM ent.scim_users s
                 WHERE s.tenant_id = p_tenant AND s.deleted_at IS NULL
                   AND lower(s.user_name) = lower(f.user_name))
@@ -326,8 +334,10 @@ BEGIN
        AND s.deleted_at IS NULL;
 
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 404, jsonb_build_object('detail',
-                                                    'no such User');
+        RETURN QUERY SELECT CASE WHEN ent.erased(p_tenant, p_id, NULL, NULL,
+                                                 NULL)
+                                 THEN 410 ELSE 404 END,
+                            jsonb_build_object('detail', 'no such User');
         RETURN;
     END IF;
 
@@ -363,8 +373,10 @@ BEGIN
        FOR UPDATE;
 
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 404, jsonb_build_object('detail',
-                                                    'no such User');
+        RETURN QUERY SELECT CASE WHEN ent.erased(p_tenant, p_id, NULL, NULL,
+                                                 NULL)
+                                 THEN 410 ELSE 404 END,
+                            jsonb_build_object('detail', 'no such User');
         RETURN;
     END IF;
 
@@ -444,8 +456,10 @@ BEGIN
        FOR UPDATE;
 
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 404, jsonb_build_object('detail',
-                                                    'no such User');
+        RETURN QUERY SELECT CASE WHEN ent.erased(p_tenant, p_id, NULL, NULL,
+                                                 NULL)
+                                 THEN 410 ELSE 404 END,
+                            jsonb_build_object('detail', 'no such User');
         RETURN;
     END IF;
 

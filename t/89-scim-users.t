@@ -325,6 +325,25 @@ is($r->{json}{active}, JSON::PP::false, '... inactive');
 ok(wait_until(sub { $b->get("http://acme.example.com:$port2/x")->{status} == 403 }, 2),
    '... the second nginx refuses her session within a second');
 
+# --- erasure: pseudonymized, and Gone for SCIM
+
+my $out = `$entctl user erase acme alice\@acme.example.com 2>&1`;
+like($out, qr/^user erase acme \Q$alice->{id}\E: erased$/m, 'entctl user erase: erased') or diag $out;
+is(pg_sql("SELECT coalesce(email, '-') || ' ' || coalesce(name, '-') FROM ent.users WHERE id = '$alice->{id}'"),
+   '- -', '... the person pseudonymized');
+like(pg_sql("SELECT user_name FROM ent.scim_users WHERE id = '$alice->{id}'"), qr/^erased-/, '... the SCIM record too');
+unlike(pg_sql("SELECT string_agg(coalesce(reason, '') || detail::text, ' ') FROM ent.events"),
+       qr/alice\@acme/, '... no event holds the erased email');
+envelope_ok(scim('GET', "/scim/v2/Users/$alice->{id}"), 410, undef, 'GET of the erased user');
+envelope_ok(scim('PATCH', "/scim/v2/Users/$alice->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'active', value => JSON::PP::true } ] }), 410, undef, 'PATCH reviving the erased user');
+envelope_ok(scim('POST', '/scim/v2/Users', body => user('Alice@acme.example.com')), 410, undef,
+            'POST of the same userName');
+envelope_ok(scim('POST', '/scim/v2/Users', body => user('alice2@acme.example.com', ext => 'ext-alice@acme.example.com')),
+            410, undef, 'POST with the same externalId');
+like(`$entctl user erase acme alice\@acme.example.com 2>&1`, qr/erased already/, 'erasing again: said so');
+isnt(system("$entctl user erase acme nobody\@acme.example.com >/dev/null 2>&1"), 0, 'an unknown user: an error');
+
 # --- delete
 
 $r = scim('DELETE', "/scim/v2/Users/$bob->{id}");
