@@ -526,13 +526,16 @@ BEGIN
        INTO v_total
       USING p_params, p_tenant;
 
-    EXECUTE format('SELECT coalesce(jsonb_agg(ent.scim_user_json(x.u, $3) '
-                   'ORDER BY x.ord), ''[]''::jsonb) '
-                   'FROM (SELECT u, row_number() OVER (ORDER BY %s) ord '
-                   '        FROM ent.scim_users u '
-                   '       WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
-                   '         AND (%s) '
-                   '       ORDER BY %s OFFSET $4 LIMIT $5) x',
+    -- the page's ids first (an index-only walk when the order has an
+    -- index), then only those rows
+    EXECUTE format('SELECT coalesce(jsonb_agg(ent.scim_user_json(u, $3) '
+                   'ORDER BY %s), ''[]''::jsonb) '
+                   'FROM ent.scim_users u '
+                   'WHERE u.tenant_id = $2 AND u.id IN ('
+                   '  SELECT u.id FROM ent.scim_users u '
+                   '   WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
+                   '     AND (%s) '
+                   '   ORDER BY %s OFFSET $4 LIMIT $5)',
                    v_order, coalesce(p_where, 'true'), v_order)
        INTO v_res
       USING p_params, p_tenant, p_base, greatest(p_start - 1, 0),
@@ -978,13 +981,14 @@ BEGIN
        INTO v_total
       USING p_params, p_tenant;
 
-    EXECUTE format('SELECT coalesce(jsonb_agg(ent.scim_group_json(x.u, $3, '
-                   '$6) ORDER BY x.ord), ''[]''::jsonb) '
-                   'FROM (SELECT u, row_number() OVER (ORDER BY %s) ord '
-                   '        FROM ent.scim_groups u '
-                   '       WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
-                   '         AND (%s) '
-                   '       ORDER BY %s OFFSET $4 LIMIT $5) x',
+    EXECUTE format('SELECT coalesce(jsonb_agg(ent.scim_group_json(u, $3, '
+                   '$6) ORDER BY %s), ''[]''::jsonb) '
+                   'FROM ent.scim_groups u '
+                   'WHERE u.tenant_id = $2 AND u.id IN ('
+                   '  SELECT u.id FROM ent.scim_groups u '
+                   '   WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
+                   '     AND (%s) '
+                   '   ORDER BY %s OFFSET $4 LIMIT $5)',
                    v_order, coalesce(p_where, 'true'), v_order)
        INTO v_res
       USING p_params, p_tenant, p_base, greatest(p_start - 1, 0),
