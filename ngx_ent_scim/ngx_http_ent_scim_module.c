@@ -1296,6 +1296,22 @@ ngx_http_ent_scim_answer(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
         return ngx_http_ent_scim_send(r, status, NULL, 0, NULL, NULL);
     }
 
+    if (status < NGX_HTTP_BAD_REQUEST && ctx->op == NGX_HTTP_ENT_SCIM_OP_LIST
+        && ngx_http_ent_scim_arg(r, "attributes", &etag) == NULL
+        && ngx_http_ent_scim_arg(r, "excludedAttributes", &etag) == NULL)
+    {
+        /* a list as PostgreSQL made it: no ETag, nothing to take out */
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(p, body, len);
+
+        return ngx_http_ent_scim_send(r, status, p, len, NULL, NULL);
+    }
+
     js = json_loadb((char *) body, len, 0, &jerr);
 
     if (status >= NGX_HTTP_BAD_REQUEST) {

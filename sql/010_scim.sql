@@ -520,11 +520,21 @@ BEGIN
                || CASE WHEN p_desc THEN ' DESC' ELSE '' END
                || ', u.id';
 
-    EXECUTE format('SELECT count(*) FROM ent.scim_users u '
-                   'WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
-                   'AND (%s)', coalesce(p_where, 'true'))
-       INTO v_total
-      USING p_params, p_tenant;
+    IF coalesce(p_where, 'true') = 'true'
+       AND to_regclass('ent.scim_counts') IS NOT NULL
+    THEN
+        -- unfiltered: the count the trigger keeps (migration 012)
+        EXECUTE 'SELECT coalesce((SELECT c.users FROM ent.scim_counts c '
+                'WHERE c.tenant_id = $1), 0)'
+           INTO v_total
+          USING p_tenant;
+    ELSE
+        EXECUTE format('SELECT count(*) FROM ent.scim_users u '
+                       'WHERE u.tenant_id = $2 AND u.deleted_at IS NULL '
+                       'AND (%s)', coalesce(p_where, 'true'))
+           INTO v_total
+          USING p_params, p_tenant;
+    END IF;
 
     -- the page's ids first (an index-only walk when the order has an
     -- index), then only those rows
