@@ -11,6 +11,9 @@
 -- Tokens: SHA-256 of the secret only; the edge looks a token up by that
 -- digest and checks its tenant, expiry and revocation.
 
+-- ent.scim_user_json() reads the Groups tables made further down
+SET LOCAL check_function_bodies = false;
+
 CREATE TABLE IF NOT EXISTS ent.scim_tokens (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id     uuid NOT NULL REFERENCES ent.tenants (id) ON DELETE CASCADE,
@@ -101,6 +104,18 @@ AS $$
         'phoneNumbers', nullif(u.phone_numbers, '[]'::jsonb),
         'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User',
             nullif(u.enterprise, '{}'::jsonb),
+        -- read-only: the groups the user is a direct member of
+        'groups', (SELECT jsonb_agg(jsonb_build_object(
+                              'value', g.id,
+                              '$ref', p_base || '/Groups/' || g.id,
+                              'display', g.display_name,
+                              'type', 'direct')
+                          ORDER BY lower(g.display_name), g.id)
+                     FROM ent.scim_group_members m
+                     JOIN ent.scim_groups g
+                       ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+                    WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id
+                      AND g.deleted_at IS NULL),
         'meta', jsonb_build_object(
             'resourceType', 'User',
             'created', to_char(u.created_at AT TIME ZONE 'UTC',

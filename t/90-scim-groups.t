@@ -102,6 +102,11 @@ ok(!exists $r->{json}{members}, '... no members');
 $r = scim('GET', "/scim/v2/Groups/$g->{id}", tenant => 'globex', token => $gtok);
 is($r->{status}, 404, "another tenant's group: 404");
 
+$r = scim('GET', "/scim/v2/Users/$uid{ann}");
+is_deeply([map { $_->{display} } @{ $r->{json}{groups} || [] }], ['Engineering'],
+          "a User's groups (read-only)");
+is($r->{json}{groups}[0]{value}, $g->{id}, '... with the group\'s id');
+
 # --- list, filter
 
 scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'Admins' });
