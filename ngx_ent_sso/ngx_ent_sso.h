@@ -303,6 +303,8 @@ ngx_int_t ngx_http_ent_sso_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *out);
 json_t *ngx_http_ent_sso_attrs_map(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
+ngx_int_t ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name,
+    size_t len, ngx_str_t *value);
 ngx_int_t ngx_http_ent_sso_attrs_add(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, const char *name, const char *value);
 ngx_int_t ngx_http_ent_sso_secret_open(ngx_http_request_t *r,

@@ -616,8 +616,6 @@ static ngx_int_t
 ngx_http_ent_sso_attr_value(ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *name,
     ngx_str_t *value)
 {
-    u_char  *p, *end, *eol;
-
     static struct {
         ngx_str_t  name;
         size_t     offset;
@@ -645,27 +643,8 @@ ngx_http_ent_sso_attr_value(ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *name,
         }
     }
 
-    p = ctx->id.attrs.data;
-    end = p + ctx->id.attrs.len;
-
-    while (p && p < end) {
-        eol = ngx_strlchr(p, end, '\n');
-        if (eol == NULL) {
-            eol = end;
-        }
-
-        if ((size_t) (eol - p) > name->len && p[name->len] == '='
-            && ngx_strncmp(p, name->data, name->len) == 0)
-        {
-            value->data = p + name->len + 1;
-            value->len = eol - value->data;
-            return NGX_OK;
-        }
-
-        p = eol + 1;
-    }
-
-    return NGX_DECLINED;
+    return ngx_http_ent_sso_attr_find(&ctx->id.attrs, name->data, name->len,
+                                      value);
 }
 
 

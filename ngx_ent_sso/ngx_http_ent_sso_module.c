@@ -49,8 +49,6 @@ static ngx_int_t ngx_http_ent_sso_attr_headers(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_sso_attr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name,
-    size_t len, ngx_str_t *value);
 static ngx_int_t ngx_http_ent_sso_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -2201,9 +2199,12 @@ ngx_http_ent_sso_attr_variable(ngx_http_request_t *r,
 }
 
 
-/* the value of one "name=value\n" line of an identity's attributes */
+/*
+ * the value of one "name=value\n" line of an identity's attributes (the
+ * names are lowercase, as nginx makes variable names)
+ */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name, size_t len,
     ngx_str_t *value)
 {
@@ -2219,7 +2220,7 @@ ngx_http_ent_sso_attr_find(ngx_str_t *attrs, u_char *name, size_t len,
         }
 
         if ((size_t) (eol - p) > len && p[len] == '='
-            && ngx_strncasecmp(p, name, len) == 0)
+            && ngx_strncmp(p, name, len) == 0)
         {
             value->data = p + len + 1;
             value->len = eol - value->data;

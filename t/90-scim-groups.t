@@ -198,10 +198,12 @@ my $n3 = nginx_start(http_config => <<"CONF", config => <<'CONF2');
 ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_scim_rate 3;
+ent_scim_tokens_zone scimtok;
 CONF
 ent_tenant on;
 ent_tenant_base_domain example.com;
 location /scim/v2/ { ent_scim on; }
+location = /ent_status { ent_status; }
 CONF2
 my $p3 = nginx_port($n3);
 my $rtok = `$entctl scim-token create acme --name rate 2>/dev/null`;
@@ -222,5 +224,7 @@ is(join(',', @st), '200,200,200,429', 'ent_scim_rate 3: the fourth request in a 
 
 check_log($n, 'scim groups');
 check_log($n3, 'scim rate');
+like(http($p3, '/ent_status', headers => ["Host: acme.example.com:$p3"])->{body} // '', qr/"scimtok"/,
+     'ent_scim_tokens_zone: the tokens are cached in the zone named');
 
 done_testing;
