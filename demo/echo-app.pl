@@ -2,7 +2,8 @@
 # The demo upstream: a tiny HTTP/1.1 server (core Perl only) that answers
 # every request with what it received: method, path, and the identity
 # headers (X-Ent-*) the edge set.  A legacy app behind ngx_ent sees exactly
-# this.  Four pre-forked processes; Connection: close.
+# this.  Four pre-forked processes; Connection: close.  A query argument
+# ent_delay=MS delays the answer (tests of slow upstreams).
 #
 #   demo/echo-app.pl PORT [--json]
 use strict;
@@ -52,6 +53,9 @@ sub serve {
             push @cookie, $v if lc $k eq 'cookie';
         }
         read $c, my $body, $len if $len && $len < 1_000_000;
+        # ?ent_delay=MS: a slow app, for the SLA and timeout tests
+        select(undef, undef, undef, $1 / 1000)
+            if ($path // '') =~ /[?&]ent_delay=(\d{1,5})\b/;
         my $json = sprintf '{"app":"demo","method":"%s","path":"%s",'
             . '"host":"%s","cookie":"%s","identity":{%s}}' . "\n",
             esc($method // ''), esc($path // ''), esc($host // ''),

@@ -92,7 +92,8 @@ main(int argc, char **argv)
         && strcmp(cmd, "role") != 0 && strcmp(cmd, "permission") != 0
         && strcmp(cmd, "member") != 0 && strcmp(cmd, "platform-admin") != 0
         && strcmp(cmd, "breakglass") != 0 && strcmp(cmd, "scim-token") != 0
-        && strcmp(cmd, "user") != 0)
+        && strcmp(cmd, "user") != 0 && strcmp(cmd, "audit") != 0
+        && strcmp(cmd, "sla") != 0)
     {
         fprintf(stderr, "entctl: unknown command \"%s\"\n", cmd);
         entctl_usage(stderr);
@@ -107,6 +108,17 @@ main(int argc, char **argv)
 
     if (entctl_exec(conn, "SET client_min_messages = warning") != 0) {
         return 1;
+    }
+
+    /* who made the changes that the audit triggers record */
+    {
+        PGresult    *res;
+        const char  *params[1];
+
+        params[0] = entctl_actor();
+        res = PQexecParams(conn, "SELECT set_config('ent.actor', $1, false)",
+                           1, NULL, params, NULL, NULL, 0);
+        PQclear(res);
     }
 
     if (strcmp(cmd, "migrate") == 0) {
@@ -156,6 +168,12 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "breakglass") == 0) {
         rc = entctl_breakglass(conn, argc, args);
+
+    } else if (strcmp(cmd, "audit") == 0) {
+        rc = entctl_audit(conn, argc, args);
+
+    } else if (strcmp(cmd, "sla") == 0) {
+        rc = entctl_sla(conn, argc, args);
 
     } else {
         rc = entctl_maintenance(conn, argc, args, redis);
@@ -416,6 +434,13 @@ entctl_usage(FILE *f)
             "  breakglass link GRANT --admin EMAIL --key-file F"
             " --host HOST[:PORT]\n"
             "  breakglass list [CODE] | breakglass set-max 1..1440\n"
+            "  audit prune [--dry-run]\n"
+            "  audit export CODE --from TIME --to TIME [--format csv|json]\n"
+            "  audit retention list | audit retention set CODE|default"
+            " CATEGORY INTERVAL\n"
+            "  audit retention unset CODE|default CATEGORY\n"
+            "  sla set CODE --p99-ms N [--error-ratio R] [--min-requests N]\n"
+            "  sla unset CODE | sla list\n"
             "\n"
             "DSN defaults to $ENT_DSN, then to libpq's environment; the Redis\n"
             "address (platform-wide maintenance) to $ENT_REDIS, then\n"
@@ -438,4 +463,23 @@ entctl_die(const char *fmt, ...)
     }
 
     exit(1);
+}
+
+
+/* "entctl:<login>", the actor of what this run changes */
+
+const char *
+entctl_actor(void)
+{
+    static char  actor[128];
+    const char  *u;
+
+    if (actor[0] == '\0') {
+        u = getenv("SUDO_USER");
+        u = (u && *u) ? u : getenv("USER");
+        u = (u && *u) ? u : "unknown";
+        snprintf(actor, sizeof(actor), "entctl:%.100s", u);
+    }
+
+    return actor;
 }

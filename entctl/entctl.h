@@ -55,6 +55,9 @@ int entctl_authz_role_exists(PGconn *conn, const char *tid, const char *code,
 
 /* entctl/breakglass.c */
 int entctl_platform_admin(PGconn *conn, int argc, char **argv);
+int entctl_audit(PGconn *conn, int argc, char **argv);
+int entctl_sla(PGconn *conn, int argc, char **argv);
+const char *entctl_actor(void);
 int entctl_breakglass(PGconn *conn, int argc, char **argv);
 
 /* entctl/sso.c, for the SAML and authorization commands */

@@ -1361,3 +1361,16 @@ ngx_ent_cache_stats(ngx_ent_cache_t *cache, u_char *p, u_char *last)
 
     return p;
 }
+
+
+/* hits (0) or misses (1) since the zone was made, for the metrics */
+
+ngx_uint_t
+ngx_ent_cache_counter(ngx_ent_cache_t *cache, ngx_uint_t which)
+{
+    if (cache->sh == NULL) {
+        return 0;
+    }
+
+    return which ? cache->sh->misses : cache->sh->hits;
+}

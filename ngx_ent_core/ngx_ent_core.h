@@ -229,6 +229,58 @@ NGX_ENT_API void ngx_ent_cache_flush(ngx_ent_cache_t *cache);
 
 
 /*
+ * The audit trail.  An event is in this worker's journal on disk when the
+ * call returns (or dropped with an error-log line: journal full, or too
+ * long); it reaches PostgreSQL (ent.audit) in the background.  r may be
+ * NULL (background work); with a request, the client address, User-Agent
+ * and $request_id are added.  details: ndetails name/value pairs; a name
+ * that starts with '#' has a number as its value, written as is.  Strings
+ * are cut to their column's length; nothing secret belongs in any of them.
+ * merge: a count (details "#count") added into the one row per tenant,
+ * action, target_id and minute (rate-limit rejections).
+ */
+typedef struct {
+    ngx_str_t                  tenant;      /* uuid text, or empty */
+    ngx_str_t                  user;        /* uuid of the user concerned */
+    ngx_str_t                  actor;
+    const char                *actor_type;  /* user token platform_admin
+                                               system anonymous */
+    const char                *action;      /* "login", "scim.user.create" */
+    const char                *result;      /* success failure info */
+    ngx_str_t                  target_type;
+    ngx_str_t                  target_id;
+    ngx_str_t                  reason;
+    ngx_str_t                 *details;
+    ngx_uint_t                 ndetails;
+    unsigned                   merge:1;
+} ngx_ent_audit_event_t;
+
+NGX_ENT_API void ngx_ent_audit(ngx_http_request_t *r,
+    ngx_ent_audit_event_t *ev);
+
+/* whether events are kept at all (ent_audit on, PostgreSQL configured) */
+NGX_ENT_API ngx_uint_t ngx_ent_audit_enabled(void);
+
+
+/*
+ * Per-tenant counters the feature modules add to (the metrics zone's;
+ * nothing when ent_metrics_zone is not set).  The tenant is the request's
+ * $ent_tenant_id.
+ */
+#define NGX_ENT_M_RATELIMITED    0
+#define NGX_ENT_M_OIDC_LOGIN     1
+#define NGX_ENT_M_OIDC_FAILURE   2
+#define NGX_ENT_M_SAML_LOGIN     3
+#define NGX_ENT_M_SAML_FAILURE   4
+#define NGX_ENT_M_SCIM_OP        5
+#define NGX_ENT_M_SCIM_ERROR     6
+#define NGX_ENT_M_COUNTERS       7
+
+NGX_ENT_API void ngx_ent_metrics_count(ngx_http_request_t *r,
+    ngx_uint_t counter);
+
+
+/*
  * A phase handler that waits returns ngx_ent_phase_wait(r) (NGX_DONE, which
  * every phase checker takes as "stop here"; NGX_AGAIN would finalize the
  * request in the rewrite phases):

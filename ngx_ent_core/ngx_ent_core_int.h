@@ -69,6 +69,24 @@ struct ngx_ent_cache_s {
 
 
 typedef struct {
+    ngx_shm_zone_t            *shm_zone;
+    ngx_slab_pool_t           *shpool;
+    void                      *sh;
+} ngx_ent_metrics_t;
+
+
+typedef struct {
+    ngx_uint_t                 events;      /* journaled */
+    ngx_uint_t                 written;     /* committed */
+    ngx_uint_t                 dropped;
+    ngx_uint_t                 rejected;
+    ngx_uint_t                 retries;
+    ngx_uint_t                 adopted;
+    off_t                      journal;     /* bytes not yet committed */
+} ngx_ent_audit_stats_t;
+
+
+typedef struct {
     ngx_flag_t                 pg_enabled;
     ngx_ent_pg_conf_t          pg;
     ngx_array_t                stmts;        /* ngx_ent_pg_stmt_t * */
@@ -77,6 +95,21 @@ typedef struct {
     ngx_ent_redis_conf_t       redis;
 
     ngx_array_t                caches;       /* ngx_ent_cache_t * */
+
+    ngx_flag_t                 audit;
+    ngx_path_t                *audit_path;
+    size_t                     audit_max;
+    ngx_msec_t                 audit_flush;
+    ngx_ent_pg_stmt_t         *audit_stmt;
+    ngx_int_t                  request_id_index;
+
+    ngx_ent_metrics_t         *metrics;
+    ngx_uint_t                 metrics_top;
+    ngx_msec_t                 sla_window;
+    ngx_msec_t                 metrics_step;  /* sla_window / 30 */
+    ngx_ent_pg_stmt_t         *sla_stmt;
+    ngx_int_t                  tenant_id_index;
+    ngx_int_t                  tenant_code_index;
 
     /* per worker, set up in init_process */
     ngx_ent_pg_pool_t         *pg_pool;
@@ -139,6 +172,21 @@ void ngx_ent_cache_listening(ngx_http_ent_core_main_conf_t *cmcf,
 void ngx_ent_cache_fill_timeout(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_msec_t timeout);
 u_char *ngx_ent_cache_stats(ngx_ent_cache_t *cache, u_char *p, u_char *last);
+ngx_uint_t ngx_ent_cache_counter(ngx_ent_cache_t *cache, ngx_uint_t which);
+
+/* audit */
+ngx_int_t ngx_ent_audit_init_worker(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_audit_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_audit_stats(ngx_ent_audit_stats_t *st);
+
+/* metrics */
+ngx_int_t ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_int_t ngx_ent_metrics_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_ent_metrics_handler(ngx_http_request_t *r);
+ngx_int_t ngx_ent_metrics_init_worker(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf);
+void ngx_ent_metrics_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
 
 
 #endif /* _NGX_ENT_CORE_INT_H_INCLUDED_ */

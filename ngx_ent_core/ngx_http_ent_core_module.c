@@ -39,6 +39,15 @@ static char *ngx_http_ent_core_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ent_core_audit_journal(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_core_metrics_zone(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_ent_core_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ent_core_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ent_core_variable_index(ngx_conf_t *cf,
+    char *name);
 static char *ngx_http_ent_core_params(ngx_conf_t *cf, ngx_uint_t first,
     ngx_http_ent_core_param_t *params, void *base);
 static char *ngx_http_ent_core_parse_msec(ngx_conf_t *cf, ngx_str_t *value,
@@ -142,13 +151,41 @@ static ngx_command_t  ngx_http_ent_core_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ent_audit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ent_core_main_conf_t, audit),
+      NULL },
+
+    { ngx_string("ent_audit_journal"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_audit_journal,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ent_core_metrics,
+      0,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_ent_core_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ent_core_postconfiguration,   /* postconfiguration */
 
     ngx_http_ent_core_create_main_conf,    /* create main configuration */
     ngx_http_ent_core_init_main_conf,      /* init main configuration */
@@ -232,6 +269,14 @@ ngx_http_ent_core_create_main_conf(ngx_conf_t *cf)
 
     cmcf->pg_enabled = NGX_CONF_UNSET;
     cmcf->redis_enabled = NGX_CONF_UNSET;
+    cmcf->audit = NGX_CONF_UNSET;
+    cmcf->audit_max = NGX_CONF_UNSET_SIZE;
+    cmcf->audit_flush = NGX_CONF_UNSET_MSEC;
+    cmcf->metrics_top = NGX_CONF_UNSET_UINT;
+    cmcf->sla_window = NGX_CONF_UNSET_MSEC;
+    cmcf->request_id_index = NGX_ERROR;
+    cmcf->tenant_id_index = NGX_ERROR;
+    cmcf->tenant_code_index = NGX_ERROR;
 
     if (ngx_array_init(&cmcf->stmts, cf->pool, 8,
                        sizeof(ngx_ent_pg_stmt_t *))
@@ -257,6 +302,13 @@ ngx_http_ent_core_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(cmcf->pg_enabled, 0);
     ngx_conf_init_value(cmcf->redis_enabled, 0);
+    ngx_conf_init_value(cmcf->audit, 1);
+    ngx_conf_init_size_value(cmcf->audit_max, 64 * 1024 * 1024);
+    ngx_conf_init_msec_value(cmcf->audit_flush, 200);
+    ngx_conf_init_uint_value(cmcf->metrics_top, 100);
+    ngx_conf_init_msec_value(cmcf->sla_window, 300000);
+
+    cmcf->metrics_step = cmcf->sla_window / 30;
 
     return NGX_CONF_OK;
 }
@@ -446,6 +498,333 @@ ngx_http_ent_core_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_ent_core_status_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * ent_audit_journal PATH [max_size=SIZE] [flush=TIME]
+ */
+
+static char *
+ngx_http_ent_core_audit_journal(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    ssize_t      size;
+    ngx_str_t   *value, s;
+    ngx_msec_t   ms;
+    ngx_uint_t   i;
+
+    if (cmcf->audit_path) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    cmcf->audit_path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (cmcf->audit_path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->audit_path->name = value[1];
+
+    if (cmcf->audit_path->name.len > 1
+        && cmcf->audit_path->name.data[cmcf->audit_path->name.len - 1] == '/')
+    {
+        cmcf->audit_path->name.len--;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &cmcf->audit_path->name, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || size < 65536) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\" in \"%V\": at least 64k",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            cmcf->audit_max = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            if (ngx_http_ent_core_parse_msec(cf, &value[i], 6, &ms)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            if (ms == 0 || ms > 60000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"%V\" must be between 1ms "
+                                   "and 60s", &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            cmcf->audit_flush = ms;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\"",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * ent_metrics_zone SIZE [top=N] [window=TIME]
+ */
+
+static char *
+ngx_http_ent_core_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    ssize_t             size;
+    ngx_str_t          *value, name;
+    ngx_int_t           n;
+    ngx_msec_t          ms;
+    ngx_uint_t          i;
+    ngx_ent_metrics_t  *m;
+
+    if (cmcf->metrics) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (32 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid size \"%V\" in \"%V\": at least %uz",
+                           &value[1], &cmd->name, 32 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "top=", 4) == 0) {
+            n = ngx_atoi(value[i].data + 4, value[i].len - 4);
+
+            if (n < 1 || n > 10000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\" in \"%V\": 1 to 10000",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            cmcf->metrics_top = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            if (ngx_http_ent_core_parse_msec(cf, &value[i], 7, &ms)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            if (ms < 3000 || ms > 86400000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"%V\" must be between 3s "
+                                   "and 1d", &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            cmcf->sla_window = ms;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\"",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_ent_metrics_t));
+    if (m == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&name, "ent_metrics");
+
+    m->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                        &ngx_http_ent_core_module);
+    if (m->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (m->shm_zone->data) {
+        return "is duplicate";
+    }
+
+    m->shm_zone->init = ngx_ent_metrics_init_zone;
+    m->shm_zone->data = m;
+
+    cmcf->metrics = m;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ent_core_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_ent_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ent_core_postconfiguration(ngx_conf_t *cf)
+{
+    u_char                         *p;
+    ngx_str_t                       base;
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *hmcf;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ent_core_module);
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    if (cmcf->audit == NGX_CONF_UNSET) {
+        cmcf->audit = 1;
+    }
+
+    if (cmcf->audit && cmcf->pg_enabled == 1) {
+        cmcf->audit_stmt = ngx_ent_pg_stmt_add(cf,
+                               "SELECT ent.audit_write($1::jsonb)", 1);
+        if (cmcf->audit_stmt == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (cmcf->audit_path == NULL) {
+            /* next to the request bodies' temporary files */
+
+            clcf = ngx_http_conf_get_module_loc_conf(cf,
+                                                     ngx_http_core_module);
+
+            if (clcf->client_body_temp_path) {
+                base = clcf->client_body_temp_path->name;
+
+            } else {
+                ngx_str_set(&base, NGX_HTTP_CLIENT_TEMP_PATH);
+
+                if (ngx_conf_full_name(cf->cycle, &base, 0) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+            }
+
+            while (base.len > 1 && base.data[base.len - 1] != '/') {
+                base.len--;
+            }
+
+            cmcf->audit_path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+            p = ngx_pnalloc(cf->pool, base.len + sizeof("ent_audit"));
+
+            if (cmcf->audit_path == NULL || p == NULL) {
+                return NGX_ERROR;
+            }
+
+            cmcf->audit_path->name.data = p;
+            p = ngx_cpymem(p, base.data, base.len);
+            p = ngx_cpymem(p, "ent_audit", sizeof("ent_audit") - 1);
+            cmcf->audit_path->name.len = p - cmcf->audit_path->name.data;
+            *p = '\0';
+        }
+
+        if (ngx_add_path(cf, &cmcf->audit_path) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        cmcf->request_id_index = ngx_http_ent_core_variable_index(cf,
+                                                                "request_id");
+    }
+
+    if (cmcf->metrics == NULL) {
+        return NGX_OK;
+    }
+
+    h = ngx_array_push(&hmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_ent_metrics_log_handler;
+
+    cmcf->tenant_id_index = ngx_http_ent_core_variable_index(cf,
+                                                             "ent_tenant_id");
+    cmcf->tenant_code_index = ngx_http_ent_core_variable_index(cf,
+                                                       "ent_tenant_code");
+
+    if (cmcf->tenant_code_index == NGX_ERROR) {
+        cmcf->tenant_id_index = NGX_ERROR;
+    }
+
+    if (cmcf->pg_enabled == 1) {
+        cmcf->sla_stmt = ngx_ent_pg_stmt_add(cf,
+                             "SELECT tenant_id, code, p99_ms, error_ratio, "
+                             "min_requests FROM ent.sla_all()", 0);
+        if (cmcf->sla_stmt == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a variable's index when some module defines it, else NGX_ERROR */
+
+static ngx_int_t
+ngx_http_ent_core_variable_index(ngx_conf_t *cf, char *name)
+{
+    ngx_str_t                   s;
+    ngx_uint_t                  i;
+    ngx_hash_key_t             *key;
+    ngx_http_core_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    s.data = (u_char *) name;
+    s.len = ngx_strlen(name);
+
+    if (hmcf->variables_keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    key = hmcf->variables_keys->keys.elts;
+
+    for (i = 0; i < hmcf->variables_keys->keys.nelts; i++) {
+        if (key[i].key.len == s.len
+            && ngx_strncmp(key[i].key.data, s.data, s.len) == 0)
+        {
+            return ngx_http_get_variable_index(cf, &s);
+        }
+    }
+
+    return NGX_ERROR;
 }
 
 
@@ -984,6 +1363,18 @@ ngx_http_ent_core_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (cmcf->audit_stmt
+        && ngx_ent_audit_init_worker(cycle, cmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cmcf->metrics
+        && ngx_ent_metrics_init_worker(cycle, cmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -996,6 +1387,12 @@ ngx_http_ent_core_exit_process(ngx_cycle_t *cycle)
     cmcf = ngx_ent_core_main_conf();
     if (cmcf == NULL) {
         return;
+    }
+
+    ngx_ent_audit_exit_worker(cmcf);
+
+    if (cmcf->metrics) {
+        ngx_ent_metrics_exit_worker(cmcf);
     }
 
     ngx_ent_cache_exit_worker(cmcf);

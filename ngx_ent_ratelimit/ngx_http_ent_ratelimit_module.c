@@ -100,6 +100,17 @@ typedef struct {
 } ngx_http_ent_rl_usage_t;
 
 
+/* rejections of one tenant and policy in one minute, for the audit trail */
+typedef struct {
+    u_char                       tenant[NGX_HTTP_ENT_RL_ID_LEN];
+    ngx_str_t                    policy;
+    time_t                       minute;
+    ngx_uint_t                   count;
+} ngx_http_ent_rl_rejects_t;
+
+#define NGX_HTTP_ENT_RL_REJECTS          64
+
+
 typedef struct {
     ngx_array_t                  policies;     /* ngx_http_ent_rl_policy_t */
     ngx_shm_zone_t              *zone;
@@ -112,8 +123,9 @@ typedef struct {
     ngx_int_t                    id_index;
     ngx_msec_t                   rollup;       /* ent_ratelimit_rollup */
     ngx_ent_pg_stmt_t           *usage_stmt;
-    ngx_ent_pg_stmt_t           *event_stmt;
     ngx_http_ent_rl_usage_t     *usage;        /* per worker, lazily */
+    ngx_http_ent_rl_rejects_t   *rejects;      /* per worker, lazily */
+    ngx_event_t                  rejects_timer;
     ngx_event_t                  flush;
     time_t                       offset;       /* ent_ratelimit_time_offset */
     time_t                       logged;
@@ -254,6 +266,9 @@ static void ngx_http_ent_rl_account(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_rl_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ent_rl_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_ent_rl_flush(ngx_event_t *ev);
+static void ngx_http_ent_rl_rejected(ngx_http_request_t *r,
+    ngx_http_ent_rl_result_t *res);
+static void ngx_http_ent_rl_rejects_flush(ngx_event_t *ev);
 static void ngx_http_ent_rl_written(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_rl_push(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
@@ -453,16 +468,9 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_str_set(&name, "ent_tenant_id");
     rmcf->id_index = ngx_http_get_variable_index(cf, &name);
 
-    /* quota usage and threshold events go to PostgreSQL when there is one */
+    /* quota usage goes to PostgreSQL when there is one */
 
     if (ngx_ent_core_backends(cf) & NGX_ENT_POSTGRES) {
-        rmcf->event_stmt = ngx_ent_pg_stmt_add(cf,
-                "SELECT ent.event($1, '', 'quota_threshold', 'info', $2, "
-                "$3, $4)", 4);
-        if (rmcf->event_stmt == NULL) {
-            return NGX_ERROR;
-        }
-
         policies = rmcf->policies.elts;
 
         for (i = 0; i < rmcf->policies.nelts; i++) {
@@ -508,7 +516,6 @@ ngx_http_ent_rl_create_main_conf(ngx_conf_t *cf)
      *     rmcf->zone_size = 0;
      *     rmcf->logged = 0;
      *     rmcf->usage_stmt = NULL;
-     *     rmcf->event_stmt = NULL;
      *     rmcf->usage = NULL;
      */
 
@@ -1901,7 +1908,8 @@ ngx_http_ent_rl_event(ngx_http_request_t *r, ngx_http_ent_rl_result_t *res,
     ngx_uint_t threshold)
 {
     u_char                       *p;
-    ngx_str_t                     params[4];
+    ngx_str_t                     d[12];
+    ngx_ent_audit_event_t         ev;
     ngx_http_variable_value_t    *vv;
     ngx_http_ent_rl_main_conf_t  *rmcf;
 
@@ -1909,41 +1917,205 @@ ngx_http_ent_rl_event(ngx_http_request_t *r, ngx_http_ent_rl_result_t *res,
 
     (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->thresholds, 1);
 
-    if (rmcf->event_stmt == NULL) {
-        return;
-    }
-
     vv = ngx_http_get_indexed_variable(r, rmcf->id_index);
 
     if (vv == NULL || vv->not_found || vv->len == 0) {
         return;
     }
 
-    params[0].data = vv->data;
-    params[0].len = vv->len;
-
-    p = ngx_pnalloc(r->pool, 2 * res->policy->name.len + 256);
+    p = ngx_pnalloc(r->pool, res->policy->name.len + 6 * NGX_INT64_LEN
+                             + 32);
     if (p == NULL) {
         return;
     }
 
-    params[1].data = p;
+    ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
+
+    ev.tenant.data = vv->data;
+    ev.tenant.len = vv->len;
+    ev.action = "quota_threshold";
+    ev.result = "info";
+    ngx_str_set(&ev.target_type, "policy");
+    ev.target_id = res->policy->name;
+
+    ev.reason.data = p;
     p = ngx_sprintf(p, "%V reached %ui%%", &res->policy->name, threshold);
-    params[1].len = p - params[1].data;
+    ev.reason.len = p - ev.reason.data;
 
-    params[2] = r->connection->addr_text;
+    ngx_str_set(&d[0], "policy");
+    d[1] = res->policy->name;
+    ngx_str_set(&d[2], "#threshold");
+    d[3].data = p;
+    p = ngx_sprintf(p, "%ui", threshold);
+    d[3].len = p - d[3].data;
+    ngx_str_set(&d[4], "#used");
+    d[5].data = p;
+    p = ngx_sprintf(p, "%ui", res->used);
+    d[5].len = p - d[5].data;
+    ngx_str_set(&d[6], "#limit");
+    d[7].data = p;
+    p = ngx_sprintf(p, "%i", res->limit);
+    d[7].len = p - d[7].data;
+    ngx_str_set(&d[8], "#period_start");
+    d[9].data = p;
+    p = ngx_sprintf(p, "%T", res->start);
+    d[9].len = p - d[9].data;
+    ngx_str_set(&d[10], "#window");
+    d[11].data = p;
+    p = ngx_sprintf(p, "%T", res->window);
+    d[11].len = p - d[11].data;
 
-    /* policy names are [a-z0-9_-]: no JSON escaping needed */
+    ev.details = d;
+    ev.ndetails = 6;
 
-    params[3].data = p;
-    p = ngx_sprintf(p, "{\"policy\":\"%V\",\"threshold\":%ui,\"used\":%ui,"
-                    "\"limit\":%i,\"period_start\":%T,\"window\":%T}",
-                    &res->policy->name, threshold, res->used, res->limit,
-                    res->start, res->window);
-    params[3].len = p - params[3].data;
+    ngx_ent_audit(r, &ev);
+}
 
-    (void) ngx_ent_pg_query(NULL, rmcf->event_stmt, params,
-                            ngx_http_ent_rl_ignored, NULL);
+
+/*
+ * A rejection, counted per tenant, policy and minute in this worker; each
+ * count goes to the audit trail once its minute is over, merged there
+ * with the other workers' and nodes' into one row
+ */
+
+static void
+ngx_http_ent_rl_rejected(ngx_http_request_t *r, ngx_http_ent_rl_result_t *res)
+{
+    time_t                        minute;
+    ngx_uint_t                    i, free;
+    ngx_http_variable_value_t    *vv;
+    ngx_http_ent_rl_rejects_t    *rj;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    ngx_ent_metrics_count(r, NGX_ENT_M_RATELIMITED);
+
+    if (!ngx_ent_audit_enabled()) {
+        return;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->id_index);
+
+    if (vv == NULL || vv->not_found || vv->len != NGX_HTTP_ENT_RL_ID_LEN) {
+        return;
+    }
+
+    if (rmcf->rejects == NULL) {
+        rmcf->rejects = ngx_calloc(NGX_HTTP_ENT_RL_REJECTS
+                                   * sizeof(ngx_http_ent_rl_rejects_t),
+                                   ngx_cycle->log);
+        if (rmcf->rejects == NULL) {
+            return;
+        }
+
+        rmcf->rejects_timer.handler = ngx_http_ent_rl_rejects_flush;
+        rmcf->rejects_timer.data = rmcf;
+        rmcf->rejects_timer.log = ngx_cycle->log;
+        rmcf->rejects_timer.cancelable = 1;
+    }
+
+    minute = ngx_time() - ngx_time() % 60;
+    free = NGX_HTTP_ENT_RL_REJECTS;
+
+    for (i = 0; i < NGX_HTTP_ENT_RL_REJECTS; i++) {
+        rj = &rmcf->rejects[i];
+
+        if (rj->count == 0) {
+            if (free == NGX_HTTP_ENT_RL_REJECTS) {
+                free = i;
+            }
+
+            continue;
+        }
+
+        if (rj->minute == minute && rj->policy.data == res->policy->name.data
+            && ngx_memcmp(rj->tenant, vv->data, NGX_HTTP_ENT_RL_ID_LEN) == 0)
+        {
+            rj->count++;
+            return;
+        }
+    }
+
+    if (free == NGX_HTTP_ENT_RL_REJECTS) {
+        /* more keys than slots this minute: what is counted goes now */
+        ngx_http_ent_rl_rejects_flush(&rmcf->rejects_timer);
+        free = 0;
+    }
+
+    rj = &rmcf->rejects[free];
+    ngx_memcpy(rj->tenant, vv->data, NGX_HTTP_ENT_RL_ID_LEN);
+    rj->policy = res->policy->name;
+    rj->minute = minute;
+    rj->count = 1;
+
+    if (!rmcf->rejects_timer.timer_set) {
+        ngx_add_timer(&rmcf->rejects_timer,
+                      (minute + 61 - ngx_time()) * 1000);
+    }
+}
+
+
+static void
+ngx_http_ent_rl_rejects_flush(ngx_event_t *ev)
+{
+    ngx_http_ent_rl_main_conf_t *rmcf = ev->data;
+
+    u_char                      num[NGX_INT_T_LEN], at[NGX_TIME_T_LEN];
+    time_t                      now;
+    ngx_str_t                   d[6];
+    ngx_uint_t                  i, left;
+    ngx_ent_audit_event_t       aev;
+    ngx_http_ent_rl_rejects_t  *rj;
+
+    now = ngx_time();
+    left = 0;
+
+    for (i = 0; i < NGX_HTTP_ENT_RL_REJECTS; i++) {
+        rj = &rmcf->rejects[i];
+
+        if (rj->count == 0) {
+            continue;
+        }
+
+        if (ev->timedout && rj->minute + 60 > now && !ngx_exiting) {
+            left++;
+            continue;
+        }
+
+        ngx_memzero(&aev, sizeof(ngx_ent_audit_event_t));
+
+        aev.tenant.data = rj->tenant;
+        aev.tenant.len = NGX_HTTP_ENT_RL_ID_LEN;
+        aev.action = "ratelimit.rejected";
+        aev.result = "failure";
+        ngx_str_set(&aev.target_type, "policy");
+        aev.target_id = rj->policy;
+        ngx_str_set(&aev.reason, "requests over the limit");
+
+        ngx_str_set(&d[0], "policy");
+        d[1] = rj->policy;
+        ngx_str_set(&d[2], "#count");
+        d[3].data = num;
+        d[3].len = ngx_sprintf(num, "%ui", rj->count) - num;
+        ngx_str_set(&d[4], "#minute");
+        d[5].data = at;
+        d[5].len = ngx_sprintf(at, "%T", rj->minute) - at;
+
+        aev.details = d;
+        aev.ndetails = 3;
+        aev.merge = 1;
+
+        ngx_ent_audit(NULL, &aev);
+
+        rj->count = 0;
+    }
+
+    ev->timedout = 0;
+
+    if (left && !ev->timer_set) {
+        ngx_add_timer(ev, (now - now % 60 + 61 - now) * 1000);
+    }
 }
 
 
@@ -2225,6 +2397,8 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
     (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->rejected, 1);
+
+    ngx_http_ent_rl_rejected(r, res);
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
@@ -2602,6 +2776,16 @@ ngx_http_ent_rl_exit_process(ngx_cycle_t *cycle)
 
     if (rmcf && rmcf->flush.timer_set) {
         ngx_del_timer(&rmcf->flush);
+    }
+
+    if (rmcf && rmcf->rejects) {
+        /* the counts so far, before the audit writer closes its journal */
+        if (rmcf->rejects_timer.timer_set) {
+            ngx_del_timer(&rmcf->rejects_timer);
+        }
+
+        rmcf->rejects_timer.timedout = 0;
+        ngx_http_ent_rl_rejects_flush(&rmcf->rejects_timer);
     }
 }
 

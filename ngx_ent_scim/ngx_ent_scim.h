@@ -47,7 +47,6 @@ typedef struct {
     ngx_ent_pg_stmt_t           *gchange_stmt;
     ngx_ent_pg_stmt_t           *gdelete_stmt;
     ngx_ent_pg_stmt_t           *glist_stmt;
-    ngx_ent_pg_stmt_t           *event_stmt;
     ngx_uint_t                   max_count;
     ngx_uint_t                   rate;          /* per token, a minute */
     ngx_uint_t                   redis;

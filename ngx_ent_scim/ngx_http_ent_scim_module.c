@@ -29,7 +29,6 @@ static ngx_int_t ngx_http_ent_scim_count(ngx_http_request_t *r,
 static void ngx_http_ent_scim_counted(ngx_ent_op_t *op);
 static void ngx_http_ent_scim_event(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, const char *outcome, const char *reason);
-static void ngx_http_ent_scim_event_done(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_scim_stream(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static void ngx_http_ent_scim_streamed(ngx_ent_op_t *op);
@@ -394,7 +393,9 @@ ngx_http_ent_scim_counted(ngx_ent_op_t *op)
         && (ngx_uint_t) op->replies[0]->integer > scmf->rate)
     {
         ctx->retry_after = 60 - ngx_time() % 60;
-        ngx_http_ent_scim_event(r, ctx, "failure", "over the token's rate");
+        ngx_ent_metrics_count(r, NGX_ENT_M_RATELIMITED);
+        ngx_http_ent_scim_event(r, ctx, "ratelimit.rejected",
+                                "over the token's rate");
 
     } else {
         ctx->counted = 1;
@@ -404,55 +405,47 @@ ngx_http_ent_scim_counted(ngx_ent_op_t *op)
 }
 
 
-/* an ent.events row, written in the background */
+/*
+ * An audit event of a refused SCIM request: action "scim_token.*",
+ * "cross_tenant.scim_token", or a rate-limit rejection (counted into the
+ * one row per tenant and minute)
+ */
 
 static void
 ngx_http_ent_scim_event(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
-    const char *outcome, const char *reason)
+    const char *action, const char *reason)
 {
-    u_char                         *p;
-    ngx_str_t                       params[7];
-    ngx_http_ent_scim_main_conf_t  *scmf;
+    ngx_str_t              d[2];
+    ngx_ent_audit_event_t  ev;
 
-    scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
+    ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
 
-    params[0] = ctx->tenant_id;
-    ngx_str_set(&params[1], "");
-    ngx_str_set(&params[2], "scim");
-    params[3].data = (u_char *) outcome;
-    params[3].len = ngx_strlen(outcome);
-    params[4].data = (u_char *) reason;
-    params[4].len = ngx_strlen(reason);
-    params[5] = r->connection->addr_text;
-
-    p = ngx_pnalloc(r->pool, 32 + ctx->token_id.len);
-    if (p == NULL) {
-        return;
-    }
-
-    params[6].data = p;
+    ev.tenant = ctx->tenant_id;
+    ev.action = action;
+    ev.result = "failure";
+    ev.reason.data = (u_char *) reason;
+    ev.reason.len = ngx_strlen(reason);
 
     if (ctx->token_id.len) {
-        p = ngx_sprintf(p, "{\"token\":\"%V\"}", &ctx->token_id);
+        ev.actor = ctx->token_id;
+        ev.actor_type = "token";
+    }
+
+    if (ngx_strncmp(action, "ratelimit.", 10) == 0) {
+        ngx_str_set(&ev.target_type, "policy");
+        ngx_str_set(&ev.target_id, "scim");
+        ngx_str_set(&d[0], "#count");
+        ngx_str_set(&d[1], "1");
+        ev.details = d;
+        ev.ndetails = 1;
+        ev.merge = 1;
 
     } else {
-        p = ngx_cpymem(p, "{}", 2);
+        ngx_str_set(&ev.target_type, "scim_token");
+        ev.target_id = ctx->token_id;
     }
 
-    params[6].len = p - params[6].data;
-
-    (void) ngx_ent_pg_query(NULL, scmf->event_stmt, params,
-                            ngx_http_ent_scim_event_done, NULL);
-}
-
-
-static void
-ngx_http_ent_scim_event_done(ngx_ent_op_t *op)
-{
-    if (op->status != NGX_ENT_OK) {
-        ngx_log_error(NGX_LOG_WARN, op->log, 0,
-                      "ent scim: an event was not recorded");
-    }
+    ngx_ent_audit(r, &ev);
 }
 
 
@@ -581,8 +574,8 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ent scim: a token of another tenant");
-        ngx_http_ent_scim_event(r, ctx, "failure",
-                                "a token of another tenant");
+        ngx_http_ent_scim_event(r, ctx, "cross_tenant.scim_token",
+                                "a SCIM token of another tenant");
         goto unauthorized;
     }
 
@@ -593,7 +586,10 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
                       "ent scim: a %*s token used, id %V",
                       data ? len : 0, data ? data : (u_char *) "",
                       &ctx->token_id);
-        ngx_http_ent_scim_event(r, ctx, "failure",
+        ngx_http_ent_scim_event(r, ctx,
+                                (data && len == 7)
+                                ? "scim_token.revoked_use"
+                                : "scim_token.expired_use",
                                 (data && len == 7)
                                 ? "a revoked token used"
                                 : "an expired token used");
@@ -1752,6 +1748,13 @@ ngx_http_ent_scim_send(ngx_http_request_t *r, ngx_uint_t status,
         r->header_only = 1;
     }
 
+    ngx_ent_metrics_count(r, r->headers_out.status >= 400
+                             ? NGX_ENT_M_SCIM_ERROR : NGX_ENT_M_SCIM_OP);
+
+    if (r->headers_out.status >= 400) {
+        ngx_ent_metrics_count(r, NGX_ENT_M_SCIM_OP);
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
@@ -2131,12 +2134,7 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
                            "$3::text[], $4, $5::boolean, $6::integer, "
                            "$7::integer, $8, $9::boolean)", 9);
 
-    scmf->event_stmt = ngx_ent_pg_stmt_add(cf,
-                           "SELECT ent.event($1, $2, $3, $4, $5, $6, $7)",
-                           7);
-
-    if (scmf->event_stmt == NULL
-        || scmf->token_stmt == NULL || scmf->create_stmt == NULL
+    if (scmf->token_stmt == NULL || scmf->create_stmt == NULL
         || scmf->get_stmt == NULL || scmf->replace_stmt == NULL
         || scmf->delete_stmt == NULL || scmf->list_stmt == NULL
         || scmf->gcreate_stmt == NULL || scmf->gget_stmt == NULL

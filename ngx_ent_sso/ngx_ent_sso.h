@@ -69,7 +69,6 @@ typedef struct {
     ngx_ent_cache_t             *docs;        /* discovery, JWKS */
     ngx_ent_pg_stmt_t           *idp_stmt;
     ngx_ent_pg_stmt_t           *login_stmt;
-    ngx_ent_pg_stmt_t           *event_stmt;
     ngx_ent_cache_t             *authz_cache;
     ngx_ent_pg_stmt_t           *authz_stmt;
     ngx_ent_pg_stmt_t           *bg_stmt;

@@ -464,6 +464,15 @@ ngx_http_ent_sso_authz_check(ngx_http_request_t *r,
         /* to the second, whatever the caches say */
 
         if (ctx->az_expires <= ngx_http_ent_sso_now(r)) {
+            u_char  *p, reason[128];
+
+            p = ngx_snprintf(reason, sizeof(reason) - 1, "grant %V ended",
+                             &ctx->id.sub);
+            *p = '\0';
+
+            ngx_http_ent_sso_event(r, ctx, "breakglass.expired", "failure",
+                                   (char *) reason, &ctx->id.user_id);
+
             ngx_str_set(&missing, "an active break-glass grant");
             return ngx_http_ent_sso_deny(r, ctx, NGX_HTTP_FORBIDDEN,
                                          "breakglass_ended", &missing,

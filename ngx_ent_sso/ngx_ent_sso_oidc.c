@@ -1642,7 +1642,7 @@ ngx_http_ent_sso_fail(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         ngx_http_ent_sso_event(r, ctx,
                                ctx->endpoint
                                == NGX_HTTP_ENT_SSO_EP_BACKCHANNEL
-                               ? "logout" : "login",
+                               ? "logout.backchannel" : "login",
                                "failure", reason,
                                ctx->id.user_id.len ? &ctx->id.user_id : NULL);
     }

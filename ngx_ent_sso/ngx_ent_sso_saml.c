@@ -1102,7 +1102,7 @@ ngx_http_ent_sso_saml_slo(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "ent sso: saml: logout: %s", err[0] ? err : "invalid");
 
-    ngx_http_ent_sso_event(r, ctx, "logout", "failure", "saml: invalid "
+    ngx_http_ent_sso_event(r, ctx, "logout.idp", "failure", "saml: invalid "
                            "logout message", NULL);
 
     if (ctx->sso_status[0] == 'n') {
@@ -1140,7 +1140,7 @@ ngx_http_ent_sso_saml_slo_done(ngx_http_request_t *r,
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
     if (!revoked) {
-        ngx_http_ent_sso_event(r, ctx, "logout", "failure",
+        ngx_http_ent_sso_event(r, ctx, "logout.idp", "failure",
                                "saml: a LogoutRequest used twice", NULL);
         return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_BAD_REQUEST,
                                        "logout_failed",
@@ -1148,8 +1148,8 @@ ngx_http_ent_sso_saml_slo_done(ngx_http_request_t *r,
                                        "already.");
     }
 
-    ngx_http_ent_sso_event(r, ctx, "logout", "success", "saml: IdP-initiated",
-                           NULL);
+    ngx_http_ent_sso_event(r, ctx, "logout.idp", "success",
+                           "saml: IdP-initiated", NULL);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "ent sso: saml: IdP-initiated logout revoked %ui "
                   "session%s", ctx->nsessions,

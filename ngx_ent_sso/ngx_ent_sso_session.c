@@ -1004,7 +1004,7 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ctx->authenticated) {
-        ngx_http_ent_sso_event(r, ctx, "logout", "success", NULL,
+        ngx_http_ent_sso_event(r, ctx, "logout.user", "success", NULL,
                                &ctx->id.user_id);
     }
 
@@ -1297,7 +1297,7 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
             return ngx_http_ent_sso_saml_slo_done(r, ctx, 1);
         }
 
-        ngx_http_ent_sso_event(r, ctx, "logout", "success",
+        ngx_http_ent_sso_event(r, ctx, "logout.backchannel", "success",
                                "back-channel", NULL);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ent sso: back-channel logout revoked %ui "

@@ -41,7 +41,6 @@ static ngx_int_t ngx_http_ent_sso_push(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_sso_assertion(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_str_t *out);
 static void ngx_http_ent_sso_cleanup(void *data);
-static void ngx_http_ent_sso_event_done(ngx_ent_op_t *op);
 
 static ngx_int_t ngx_http_ent_sso_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -2049,11 +2048,23 @@ ngx_http_ent_sso_event(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     const char *kind, const char *outcome, const char *reason,
     ngx_str_t *user_id)
 {
-    u_char                        *p;
-    ngx_str_t                      params[7];
+    ngx_str_t                      d[4];
+    ngx_uint_t                     saml;
+    ngx_ent_audit_event_t          ev;
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    saml = (ctx->idp.protocol.len == 4
+            && ngx_strncmp(ctx->idp.protocol.data, "saml", 4) == 0);
+
+    if (ngx_strcmp(kind, "login") == 0) {
+        ngx_ent_metrics_count(r, outcome[0] == 's'
+                                 ? (saml ? NGX_ENT_M_SAML_LOGIN
+                                         : NGX_ENT_M_OIDC_LOGIN)
+                                 : (saml ? NGX_ENT_M_SAML_FAILURE
+                                         : NGX_ENT_M_OIDC_FAILURE));
+    }
 
     if (!smcf->events) {
         return;
@@ -2063,59 +2074,39 @@ ngx_http_ent_sso_event(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
                   "ent sso: %s %s%s%s", kind, outcome,
                   reason ? ": " : "", reason ? reason : "");
 
-    params[0] = ctx->tenant_id;
+    ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
+
+    ev.tenant = ctx->tenant_id;
+    ev.action = kind;
+    ev.result = outcome;
 
     if (user_id && user_id->len) {
-        params[1] = *user_id;
+        ev.user = *user_id;
+        ev.actor = *user_id;
+        ev.actor_type = "user";
+        ngx_str_set(&ev.target_type, "user");
+        ev.target_id = *user_id;
 
     } else {
-        ngx_str_set(&params[1], "");
+        ev.actor_type = "anonymous";
     }
-
-    params[2].data = (u_char *) kind;
-    params[2].len = ngx_strlen(kind);
-    params[3].data = (u_char *) outcome;
-    params[3].len = ngx_strlen(outcome);
 
     if (reason) {
-        params[4].data = (u_char *) reason;
-        params[4].len = ngx_strlen(reason);
-
-    } else {
-        params[4].data = NULL;
-        params[4].len = 0;
+        ev.reason.data = (u_char *) reason;
+        ev.reason.len = ngx_strlen(reason);
     }
 
-    params[5] = r->connection->addr_text;
+    ev.details = d;
 
-    /* the issuer, JSON-escaped by jansson's rules: keep it ASCII-simple */
-
-    p = ngx_pnalloc(r->pool, 32 + ctx->idp.issuer.len * 6);
-    if (p == NULL) {
-        return;
+    if (ctx->idp.protocol.len) {
+        ngx_str_set(&d[0], "protocol");
+        d[1] = ctx->idp.protocol;
+        ngx_str_set(&d[2], "issuer");
+        d[3] = ctx->idp.issuer;
+        ev.ndetails = ctx->idp.issuer.len ? 2 : 1;
     }
 
-    params[6].data = p;
-    p = ngx_cpymem(p, "{\"issuer\":\"", sizeof("{\"issuer\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, ctx->idp.issuer.data,
-                                   ctx->idp.issuer.len);
-    *p++ = '"';
-    *p++ = '}';
-    params[6].len = p - params[6].data;
-
-    (void) ngx_ent_pg_query(NULL, smcf->event_stmt, params,
-                            ngx_http_ent_sso_event_done, NULL);
-}
-
-
-static void
-ngx_http_ent_sso_event_done(ngx_ent_op_t *op)
-{
-    if (op->status != NGX_ENT_OK) {
-        ngx_log_error(NGX_LOG_WARN, op->log, 0,
-                      "ent sso: an event was not recorded (status %ui)",
-                      op->status);
-    }
+    ngx_ent_audit(r, &ev);
 }
 
 
@@ -2869,7 +2860,6 @@ ngx_http_ent_sso_create_main_conf(ngx_conf_t *cf)
      *     smcf->docs = NULL;
      *     smcf->idp_stmt = NULL;
      *     smcf->login_stmt = NULL;
-     *     smcf->event_stmt = NULL;
      *     smcf->zone = { 0, NULL };
      *     smcf->docs_zone = { 0, NULL };
      *     smcf->authz_zone = { 0, NULL };
@@ -3204,12 +3194,8 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
     smcf->login_stmt = ngx_ent_pg_stmt_add(cf,
                          "SELECT * FROM ent.sso_login($1::uuid, $2, $3, $4, "
                          "$5, $6, $7::boolean)", 7);
-    smcf->event_stmt = ngx_ent_pg_stmt_add(cf,
-                         "SELECT ent.event($1, $2, $3, $4, $5, $6, $7)", 7);
 
-    if (smcf->idp_stmt == NULL || smcf->login_stmt == NULL
-        || smcf->event_stmt == NULL)
-    {
+    if (smcf->idp_stmt == NULL || smcf->login_stmt == NULL) {
         return NGX_ERROR;
     }
 

@@ -1386,8 +1386,10 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
 {
     u_char                          *p, *last;
     ngx_str_t                       *f;
+    ngx_str_t                        d[2];
     ngx_uint_t                       i, allowed;
     struct sockaddr_in              *sin;
+    ngx_ent_audit_event_t            ev;
     ngx_http_ent_tenant_t           *t;
     ngx_http_ent_tenant_ctx_t       *ctx;
     ngx_http_ent_tenant_loc_conf_t  *tlcf;
@@ -1443,6 +1445,22 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "ent tenant: %V is not on the allow-list of "
                           "tenant \"%V\"", &r->connection->addr_text,
                           &t->code);
+
+            ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
+            ev.tenant = t->id;
+            ev.actor = r->connection->addr_text;
+            ev.actor_type = "anonymous";
+            ev.action = "ip.denied";
+            ev.result = "failure";
+            ngx_str_set(&ev.target_type, "tenant");
+            ev.target_id = t->code;
+            ngx_str_set(&ev.reason, "client address not on the allow-list");
+            ngx_str_set(&d[0], "uri");
+            d[1] = r->uri;
+            ev.details = d;
+            ev.ndetails = 1;
+
+            ngx_ent_audit(r, &ev);
 
             return ngx_http_ent_tenant_deny(r, ctx,
                        ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,

@@ -68,6 +68,9 @@ is(http($n, '/', host => 'billkid.example.com')->{headers}{'ratelimit-policy'}[0
 is(http($n, '/', host => 'first.example.com')->{headers}{'ratelimit-policy'}[0],
    '"aiq";q=10;w=2678400', 'no anchor day: the 1st (March 1 to April 1)');
 
+# the audit trail is written in the background: its rows, before the stop
+wait_until(sub { pg_sql("SELECT count(*) FROM ent.events WHERE kind = "
+                        . "'quota_threshold'") >= 2 }, 5);
 nginx_stop($n);
 my $log = check_log($n, 'before');
 is(scalar(() = $log =~ /reached 80% of "aiq"/g), 1, 'crossing 80% logged once');

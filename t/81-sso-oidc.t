@@ -242,7 +242,11 @@ like($id->{identity}{'x-ent-session'}, qr/^[A-Za-z0-9_-]{16}$/, 'X-Ent-Session: 
 unlike($r->{body}, qr/ent_session|ent_oidc/, 'our cookies never reach the upstream');
 is(join(',', pg_sql("SELECT role || ':' || status || ':' || source FROM ent.memberships")),
    'member:active:jit', 'JIT: a membership with the lowest role');
-my @ev = split /\n/, pg_sql("SELECT kind || ':' || outcome FROM ent.events ORDER BY id");
+my @ev;
+wait_until(sub {
+    @ev = split /\n/, pg_sql("SELECT kind || ':' || outcome FROM ent.events WHERE kind IN ('login', 'provision') ORDER BY id");
+    @ev >= 2;
+}, 3);
 is(join(',', sort @ev), 'login:success,provision:success',
    'events: provision, login');
 

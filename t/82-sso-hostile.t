@@ -259,9 +259,10 @@ pg_sql("UPDATE ent.memberships SET status = 'suspended' WHERE user_id = "
 is($r->{status}, 403, 'a suspended user: 403');
 like($r->{body}, qr/suspended/, '... says so');
 pg_sql("UPDATE ent.memberships SET status = 'active'");
-my @ev = split /\n/, pg_sql("SELECT reason FROM ent.events WHERE outcome = 'failure' "
-                            . "AND reason LIKE '%suspended%'");
-ok(@ev >= 1, 'the failure is recorded with its reason');
+ok(wait_until(sub {
+    pg_sql("SELECT count(*) FROM ent.events WHERE outcome = 'failure' "
+           . "AND reason LIKE '%suspended%'") >= 1 }, 3),
+   'the failure is recorded with its reason');
 
 # bearer tokens: a real JWT access token from the OP
 

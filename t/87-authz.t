@@ -284,8 +284,8 @@ is(json_decode(get($carol, 'corp', '/x')->{body})->{error}, 'suspended', '... sa
     my $id = json_decode($r->{body})->{identity};
     is($id->{'x-ent-break-glass'}, $grant, '... X-Ent-Break-Glass: the grant');
     is($id->{'x-ent-user-email'}, 'pat@platform.example', '... as the platform admin');
-    my $seen = pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'breakglass' AND reason LIKE 'grant $grant: GET %'");
-    ok($seen >= 1, '... every request recorded with the grant id');
+    ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'breakglass' AND reason LIKE 'grant $grant: GET %'") >= 1 }, 3),
+       '... every request recorded with the grant id');
     is(browser()->get($link)->{status}, 403, '... the link works once');
     system("$entctl breakglass revoke $grant --admin quinn\@platform.example >/dev/null") == 0 or die;
     ok(wait_until(sub { status($pat, 'corp', '/admin/') == 403 }, 3), '... revoked: 403 at once');

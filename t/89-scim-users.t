@@ -100,8 +100,8 @@ ok(wait_until(sub { scim('GET', '/scim/v2/Users', token => $old)->{status} == 40
    '... revoked: 401 at once');
 pg_sql("UPDATE ent.scim_tokens SET expires_at = now() - interval '1 second' WHERE id = '$old_id'");
 envelope_ok(scim('GET', '/scim/v2/Users', token => $old), 401, undef, 'an expired, revoked token');
-ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'scim' AND reason = 'a revoked token used' AND detail->>'token' = '$old_id'") >= 1 }, 3),
-   '... the revoked token\'s use recorded, with its id');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'scim_token.revoked_use' AND actor_type = 'token' AND actor = '$old_id' AND target_id = '$old_id' AND result = 'failure' AND reason = 'a revoked token used'") >= 1 }, 3),
+   '... the revoked token\'s use recorded (scim_token.revoked_use), with its id');
 
 # --- discovery
 
