@@ -454,7 +454,7 @@ BEGIN
         ['settings', 'tenant.settings', 'tenant'],
         ['platform_admins', 'platform_admin', 'platform_admin'],
         ['scim_tokens', 'scim_token', 'scim_token'],
-        ['sla_targets', 'sla.target', 'tenant'],
+        ['sla_targets', 'tenant.sla', 'tenant'],
         ['audit_retention', 'audit.retention', 'category']]
     LOOP
         IF to_regclass('ent.' || v_t[1]) IS NULL THEN

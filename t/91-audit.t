@@ -1,0 +1,266 @@
+# The audit trail: events from real flows with every field, entctl's
+# changes through the triggers, rate-limit rejections merged into one row
+# per tenant, policy and minute across workers, the outage test (PostgreSQL
+# stopped, 1,000 events over two workers, one of them killed with -9 in
+# the middle, PostgreSQL back: exactly 1,000 rows), a journal that fills
+# up, retention prune, and export.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use JSON::PP;
+use Test::More;
+
+pg_start();
+redis_start();
+echo_start();
+
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '" . EntTest::pg_dsn() . "'";
+
+sub ctl {
+    my ($args) = @_;
+    my $out = `$entctl $args 2>&1`;
+    die "entctl $args: $out" if $?;
+    return $out;
+}
+
+sub row {
+    my ($where, $cols) = @_;
+    return pg_sql("SELECT $cols FROM ent.audit WHERE $where ORDER BY seq DESC LIMIT 1");
+}
+
+ctl("tenant create walled --name Walled --tier business");
+ctl("allow add walled 10.0.0.0/8");
+ctl("tenant create acme --name Acme --tier team");
+
+my $walled = pg_sql("SELECT id FROM ent.tenants WHERE code = 'walled'");
+my $acme = pg_sql("SELECT id FROM ent.tenants WHERE code = 'acme'");
+my $actor = 'entctl:' . ($ENV{SUDO_USER} || $ENV{USER} || 'unknown');
+
+# entctl's changes, recorded by the triggers
+
+is(row("action = 'tenant.create' AND target_id = 'walled'",
+       "tenant_id || '|' || actor || '|' || actor_type || '|' || category "
+       . "|| '|' || target_type || '|' || result || '|' || "
+       . "(details->'changed'->>'code')"),
+   "$walled|$actor|platform_admin|admin|tenant|success|walled",
+   'tenant.create: the tenant, who ran entctl, admin, the new values');
+is(row("action = 'tenant.update' AND tenant_id = '$walled'",
+       "details->'changed'->>'allow_cidrs'"), '["10.0.0.0/8"]',
+   'tenant.update: what changed (the allow-list)');
+
+my $token = ctl("scim-token create acme --name okta");
+$token =~ s/\s+\z//;
+my $tok_id = pg_sql("SELECT id FROM ent.scim_tokens WHERE name = 'okta'");
+is(row("action = 'scim_token.create'",
+       "target_id || '|' || (details->'changed'->>'token_sha256') || '|' || "
+       . "(details->'changed'->>'name')"), "$tok_id|(changed)|okta",
+   'scim_token.create: the token id; its digest only named, never shown');
+ctl("scim-token revoke acme $tok_id");
+is(row("action = 'scim_token.revoke'", "target_id || '|' || tenant_id"),
+   "$tok_id|$acme", 'scim_token.revoke');
+ctl("sla set acme --p99-ms 250 --error-ratio 0.01");
+is(row("action = 'tenant.sla.create'",
+       "(details->'changed'->>'p99_ms') || '|' || category"), '250|admin',
+   'tenant.sla.create');
+unlike(pg_sql("SELECT string_agg(details::text || coalesce(reason, ''), ' ') FROM ent.audit"),
+       qr/\Q$token\E/, 'no SCIM token anywhere in the trail');
+
+# nginx: two workers behind one reuseport listener, so that both take
+# connections
+
+my $port2 = EntTest::free_port();
+my $http = <<"CONF";
+ent_postgres "\$TEST_PG_DSN" pool=2 backoff=50ms:300ms;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_cache_zone tenants:1m ttl=1h stale=1h;
+ent_ratelimit_policy tight per=minute limit=2;
+server {
+    listen 127.0.0.1:$port2 reuseport;
+    ent_tenant on;
+    ent_tenant_base_domain example.com;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    location / { proxy_pass http://127.0.0.1:\$TEST_ECHO_PORT; }
+    location /limited/ {
+        ent_ratelimit tight;
+        proxy_pass http://127.0.0.1:\$TEST_ECHO_PORT;
+    }
+}
+CONF
+my $n = nginx_start(workers => 2, http_config => $http,
+                    config => 'location / { return 204; }');
+
+my $ua = "audit-test/1.0 \x01 caf\xc3\xa9 \xff\"quote";
+my $r = http($port2, '/secret?x=1', host => 'walled.example.com',
+             headers => ['X-Forwarded-For: 192.0.2.7', "User-Agent: $ua"]);
+is($r->{status}, 403, 'an address off the allow-list: 403');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'ip.denied'") == 1 }, 5),
+   'ip.denied: written in the background');
+is(row("action = 'ip.denied'",
+       "tenant_id || '|' || actor || '|' || actor_type || '|' || category || '|' "
+       . "|| result || '|' || target_type || '|' || target_id || '|' || client_ip "
+       . "|| '|' || reason || '|' || (details->>'uri')"),
+   "$walled|192.0.2.7|anonymous|authorization|failure|tenant|walled|192.0.2.7|"
+   . "client address not on the allow-list|/secret",
+   '... tenant, actor (the real client address), category, target, reason, details');
+like(row("action = 'ip.denied'", 'request_id'), qr/^[0-9a-f]{32}$/, '... the request id');
+is(row("action = 'ip.denied'", 'user_agent'), "audit-test/1.0 \x01 caf\xc3\xa9 ?\"quote",
+   '... the User-Agent as sent, but a byte that is not UTF-8 replaced');
+like(row("action = 'ip.denied'", "to_char(at, 'YYYY')"), qr/^20\d\d$/, '... its time');
+
+# rate-limit rejections: one row per tenant, policy and minute, whichever
+# worker counted them
+
+my $sec = (gmtime)[0];
+sleep(61 - $sec) if $sec > 45;
+my %st;
+for (1 .. 12) {
+    my $s = http($port2, '/limited/', host => 'acme.example.com')->{status};
+    $st{$s}++;
+}
+is($st{429}, 10, 'ratelimit: 10 of 12 refused');
+# the counts go out when their minute ends, or when the worker exits; the
+# next workers send what the last ones left
+nginx_stop($n);
+my @left = glob("$n->{prefix}/tmp/ent_audit/*.jnl");
+ok(@left >= 1, 'after the stop, a journal holds the counts') or diag(`ls -la $n->{prefix}/tmp/ent_audit`);
+nginx_start(instance => $n, workers => 2, http_config => $http,
+            config => 'location / { return 204; }');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'ratelimit.rejected'") >= 1 }, 8),
+   'the next workers adopt the journal');
+wait_until(sub { (pg_sql("SELECT sum((details->>'count')::int) FROM ent.audit WHERE action = 'ratelimit.rejected'") || 0) >= 10 }, 8);
+is(pg_sql("SELECT count(*) || '|' || sum((details->>'count')::int) || '|' || min(target_id) "
+          . "|| '|' || min(tenant_id::text) || '|' || min(category) || '|' || "
+          . "min(to_char(at, 'SS')) FROM ent.audit WHERE action = 'ratelimit.rejected'"),
+   "1|10|tight|$acme|ratelimit|00",
+   'one row for the tenant, policy and minute, counting every rejection');
+
+# the outage: PostgreSQL stopped, 1,000 events over two workers, one
+# worker killed with -9 in the middle, PostgreSQL back
+
+my $before = pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'ip.denied'");
+http($port2, '/', host => 'walled.example.com');     # the tenant cached
+wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'ip.denied'") == $before + 1 }, 5);
+pg_stop();
+
+my (%pid_seen, $killed);
+for my $i (1 .. 1000) {
+    my $res = http($port2, "/outage/$i", host => 'walled.example.com',
+                   headers => ['X-Forwarded-For: 192.0.2.99']);
+    die "request $i: $res->{status}\n" unless $res->{status} == 403;
+    if ($i == 500) {
+        my @w = EntTest::worker_pids($n);
+        $killed = $w[0];
+        kill 'KILL', $killed;
+        wait_until(sub { !kill 0, $killed }, 5);
+        wait_until(sub { EntTest::worker_pids($n) == 2 }, 5);
+    }
+}
+my (%lines, $total);
+for my $f (glob("$n->{prefix}/tmp/ent_audit/*.jnl")) {
+    open my $fh, '<', $f or next;
+    my $c = () = grep { /192\.0\.2\.99/ } <$fh>;
+    $lines{$f} = $c;
+    $total += $c;
+}
+is($total, 1000, 'PostgreSQL down: all 1,000 events in the journals on disk');
+ok((grep { $_ > 0 } values %lines) >= 2, '... of more than one worker')
+    or diag(explain \%lines);
+ok(exists $lines{"$n->{prefix}/tmp/ent_audit/audit-$killed.jnl"},
+   '... the killed worker\'s journal left behind');
+
+pg_start();
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE client_ip = '192.0.2.99'") >= 1000 }, 30),
+   'PostgreSQL back: the events arrive');
+sleep 3;
+is(pg_sql("SELECT count(*) || '|' || count(DISTINCT details->>'uri') FROM ent.audit WHERE client_ip = '192.0.2.99'"),
+   '1000|1000', 'exactly 1,000 rows: nothing lost, nothing twice');
+ok(wait_until(sub { !-e "$n->{prefix}/tmp/ent_audit/audit-$killed.jnl" }, 5),
+   'the killed worker\'s journal adopted and removed');
+my $log = check_log($n, 'outage', allow => qr/exited on signal 9/);
+like($log, qr/adopting "[^"]*audit-$killed\.jnl"/, '... the adoption logged');
+
+# a journal that fills up: a clear error-log line, and nothing written
+# twice or out of order when it drains
+
+my $small = nginx_start(http_config => <<'CONF' . 'ent_audit_journal $TEST_TMP/small max_size=64k;',
+ent_postgres "$TEST_PG_DSN" pool=1 backoff=50ms:300ms;
+ent_cache_zone tenants:1m ttl=1h stale=1h;
+CONF
+    config => "ent_tenant on;\nent_tenant_base_domain example.com;\n"
+              . "location / { proxy_pass http://127.0.0.1:\$TEST_ECHO_PORT; }");
+http($small, '/', host => 'walled.example.com');
+sleep 1;
+pg_stop();
+for my $i (1 .. 300) {
+    http($small, "/full/$i", host => 'walled.example.com');
+}
+my ($jnl) = glob(EntTest::tmpdir() . "/small/*.jnl");
+ok($jnl && -s $jnl <= 65536, 'the journal stops at max_size') or diag($jnl);
+my $kept = 0;
+if ($jnl && open my $fh, '<', $jnl) {
+    $kept = () = <$fh>;
+}
+ok($kept > 50 && $kept < 300, "... holding $kept events");
+$log = nginx_log($small);
+is(scalar(() = $log =~ /ent audit: journal "[^"]+" is full/g), 1,
+   '... and says so in the error log, once');
+pg_start();
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'uri' LIKE '/full/%'") == $kept }, 20),
+   'PostgreSQL back: what was kept arrives');
+is(pg_sql("SELECT min((substr(details->>'uri', 7))::int) || '|' || max((substr(details->>'uri', 7))::int) FROM ent.audit WHERE details->>'uri' LIKE '/full/%'"),
+   "1|$kept", '... the first events, in order: the drop was at the end');
+ok(wait_until(sub { nginx_log($small) =~ /drained, events are kept again/ }, 5),
+   '... and the journal says it is drained');
+nginx_stop($small);
+
+# retention: entctl audit prune
+
+pg_sql(<<"SQL");
+SELECT ent.audit_write('[
+ {"id":"00000000-0000-4000-8000-000000000001","at":"2017-01-10T00:00:00Z","action":"login","result":"success","tenant":"$acme"},
+ {"id":"00000000-0000-4000-8000-000000000002","at":"2024-01-10T00:00:00Z","action":"authz","result":"failure","tenant":"$acme"},
+ {"id":"00000000-0000-4000-8000-000000000003","at":"2024-01-10T00:00:00Z","action":"login","result":"success","tenant":"$acme"},
+ {"id":"00000000-0000-4000-8000-000000000004","at":"2024-01-10T00:00:00Z","action":"authz","result":"failure","tenant":"$walled"}
+]'::jsonb);
+SQL
+ctl("audit retention set walled authorization '8 years'");
+like(ctl("audit retention list"), qr/tenant=walled\ncategory=authorization\nkeep=8 years/,
+     'retention list: the tenant\'s contract');
+my $dry = ctl("audit prune --dry-run");
+like($dry, qr/partition=audit_201701\nwhat=dropped\nrows=1/, 'dry run: the January 2017 month would go');
+like($dry, qr/partition=audit_202401\nwhat=rows expired\nrows=1/, '... and one 2024 row');
+is(pg_sql("SELECT count(*) FROM ent.audit WHERE at < '2025-01-01'"), 4, '... nothing done');
+ctl("audit prune");
+is(pg_sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM ent.audit WHERE at < '2025-01-01'"),
+   '00000000-0000-4000-8000-000000000003,00000000-0000-4000-8000-000000000004',
+   'prune: past the longest retention gone with its partition; authorization '
+   . 'past 2 years gone, authentication kept 7, the tenant\'s contract kept 8');
+is(pg_sql("SELECT to_regclass('ent.audit_201701') IS NULL"), 't', '... the partition dropped');
+like(row("action = 'audit.prune'", "actor || '|' || (details->'pruned')::text"),
+     qr/^\Q$actor\E\|\[\{"dropped": 1, "partition": "audit_201701"\}/,
+     '... and the prune recorded, with who ran it');
+
+# export
+
+my $csv = ctl("audit export walled --from 2026-01-01 --to 2100-01-01 --format csv");
+my @rows = split /\r\n/, $csv;
+is($rows[0], 'at,id,tenant_id,actor,actor_type,action,category,target_type,'
+   . 'target_id,result,reason,client_ip,user_agent,request_id,details',
+   'export csv: a header');
+is(scalar(@rows) - 1, pg_sql("SELECT count(*) FROM ent.audit WHERE tenant_id = '$walled' AND at >= '2026-01-01'"),
+   '... a line per event');
+like($csv, qr/,ip\.denied,authorization,tenant,walled,failure,client address not on the allow-list,192\.0\.2\.7,"audit-test/,
+     '... quoted where it must be');
+my @json = split /\n/, ctl("audit export walled --from 2026-01-01 --to 2100-01-01 --format json");
+my @obj = map { decode_json($_) } @json;
+is(scalar(@obj), scalar(@rows) - 1, 'export json: one object per line');
+my ($den) = grep { $_->{action} eq 'ip.denied' && $_->{client_ip} eq '192.0.2.7' } @obj;
+is($den->{details}{uri}, '/secret', '... details as JSON');
+is($den->{tenant_id}, $walled, '... every field');
+my $none = ctl("audit export walled --from 2000-01-01 --to 2000-02-01 --format json");
+is($none, '', 'an empty range: nothing');
+like(`$entctl audit export walled --from 2026-01-01 2>&1`, qr/usage/, 'without --to: usage');
+
+done_testing();
