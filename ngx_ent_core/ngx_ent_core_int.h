@@ -72,6 +72,7 @@ typedef struct {
     ngx_shm_zone_t            *shm_zone;
     ngx_slab_pool_t           *shpool;
     void                      *sh;
+    ngx_uint_t                 workers;     /* a shard each */
 } ngx_ent_metrics_t;
 
 

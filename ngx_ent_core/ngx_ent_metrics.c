@@ -166,7 +166,6 @@ ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     size_t             slot;
     ngx_uint_t         nshards, n;
-    ngx_core_conf_t   *ccf;
     ngx_ent_m_sh_t    *sh;
     ngx_slab_pool_t   *shpool;
     ngx_ent_metrics_t *m;
@@ -185,10 +184,7 @@ ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
-                                           ngx_core_module);
-
-    nshards = (ccf && ccf->worker_processes > 0) ? ccf->worker_processes : 1;
+    nshards = m->workers;
 
     slot = offsetof(ngx_ent_m_slot_t, shards)
            + nshards * sizeof(ngx_ent_m_shard_t);
@@ -1354,15 +1350,21 @@ ngx_ent_m_tenant(u_char *p, u_char *last, ngx_str_t *label,
                              "%uA\n", label, slot->sla_state);
             break;
         case 11:
-            p = ngx_slprintf(p, last, "ent_sla_window_requests"
-                             "{tenant=\"%V\"} %uA\n", label,
-                             slot->win_requests);
-            break;
         case 12:
+            for (i = 0, cnt = 0; i < NGX_ENT_M_BUCKETS; i++) {
+                cnt += s->win[i];
+            }
+
+            if (part == 11) {
+                p = ngx_slprintf(p, last, "ent_sla_window_requests"
+                                 "{tenant=\"%V\"} %ui\n", label, cnt);
+                break;
+            }
+
+            q = cnt ? s->win_errors * 1000000 / cnt : 0;
             p = ngx_slprintf(p, last, "ent_sla_window_error_ratio"
-                             "{tenant=\"%V\"} %uA.%06uA\n", label,
-                             slot->win_err / 1000000,
-                             slot->win_err % 1000000);
+                             "{tenant=\"%V\"} %ui.%06ui\n", label,
+                             q / 1000000, q % 1000000);
             break;
         case 13:
             p = ngx_slprintf(p, last, "ent_sla_target_p99_seconds"

@@ -700,6 +700,7 @@ ngx_http_ent_core_postconfiguration(ngx_conf_t *cf)
 {
     u_char                         *p;
     ngx_str_t                       base;
+    ngx_core_conf_t                *ccf;
     ngx_http_handler_pt            *h;
     ngx_http_core_main_conf_t      *hmcf;
     ngx_http_core_loc_conf_t       *clcf;
@@ -765,6 +766,14 @@ ngx_http_ent_core_postconfiguration(ngx_conf_t *cf)
     if (cmcf->metrics == NULL) {
         return NGX_OK;
     }
+
+    /* worker_processes, when set before http{} ("auto": the CPUs) */
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    cmcf->metrics->workers = (ccf && ccf->worker_processes != NGX_CONF_UNSET
+                              && ccf->worker_processes > 0)
+                             ? (ngx_uint_t) ccf->worker_processes : 1;
 
     h = ngx_array_push(&hmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
