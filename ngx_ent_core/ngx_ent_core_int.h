@@ -121,6 +121,11 @@ typedef struct {
 
 
 typedef struct {
+    ngx_flag_t                 metrics_log;   /* ent_metrics_log */
+} ngx_http_ent_core_loc_conf_t;
+
+
+typedef struct {
     ngx_uint_t                 connected;
     ngx_uint_t                 busy;
     ngx_uint_t                 queued;

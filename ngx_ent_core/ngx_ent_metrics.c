@@ -382,6 +382,13 @@ ngx_ent_metrics_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    if (!((ngx_http_ent_core_loc_conf_t *)
+          ngx_http_get_module_loc_conf(r, ngx_http_ent_core_module))
+         ->metrics_log)
+    {
+        return NGX_OK;
+    }
+
     slot = ngx_ent_m_request_slot(r, m);
 
     if (slot == ngx_ent_m_slot(m, NGX_ENT_M_OTHER)) {

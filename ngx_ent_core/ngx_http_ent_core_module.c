@@ -46,6 +46,9 @@ static char *ngx_http_ent_core_metrics_zone(ngx_conf_t *cf,
 static char *ngx_http_ent_core_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ent_core_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_ent_core_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ent_core_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_http_ent_core_variable_index(ngx_conf_t *cf,
     char *name);
 static char *ngx_http_ent_core_params(ngx_conf_t *cf, ngx_uint_t first,
@@ -179,6 +182,13 @@ static ngx_command_t  ngx_http_ent_core_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ent_metrics_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ent_core_loc_conf_t, metrics_log),
+      NULL },
+
       ngx_null_command
 };
 
@@ -193,8 +203,8 @@ static ngx_http_module_t  ngx_http_ent_core_module_ctx = {
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
 
-    NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_ent_core_create_loc_conf,     /* create location configuration */
+    ngx_http_ent_core_merge_loc_conf       /* merge location configuration */
 };
 
 
@@ -801,6 +811,34 @@ ngx_http_ent_core_postconfiguration(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+}
+
+
+static void *
+ngx_http_ent_core_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ent_core_loc_conf_t  *clcf;
+
+    clcf = ngx_palloc(cf->pool, sizeof(ngx_http_ent_core_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    clcf->metrics_log = NGX_CONF_UNSET;
+
+    return clcf;
+}
+
+
+static char *
+ngx_http_ent_core_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ent_core_loc_conf_t *prev = parent;
+    ngx_http_ent_core_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->metrics_log, prev->metrics_log, 1);
+
+    return NGX_CONF_OK;
 }
 
 

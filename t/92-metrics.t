@@ -47,6 +47,10 @@ ent_tenant_base_domain example.com;
 location / { proxy_pass http://127.0.0.1:$TEST_ECHO_PORT; }
 location /missing { return 404; }
 location /boom { return 500; }
+location /health {
+    ent_metrics_log off;
+    return 200;
+}
 location /limited/ {
     ent_ratelimit tight;
     proxy_pass http://127.0.0.1:$TEST_ECHO_PORT;
@@ -64,7 +68,8 @@ push @st, get('ta', '/missing') for 1 .. 2;
 push @st, get('tb', '/boom');
 push @st, get('tc', '/') for 1 .. 2;
 push @st, get('td', '/limited/') for 1 .. 3;
-is(join(',', @st), '200,200,200,404,404,500,200,200,200,429,429',
+push @st, get('ta', '/health') for 1 .. 2;
+is(join(',', @st), '200,200,200,404,404,500,200,200,200,429,429,200,200',
    'a known sequence of requests');
 
 sub scrape {
@@ -83,7 +88,8 @@ sub value {
     return $t =~ /^\Q$line\E (\S+)$/m ? $1 : undef;
 }
 
-is(value('ent_requests_total{tenant="ta",class="2xx"}'), 3, 'ta: 3 2xx');
+is(value('ent_requests_total{tenant="ta",class="2xx"}'), 3,
+   'ta: 3 2xx (its health checks, ent_metrics_log off, not counted)');
 is(value('ent_requests_total{tenant="ta",class="4xx"}'), 2, 'ta: 2 4xx');
 is(value('ent_requests_total{tenant="td",class="2xx"}'), 1, 'td: 1 2xx');
 is(value('ent_requests_total{tenant="td",class="4xx"}'), 2, 'td: 2 4xx (the 429s)');
