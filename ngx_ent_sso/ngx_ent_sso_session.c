@@ -22,6 +22,7 @@
 
 #include "ngx_ent_sso.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 
@@ -29,6 +30,11 @@
 
 
 static void ngx_http_ent_sso_loaded(ngx_ent_op_t *op);
+static void ngx_http_ent_sso_sid_hint(ngx_str_t *tenant, u_char *hint);
+static void ngx_http_ent_sso_sid_mac(ngx_http_ent_sso_main_conf_t *smcf,
+    u_char *raw, u_char *mac);
+static ngx_int_t ngx_http_ent_sso_sid_check(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_sso_open(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, u_char *data, size_t len);
 static ngx_int_t ngx_http_ent_sso_decode(ngx_http_request_t *r,
@@ -143,6 +149,38 @@ ngx_http_ent_sso_session_load(ngx_http_request_t *r,
         ctx->session_done = 1;
         ctx->authenticated = 1;
         ctx->status = NGX_OK;
+        return NGX_OK;
+    }
+
+    /*
+     * The session id says which tenant it was made for, under a MAC: a
+     * forged one is no session; one made for another tenant is the
+     * isolation breach signal, and no session here either
+     */
+
+    switch (ngx_http_ent_sso_sid_check(r, ctx)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        ctx->session_done = 1;
+        ctx->status = NGX_OK;
+        ctx->sso_status = "cross_tenant";
+        ctx->expired = 1;
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ent sso: a session of another tenant presented");
+        ngx_http_ent_sso_event(r, ctx, "cross_tenant.session", "failure",
+                               "a session cookie made for another tenant",
+                               NULL);
+        return NGX_OK;
+
+    default:
+        ctx->session_done = 1;
+        ctx->status = NGX_OK;
+        ctx->sso_status = "bad_cookie";
+        ctx->expired = 1;
         return NGX_OK;
     }
 
@@ -522,6 +560,71 @@ ngx_http_ent_sso_cells(ngx_http_ent_sso_ctx_t *ctx, u_char *p)
 /* create, at the end of a login: a new id every time (no fixation) */
 
 
+/*
+ * A session id: 8 random bytes, 4 bytes of SHA-256 of the tenant id (the
+ * hint), and 4 bytes of SHA-256 over the secret key and the 12 before
+ * (the MAC: only this edge makes ids that pass).  The session's own key
+ * (the cookie's other 32 bytes) is what protects it; the id only names
+ * its Redis key, and now also the tenant it belongs to.
+ */
+
+static void
+ngx_http_ent_sso_sid_hint(ngx_str_t *tenant, u_char *hint)
+{
+    u_char  md[SHA256_DIGEST_LENGTH];
+
+    (void) SHA256(tenant->data, tenant->len, md);
+    ngx_memcpy(hint, md, 4);
+}
+
+
+static void
+ngx_http_ent_sso_sid_mac(ngx_http_ent_sso_main_conf_t *smcf, u_char *raw,
+    u_char *mac)
+{
+    u_char      md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX  sha;
+
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, smcf->secret, ENT_AEAD_KEY_LEN);
+    SHA256_Update(&sha, "ent-sid", sizeof("ent-sid") - 1);
+    SHA256_Update(&sha, raw, 12);
+    SHA256_Final(md, &sha);
+
+    ngx_memcpy(mac, md, 4);
+}
+
+
+/* NGX_OK: ours, for this tenant; NGX_DECLINED: ours, another tenant's */
+
+static ngx_int_t
+ngx_http_ent_sso_sid_check(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    size_t                         len;
+    u_char                         raw[NGX_HTTP_ENT_SSO_SID_LEN + 4];
+    u_char                         hint[4], mac[4];
+    ngx_http_ent_sso_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+
+    if (ent_b64url_decode(raw, &len, ctx->sid, NGX_HTTP_ENT_SSO_SID_B64) != 0
+        || len != NGX_HTTP_ENT_SSO_SID_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ent_sso_sid_mac(smcf, raw, mac);
+
+    if (CRYPTO_memcmp(mac, raw + 12, 4) != 0) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ent_sso_sid_hint(&ctx->tenant_id, hint);
+
+    return ngx_memcmp(hint, raw + 8, 4) == 0 ? NGX_OK : NGX_DECLINED;
+}
+
+
 ngx_int_t
 ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx)
@@ -541,6 +644,10 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* random (8), the tenant's hint (4), their MAC (4) */
+    ngx_http_ent_sso_sid_hint(&ctx->tenant_id, raw + 8);
+    ngx_http_ent_sso_sid_mac(smcf, raw, raw + 12);
 
     (void) ent_b64url_encode(ctx->sid, raw, NGX_HTTP_ENT_SSO_SID_LEN);
     ngx_memcpy(ctx->skey, raw + NGX_HTTP_ENT_SSO_SID_LEN, ENT_AEAD_KEY_LEN);

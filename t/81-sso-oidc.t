@@ -249,6 +249,12 @@ wait_until(sub {
 }, 3);
 is(join(',', sort @ev), 'login:success,provision:success',
    'events: provision, login');
+like(pg_sql("SELECT actor_type || '|' || (actor = user_id::text)::text || '|' || category "
+            . "|| '|' || (details->>'protocol') || '|' || (details->>'issuer') || '|' "
+            . "|| client_ip || '|' || (request_id ~ '^[0-9a-f]{32}\$')::text "
+            . "FROM ent.audit WHERE action = 'login' AND result = 'success'"),
+     qr{^user\|true\|authentication\|oidc\|https://127\.0\.0\.1:\d+/?\|127\.0\.0\.1\|true$},
+     'login: the user as actor, the protocol and issuer, address, request id');
 
 # the session in Redis is sealed: no identity in clear
 
@@ -320,6 +326,10 @@ is($r->{body}, qq({"authenticated":false}\n), '... authenticated false');
 $api->set_cookie('__Host-ent_session', $cookie, host => 'beta.example.com');
 $r = $api->request('GET', "$beta/x", ['Accept' => 'application/json']);
 is($r->{status}, 401, "acme's session cookie on beta: 401");
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'cross_tenant.session' "
+                           . "AND tenant_id = (SELECT id FROM ent.tenants WHERE code = 'beta') "
+                           . "AND category = 'security' AND result = 'failure'") == 1 }, 3),
+   '... recorded as cross_tenant.session on beta, the isolation breach signal');
 
 # tampered and malformed cookies
 
