@@ -202,3 +202,98 @@ ngx_http_ent_scim_module requires ngx_http_ent_core_module
 --- must_die
 --- error_log
 ngx_http_ent_ratelimit_module requires ngx_http_ent_core_module
+
+=== TEST 24: audit and metrics directives
+--- http_config
+ent_postgres "host=127.0.0.1 port=5432 dbname=ent user=ent";
+ent_audit on;
+ent_audit_journal $TEST_TMP/journal max_size=1m flush=50ms;
+ent_metrics_zone 2m top=20 window=1m;
+ent_metrics_log off;
+--- config
+location /m { ent_metrics; ent_metrics_log on; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 25: a journal max_size too small
+--- http_config
+ent_audit_journal /tmp/j max_size=1k;
+--- config
+--- must_die
+--- error_log
+invalid "max_size=1k" in "ent_audit_journal": at least 64k
+
+=== TEST 26: a journal flush out of range
+--- http_config
+ent_audit_journal /tmp/j flush=2m;
+--- config
+--- must_die
+--- error_log
+"flush=2m" in "ent_audit_journal" must be between 1ms and 60s
+
+=== TEST 27: an unknown journal parameter
+--- http_config
+ent_audit_journal /tmp/j maxsize=1m;
+--- config
+--- must_die
+--- error_log
+invalid parameter "maxsize=1m" in "ent_audit_journal"
+
+=== TEST 28: a duplicate journal
+--- http_config
+ent_audit_journal /tmp/j;
+ent_audit_journal /tmp/k;
+--- config
+--- must_die
+--- error_log
+"ent_audit_journal" directive is duplicate
+
+=== TEST 29: a metrics zone too small, or malformed
+--- http_config
+ent_metrics_zone 12k;
+--- config
+--- must_die
+--- error_log
+invalid size "12k" in "ent_metrics_zone"
+
+=== TEST 30: top out of range
+--- http_config
+ent_metrics_zone 1m top=0;
+--- config
+--- must_die
+--- error_log
+invalid "top=0" in "ent_metrics_zone": 1 to 10000
+
+=== TEST 31: a window out of range
+--- http_config
+ent_metrics_zone 1m window=1s;
+--- config
+--- must_die
+--- error_log
+"window=1s" in "ent_metrics_zone" must be between 3s and 1d
+
+=== TEST 32: a duplicate metrics zone
+--- http_config
+ent_metrics_zone 1m;
+ent_metrics_zone 1m;
+--- config
+--- must_die
+--- error_log
+"ent_metrics_zone" directive is duplicate
+
+=== TEST 33: ent_metrics_log takes on or off
+--- http_config
+--- config
+ent_metrics_log maybe;
+--- must_die
+--- error_log
+invalid value "maybe" in "ent_metrics_log" directive, it must be "on" or "off"
+
+=== TEST 34: ent_audit takes on or off
+--- http_config
+ent_audit yes;
+--- config
+--- must_die
+--- error_log
+invalid value "yes" in "ent_audit" directive, it must be "on" or "off"
