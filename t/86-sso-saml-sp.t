@@ -407,6 +407,15 @@ is($r->{status}, 400, 'the same LogoutRequest again: 400');
 $r = browser()->get("$acme/_ent/saml/slo?" . saml_redirect(param => 'SAMLRequest', xml => $lreq, key => $idp1b));
 is($r->{status}, 302, 'a LogoutRequest for the NameID alone: answered');
 is($b[2]->get("$acme/")->{status}, 302, '... the NameID\'s last session is gone');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'logout.idp' AND result = 'success' "
+                           . "AND category = 'authentication' AND reason = 'saml: IdP-initiated' "
+                           . "AND details->>'protocol' = 'saml'") >= 2 }, 5),
+   'each IdP-initiated logout: logout.idp, with the protocol');
+ok(pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'logout.user'") >= 1,
+   'the SP-initiated one: logout.user');
+ok(pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'login' AND result = 'success' "
+          . "AND details->>'protocol' = 'saml' AND actor_type = 'user'") >= 1,
+   'SAML logins: login, protocol saml, the user as actor');
 
 # --- SP metadata
 

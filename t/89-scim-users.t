@@ -357,6 +357,16 @@ is(pg_sql("SELECT count(*) FROM ent.memberships WHERE user_id = '$bob->{id}'"), 
 $r = scim('POST', '/scim/v2/Users', body => user('bob@acme.example.com'));
 is($r->{status}, 201, 'the same userName again after a DELETE: created');
 ok(pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'scim'") >= 15, 'every change recorded (ent.events, kind scim)');
+is(pg_sql("SELECT actor_type || '|' || (actor ~ '^[0-9a-f-]{36}\$')::text || '|' || category "
+          . "|| '|' || target_type || '|' || result FROM ent.audit "
+          . "WHERE action = 'scim.user.delete' AND target_id = '$bob->{id}'"),
+   'token|true|provisioning|user|success',
+   'scim.user.delete: the token as actor, the user as target');
+my $del_actor = pg_sql("SELECT actor FROM ent.audit WHERE action = 'scim.user.delete' AND target_id = '$bob->{id}'");
+is(pg_sql("SELECT count(*) FROM ent.scim_tokens WHERE id::text = '$del_actor'"), 1, '... a real token id');
+ok(pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'scim.user.create'") >= 3
+   && pg_sql("SELECT count(*) FROM ent.audit WHERE action IN ('scim.user.update', 'scim.user.deactivate')") >= 1,
+   'creates, updates and deactivations each their own action');
 my $tid = pg_sql("SELECT id FROM ent.tenants WHERE code = 'acme'");
 my $stream = EntTest::redis_cli('XRANGE', "ent:{t:$tid}:scim", '-', '+');
 like($stream, qr/operation\s+delete/s, 'the Redis Stream has the changes: a delete');
