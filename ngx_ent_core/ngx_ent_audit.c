@@ -319,6 +319,9 @@ ngx_ent_audit(ngx_http_request_t *r, ngx_ent_audit_event_t *ev)
         p = ngx_slprintf(p, last, ",\"merge\":true");
     }
 
+    p = ngx_ent_audit_str(p, last, "if_other_issuer", ev->other_issuer.data,
+                          ev->other_issuer.len, 512);
+
     if (r) {
         p = ngx_ent_audit_str(p, last, "ip", r->connection->addr_text.data,
                               r->connection->addr_text.len, 64);

@@ -252,6 +252,9 @@ typedef struct {
     ngx_str_t                  reason;
     ngx_str_t                 *details;
     ngx_uint_t                 ndetails;
+    ngx_str_t                  other_issuer;  /* kept only if PostgreSQL
+                                                 finds this issuer set up
+                                                 for another tenant */
     unsigned                   merge:1;
 } ngx_ent_audit_event_t;
 

@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_ent_sso_scopes_ok(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, json_t *claims);
 static ngx_uint_t ngx_http_ent_sso_has_scope(json_t *claims, u_char *scope,
     size_t len);
+static void ngx_http_ent_sso_bearer_foreign(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
 static void ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx,
     u_char *md);
 static json_t *ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
@@ -1119,6 +1121,90 @@ ngx_http_ent_sso_login_done(ngx_ent_op_t *op)
 /* bearer tokens for APIs */
 
 
+/*
+ * A refused token that names another issuer than the tenant's: perhaps a
+ * token of another tenant's IdP.  Its signature cannot be checked here
+ * (another tenant's keys), so the event is kept only if PostgreSQL finds
+ * the issuer configured for another tenant ("if_other_issuer"); at most
+ * 10 a second per worker, so that junk tokens do not flood the journal.
+ */
+
+static void
+ngx_http_ent_sso_bearer_foreign(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx)
+{
+    u_char                 *dot, *end, *buf;
+    size_t                  len;
+    json_t                 *claims, *iss;
+    ngx_str_t               d[2];
+    ngx_ent_audit_event_t   ev;
+    static time_t           second;
+    static ngx_uint_t       count;
+
+    if (second != ngx_time()) {
+        second = ngx_time();
+        count = 0;
+    }
+
+    if (count >= 10 || ctx->bearer.len > 16384) {
+        return;
+    }
+
+    end = ctx->bearer.data + ctx->bearer.len;
+    dot = ngx_strlchr(ctx->bearer.data, end, '.');
+
+    if (dot == NULL) {
+        return;
+    }
+
+    len = ngx_strlchr(dot + 1, end, '.') ? (size_t)
+          (ngx_strlchr(dot + 1, end, '.') - dot - 1) : 0;
+
+    buf = ngx_pnalloc(r->pool, len + 1);
+
+    if (len == 0 || buf == NULL
+        || ent_b64url_decode(buf, &len, dot + 1, len) != 0)
+    {
+        return;
+    }
+
+    claims = json_loadb((char *) buf, len, JSON_REJECT_DUPLICATES, NULL);
+    if (claims == NULL) {
+        return;
+    }
+
+    iss = json_object_get(claims, "iss");
+
+    if (json_is_string(iss) && json_string_length(iss) > 0
+        && json_string_length(iss) <= 512
+        && (json_string_length(iss) != ctx->idp.issuer.len
+            || ngx_strncmp(json_string_value(iss), ctx->idp.issuer.data,
+                           ctx->idp.issuer.len) != 0))
+    {
+        count++;
+
+        ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
+
+        ev.tenant = ctx->tenant_id;
+        ev.actor_type = "anonymous";
+        ev.action = "cross_tenant.token";
+        ev.result = "failure";
+        ngx_str_set(&ev.reason, "a bearer token of another tenant's "
+                                "identity provider");
+        ngx_str_set(&d[0], "issuer");
+        d[1].data = (u_char *) json_string_value(iss);
+        d[1].len = json_string_length(iss);
+        ev.details = d;
+        ev.ndetails = 1;
+        ev.other_issuer = d[1];
+
+        ngx_ent_audit(r, &ev);
+    }
+
+    json_decref(claims);
+}
+
+
 ngx_int_t
 ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
@@ -1171,6 +1257,7 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     if (rc == NGX_DECLINED) {
         ent_jwt_free(&jwt);
         ctx->sso_status = "bearer_invalid";
+        ngx_http_ent_sso_bearer_foreign(r, ctx);
         return ngx_http_ent_sso_fail(r, ctx, NGX_HTTP_UNAUTHORIZED,
                                      "invalid_token", reason,
                                      "The bearer token is not valid.");

@@ -130,6 +130,10 @@ $$;
 -- that key (whose id is derived from the key), so that a key has one row
 -- however many workers and nodes counted it, and a part sent twice counts
 -- once.
+--
+-- An event with "if_other_issuer" is kept only when that issuer is an
+-- identity provider of another tenant (a refused bearer token that names
+-- it: the edge cannot tell from the token alone).
 
 CREATE TABLE IF NOT EXISTS ent.audit_parts (
     id     uuid PRIMARY KEY,
@@ -175,6 +179,11 @@ BEGIN
            coalesce(e -> 'details', '{}'::jsonb)
       FROM jsonb_array_elements(p_batch) e
      WHERE NOT coalesce((e ->> 'merge')::boolean, false)
+       AND (e ->> 'if_other_issuer' IS NULL
+            OR EXISTS (SELECT 1 FROM ent.identity_providers p
+                        WHERE p.issuer = e ->> 'if_other_issuer'
+                          AND p.tenant_id IS DISTINCT FROM
+                              ent.audit_uuid(e ->> 'tenant')))
     ON CONFLICT (id, at) DO NOTHING;
 
     GET DIAGNOSTICS v_n = ROW_COUNT;

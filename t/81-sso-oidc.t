@@ -9,6 +9,7 @@ use lib 't/lib';
 use EntTest;
 use EntOP;
 use IO::Select;
+use MIME::Base64 qw(encode_base64);
 use Test::More;
 
 pg_start();
@@ -448,6 +449,28 @@ $r = $api->request('GET', "$acme/asserted/x",
 is($r->{status}, 200, 'a bearer token on an asserted location: 200');
 like(json_decode($r->{body})->{identity}{'x-ent-identity'} // '',
      qr/^[\w-]+\.[\w-]+\.[\w-]+$/, '... with its assertion');
+
+# acme's access token on beta: refused, and recorded as a credential of
+# another tenant (a token naming an issuer no tenant has is not)
+
+pg_sql("UPDATE ent.identity_providers SET api_audience = 'https://api.example.com' "
+       . "WHERE tenant_id = (SELECT id FROM ent.tenants WHERE code = 'beta')");
+my $junk = join '.', map { my $x = encode_base64($_, ''); $x =~ tr{+/}{-_}; $x =~ s/=+$//; $x }
+    '{"alg":"RS256","kid":"k1"}', '{"iss":"https://evil.example/","aud":"https://api.example.com"}', 'sig';
+ok(wait_until(sub {
+    $api->request('GET', "$beta/x", ['Authorization' => "Bearer $junk"]);
+    $api->request('GET', "$beta/x", ['Authorization' => "Bearer $cc->{json}{access_token}"])->{status} == 401
+    && pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'cross_tenant.token'") >= 1 }, 5),
+   "acme's bearer token on beta: 401, recorded as cross_tenant.token");
+is(pg_sql("SELECT (details->>'issuer') || '|' || category || '|' || tenant_id FROM ent.audit "
+          . "WHERE action = 'cross_tenant.token' LIMIT 1"),
+   "$op1->{issuer}|security|" . pg_sql("SELECT id FROM ent.tenants WHERE code = 'beta'"),
+   '... naming acme\'s issuer, on beta');
+sleep 0.5;
+is(pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'issuer' = 'https://evil.example/'"), 0,
+   '... an issuer of no tenant: nothing recorded');
+pg_sql("UPDATE ent.identity_providers SET api_audience = NULL "
+       . "WHERE tenant_id = (SELECT id FROM ent.tenants WHERE code = 'beta')");
 
 # a per-user limit (key=user): counted after SSO, per user
 
