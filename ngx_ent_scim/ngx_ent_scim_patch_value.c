@@ -27,7 +27,38 @@ static const ent_scim_patch_attr_t  ent_scim_patch_user_name[] = {
     { "givenName", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
     { "familyName", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
     { "formatted", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "middleName", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "honorificPrefix", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "honorificSuffix", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
 };
+
+
+/* kept and returned, never acted on (migration 015) */
+
+static const ent_scim_patch_attr_t  ent_scim_patch_user_address[] = {
+    { "formatted", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "streetAddress", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "locality", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "region", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "postalCode", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "country", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "type", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "primary", ENT_SCIM_PATCH_BOOLEAN, 0, 0, 0, 0, NULL, 0 },
+};
+
+
+/* ims, photos, entitlements, roles, x509Certificates */
+
+static const ent_scim_patch_attr_t  ent_scim_patch_user_plural[] = {
+    { "value", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "display", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "type", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "primary", ENT_SCIM_PATCH_BOOLEAN, 0, 0, 0, 0, NULL, 0 },
+};
+
+#define ent_scim_patch_plural(name)                                          \
+    { name, ENT_SCIM_PATCH_COMPLEX, 1, 0, 0, 0, ent_scim_patch_user_plural,  \
+      sizeof(ent_scim_patch_user_plural) / sizeof(ent_scim_patch_attr_t) }
 
 
 /* emails and phoneNumbers */
@@ -75,7 +106,22 @@ static const ent_scim_patch_attr_t  ent_scim_patch_user[] = {
     { "name", ENT_SCIM_PATCH_COMPLEX, 0, 0, 0, 0, ent_scim_patch_user_name,
       sizeof(ent_scim_patch_user_name) / sizeof(ent_scim_patch_attr_t) },
     { "displayName", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "nickName", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "profileUrl", ENT_SCIM_PATCH_REFERENCE, 0, 0, 0, 0, NULL, 0 },
+    { "title", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "userType", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "preferredLanguage", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "locale", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "timezone", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
     { "active", ENT_SCIM_PATCH_BOOLEAN, 0, 0, 0, 0, NULL, 0 },
+    { "addresses", ENT_SCIM_PATCH_COMPLEX, 1, 0, 0, 0,
+      ent_scim_patch_user_address,
+      sizeof(ent_scim_patch_user_address) / sizeof(ent_scim_patch_attr_t) },
+    ent_scim_patch_plural("ims"),
+    ent_scim_patch_plural("photos"),
+    ent_scim_patch_plural("entitlements"),
+    ent_scim_patch_plural("roles"),
+    ent_scim_patch_plural("x509Certificates"),
     { "emails", ENT_SCIM_PATCH_COMPLEX, 1, 0, 0, 0,
       ent_scim_patch_user_contact,
       sizeof(ent_scim_patch_user_contact) / sizeof(ent_scim_patch_attr_t) },

@@ -373,6 +373,51 @@ like($stream, qr/operation\s+delete/s, 'the Redis Stream has the changes: a dele
 like($stream, qr/\Q$bob->{id}\E/, '... of that user');
 like($stream, qr/operation\s+create.*operation\s+replace/s, '... after the creates and replaces');
 
+# --- what Entra ID sends by default: the rest of the core User schema,
+# kept and returned (never acted on: SCIM roles grant nothing)
+
+$r = scim('POST', '/scim/v2/Users', body => user('erin@acme.example.com', more => {
+    title => 'Engineer', preferredLanguage => 'de-DE', nickName => 'Eri', locale => 'de-DE',
+    timezone => 'Europe/Berlin', userType => 'Employee', profileUrl => 'https://x.example/erin',
+    name => { givenName => 'Erin', familyName => 'Doe', middleName => 'M', honorificPrefix => 'Dr.' },
+    addresses => [{ type => 'work', formatted => 'Street 1, Berlin', streetAddress => 'Street 1',
+                    locality => 'Berlin', postalCode => '10115', country => 'DE', primary => 'True' }],
+    roles => [{ value => 'admin', primary => JSON::PP::false }] }));
+is($r->{status}, 201, 'an Entra ID user with title, language, addresses, roles: 201');
+my $erin = $r->{json};
+is($erin->{title}, 'Engineer', '... title returned');
+is($erin->{name}{middleName}, 'M', '... name.middleName');
+is($erin->{addresses}[0]{locality}, 'Berlin', '... addresses');
+is($erin->{roles}[0]{value}, 'admin', '... roles kept');
+is(pg_sql("SELECT role FROM ent.memberships WHERE user_id = '$erin->{id}'"), 'member',
+   '... but SCIM roles grant no role at the edge');
+$r = scim('GET', "/scim/v2/Users/$erin->{id}");
+is_deeply([@{ $r->{json} }{qw(title preferredLanguage locale timezone userType nickName profileUrl)}],
+          ['Engineer', 'de-DE', 'de-DE', 'Europe/Berlin', 'Employee', 'Eri', 'https://x.example/erin'],
+          'GET: every one of them');
+$r = scim('PATCH', "/scim/v2/Users/$erin->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'Replace', path => 'title', value => 'Staff Engineer' },
+    { op => 'Add', path => 'addresses[type eq "work"].locality', value => 'Hamburg' },
+    { op => 'Add', path => 'addresses[type eq "home"].formatted', value => 'Home 2' },
+    { op => 'Remove', path => 'nickName' } ] });
+is($r->{status}, 200, 'PATCH as Entra ID sends it: 200');
+is($r->{json}{title}, 'Staff Engineer', '... title replaced');
+is(join(',', map { "$_->{type}:" . ($_->{locality} // $_->{formatted}) } @{ $r->{json}{addresses} }),
+   'work:Hamburg,home:Home 2', '... the work address changed, a home address made by its filter');
+ok(!exists $r->{json}{nickName}, '... nickName removed');
+is(scim('GET', "/scim/v2/Users/$erin->{id}")->{json}{title}, 'Staff Engineer', '... and stored');
+envelope_ok(scim('POST', '/scim/v2/Users', body => user('frank@acme.example.com', more => {
+    addresses => [{ type => 'work', galaxy => 'Andromeda' }] })), 400, 'invalidValue',
+    'an address with an unknown sub-attribute');
+envelope_ok(scim('POST', '/scim/v2/Users', body => user('frank@acme.example.com', more => {
+    title => { nested => 1 } })), 400, 'invalidValue', 'a title that is not a string');
+envelope_ok(scim('PATCH', "/scim/v2/Users/$erin->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'add', path => 'favouriteColour', value => 'blue' } ] }), 400, 'invalidPath',
+    'an attribute of no schema');
+$r = scim('GET', '/scim/v2/Schemas');
+ok((grep { $_->{name} eq 'addresses' } @{ $r->{json}{Resources}[0]{attributes} }),
+   'Schemas lists them');
+
 check_log($n, 'scim');
 check_log($n2, 'scim 2');
 
