@@ -190,13 +190,21 @@ AS $$
 DECLARE
     v_row  ent.scim_users;
 BEGIN
-    IF p_status NOT IN (200, 201) OR p_body ->> 'id' IS NULL THEN
+    IF p_status NOT IN (200, 201) OR p_body ->> 'id' IS NULL
+       OR (p_status = 201 AND p_extra = '{}'::jsonb)
+    THEN
+        -- nothing to keep (a new row's extra is already empty)
         RETURN p_body;
     END IF;
 
     UPDATE ent.scim_users s SET extra = p_extra
      WHERE s.tenant_id = p_tenant AND s.id = (p_body ->> 'id')::uuid
+       AND s.extra IS DISTINCT FROM p_extra
     RETURNING * INTO v_row;
+
+    IF NOT FOUND THEN
+        RETURN p_body;
+    END IF;
 
     RETURN ent.scim_user_json(v_row, p_base);
 END
