@@ -55,11 +55,13 @@ ent_sso_secret_key $keyfile;
 ent_sso_session_timeout 1h 12h;
 ent_sso_session_cache 1s;
 ent_ratelimit_policy peruser per=hour limit=2 key=user;
+ent_metrics_zone 1m;
 CONF
 
 my $config = <<"CONF";
 ent_tenant on;
 ent_tenant_base_domain example.com;
+location = /_ent/metrics { ent_metrics; }
 location = /_ent/fetch {
     internal;
     proxy_pass \$ent_sso_fetch_url;
@@ -566,6 +568,18 @@ is(redis_cli('EXISTS', $skey), 0, 'the session is gone from Redis');
 $api->set_cookie('__Host-ent_session', $cookie, host => 'acme.example.com');
 $r = $api->request('GET', "$acme/x", ['Accept' => 'application/json']);
 is($r->{status}, 401, 'the old cookie no longer works');
+
+# the metrics count the same logins the audit trail has, per protocol
+
+my $m = http($n, '/_ent/metrics', host => 'acme.example.com')->{body};
+for my $res (qw(success failure)) {
+    my ($got) = $m =~ /^ent_sso_logins_total\{tenant="acme",protocol="oidc",result="$res"\} (\d+)$/m;
+    is($got, pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'login' AND result = '$res' "
+                    . "AND tenant_id = (SELECT id FROM ent.tenants WHERE code = 'acme')"),
+       "ent_sso_logins_total oidc $res: as many as the audit trail's");
+}
+like($m, qr/^ent_sso_logins_total\{tenant="acme",protocol="oidc",result="success"\} [1-9]/m,
+     '... and there were some');
 
 check_log($n, "sso");
 

@@ -47,6 +47,7 @@ ent_tenant_base_domain example.com;
 location / { proxy_pass http://127.0.0.1:$TEST_ECHO_PORT; }
 location /missing { return 404; }
 location /boom { return 500; }
+location /scim/v2/ { ent_scim on; }
 location /health {
     ent_metrics_log off;
     return 200;
@@ -144,6 +145,20 @@ sub sla_events {
     return pg_sql("SELECT string_agg(action, ',' ORDER BY seq) FROM ent.audit "
                   . "WHERE action LIKE 'sla.violation%'") // '';
 }
+
+# SCIM operations and errors, per tenant
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '" . EntTest::pg_dsn() . "'";
+my $stok = `$entctl scim-token create tb --name t 2>/dev/null`;
+chomp $stok;
+my @sc = map { http($n, $_->[0], host => 'tb.example.com',
+                    headers => ["Authorization: Bearer $stok", 'Content-Type: application/scim+json'],
+                    body => $_->[1])->{status} }
+    ['GET /scim/v2/Users'], ['GET /scim/v2/Users/00000000-0000-4000-8000-000000000009'],
+    ['POST /scim/v2/Users', '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]}'];
+is(join(',', @sc), '200,404,400', 'three SCIM requests');
+$t = scrape()->{body};
+is(value('ent_scim_operations_total{tenant="tb"}'), 3, 'ent_scim_operations_total 3');
+is(value('ent_scim_errors_total{tenant="tb"}'), 2, 'ent_scim_errors_total 2');
 
 get('slow', '/?ent_delay=300') for 1 .. 4;
 ok(wait_until(sub { sla_events() eq 'sla.violation_start' }, 10),
