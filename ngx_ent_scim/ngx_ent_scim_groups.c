@@ -29,6 +29,8 @@ static ngx_int_t ngx_http_ent_scim_group_op(json_t *actions, const char *op,
 static ngx_int_t ngx_http_ent_scim_group_attr(json_t *actions,
     const char *op, const char *name, json_t *value, const char **scim_type,
     const char **detail);
+static void ngx_http_ent_scim_forget(json_t *actions, const char *key,
+    const char *id);
 static void ngx_http_ent_scim_append(json_t *actions, const char *key,
     json_t *members);
 static ngx_uint_t ngx_http_ent_scim_members_wanted(ngx_http_request_t *r);
@@ -402,6 +404,10 @@ ngx_http_ent_scim_group_op(json_t *actions, const char *op, const char *path,
         (void) json_object_set_new(actions, "remove", ids);
     }
 
+    /* in the order of the operations: an earlier add of it is undone */
+    ngx_http_ent_scim_forget(actions, "add", f->value);
+    ngx_http_ent_scim_forget(actions, "replace_members", f->value);
+
     (void) json_array_append_new(ids, json_string(f->value));
 
     ent_scim_path_free(&p);
@@ -451,6 +457,10 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
 
     if (ngx_strcasecmp((u_char *) op, (u_char *) "remove") == 0) {
         if (value == NULL || json_is_null(value)) {
+            /* what earlier operations did to members no longer matters */
+            (void) json_object_del(actions, "add");
+            (void) json_object_del(actions, "remove");
+            (void) json_object_del(actions, "replace_members");
             (void) json_object_set_new(actions, "remove_all", json_true());
             return NGX_OK;
         }
@@ -472,6 +482,10 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
 
         json_array_foreach(value, i, m) {
             if (json_is_string(json_object_get(m, "value"))) {
+                ngx_http_ent_scim_forget(actions, "add",
+                    json_string_value(json_object_get(m, "value")));
+                ngx_http_ent_scim_forget(actions, "replace_members",
+                    json_string_value(json_object_get(m, "value")));
                 (void) json_array_append(ids, json_object_get(m, "value"));
             }
         }
@@ -494,14 +508,55 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
 
     if (ngx_strcasecmp((u_char *) op, (u_char *) "replace") == 0) {
         (void) json_object_del(actions, "add");
+        (void) json_object_del(actions, "remove");
         (void) json_object_set_new(actions, "replace_members", value);
         return NGX_OK;
+    }
+
+    /* in the order of the operations: an earlier remove of it is undone */
+
+    json_array_foreach(value, i, m) {
+        if (json_is_string(json_object_get(m, "value"))) {
+            ngx_http_ent_scim_forget(actions, "remove",
+                json_string_value(json_object_get(m, "value")));
+        }
     }
 
     ngx_http_ent_scim_append(actions, "add", value);
     json_decref(value);
 
     return NGX_OK;
+}
+
+
+/*
+ * A member out of a list of the actions ("add" and "replace_members" hold
+ * {"value": id}, "remove" the ids), so that a later operation on it wins
+ */
+
+static void
+ngx_http_ent_scim_forget(json_t *actions, const char *key, const char *id)
+{
+    size_t   i;
+    json_t  *list, *e, *v;
+
+    list = json_object_get(actions, key);
+
+    if (!json_is_array(list)) {
+        return;
+    }
+
+    for (i = json_array_size(list); i > 0; i--) {
+        e = json_array_get(list, i - 1);
+        v = json_is_object(e) ? json_object_get(e, "value") : e;
+
+        if (json_is_string(v)
+            && ngx_strcasecmp((u_char *) json_string_value(v), (u_char *) id)
+               == 0)
+        {
+            (void) json_array_remove(list, i - 1);
+        }
+    }
 }
 
 

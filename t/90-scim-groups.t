@@ -135,6 +135,20 @@ $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operat
     { op => 'replace', value => { id => $g->{id}, displayName => 'Eng' } } ] });
 is($r->{json}{displayName}, 'Eng', 'PATCH rename with no path and the same id (Okta)');
 is(EntTest::header($r, 'etag'), 'W/"6"', '... each PATCH a new version');
+# operations apply in their order (RFC 7644 3.5.2)
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{ann} }] },
+    { op => 'remove', path => qq{members[value eq "$uid{ann}"]} } ] });
+is_deeply([map { $_->{value} } @{ $r->{json}{members} }], [$uid{dot}], 'PATCH add then remove of one member: not a member');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'remove', path => 'members', value => [{ value => $uid{dot} }] },
+    { op => 'add', path => 'members', value => [{ value => $uid{dot} }] } ] });
+is_deeply([map { $_->{value} } @{ $r->{json}{members} }], [$uid{dot}], 'PATCH remove then add: a member');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{ben} }] },
+    { op => 'remove', path => 'members' },
+    { op => 'add', path => 'members', value => [{ value => $uid{dot} }] } ] });
+is_deeply([map { $_->{value} } @{ $r->{json}{members} }], [$uid{dot}], 'PATCH add, remove all, add: only the last');
 $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
     { op => 'add', path => 'members', value => [{ value => $uid{ann} }] },
     { op => 'add', path => 'members', value => [{ value => 'not-a-user' }] } ] });
