@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -477,7 +479,13 @@ entctl_actor(void)
     if (actor[0] == '\0') {
         u = getenv("SUDO_USER");
         u = (u && *u) ? u : getenv("USER");
-        u = (u && *u) ? u : "unknown";
+
+        if (u == NULL || *u == '\0') {
+            struct passwd  *pw = getpwuid(getuid());
+
+            u = pw ? pw->pw_name : "unknown";
+        }
+
         snprintf(actor, sizeof(actor), "entctl:%.100s", u);
     }
 

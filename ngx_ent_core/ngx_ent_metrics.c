@@ -197,12 +197,16 @@ ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     /* as many slots as the zone holds, past the allocator's own pages */
 
+    shpool->log_nomem = 0;      /* the failed tries are not news */
+
     for (n = shm_zone->shm.size / slot; n >= 4; n -= n / 16 + 1) {
         sh->slots = ngx_slab_calloc(shpool, n * slot);
         if (sh->slots) {
             break;
         }
     }
+
+    shpool->log_nomem = 1;
 
     if (sh->slots == NULL) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,

@@ -35,7 +35,7 @@ ctl("tenant create acme --name Acme --tier team");
 
 my $walled = pg_sql("SELECT id FROM ent.tenants WHERE code = 'walled'");
 my $acme = pg_sql("SELECT id FROM ent.tenants WHERE code = 'acme'");
-my $actor = 'entctl:' . ($ENV{SUDO_USER} || $ENV{USER} || 'unknown');
+my $actor = 'entctl:' . ($ENV{SUDO_USER} || $ENV{USER} || getpwuid($<) || 'unknown');
 
 # entctl's changes, recorded by the triggers
 
