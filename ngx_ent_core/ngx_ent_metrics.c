@@ -5,11 +5,14 @@
  * found by hashing the tenant id (open addressing; a slot is claimed under
  * the zone's mutex, once per tenant, and never moves).  Two slots are
  * reserved: requests without a tenant, and the tenants that no longer fit.
- * Each slot has one shard of counters per worker: a worker adds to its own
- * shard only (atomic adds on a cache line no other worker writes, so they
- * never contend); readers sum the shards.  Nothing is allocated per
- * request: the log-phase handler finds the slot and adds to fixed
- * counters and fixed latency buckets.
+ * Each slot has two sets of shards of counters, a shard per worker in each:
+ * the workers of one configuration cycle write one set, those of the next
+ * (after a reload, while the old ones finish) the other, so that a shard
+ * has one writer and takes plain additions, no locked instructions.  (A
+ * worker whose number is past the zone's shards, after a reload that
+ * raised worker_processes, adds atomically.)  Readers sum every shard.
+ * Nothing is allocated per request: the log-phase handler finds the slot
+ * and adds to fixed counters and fixed latency buckets.
  *
  * Each shard also keeps a ring of NGX_ENT_M_WINDOW buckets of the last
  * "ent_sla_window" (latency histogram and 5xx count): the window that the
@@ -98,7 +101,9 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                 nslots;
-    ngx_uint_t                 nshards;
+    ngx_uint_t                 nshards;        /* 2 x workers */
+    ngx_uint_t                 workers;
+    ngx_atomic_t               gen;            /* configuration cycles */
     size_t                     slot_size;
     ngx_atomic_t               tick;           /* the last tick evaluated */
     ngx_atomic_t               sla_next;       /* when to reload targets */
@@ -176,15 +181,17 @@ ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (om) {
         m->sh = om->sh;
+        ((ngx_ent_m_sh_t *) m->sh)->gen++;
         return NGX_OK;
     }
 
     if (shm_zone->shm.exists) {
         m->sh = shpool->data;
+        ((ngx_ent_m_sh_t *) m->sh)->gen++;
         return NGX_OK;
     }
 
-    nshards = m->workers;
+    nshards = 2 * m->workers;
 
     slot = offsetof(ngx_ent_m_slot_t, shards)
            + nshards * sizeof(ngx_ent_m_shard_t);
@@ -217,6 +224,7 @@ ngx_ent_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     sh->nshards = nshards;
+    sh->workers = m->workers;
     sh->slot_size = slot;
     sh->nslots = n;
 
@@ -326,17 +334,33 @@ ngx_ent_m_bucket(ngx_msec_t ms)
 }
 
 
+static ngx_uint_t  ngx_ent_m_index;       /* this worker's shard */
+static ngx_uint_t  ngx_ent_m_shared;      /* ... which it shares */
+
+
 static ngx_inline ngx_ent_m_shard_t *
 ngx_ent_m_shard(ngx_ent_metrics_t *m, ngx_ent_m_slot_t *slot)
 {
-    return &slot->shards[ngx_worker
-                         % ((ngx_ent_m_sh_t *) m->sh)->nshards];
+    return &slot->shards[ngx_ent_m_index];
 }
+
+
+/* one writer per shard: plain additions */
+
+#define ngx_ent_m_inc(var, n)                                                \
+    do {                                                                     \
+        if (ngx_ent_m_shared) {                                              \
+            (void) ngx_atomic_fetch_add(&(var), n);                          \
+        } else {                                                             \
+            (var) += (n);                                                    \
+        }                                                                    \
+    } while (0)
 
 
 static ngx_ent_m_slot_t *
 ngx_ent_m_request_slot(ngx_http_request_t *r, ngx_ent_metrics_t *m)
 {
+    ngx_ent_m_slot_t               *slot;
     ngx_http_variable_value_t      *id, *code;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
@@ -350,6 +374,13 @@ ngx_ent_m_request_slot(ngx_http_request_t *r, ngx_ent_metrics_t *m)
 
     if (id == NULL || id->not_found || id->len != 36) {
         return ngx_ent_m_slot(m, NGX_ENT_M_NONE);
+    }
+
+    /* a tenant seen before: no need for its code */
+
+    slot = ngx_ent_m_find(m, id->data, id->len, NULL, 0, 0);
+    if (slot) {
+        return slot;
     }
 
     code = ngx_http_get_indexed_variable(r, cmcf->tenant_code_index);
@@ -404,7 +435,7 @@ ngx_ent_metrics_log_handler(ngx_http_request_t *r)
 
     status = r->err_status ? r->err_status : r->headers_out.status;
     i = (status >= 100 && status < 600) ? status / 100 - 1 : 5;
-    (void) ngx_atomic_fetch_add(&sh->status[i], 1);
+    ngx_ent_m_inc(sh->status[i], 1);
 
     tp = ngx_timeofday();
     ms = (ngx_msec_t) ((tp->sec - r->start_sec) * 1000
@@ -414,8 +445,8 @@ ngx_ent_metrics_log_handler(ngx_http_request_t *r)
     }
 
     b = ngx_ent_m_bucket(ms);
-    (void) ngx_atomic_fetch_add(&sh->latency[b], 1);
-    (void) ngx_atomic_fetch_add(&sh->latency_ms, ms);
+    ngx_ent_m_inc(sh->latency[b], 1);
+    ngx_ent_m_inc(sh->latency_ms, ms);
 
     if (r->upstream_states && r->upstream_states->nelts) {
         state = r->upstream_states->elts;
@@ -428,13 +459,13 @@ ngx_ent_metrics_log_handler(ngx_http_request_t *r)
             }
         }
 
-        (void) ngx_atomic_fetch_add(&sh->upstream[ngx_ent_m_bucket(ums)], 1);
-        (void) ngx_atomic_fetch_add(&sh->upstream_ms, ums);
+        ngx_ent_m_inc(sh->upstream[ngx_ent_m_bucket(ums)], 1);
+        ngx_ent_m_inc(sh->upstream_ms, ums);
     }
 
     sent = r->connection->sent;
-    (void) ngx_atomic_fetch_add(&sh->bytes_in, r->request_length);
-    (void) ngx_atomic_fetch_add(&sh->bytes_out, sent > 0 ? sent : 0);
+    ngx_ent_m_inc(sh->bytes_in, r->request_length);
+    ngx_ent_m_inc(sh->bytes_out, sent > 0 ? sent : 0);
 
     /* the window */
 
@@ -448,10 +479,10 @@ ngx_ent_metrics_log_handler(ngx_http_request_t *r)
         w->epoch = epoch;
     }
 
-    (void) ngx_atomic_fetch_add(&w->latency[b], 1);
+    ngx_ent_m_inc(w->latency[b], 1);
 
     if (status >= 500 && status < 600) {
-        (void) ngx_atomic_fetch_add(&w->errors, 1);
+        ngx_ent_m_inc(w->errors, 1);
     }
 
     return NGX_OK;
@@ -478,8 +509,7 @@ ngx_ent_metrics_count(ngx_http_request_t *r, ngx_uint_t counter)
 
     slot = ngx_ent_m_request_slot(r->main, m);
 
-    (void) ngx_atomic_fetch_add(&ngx_ent_m_shard(m, slot)->counters[counter],
-                                1);
+    ngx_ent_m_inc(ngx_ent_m_shard(m, slot)->counters[counter], 1);
 }
 
 
@@ -578,6 +608,16 @@ ngx_int_t
 ngx_ent_metrics_init_worker(ngx_cycle_t *cycle,
     ngx_http_ent_core_main_conf_t *cmcf)
 {
+    ngx_ent_m_sh_t  *sh;
+
+    sh = cmcf->metrics->sh;
+
+    if (sh) {
+        ngx_ent_m_index = (ngx_worker % sh->workers)
+                          + (sh->gen & 1) * sh->workers;
+        ngx_ent_m_shared = (ngx_worker >= sh->workers);
+    }
+
     ngx_ent_m_timer.handler = ngx_ent_m_tick;
     ngx_ent_m_timer.data = cmcf;
     ngx_ent_m_timer.log = cycle->log;

@@ -132,6 +132,16 @@ my @bad = grep { !/^(# (HELP|TYPE) \S+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^
 ok(!@bad, 'every line parses') or diag(join "\n", @bad[0 .. 4]);
 
 is(http($mport, 'POST /_ent/metrics')->{status}, 405, 'POST: 405');
+
+# a reload keeps the counts; the new workers count on
+nginx_reload($n, http_config => $http, config => $config, workers => 2);
+get('ta', '/');
+$t = scrape()->{body};
+is(value('ent_requests_total{tenant="ta",class="2xx"}'), 4, 'after a reload: the counts kept, the new request counted');
+nginx_reload($n, http_config => $http, config => $config, workers => 2);
+get('ta', '/') for 1 .. 2;
+$t = scrape()->{body};
+is(value('ent_requests_total{tenant="ta",class="2xx"}'), 6, '... and after another');
 nginx_stop($n);
 check_log($n, 'metrics');
 
