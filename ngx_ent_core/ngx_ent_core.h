@@ -261,6 +261,20 @@ typedef struct {
 NGX_ENT_API void ngx_ent_audit(ngx_http_request_t *r,
     ngx_ent_audit_event_t *ev);
 
+/* a numeric detail, d[0] its name ("#count"), d[1] n written at p (room for
+   NGX_INT64_LEN); returns the end of the digits */
+static ngx_inline u_char *
+ngx_ent_audit_number(ngx_str_t *d, const char *name, u_char *p, int64_t n)
+{
+    d[0].data = (u_char *) name;
+    d[0].len = ngx_strlen(name);
+    d[1].data = p;
+    p = ngx_sprintf(p, "%L", n);
+    d[1].len = p - d[1].data;
+
+    return p;
+}
+
 /* whether events are kept at all (ent_audit on, PostgreSQL configured) */
 NGX_ENT_API ngx_uint_t ngx_ent_audit_enabled(void);
 

@@ -141,6 +141,8 @@ extern ngx_module_t  ngx_http_ent_core_module;
 
 
 ngx_http_ent_core_main_conf_t *ngx_ent_core_main_conf(void);
+ngx_int_t ngx_http_ent_core_send(ngx_http_request_t *r, ngx_buf_t *b,
+    char *type, size_t type_len);
 
 /* operations */
 ngx_ent_op_t *ngx_ent_op_create(ngx_http_request_t *r, size_t extra,

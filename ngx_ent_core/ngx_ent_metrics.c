@@ -84,8 +84,7 @@ typedef struct {
     ngx_atomic_t               sla_min;
     ngx_atomic_t               sla_state;     /* 1: violating */
 
-    /* the last evaluation, for the metrics */
-    ngx_atomic_t               win_requests;
+    /* the last evaluation, for its events */
     ngx_atomic_t               win_p99;       /* microseconds */
     ngx_atomic_t               win_err;       /* parts per million */
 
@@ -125,6 +124,7 @@ typedef struct {
     ngx_uint_t                 bytes_out;
     ngx_uint_t                 counters[NGX_ENT_M_COUNTERS];
     ngx_uint_t                 win[NGX_ENT_M_BUCKETS];
+    ngx_uint_t                 win_requests;
     ngx_uint_t                 win_errors;
     ngx_uint_t                 requests;
 } ngx_ent_m_sum_t;
@@ -143,6 +143,9 @@ static ngx_ent_m_slot_t *ngx_ent_m_find(ngx_ent_metrics_t *m, u_char *id,
 static ngx_uint_t ngx_ent_m_bucket(ngx_msec_t ms);
 static void ngx_ent_m_add(ngx_ent_m_slot_t *slot, ngx_ent_m_sum_t *s,
     ngx_uint_t nshards, ngx_uint_t epoch);
+static void ngx_ent_m_merge(ngx_ent_m_sum_t *to, ngx_ent_m_sum_t *from);
+static u_char *ngx_ent_m_quantiles(u_char *p, u_char *last,
+    const char *name, ngx_str_t *label, ngx_ent_m_sum_t *s);
 static ngx_uint_t ngx_ent_m_quantile(ngx_uint_t *h, ngx_uint_t count,
     double q);
 static void ngx_ent_m_tick(ngx_event_t *ev);
@@ -556,11 +559,41 @@ ngx_ent_m_add(ngx_ent_m_slot_t *slot, ngx_ent_m_sum_t *s, ngx_uint_t nshards,
 
             for (j = 0; j < NGX_ENT_M_BUCKETS; j++) {
                 s->win[j] += w->latency[j];
+                s->win_requests += w->latency[j];
             }
 
             s->win_errors += w->errors;
         }
     }
+}
+
+
+static void
+ngx_ent_m_merge(ngx_ent_m_sum_t *to, ngx_ent_m_sum_t *from)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_ENT_M_CLASSES; i++) {
+        to->status[i] += from->status[i];
+    }
+
+    for (i = 0; i < NGX_ENT_M_BUCKETS; i++) {
+        to->latency[i] += from->latency[i];
+        to->upstream[i] += from->upstream[i];
+        to->win[i] += from->win[i];
+    }
+
+    for (i = 0; i < NGX_ENT_M_COUNTERS; i++) {
+        to->counters[i] += from->counters[i];
+    }
+
+    to->latency_ms += from->latency_ms;
+    to->upstream_ms += from->upstream_ms;
+    to->bytes_in += from->bytes_in;
+    to->bytes_out += from->bytes_out;
+    to->win_requests += from->win_requests;
+    to->win_errors += from->win_errors;
+    to->requests += from->requests;
 }
 
 
@@ -825,19 +858,13 @@ ngx_ent_m_sla_eval(ngx_ent_metrics_t *m, ngx_uint_t epoch)
         ngx_memzero(&s, sizeof(ngx_ent_m_sum_t));
         ngx_ent_m_add(slot, &s, sh->nshards, epoch);
 
-        s.requests = 0;
-        for (p99 = 0; p99 < NGX_ENT_M_BUCKETS; p99++) {
-            s.requests += s.win[p99];
-        }
+        p99 = ngx_ent_m_quantile(s.win, s.win_requests, 0.99);
+        err = s.win_requests ? s.win_errors * 1000000 / s.win_requests : 0;
 
-        p99 = ngx_ent_m_quantile(s.win, s.requests, 0.99);
-        err = s.requests ? s.win_errors * 1000000 / s.requests : 0;
-
-        slot->win_requests = s.requests;
         slot->win_p99 = p99;
         slot->win_err = err;
 
-        if (s.requests < slot->sla_min) {
+        if (s.win_requests < slot->sla_min) {
             /* too few to judge: a violation in progress stays */
             continue;
         }
@@ -870,7 +897,7 @@ ngx_ent_m_sla_event(ngx_ent_m_slot_t *slot, const char *action,
     ngx_str_t               d[10];
     ngx_uint_t              n;
     ngx_ent_audit_event_t   ev;
-    u_char                  buf[5][NGX_INT_T_LEN + 1];
+    u_char                  buf[5 * NGX_INT64_LEN];
 
     ngx_memzero(&ev, sizeof(ngx_ent_audit_event_t));
 
@@ -885,31 +912,14 @@ ngx_ent_m_sla_event(ngx_ent_m_slot_t *slot, const char *action,
     ev.reason.data = (u_char *) reason;
     ev.reason.len = ngx_strlen(reason);
 
-    n = 0;
-
-    ngx_str_set(&d[0], "#target_p99_ms");
-    p = ngx_sprintf(buf[0], "%uA", slot->sla_p99);
-    d[1].data = buf[0];
-    d[1].len = p - buf[0];
-    ngx_str_set(&d[2], "#target_error_ppm");
-    p = ngx_sprintf(buf[1], "%uA", slot->sla_err);
-    d[3].data = buf[1];
-    d[3].len = p - buf[1];
+    p = ngx_ent_audit_number(&d[0], "#target_p99_ms", buf, slot->sla_p99);
+    p = ngx_ent_audit_number(&d[2], "#target_error_ppm", p, slot->sla_err);
     n = 2;
 
     if (s) {
-        ngx_str_set(&d[4], "#p99_ms");
-        p = ngx_sprintf(buf[2], "%uA", slot->win_p99 / 1000);
-        d[5].data = buf[2];
-        d[5].len = p - buf[2];
-        ngx_str_set(&d[6], "#error_ppm");
-        p = ngx_sprintf(buf[3], "%uA", slot->win_err);
-        d[7].data = buf[3];
-        d[7].len = p - buf[3];
-        ngx_str_set(&d[8], "#requests");
-        p = ngx_sprintf(buf[4], "%ui", s->requests);
-        d[9].data = buf[4];
-        d[9].len = p - buf[4];
+        p = ngx_ent_audit_number(&d[4], "#p99_ms", p, slot->win_p99 / 1000);
+        p = ngx_ent_audit_number(&d[6], "#error_ppm", p, slot->win_err);
+        (void) ngx_ent_audit_number(&d[8], "#requests", p, s->win_requests);
         n = 5;
     }
 
@@ -950,7 +960,6 @@ ngx_ent_metrics_handler(ngx_http_request_t *r)
     ngx_str_t                       label;
     ngx_uint_t                      i, k, n, part, epoch, top;
     ngx_time_t                     *tp;
-    ngx_chain_t                     out;
     ngx_ent_m_sh_t                 *sh;
     ngx_ent_m_sum_t                *sums, other, node;
     ngx_ent_m_rank_t               *rank;
@@ -1047,43 +1056,12 @@ ngx_ent_metrics_handler(ngx_http_request_t *r)
     other = sums[NGX_ENT_M_OTHER];
 
     for (k = top; k < n; k++) {
-        ngx_ent_m_sum_t  *s;
-
-        s = &sums[((u_char *) rank[k].slot - sh->slots) / sh->slot_size];
-
-        for (i = 0; i < NGX_ENT_M_CLASSES; i++) {
-            other.status[i] += s->status[i];
-        }
-
-        for (i = 0; i < NGX_ENT_M_BUCKETS; i++) {
-            other.latency[i] += s->latency[i];
-            other.upstream[i] += s->upstream[i];
-            other.win[i] += s->win[i];
-        }
-
-        for (i = 0; i < NGX_ENT_M_COUNTERS; i++) {
-            other.counters[i] += s->counters[i];
-        }
-
-        other.latency_ms += s->latency_ms;
-        other.upstream_ms += s->upstream_ms;
-        other.bytes_in += s->bytes_in;
-        other.bytes_out += s->bytes_out;
-        other.requests += s->requests;
-        other.win_errors += s->win_errors;
+        ngx_ent_m_merge(&other,
+                  &sums[((u_char *) rank[k].slot - sh->slots) / sh->slot_size]);
     }
 
     for (i = 0; i < sh->nslots; i++) {
-        for (k = 0; k < NGX_ENT_M_CLASSES; k++) {
-            node.status[k] += sums[i].status[k];
-        }
-
-        for (k = 0; k < NGX_ENT_M_BUCKETS; k++) {
-            node.latency[k] += sums[i].latency[k];
-        }
-
-        node.latency_ms += sums[i].latency_ms;
-        node.requests += sums[i].requests;
+        ngx_ent_m_merge(&node, &sums[i]);
     }
 
     size = 16384 + (top + 2) * 6144 + cmcf->caches.nelts * 512;
@@ -1146,29 +1124,9 @@ ngx_ent_metrics_handler(ngx_http_request_t *r)
                          "gauge", "Latency quantiles over the last "
                          "ent_sla_window on this node");
 
-    {
-        ngx_uint_t   w[NGX_ENT_M_BUCKETS], cnt, q;
-        static char *qs[] = { "0.5", "0.95", "0.99" };
-        static double qv[] = { 0.5, 0.95, 0.99 };
-
-        ngx_memzero(w, sizeof(w));
-        cnt = 0;
-
-        for (i = 0; i < sh->nslots; i++) {
-            for (k = 0; k < NGX_ENT_M_BUCKETS; k++) {
-                w[k] += sums[i].win[k];
-                cnt += sums[i].win[k];
-            }
-        }
-
-        for (i = 0; i < 3; i++) {
-            q = ngx_ent_m_quantile(w, cnt, qv[i]);
-            p = ngx_slprintf(p, last,
-                             "ent_node_request_duration_window_seconds"
-                             "{quantile=\"%s\"} %ui.%06ui\n", qs[i],
-                             q / 1000000, q % 1000000);
-        }
-    }
+    p = ngx_ent_m_quantiles(p, last,
+                            "ent_node_request_duration_window_seconds",
+                            NULL, &node);
 
     p = ngx_ent_m_family(p, last, "ent_backend_errors_total", "counter",
                          "Backend errors and timeouts, all workers");
@@ -1259,25 +1217,10 @@ ngx_ent_metrics_handler(ngx_http_request_t *r)
     }
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ent_core_send(r, b,
+                                  "text/plain; version=0.0.4; charset=utf-8",
+                                  sizeof("text/plain") - 1);
 }
 
 
@@ -1296,9 +1239,7 @@ static u_char *
 ngx_ent_m_tenant(u_char *p, u_char *last, ngx_str_t *label,
     ngx_ent_m_sum_t *s, ngx_ent_m_slot_t *slot, ngx_uint_t part)
 {
-    ngx_uint_t   i, cum, q, cnt;
-    static char *qs[] = { "0.5", "0.95", "0.99" };
-    static double qv[] = { 0.5, 0.95, 0.99 };
+    ngx_uint_t  i, cum, q;
 
     switch (part) {
 
@@ -1378,16 +1319,8 @@ ngx_ent_m_tenant(u_char *p, u_char *last, ngx_str_t *label,
         break;
 
     case 9:
-        for (i = 0, cnt = 0; i < NGX_ENT_M_BUCKETS; i++) {
-            cnt += s->win[i];
-        }
-
-        for (i = 0; i < 3; i++) {
-            q = ngx_ent_m_quantile(s->win, cnt, qv[i]);
-            p = ngx_slprintf(p, last, "ent_request_duration_window_seconds"
-                             "{tenant=\"%V\",quantile=\"%s\"} %ui.%06ui\n",
-                             label, qs[i], q / 1000000, q % 1000000);
-        }
+        p = ngx_ent_m_quantiles(p, last, "ent_request_duration_window_seconds",
+                                label, s);
         break;
 
     default:
@@ -1401,18 +1334,13 @@ ngx_ent_m_tenant(u_char *p, u_char *last, ngx_str_t *label,
                              "%uA\n", label, slot->sla_state);
             break;
         case 11:
+            p = ngx_slprintf(p, last, "ent_sla_window_requests"
+                             "{tenant=\"%V\"} %ui\n", label,
+                             s->win_requests);
+            break;
         case 12:
-            for (i = 0, cnt = 0; i < NGX_ENT_M_BUCKETS; i++) {
-                cnt += s->win[i];
-            }
-
-            if (part == 11) {
-                p = ngx_slprintf(p, last, "ent_sla_window_requests"
-                                 "{tenant=\"%V\"} %ui\n", label, cnt);
-                break;
-            }
-
-            q = cnt ? s->win_errors * 1000000 / cnt : 0;
+            q = s->win_requests ? s->win_errors * 1000000 / s->win_requests
+                                : 0;
             p = ngx_slprintf(p, last, "ent_sla_window_error_ratio"
                              "{tenant=\"%V\"} %ui.%06ui\n", label,
                              q / 1000000, q % 1000000);
@@ -1427,6 +1355,33 @@ ngx_ent_m_tenant(u_char *p, u_char *last, ngx_str_t *label,
                              "{tenant=\"%V\"} %uA.%06uA\n", label,
                              slot->sla_err / 1000000,
                              slot->sla_err % 1000000);
+        }
+    }
+
+    return p;
+}
+
+
+/* the window's p50, p95 and p99 as gauges, of a tenant or (NULL) the node */
+
+static u_char *
+ngx_ent_m_quantiles(u_char *p, u_char *last, const char *name,
+    ngx_str_t *label, ngx_ent_m_sum_t *s)
+{
+    ngx_uint_t    i, q;
+    static char  *qs[] = { "0.5", "0.95", "0.99" };
+    static double qv[] = { 0.5, 0.95, 0.99 };
+
+    for (i = 0; i < 3; i++) {
+        q = ngx_ent_m_quantile(s->win, s->win_requests, qv[i]);
+
+        if (label) {
+            p = ngx_slprintf(p, last, "%s{tenant=\"%V\",quantile=\"%s\"} "
+                             "%ui.%06ui\n", name, label, qs[i],
+                             q / 1000000, q % 1000000);
+        } else {
+            p = ngx_slprintf(p, last, "%s{quantile=\"%s\"} %ui.%06ui\n",
+                             name, qs[i], q / 1000000, q % 1000000);
         }
     }
 

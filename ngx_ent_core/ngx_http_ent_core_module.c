@@ -1280,7 +1280,6 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
     ngx_int_t                       rc;
     ngx_buf_t                      *b;
     ngx_uint_t                      i;
-    ngx_chain_t                     out;
     ngx_ent_cache_t               **caches;
     ngx_ent_backend_stats_t         st;
     ngx_http_ent_core_main_conf_t  *cmcf;
@@ -1330,13 +1329,29 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
     p = ngx_slprintf(p, last, "}}\n");
 
     b->last = p;
+
+    return ngx_http_ent_core_send(r, b, "application/json",
+                                  sizeof("application/json") - 1);
+}
+
+
+/* a page made in memory (ent_status, ent_metrics), answered with 200 */
+
+ngx_int_t
+ngx_http_ent_core_send(ngx_http_request_t *r, ngx_buf_t *b, char *type,
+    size_t type_len)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type_len = type_len;
 
     rc = ngx_http_send_header(r);
 

@@ -1944,26 +1944,11 @@ ngx_http_ent_rl_event(ngx_http_request_t *r, ngx_http_ent_rl_result_t *res,
 
     ngx_str_set(&d[0], "policy");
     d[1] = res->policy->name;
-    ngx_str_set(&d[2], "#threshold");
-    d[3].data = p;
-    p = ngx_sprintf(p, "%ui", threshold);
-    d[3].len = p - d[3].data;
-    ngx_str_set(&d[4], "#used");
-    d[5].data = p;
-    p = ngx_sprintf(p, "%ui", res->used);
-    d[5].len = p - d[5].data;
-    ngx_str_set(&d[6], "#limit");
-    d[7].data = p;
-    p = ngx_sprintf(p, "%i", res->limit);
-    d[7].len = p - d[7].data;
-    ngx_str_set(&d[8], "#period_start");
-    d[9].data = p;
-    p = ngx_sprintf(p, "%T", res->start);
-    d[9].len = p - d[9].data;
-    ngx_str_set(&d[10], "#window");
-    d[11].data = p;
-    p = ngx_sprintf(p, "%T", res->window);
-    d[11].len = p - d[11].data;
+    p = ngx_ent_audit_number(&d[2], "#threshold", p, threshold);
+    p = ngx_ent_audit_number(&d[4], "#used", p, res->used);
+    p = ngx_ent_audit_number(&d[6], "#limit", p, res->limit);
+    p = ngx_ent_audit_number(&d[8], "#period_start", p, res->start);
+    (void) ngx_ent_audit_number(&d[10], "#window", p, res->window);
 
     ev.details = d;
     ev.ndetails = 6;
@@ -2061,7 +2046,7 @@ ngx_http_ent_rl_rejects_flush(ngx_event_t *ev)
 {
     ngx_http_ent_rl_main_conf_t *rmcf = ev->data;
 
-    u_char                      num[NGX_INT_T_LEN], at[NGX_TIME_T_LEN];
+    u_char                      num[NGX_INT64_LEN], at[NGX_INT64_LEN];
     time_t                      now;
     ngx_str_t                   d[6];
     ngx_uint_t                  i, left;
@@ -2095,12 +2080,8 @@ ngx_http_ent_rl_rejects_flush(ngx_event_t *ev)
 
         ngx_str_set(&d[0], "policy");
         d[1] = rj->policy;
-        ngx_str_set(&d[2], "#count");
-        d[3].data = num;
-        d[3].len = ngx_sprintf(num, "%ui", rj->count) - num;
-        ngx_str_set(&d[4], "#minute");
-        d[5].data = at;
-        d[5].len = ngx_sprintf(at, "%T", rj->minute) - at;
+        (void) ngx_ent_audit_number(&d[2], "#count", num, rj->count);
+        (void) ngx_ent_audit_number(&d[4], "#minute", at, rj->minute);
 
         aev.details = d;
         aev.ndetails = 3;

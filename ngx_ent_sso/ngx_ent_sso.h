@@ -208,6 +208,7 @@ struct ngx_http_ent_sso_ctx_s {
 
     /* the session cookie, decoded */
     u_char                       sid[NGX_HTTP_ENT_SSO_SID_B64];
+    u_char                       sid_raw[NGX_HTTP_ENT_SSO_SID_LEN];
     u_char                       skey[ENT_AEAD_KEY_LEN];
     u_char                       key_md[32];   /* SHA-256 of skey, tagged */
     ngx_http_ent_sso_identity_t  id;

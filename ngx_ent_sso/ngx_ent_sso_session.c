@@ -600,18 +600,13 @@ ngx_http_ent_sso_sid_mac(ngx_http_ent_sso_main_conf_t *smcf, u_char *raw,
 static ngx_int_t
 ngx_http_ent_sso_sid_check(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
-    size_t                         len;
-    u_char                         raw[NGX_HTTP_ENT_SSO_SID_LEN + 4];
+    u_char                        *raw;
     u_char                         hint[4], mac[4];
     ngx_http_ent_sso_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
-    if (ent_b64url_decode(raw, &len, ctx->sid, NGX_HTTP_ENT_SSO_SID_B64) != 0
-        || len != NGX_HTTP_ENT_SSO_SID_LEN)
-    {
-        return NGX_ERROR;
-    }
+    raw = ctx->sid_raw;
 
     ngx_http_ent_sso_sid_mac(smcf, raw, mac);
 
@@ -650,6 +645,7 @@ ngx_http_ent_sso_session_create(ngx_http_request_t *r,
     ngx_http_ent_sso_sid_mac(smcf, raw, raw + 12);
 
     (void) ent_b64url_encode(ctx->sid, raw, NGX_HTTP_ENT_SSO_SID_LEN);
+    ngx_memcpy(ctx->sid_raw, raw, NGX_HTTP_ENT_SSO_SID_LEN);
     ngx_memcpy(ctx->skey, raw + NGX_HTTP_ENT_SSO_SID_LEN, ENT_AEAD_KEY_LEN);
     ctx->key_md_done = 0;
 

@@ -989,6 +989,7 @@ again:
             {
                 (void) ent_b64url_encode(ctx->sid, raw,
                                          NGX_HTTP_ENT_SSO_SID_LEN);
+                ngx_memcpy(ctx->sid_raw, raw, NGX_HTTP_ENT_SSO_SID_LEN);
                 ngx_memcpy(ctx->skey, raw + NGX_HTTP_ENT_SSO_SID_LEN,
                            ENT_AEAD_KEY_LEN);
                 ctx->has_cookie = 1;

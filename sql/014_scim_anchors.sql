@@ -91,43 +91,24 @@ BEGIN
     THEN
         -- one walk, in one statement: the anchors and the version they
         -- belong to come from the same snapshot
-        IF p_sort = 'username' THEN
-            INSERT INTO ent.scim_anchors AS a (tenant_id, sort, version,
-                                               keys, ids)
-            SELECT p_tenant, p_sort,
-                   (SELECT c.version FROM ent.scim_counts c
-                     WHERE c.tenant_id = p_tenant),
-                   coalesce(array_agg(w.k ORDER BY w.rn), '{}'),
-                   coalesce(array_agg(w.id ORDER BY w.rn), '{}')
-              FROM (SELECT lower(u.user_name) AS k, u.id,
-                           row_number() OVER (ORDER BY lower(u.user_name),
-                                              u.id) - 1 AS rn
-                      FROM ent.scim_users u
-                     WHERE u.tenant_id = p_tenant AND u.deleted_at IS NULL
-                   ) w
-             WHERE w.rn % 1000 = 0
-            ON CONFLICT (tenant_id, sort) DO UPDATE
-               SET version = EXCLUDED.version, keys = EXCLUDED.keys,
-                   ids = EXCLUDED.ids;
-        ELSE
-            INSERT INTO ent.scim_anchors AS a (tenant_id, sort, version,
-                                               keys, ids)
-            SELECT p_tenant, p_sort,
-                   (SELECT c.version FROM ent.scim_counts c
-                     WHERE c.tenant_id = p_tenant),
-                   coalesce(array_agg(w.k ORDER BY w.rn), '{}'),
-                   coalesce(array_agg(w.id ORDER BY w.rn), '{}')
-              FROM (SELECT u.created_at::text AS k, u.id,
-                           row_number() OVER (ORDER BY u.created_at,
-                                              u.id) - 1 AS rn
-                      FROM ent.scim_users u
-                     WHERE u.tenant_id = p_tenant AND u.deleted_at IS NULL
-                   ) w
-             WHERE w.rn % 1000 = 0
-            ON CONFLICT (tenant_id, sort) DO UPDATE
-               SET version = EXCLUDED.version, keys = EXCLUDED.keys,
-                   ids = EXCLUDED.ids;
-        END IF;
+        EXECUTE format(
+            'INSERT INTO ent.scim_anchors AS a (tenant_id, sort, version, '
+            '                                  keys, ids) '
+            'SELECT $1, $2, (SELECT c.version FROM ent.scim_counts c '
+            '                 WHERE c.tenant_id = $1), '
+            '       coalesce(array_agg(w.k ORDER BY w.rn), ''{}''), '
+            '       coalesce(array_agg(w.id ORDER BY w.rn), ''{}'') '
+            '  FROM (SELECT (%1$s)::text AS k, u.id, '
+            '               row_number() OVER (ORDER BY %1$s, u.id) - 1 AS rn '
+            '          FROM ent.scim_users u '
+            '         WHERE u.tenant_id = $1 AND u.deleted_at IS NULL) w '
+            ' WHERE w.rn %% 1000 = 0 '
+            'ON CONFLICT (tenant_id, sort) DO UPDATE '
+            '   SET version = EXCLUDED.version, keys = EXCLUDED.keys, '
+            '       ids = EXCLUDED.ids',
+            CASE p_sort WHEN 'username' THEN 'lower(u.user_name)'
+                        ELSE 'u.created_at' END)
+        USING p_tenant, p_sort;
     END IF;
 
     RETURN QUERY
