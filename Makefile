@@ -186,6 +186,14 @@ test: all unit
 bench: all
 	@ENT_NGINX=$(NGX_BIN) ENT_MODULES=$(MODDIR) bash bench/run
 
+# Debian packages (debian/, with dh-sequence-nginx) into build/deb/,
+# built from a copy of the tree: see scripts/deb.sh, docs/packaging.md
+
+.PHONY: deb
+
+deb:
+	@JOBS=$(JOBS) bash scripts/deb.sh
+
 clean:
 	rm -rf build bin
 	rm -f modules/*.so modules/.built

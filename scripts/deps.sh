@@ -15,6 +15,8 @@ pkgs=(
     postgresql redis-server redis-tools
     perl libio-socket-ssl-perl openssl
     wrk curl procps psmisc dpkg-dev ca-certificates
+    gnuplot-nox apache2 libapache2-mod-auth-openidc libapache2-mod-auth-mellon
+    debhelper
 )
 
 # the tests' OpenID Provider runs on node: Debian's (18) when there is none
