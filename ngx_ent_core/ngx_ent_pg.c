@@ -93,6 +93,7 @@ static void ngx_ent_pg_fail_waiting(ngx_ent_pg_pool_t *pool);
 static void ngx_ent_pg_cancel(ngx_ent_op_t *op);
 static void ngx_ent_pg_queue_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_ent_pg_usable(ngx_ent_pg_pool_t *pool);
+static void ngx_ent_pg_revive(ngx_ent_pg_pool_t *pool);
 static u_char *ngx_ent_pg_error(PGconn *conn, u_char *buf, size_t size);
 
 
@@ -901,8 +902,12 @@ ngx_ent_pg_query(ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt,
     }
 
     if (!ngx_ent_pg_usable(pool)) {
-        pool->stats.rejected++;
-        return NGX_DECLINED;
+        ngx_ent_pg_revive(pool);
+
+        if (!ngx_ent_pg_usable(pool)) {
+            pool->stats.rejected++;
+            return NGX_DECLINED;
+        }
     }
 
     if (pool->stats.queued >= pool->conf->queue_size
@@ -986,6 +991,40 @@ static ngx_uint_t
 ngx_ent_pg_usable(ngx_ent_pg_pool_t *pool)
 {
     return pool->up > 0 || pool->connecting > 0;
+}
+
+
+/*
+ * A worker shutting down closed its idle connections (nginx does, once);
+ * a request it still serves may need one: connect one again, without
+ * backoff, its timer keeping the worker until it is up or has failed.
+ */
+
+static void
+ngx_ent_pg_revive(ngx_ent_pg_pool_t *pool)
+{
+    ngx_uint_t          i;
+    ngx_ent_pg_conn_t  *pc;
+
+    if (!ngx_exiting && !ngx_quit) {
+        return;
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        pc = &pool->conns[i];
+
+        if (pc->listener || pc->state != NGX_ENT_PG_DOWN) {
+            continue;
+        }
+
+        ngx_ent_pg_connect(pc);
+
+        if (pc->timer.timer_set) {
+            pc->timer.cancelable = 0;
+        }
+
+        return;
+    }
 }
 
 
@@ -1100,12 +1139,11 @@ ngx_ent_pg_release(ngx_ent_pg_conn_t *pc)
 
     pool = pc->pool;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
-        pc->state = NGX_ENT_PG_IDLE;
-        ngx_queue_insert_tail(&pool->idle, &pc->queue);
-        ngx_ent_pg_close(pc, NGX_ENT_UNAVAILABLE);
-        return;
-    }
+    /*
+     * Also while shutting down: the worker still serves requests that may
+     * query again; an idle connection keeps no timer, so it does not hold
+     * the worker back.
+     */
 
     pc->state = NGX_ENT_PG_IDLE;
     pc->c->idle = 1;

@@ -532,15 +532,13 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         rc->peer.connection->idle = 1;
     }
 
-    ngx_ent_op_complete(op, NGX_ENT_OK);
+    /*
+     * Kept open also while shutting down: the worker still serves requests
+     * that may send more; an idle connection keeps no timer, so it does not
+     * hold the worker back.
+     */
 
-    if (rc->ninflight == 0 && rc->state == NGX_ENT_REDIS_READY
-        && (ngx_exiting || ngx_quit || ngx_terminate))
-    {
-        /* shutting down: the last reply is in, the connection may go */
-        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
-        return NGX_ERROR;
-    }
+    ngx_ent_op_complete(op, NGX_ENT_OK);
 
     return NGX_OK;
 }
@@ -593,6 +591,43 @@ ngx_ent_redis_generation(void)
     cmcf = ngx_ent_core_main_conf();
 
     return (cmcf && cmcf->redis_pool) ? cmcf->redis_pool->generation : 0;
+}
+
+
+/*
+ * A worker shutting down closed its idle connections (nginx does, once);
+ * a request it still serves may need one: connect one again, without
+ * backoff, its timer keeping the worker until it is up or has failed.
+ */
+
+static ngx_ent_redis_conn_t *
+ngx_ent_redis_revive(ngx_ent_redis_pool_t *pool)
+{
+    ngx_uint_t             i;
+    ngx_ent_redis_conn_t  *rc;
+
+    if (!ngx_exiting && !ngx_quit) {
+        return NULL;
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        rc = &pool->conns[i];
+
+        if (rc->state != NGX_ENT_REDIS_DOWN) {
+            continue;
+        }
+
+        ngx_ent_redis_connect(rc);
+
+        if (rc->state == NGX_ENT_REDIS_CONNECTING) {
+            rc->timer.cancelable = 0;
+            return rc;
+        }
+
+        return (rc->state == NGX_ENT_REDIS_READY) ? rc : NULL;
+    }
+
+    return NULL;
 }
 
 
@@ -651,8 +686,12 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
     }
 
     if (pick == NULL) {
-        pool->stats.rejected++;
-        return NGX_DECLINED;
+        pick = ngx_ent_redis_revive(pool);
+
+        if (pick == NULL) {
+            pool->stats.rejected++;
+            return NGX_DECLINED;
+        }
     }
 
     rc = pick;

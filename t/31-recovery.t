@@ -71,6 +71,22 @@ is($st->{ops}, 0, 'no operation left behind');
 ok($st->{postgres}{reconnects} >= 1, 'PostgreSQL connections re-established');
 ok($st->{redis}{reconnects} >= 2, 'Redis connections re-established');
 
+# reloads under traffic: the old worker keeps serving what it accepted
+# (it connects again if a request needs a connection it closed as idle)
+my %by;
+for my $round (1 .. 5) {
+    my @h = map { http_start($n, $_ % 2 ? '/pg' : '/redis') } 1 .. 40;
+    kill 'HUP', $n->{pid};
+    for (1 .. 30) {
+        push @h, http_start($n, $_ % 2 ? '/pg' : '/redis');
+        sleep 0.01;
+    }
+    $by{ http_finish($_, timeout => 10)->{status} }++ for @h;
+    sleep 0.3;
+}
+is_deeply(\%by, { 200 => 350 }, 'five reloads under traffic: all 200');
+$pid = status_json($n)->{pid};
+
 # a graceful stop does not wait on idle backend connections or backoff
 my $t0 = time;
 nginx_stop($n);
