@@ -173,8 +173,11 @@ sub pg_start {
         $PG{port} = free_port();
     }
     my $pgctl = pg_bin('pg_ctl');
+    # durable => 1: a commit is on disk before it is answered (tests that
+    # kill PostgreSQL and count what it acknowledged)
     my $opts = "-p $PG{port} -k $PG{dir} -c listen_addresses=127.0.0.1 "
-        . "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        . ($o{durable} ? ''
+           : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
         . "-c max_connections=200 -c log_min_messages=warning";
     # count statements on the server's side: every execution is logged
     $opts .= " -c log_statement=all" if $o{log_statements};
@@ -291,6 +294,23 @@ sub redis_cli {
 sub redis_socket { return "$REDIS{dir}/redis.sock" }
 
 sub redis_port { return $REDIS{port} }
+
+sub redis_pid { return $REDIS{pid} }
+
+# the postmaster and its children (to pause them)
+sub pg_pids {
+    open my $f, '<', "$PG{dir}/data/postmaster.pid" or return;
+    my $pm = <$f>;
+    chomp $pm;
+    my @pids = ($pm);
+    for my $d (glob('/proc/[0-9]*')) {
+        open my $s, '<', "$d/stat" or next;
+        my $st = <$s>;
+        push @pids, $1 if $st && $st =~ /^(\d+) \([^)]*\) \S+ (\d+)/
+            && $2 == $pm;
+    }
+    return @pids;
+}
 
 
 # the demo app as the upstream: it answers with the X-Ent-* headers it got
