@@ -47,7 +47,7 @@ WARN        := -W -Wall -Wextra -Wpointer-arith -Wno-unused-parameter -Werror
 PG_INC      := $(shell pg_config --includedir 2>/dev/null || \
                        echo /usr/include/postgresql)
 
-.PHONY: all modules entctl test unit fuzz fuzz-replay bench clean distclean \
+.PHONY: all modules entctl test valgrind unit fuzz fuzz-replay bench clean distclean \
         check-directives
 
 all: modules entctl
@@ -182,6 +182,12 @@ test: all unit
 	@ENT_NGINX=$(NGX_BIN) ENT_MODULES=$(MODDIR) ENT_UNIT=$(UNIT_DIR) \
 	 ENT_SANITIZE=$(SANITIZE) ENT_TOP=$(TOP) \
 	 prove -j$(JOBS) -I t/lib t/
+
+# the integration tests again with nginx under valgrind's memcheck
+# (docs/testing.md)
+valgrind: all unit
+	@ENT_VALGRIND=1 ENT_NGINX=$(NGX_BIN) ENT_MODULES=$(MODDIR) \
+	 ENT_UNIT=$(UNIT_DIR) ENT_TOP=$(TOP) prove -j$(JOBS) -I t/lib t/
 
 bench: all
 	@ENT_NGINX=$(NGX_BIN) ENT_MODULES=$(MODDIR) bash bench/run

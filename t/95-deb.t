@@ -19,7 +19,7 @@ use Fcntl qw(:flock);
 
 plan skip_all => 'installs packages: root only' unless $> == 0;
 plan skip_all => 'packaging is tested in the stock-nginx run only'
-    if $ENV{ENT_SANITIZE};
+    if $ENV{ENT_SANITIZE} || $ENV{ENT_VALGRIND};
 plan skip_all => 'packaging is tested against /usr/sbin/nginx only'
     unless $EntTest::NGINX eq '/usr/sbin/nginx';
 plan skip_all => "Debian's nginx-dev is not installed"

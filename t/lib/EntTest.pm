@@ -56,6 +56,16 @@ chmod 0755, $ROOT;
 
 my (%PG, %REDIS, @NGINX);
 
+# ENT_VALGRIND=1: nginx runs under valgrind's memcheck (its reports, like
+# the sanitizers', fail check_log); everything waits longer
+our $VALGRIND = $ENV{ENT_VALGRIND}
+    ? "valgrind -q --trace-children=yes --leak-check=no --num-callers=30 "
+      . "--error-exitcode=0 --suppressions=$TOP/test/valgrind.supp "
+      . "--log-file=$ROOT/valgrind.%p "
+    : '';
+our $SLOW = $ENV{ENT_VALGRIND} ? 20 : 1;
+my %VG_SEEN;
+
 END {
     my $rc = $?;
     nginx_stop($_) for grep { $_->{pid} } @NGINX;
@@ -432,18 +442,19 @@ sub nginx_start {
     my $n = $o{instance} || nginx_new();
     write_conf($n, %o);
     unlink "$n->{prefix}/logs/nginx.pid";
-    my $out = `$NGINX -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
+    my $out = `$VALGRIND$NGINX -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
     die "nginx did not start: $out\n" if $?;
-    wait_until(sub { -s "$n->{prefix}/logs/nginx.pid" }, 10)
+    wait_until(sub { -s "$n->{prefix}/logs/nginx.pid" }, 10 * $SLOW)
         or die "nginx wrote no pid\n";
     open my $f, '<', "$n->{prefix}/logs/nginx.pid";
     my $pid = <$f>;
     chomp $pid;
     $n->{pid} = $pid;
-    wait_until(sub { port_open($n->{port}) }, 10) or die "nginx not up\n";
+    wait_until(sub { port_open($n->{port}) }, 10 * $SLOW)
+        or die "nginx not up\n";
     # workers are up once the listening socket answers; give them their
     # backend connections
-    sleep($o{settle} // 0.3);
+    sleep(($o{settle} // 0.3) * ($VALGRIND ? 10 : 1));
     return $n;
 }
 
@@ -451,7 +462,8 @@ sub nginx_stop {
     my ($n) = @_;
     return unless $n->{pid};
     kill 'QUIT', $n->{pid};
-    wait_until(sub { !kill 0, $n->{pid} }, 15) or kill 'KILL', $n->{pid};
+    wait_until(sub { !kill 0, $n->{pid} }, 15 * $SLOW)
+        or kill 'KILL', $n->{pid};
     delete $n->{pid};
 }
 
@@ -464,8 +476,8 @@ sub nginx_reload {
         my @now = worker_pids($n);
         my %old = map { $_ => 1 } @before;
         @now && !grep { $old{$_} } @now;
-    }, 15) or die "reload did not replace the workers\n";
-    sleep 0.3;
+    }, 15 * $SLOW) or die "reload did not replace the workers\n";
+    sleep($VALGRIND ? 3 : 0.3);
 }
 
 sub worker_pids {
@@ -509,6 +521,16 @@ sub sanitizer_reports {
         my $t = <$h>;
         push @r, $t if $t;
         unlink $f;
+    }
+    # valgrind's files stay open in the processes: read what is new
+    for my $f (glob("$ROOT/valgrind.*")) {
+        open my $h, '<', $f or next;
+        local $/;
+        seek $h, $VG_SEEN{$f} // 0, 0;
+        my $t = <$h>;
+        next unless defined $t;
+        $VG_SEEN{$f} = ($VG_SEEN{$f} // 0) + length $t;
+        push @r, $t if $t =~ /\S/;
     }
     return @r;
 }
@@ -566,7 +588,7 @@ sub http_finish {
     my ($h, %o) = @_;
     my $s = $h->{sock};
     my $sel = IO::Select->new($s);
-    my $end = time + ($o{timeout} || 10);
+    my $end = time + ($o{timeout} || 10) * $SLOW;
     while (time < $end) {
         last unless $sel->can_read($end - time);
         my $n = sysread $s, my $chunk, 65536;
