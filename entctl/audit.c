@@ -45,6 +45,28 @@ static void audit_csv(const char *s);
 static void audit_json(const char *s);
 
 
+static const entctl_opt_t  audit_no_opts[] = { { NULL, 0 } };
+
+static const entctl_opt_t  audit_prune_opts[] = {
+    { "--dry-run", ENTCTL_OPT_FLAG },
+    { NULL, 0 }
+};
+
+static const entctl_opt_t  audit_export_opts[] = {
+    { "--from", ENTCTL_OPT_VALUE },
+    { "--to", ENTCTL_OPT_VALUE },
+    { "--format", ENTCTL_OPT_VALUE },
+    { NULL, 0 }
+};
+
+static const entctl_opt_t  audit_sla_opts[] = {
+    { "--p99-ms", ENTCTL_OPT_VALUE },
+    { "--error-ratio", ENTCTL_OPT_VALUE },
+    { "--min-requests", ENTCTL_OPT_VALUE },
+    { NULL, 0 }
+};
+
+
 int
 entctl_audit(PGconn *conn, int argc, char **argv)
 {
@@ -52,8 +74,9 @@ entctl_audit(PGconn *conn, int argc, char **argv)
     const char  *params[2];
 
     if (argc >= 1 && strcmp(argv[0], "prune") == 0) {
-        if (argc > 2 || (argc == 2 && strcmp(argv[1], "--dry-run") != 0)) {
-            fprintf(stderr, "usage: entctl audit prune [--dry-run]\n");
+        if (entctl_args(argc - 1, argv + 1, 0, 0, audit_prune_opts,
+                        "audit prune [--dry-run]") < 0)
+        {
             return 2;
         }
 
@@ -70,7 +93,14 @@ entctl_audit(PGconn *conn, int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
-    if (argc >= 2 && strcmp(argv[0], "export") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "export") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 1, 1, audit_export_opts,
+                        "audit export CODE --from TIME --to TIME "
+                        "[--format csv|json]") < 0)
+        {
+            return 2;
+        }
+
         return audit_export(conn, argc - 1, argv + 1);
     }
 
@@ -258,7 +288,13 @@ audit_retention(PGconn *conn, int argc, char **argv)
     char        *tid;
     const char  *params[3];
 
-    if (argc == 1 && strcmp(argv[0], "list") == 0) {
+    if (strcmp(argv[0], "list") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 0, 0, audit_no_opts,
+                        "audit retention list") < 0)
+        {
+            return 2;
+        }
+
         rc = sso_exec(conn,
             "SELECT coalesce(t.code, 'default') AS tenant, r.category, "
             "r.keep FROM ent.audit_retention r "
@@ -267,9 +303,28 @@ audit_retention(PGconn *conn, int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
-    if (!((argc == 4 && strcmp(argv[0], "set") == 0)
-          || (argc == 3 && strcmp(argv[0], "unset") == 0)))
-    {
+    if (strcmp(argv[0], "set") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 3, 3, audit_no_opts,
+                        "audit retention set CODE|default CATEGORY "
+                        "INTERVAL") < 0)
+        {
+            return 2;
+        }
+
+    } else if (strcmp(argv[0], "unset") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 2, 2, audit_no_opts,
+                        "audit retention unset CODE|default CATEGORY") < 0)
+        {
+            return 2;
+        }
+
+        if (strcmp(argv[1], "default") == 0 && strcmp(argv[2], "*") == 0) {
+            fprintf(stderr, "entctl: the default for \"*\" stays; set it "
+                    "instead\n");
+            return 2;
+        }
+
+    } else {
         fprintf(stderr, "usage: entctl audit retention list | set "
                 "CODE|default CATEGORY INTERVAL | unset CODE|default "
                 "CATEGORY\n");
@@ -297,12 +352,6 @@ audit_retention(PGconn *conn, int argc, char **argv)
             "EXCLUDED.keep", 3, params, 0);
 
     } else {
-        if (tid == NULL && strcmp(argv[2], "*") == 0) {
-            fprintf(stderr, "entctl: the default for \"*\" stays; set it "
-                    "instead\n");
-            return 2;
-        }
-
         rc = sso_exec(conn,
             "DELETE FROM ent.audit_retention WHERE tenant_id IS NOT "
             "DISTINCT FROM $1::uuid AND category = $2", 2, params, 0);
@@ -321,13 +370,25 @@ entctl_sla(PGconn *conn, int argc, char **argv)
     char        *tid;
     const char  *p99, *ratio, *min, *params[4];
 
-    if (argc == 1 && strcmp(argv[0], "list") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 0, 0, audit_no_opts,
+                        "sla list") < 0)
+        {
+            return 2;
+        }
+
         rc = sso_exec(conn, "SELECT code, p99_ms, error_ratio, min_requests "
                       "FROM ent.sla_all()", 0, NULL, 1);
         return rc < 0 ? 1 : 0;
     }
 
-    if (argc == 2 && strcmp(argv[0], "unset") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "unset") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 1, 1, audit_no_opts,
+                        "sla unset CODE") < 0)
+        {
+            return 2;
+        }
+
         tid = sso_tenant_id(conn, argv[1]);
         if (tid == NULL) {
             return 1;
@@ -340,7 +401,14 @@ entctl_sla(PGconn *conn, int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
-    if (argc >= 2 && strcmp(argv[0], "set") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "set") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 1, 1, audit_sla_opts,
+                        "sla set CODE --p99-ms N [--error-ratio R] "
+                        "[--min-requests N]") < 0)
+        {
+            return 2;
+        }
+
         p99 = sso_opt(argc, argv, "--p99-ms");
         ratio = sso_opt(argc, argv, "--error-ratio");
         min = sso_opt(argc, argv, "--min-requests");

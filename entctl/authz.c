@@ -43,58 +43,26 @@ static const char *const  authz_no_opts[] = { NULL };
 
 
 /*
- * Positional arguments first (at least min, at most max, -1: any), then
- * "--option value" pairs of the known ones, each at most once.  Returns
- * the number of positional arguments, or -1 after a message.
+ * entctl_args() for commands whose options all take a value, each at most
+ * once: known is a NULL-terminated list of their names.
  */
 
 int
 entctl_authz_args(int argc, char **argv, int min, int max,
     const char *const *known, const char *usage)
 {
-    int                 i, j, n;
-    const char *const  *k;
+    int           n;
+    entctl_opt_t  opts[16];
 
-    for (n = 0; n < argc && strncmp(argv[n], "--", 2) != 0; n++) {
-        /* void */
+    for (n = 0; known[n] && n < 15; n++) {
+        opts[n].name = known[n];
+        opts[n].kind = ENTCTL_OPT_VALUE;
     }
 
-    if (n < min || (max >= 0 && n > max)) {
-        goto usage;
-    }
+    opts[n].name = NULL;
+    opts[n].kind = 0;
 
-    for (i = n; i < argc; i += 2) {
-        for (k = known; *k; k++) {
-            if (strcmp(argv[i], *k) == 0) {
-                break;
-            }
-        }
-
-        if (*k == NULL) {
-            fprintf(stderr, "entctl: unknown option \"%s\"\n", argv[i]);
-            goto usage;
-        }
-
-        if (i + 1 >= argc) {
-            fprintf(stderr, "entctl: option \"%s\" needs a value\n", argv[i]);
-            goto usage;
-        }
-
-        for (j = n; j < i; j += 2) {
-            if (strcmp(argv[j], argv[i]) == 0) {
-                fprintf(stderr, "entctl: option \"%s\" given twice\n",
-                        argv[i]);
-                goto usage;
-            }
-        }
-    }
-
-    return n;
-
-usage:
-
-    fprintf(stderr, "usage: entctl %s\n", usage);
-    return -1;
+    return entctl_args(argc, argv, min, max, opts, usage);
 }
 
 

@@ -37,6 +37,9 @@ static void entctl_usage(FILE *f);
 static void entctl_die(const char *fmt, ...);
 
 
+static const entctl_opt_t  entctl_no_opts[] = { { NULL, 0 } };
+
+
 int
 main(int argc, char **argv)
 {
@@ -62,6 +65,13 @@ main(int argc, char **argv)
             entctl_usage(stdout);
             return 0;
 
+        } else if (strcmp(argv[i], "--dsn") == 0
+                   || strcmp(argv[i], "--redis") == 0)
+        {
+            fprintf(stderr, "entctl: option \"%s\" needs a value\n",
+                    argv[i]);
+            return 2;
+
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "entctl: unknown option \"%s\"\n", argv[i]);
             entctl_usage(stderr);
@@ -81,9 +91,19 @@ main(int argc, char **argv)
     args = argv + i + 1;
     argc -= i + 1;
 
-    if (strcmp(cmd, "version") == 0) {
-        printf("entctl %s\n", ENTCTL_VERSION);
-        return 0;
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "migrate") == 0
+        || strcmp(cmd, "status") == 0)
+    {
+        /* no arguments: "migrate --dry-run" must not migrate */
+
+        if (entctl_args(argc, args, 0, 0, entctl_no_opts, cmd) < 0) {
+            return 2;
+        }
+
+        if (cmd[0] == 'v') {
+            printf("entctl %s\n", ENTCTL_VERSION);
+            return 0;
+        }
     }
 
     if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0
@@ -362,6 +382,87 @@ entctl_checksum(const char *text, char *out)
 }
 
 
+/*
+ * The arguments of a command after its verb: the positional arguments
+ * first (at least min, at most max; max -1: any number), then options of
+ * known, each at most once unless ENTCTL_OPT_MULTI.  A value never starts
+ * with "--": "--name --tier x" is a forgotten value, not the name
+ * "--tier".  Returns the number of positional arguments, or -1 after a
+ * message and the usage line (the caller exits 2): a command checks its
+ * whole command line this way before it reads or writes anything.
+ */
+
+int
+entctl_args(int argc, char **argv, int min, int max,
+    const entctl_opt_t *known, const char *usage)
+{
+    int                  i, j, n;
+    const entctl_opt_t  *k;
+
+    for (n = 0; n < argc && strncmp(argv[n], "--", 2) != 0; n++) {
+        /* void */
+    }
+
+    if (max >= 0 && n > max) {
+        fprintf(stderr, "entctl: unexpected argument \"%s\"\n", argv[max]);
+        goto usage;
+    }
+
+    if (n < min) {
+        goto usage;
+    }
+
+    for (i = n; i < argc; i++) {
+
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "entctl: unexpected argument \"%s\" (the "
+                    "arguments come first, then the options)\n", argv[i]);
+            goto usage;
+        }
+
+        for (k = known; k->name; k++) {
+            if (strcmp(argv[i], k->name) == 0) {
+                break;
+            }
+        }
+
+        if (k->name == NULL) {
+            fprintf(stderr, "entctl: unknown option \"%s\"\n", argv[i]);
+            goto usage;
+        }
+
+        if (!(k->kind & ENTCTL_OPT_MULTI)) {
+            for (j = n; j < i; j++) {
+                if (strcmp(argv[j], argv[i]) == 0) {
+                    fprintf(stderr, "entctl: option \"%s\" given twice\n",
+                            argv[i]);
+                    goto usage;
+                }
+            }
+        }
+
+        if (k->kind & ENTCTL_OPT_FLAG) {
+            continue;
+        }
+
+        if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+            fprintf(stderr, "entctl: option \"%s\" needs a value\n",
+                    argv[i]);
+            goto usage;
+        }
+
+        i++;
+    }
+
+    return n;
+
+usage:
+
+    fprintf(stderr, "usage: entctl %s\n", usage);
+    return -1;
+}
+
+
 static void
 entctl_usage(FILE *f)
 {
@@ -376,7 +477,7 @@ entctl_usage(FILE *f)
             "  tenant update CODE [--name N] [--tier T] [--region R]\n"
             "         [--parent CODE|none] [--upstream NAME|none]"
             " [--status S]\n"
-            "         [--brand-color #rrggbb] [--logo-url https://...]\n"
+            "         [--brand-color #rrggbb|none] [--logo-url URL|none]\n"
             "         [--billing-day 1..28|inherit]"
             " [--inherit-roles on|off] [--jit-role ROLE]\n"
             "  domain add CODE DOMAIN | domain remove DOMAIN\n"
@@ -387,29 +488,30 @@ entctl_usage(FILE *f)
             "  headers set CODE [--csp-sources S|none]"
             " [--report-only on|off|inherit]\n"
             "         [--report-uri URL|none] [--hsts-preload on|off]\n"
-            "  maintenance on|off [CODE] [--retry-after SECONDS]\n"
+            "  maintenance on|off CODE |"
+            " maintenance on|off [--retry-after SECONDS]\n"
             "  ratelimit set CODE POLICY N|unlimited |"
             " ratelimit unset CODE POLICY\n"
             "  ratelimit list CODE\n"
-            "  sso oidc CODE --issuer URL --client-id ID --key-file FILE\n"
-            "         [--client-secret-env VAR | --client-secret-file F]\n"
-            "         [--scopes S] [--auth basic|post] [--claim-email C]\n"
-            "         [--claim-name C] [--claim-groups C] [--domains D,D]\n"
-            "         [--enforce on|off] [--api-audience A]"
-            " [--api-scopes S]\n"
+            "  sso oidc CODE [--issuer URL] [--client-id ID]"
+            " [--key-file FILE]\n"
+            "         [--client-secret-env VAR | --client-secret-file F\n"
+            "          | --no-client-secret] [--scopes S] [--auth basic|post]\n"
+            "         [--claim-email C] [--claim-name C] [--claim-groups C]\n"
+            "         [--domains D,D|none] [--enforce on|off]\n"
+            "         [--api-audience A|none] [--api-scopes S|none]\n"
             "         [--claim-map NAME=CLAIM]... [--ca-file F] [--no-check]\n"
             "  sso saml CODE [--metadata FILE|URL [--idp-entity-id ID]"
             " [--ca-file F]]\n"
-            "         [--entity-id ID] [--sso-url URL] [--slo-url URL]"
-            " [--cert-file PEM]...\n"
-            "         [--sp-key-file PEM --sp-cert-file PEM --key-file F]"
-            " [--sp-entity-id ID]\n"
-            "         [--name-id-format URN] [--skew S]"
-            " [--unsolicited on|off]\n"
-            "         [--allow-sha1 on|off] [--attr-email A]"
-            " [--attr-name A] [--attr-groups A]\n"
-            "         [--attr-map NAME=ATTRIBUTE]... [--domains D,D]"
-            " [--enforce on|off]\n"
+            "         [--entity-id ID] [--sso-url URL] [--slo-url URL|none]\n"
+            "         [--cert-file PEM]... [--sp-entity-id ID|none]\n"
+            "         [--sp-key-file PEM --sp-cert-file PEM --key-file F\n"
+            "          | --sp-key-file none] [--name-id-format URN|none]\n"
+            "         [--skew S|none] [--unsolicited on|off]"
+            " [--allow-sha1 on|off]\n"
+            "         [--attr-email A] [--attr-name A] [--attr-groups A]\n"
+            "         [--attr-map NAME=ATTRIBUTE]... [--domains D,D|none]\n"
+            "         [--enforce on|off]\n"
             "  sso show|enable|disable|delete CODE\n"
             "  sso domain add CODE DOMAIN [--verified] |"
             " sso domain verify|remove CODE DOMAIN\n"

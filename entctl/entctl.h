@@ -22,6 +22,23 @@ extern const ent_migration_t  ent_migrations[];
 typedef struct pg_conn    PGconn;
 typedef struct pg_result  PGresult;
 
+
+/* an option a command knows (entctl_args()) */
+
+#define ENTCTL_OPT_VALUE   0           /* "--name VALUE", at most once */
+#define ENTCTL_OPT_FLAG    1           /* "--name", no value */
+#define ENTCTL_OPT_MULTI   2           /* "--name VALUE", repeatable */
+
+typedef struct {
+    const char  *name;
+    int          kind;
+} entctl_opt_t;
+
+
+/* entctl/entctl.c */
+int entctl_args(int argc, char **argv, int min, int max,
+    const entctl_opt_t *known, const char *usage);
+
 int entctl_tenant(PGconn *conn, int argc, char **argv);
 int entctl_domain(PGconn *conn, int argc, char **argv);
 int entctl_feature(PGconn *conn, int argc, char **argv);
@@ -70,6 +87,7 @@ int sso_read_file(const char *path, unsigned char *buf, size_t size,
 int sso_secret_key(const char *path, unsigned char *key);
 char *sso_fetch(const char *url, const char *ca, int *status);
 int entctl_attr_map(int argc, char **argv, const char *opt, char **out);
+int sso_domains(const char *v, char *out, size_t size);
 
 
 #endif /* _ENTCTL_H_INCLUDED_ */

@@ -2,15 +2,15 @@
  * entctl: a tenant's SAML 2.0 identity provider.
  *
  *   sso saml CODE [--metadata FILE|URL [--idp-entity-id ID] [--ca-file F]]
- *                 [--entity-id ID] [--sso-url URL] [--slo-url URL]
+ *                 [--entity-id ID] [--sso-url URL] [--slo-url URL|none]
  *                 [--cert-file PEM]...
- *                 [--sp-entity-id ID] [--sp-key-file PEM --sp-cert-file PEM
- *                  --key-file SECRET]
- *                 [--name-id-format URN] [--skew SECONDS]
+ *                 [--sp-entity-id ID|none] [--sp-key-file PEM
+ *                  --sp-cert-file PEM --key-file SECRET | --sp-key-file none]
+ *                 [--name-id-format URN|none] [--skew SECONDS|none]
  *                 [--unsolicited on|off] [--allow-sha1 on|off]
  *                 [--attr-email A] [--attr-name A] [--attr-groups A]
  *                 [--attr-map NAME=ATTRIBUTE]... [--attr-map -]
- *                 [--domains a.com,b.com] [--enforce on|off]
+ *                 [--domains a.com,b.com|none] [--enforce on|off]
  *
  * The IdP's side comes from its metadata (a file, or an https URL fetched
  * here with the certificates verified) or from the explicit options, which
@@ -18,7 +18,11 @@
  * a warning.  Several certificates may be given (rotation: a signature by
  * any of them is accepted).  The SP key is checked against its
  * certificate, sealed like the OIDC client secret, and only the sealed
- * form is stored.  An option left out keeps its stored value.
+ * form is stored.  An option left out keeps its stored value; "none"
+ * removes an optional one (the SLO URL, the SP key and its certificate,
+ * the SP entity ID, the NameID format, the clock skew), as "none" clears
+ * a field elsewhere in entctl.  The command line is checked whole before
+ * anything is fetched or written: an unknown option is bad usage, exit 2.
  */
 
 #include <stdio.h>
@@ -50,6 +54,44 @@ static char *saml_sp_key(int argc, char **argv, const char *tid,
     const char *cert);
 
 
+#define SAML_USAGE                                                           \
+    "sso saml CODE [--metadata FILE|URL [--idp-entity-id ID] "               \
+    "[--ca-file F]] [--entity-id ID] [--sso-url URL] "                       \
+    "[--slo-url URL|none] [--cert-file PEM]... "                             \
+    "[--sp-key-file PEM --sp-cert-file PEM --key-file SECRET | "             \
+    "--sp-key-file none] [--sp-entity-id ID|none] "                          \
+    "[--name-id-format URN|none] [--skew S|none] [--unsolicited on|off] "    \
+    "[--allow-sha1 on|off] [--attr-email A] [--attr-name A] "                \
+    "[--attr-groups A] [--attr-map NAME=ATTRIBUTE]... [--domains D,D|none] " \
+    "[--enforce on|off]"
+
+
+static const entctl_opt_t  saml_opts[] = {
+    { "--metadata", ENTCTL_OPT_VALUE },
+    { "--idp-entity-id", ENTCTL_OPT_VALUE },
+    { "--ca-file", ENTCTL_OPT_VALUE },
+    { "--entity-id", ENTCTL_OPT_VALUE },
+    { "--sso-url", ENTCTL_OPT_VALUE },
+    { "--slo-url", ENTCTL_OPT_VALUE },
+    { "--cert-file", ENTCTL_OPT_MULTI },
+    { "--sp-key-file", ENTCTL_OPT_VALUE },
+    { "--sp-cert-file", ENTCTL_OPT_VALUE },
+    { "--key-file", ENTCTL_OPT_VALUE },
+    { "--sp-entity-id", ENTCTL_OPT_VALUE },
+    { "--name-id-format", ENTCTL_OPT_VALUE },
+    { "--skew", ENTCTL_OPT_VALUE },
+    { "--unsolicited", ENTCTL_OPT_VALUE },
+    { "--allow-sha1", ENTCTL_OPT_VALUE },
+    { "--attr-email", ENTCTL_OPT_VALUE },
+    { "--attr-name", ENTCTL_OPT_VALUE },
+    { "--attr-groups", ENTCTL_OPT_VALUE },
+    { "--attr-map", ENTCTL_OPT_MULTI },
+    { "--domains", ENTCTL_OPT_VALUE },
+    { "--enforce", ENTCTL_OPT_VALUE },
+    { NULL, 0 }
+};
+
+
 static const char *saml_hint =
     "  Where to find it: Okta: Applications > the app > Sign On > "
     "\"Identity Provider metadata\";\n"
@@ -71,23 +113,100 @@ static const char *saml_cert_hint =
 int
 entctl_sso_saml(PGconn *conn, int argc, char **argv)
 {
-    int                      i, rc, n, exists;
-    char                    *tid, *doc, *sealed, *certs, domains[4096], *d;
+    int                      i, rc, n, exists, nokey;
+    char                    *tid, *doc, *sealed, *certs, domains[4096];
     size_t                   len;
     const char              *md, *v, *entity, *sso, *slo, *unsol, *sha1,
                             *enforce, *skew, *nif;
     char                    *attrs;
-    const char              *params[20];
+    const char              *params[19];
     unsigned char           *buf;
     char                     err[256];
     ent_saml_idp_metadata_t  meta;
 
-    if (argc < 1 || argv[0][0] == '-') {
-        goto usage;
+    if (entctl_args(argc, argv, 1, 1, saml_opts, SAML_USAGE) < 0) {
+        return 2;
+    }
+
+    /* the command line first: bad usage changes nothing, fetches nothing */
+
+    if (saml_onoff(argc, argv, "--unsolicited", &unsol) != 0
+        || saml_onoff(argc, argv, "--allow-sha1", &sha1) != 0
+        || saml_onoff(argc, argv, "--enforce", &enforce) != 0)
+    {
+        return 2;
+    }
+
+    md = sso_opt(argc, argv, "--metadata");
+
+    if (md == NULL && (sso_opt(argc, argv, "--idp-entity-id")
+                       || sso_opt(argc, argv, "--ca-file")))
+    {
+        fprintf(stderr, "entctl: --idp-entity-id and --ca-file go with "
+                "--metadata\n");
+        return 2;
+    }
+
+    if (md && strncmp(md, "http://", 7) == 0) {
+        fprintf(stderr, "entctl: --metadata: an https URL or a file "
+                "(metadata over plain HTTP could be anyone's)\n");
+        return 2;
+    }
+
+    /* "--sp-key-file none": no SP key (nor its certificate) any more */
+
+    v = sso_opt(argc, argv, "--sp-key-file");
+    nokey = (v && strcmp(v, "none") == 0);
+
+    if ((v == NULL || nokey) && (sso_opt(argc, argv, "--sp-cert-file")
+                                 || sso_opt(argc, argv, "--key-file")))
+    {
+        fprintf(stderr, "entctl: --sp-cert-file and --key-file go with "
+                "--sp-key-file PEM (\"--sp-key-file none\" removes the SP "
+                "key and its certificate)\n");
+        return 2;
+    }
+
+    if (v && !nokey && (sso_opt(argc, argv, "--sp-cert-file") == NULL
+                        || sso_opt(argc, argv, "--key-file") == NULL))
+    {
+        fprintf(stderr, "entctl: --sp-key-file needs --sp-cert-file (its "
+                "certificate, published in the SP metadata) and --key-file "
+                "(the file of the nginx directive ent_sso_secret_key)\n");
+        return 2;
+    }
+
+    nif = sso_opt(argc, argv, "--name-id-format");
+    if (nif && strcmp(nif, "none") != 0
+        && (strncmp(nif, "urn:", 4) != 0 || strlen(nif) > 256))
+    {
+        fprintf(stderr, "entctl: --name-id-format: a URN, e.g. "
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress, "
+                "or \"none\"\n");
+        return 2;
+    }
+
+    skew = sso_opt(argc, argv, "--skew");
+    if (skew && strcmp(skew, "none") != 0
+        && (strspn(skew, "0123456789") != strlen(skew)
+            || strlen(skew) == 0 || strlen(skew) > 4 || atoi(skew) > 3600))
+    {
+        fprintf(stderr, "entctl: --skew: seconds, 0 to 3600, or \"none\"\n");
+        return 2;
+    }
+
+    if (sso_domains(sso_opt(argc, argv, "--domains"), domains,
+                    sizeof(domains))
+        != 0)
+    {
+        return 2;
+    }
+
+    if (entctl_attr_map(argc, argv, "--attr-map", &attrs) != 0) {
+        return 2;
     }
 
     memset(&meta, 0, sizeof(meta));
-    attrs = NULL;
     doc = NULL;
     sealed = NULL;
     tid = NULL;
@@ -96,22 +215,10 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     certs = calloc(1, SAML_PEM_MAX);
     buf = malloc(SAML_PEM_MAX);
     if (certs == NULL || buf == NULL) {
-        free(certs);
-        free(buf);
-        return 1;
-    }
-
-    if (saml_onoff(argc, argv, "--unsolicited", &unsol) != 0
-        || saml_onoff(argc, argv, "--allow-sha1", &sha1) != 0
-        || saml_onoff(argc, argv, "--enforce", &enforce) != 0)
-    {
-        rc = 2;
         goto done;
     }
 
     /* the IdP's metadata, when given */
-
-    md = sso_opt(argc, argv, "--metadata");
 
     if (md) {
         if (strncmp(md, "https://", 8) == 0) {
@@ -124,12 +231,6 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
             }
 
             len = strlen(doc);
-
-        } else if (strncmp(md, "http://", 7) == 0) {
-            fprintf(stderr, "entctl: --metadata: an https URL or a file "
-                    "(metadata over plain HTTP could be anyone's)\n");
-            rc = 2;
-            goto done;
 
         } else {
             if (sso_read_file(md, buf, SAML_PEM_MAX - 1, &len) != 0) {
@@ -217,11 +318,12 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     }
 
     if ((sso && (strncmp(sso, "https://", 8) != 0 || strlen(sso) > 1024))
-        || (slo && (strncmp(slo, "https://", 8) != 0 || strlen(slo) > 1024)))
+        || (slo && strcmp(slo, "none") != 0
+            && (strncmp(slo, "https://", 8) != 0 || strlen(slo) > 1024)))
     {
         fprintf(stderr, "entctl: the IdP's SSO and SLO URLs must be https "
-                "URLs (the HTTP-Redirect binding's Location)\n%s",
-                saml_hint);
+                "URLs (the HTTP-Redirect binding's Location); "
+                "\"--slo-url none\" removes the SLO URL\n%s", saml_hint);
         rc = 2;
         goto done;
     }
@@ -230,48 +332,6 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     {
         fprintf(stderr, "entctl: the IdP entity ID must be an http(s) URL "
                 "of at most 512 bytes (\"entityID\" in its metadata)\n");
-        rc = 2;
-        goto done;
-    }
-
-    nif = sso_opt(argc, argv, "--name-id-format");
-    if (nif && (strncmp(nif, "urn:", 4) != 0 || strlen(nif) > 256)) {
-        fprintf(stderr, "entctl: --name-id-format: a URN, e.g. "
-                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\n");
-        rc = 2;
-        goto done;
-    }
-
-    skew = sso_opt(argc, argv, "--skew");
-    if (skew && (strspn(skew, "0123456789") != strlen(skew)
-                 || strlen(skew) == 0 || atoi(skew) > 3600))
-    {
-        fprintf(stderr, "entctl: --skew: seconds, 0 to 3600\n");
-        rc = 2;
-        goto done;
-    }
-
-    v = sso_opt(argc, argv, "--domains");
-    d = domains;
-    *d++ = '{';
-
-    for ( ; v && *v && d - domains < (int) sizeof(domains) - 2; v++) {
-        if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9')
-              || *v == '.' || *v == '-' || *v == ','))
-        {
-            fprintf(stderr, "entctl: --domains: lowercase names separated "
-                    "by commas\n");
-            rc = 2;
-            goto done;
-        }
-
-        *d++ = *v;
-    }
-
-    *d++ = '}';
-    *d = '\0';
-
-    if (entctl_attr_map(argc, argv, "--attr-map", &attrs) != 0) {
         rc = 2;
         goto done;
     }
@@ -297,7 +357,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
         goto done;
     }
 
-    if (sso_opt(argc, argv, "--sp-key-file")) {
+    if (v && !nokey) {
         sealed = saml_sp_key(argc, argv, tid,
                              sso_opt(argc, argv, "--sp-cert-file"));
         if (sealed == NULL) {
@@ -323,6 +383,7 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
     params[15] = unsol;
     params[16] = sha1;
     params[17] = attrs;
+    params[18] = nokey ? "true" : "false";
 
     if (sealed) {
         if (sso_read_file(sso_opt(argc, argv, "--sp-cert-file"), buf,
@@ -336,6 +397,8 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
         params[12] = (char *) buf;
     }
 
+    /* "none": the value is removed (the SP's default, or no SLO) */
+
     if (exists) {
         n = sso_exec(conn,
             "UPDATE ent.identity_providers AS p SET "
@@ -347,18 +410,26 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
             "claim_groups = coalesce($7, p.claim_groups), "
             "allowed_domains = coalesce($8::text[], p.allowed_domains), "
             "enforce_sso = coalesce($9::boolean, p.enforce_sso), "
-            "saml_slo_url = coalesce($10, p.saml_slo_url), "
-            "saml_sp_entity_id = coalesce($11, p.saml_sp_entity_id), "
-            "saml_sp_key_enc = coalesce($12, p.saml_sp_key_enc), "
-            "saml_sp_cert = coalesce($13, p.saml_sp_cert), "
-            "saml_name_id_format = coalesce($14, p.saml_name_id_format), "
-            "saml_skew = coalesce($15::integer, p.saml_skew), "
+            "saml_slo_url = CASE WHEN $10::text IS NULL THEN p.saml_slo_url "
+            "WHEN $10 = 'none' THEN NULL ELSE $10 END, "
+            "saml_sp_entity_id = CASE WHEN $11::text IS NULL "
+            "THEN p.saml_sp_entity_id WHEN $11 = 'none' THEN NULL "
+            "ELSE $11 END, "
+            "saml_sp_key_enc = CASE WHEN $19::boolean THEN NULL "
+            "ELSE coalesce($12, p.saml_sp_key_enc) END, "
+            "saml_sp_cert = CASE WHEN $19::boolean THEN NULL "
+            "ELSE coalesce($13, p.saml_sp_cert) END, "
+            "saml_name_id_format = CASE WHEN $14::text IS NULL "
+            "THEN p.saml_name_id_format WHEN $14 = 'none' THEN NULL "
+            "ELSE $14 END, "
+            "saml_skew = CASE WHEN $15::text IS NULL THEN p.saml_skew "
+            "WHEN $15 = 'none' THEN NULL ELSE $15::integer END, "
             "saml_unsolicited = coalesce($16::boolean, p.saml_unsolicited), "
             "saml_allow_sha1 = coalesce($17::boolean, p.saml_allow_sha1), "
             "claim_attrs = coalesce($18::jsonb, p.claim_attrs), "
             "enabled = true, updated_at = now() "
             "WHERE p.tenant_id = $1 AND p.protocol = 'saml'",
-            18, params, 0);
+            19, params, 0);
 
     } else {
         n = sso_exec(conn,
@@ -370,14 +441,16 @@ entctl_sso_saml(PGconn *conn, int argc, char **argv)
             "saml_allow_sha1, claim_attrs) "
             "VALUES ($1, 'saml', $2, $3, $4, coalesce($5, 'email'), "
             "coalesce($6, 'name'), coalesce($7, 'groups'), "
-            "coalesce($8::text[], '{}'), coalesce($9::boolean, false), $10, "
-            "$11, $12, $13, $14, $15::integer, "
+            "coalesce($8::text[], '{}'), coalesce($9::boolean, false), "
+            "nullif($10::text, 'none'), nullif($11::text, 'none'), "
+            "CASE WHEN $19::boolean THEN NULL ELSE $12 END, $13, "
+            "nullif($14::text, 'none'), nullif($15::text, 'none')::integer, "
             "coalesce($16::boolean, false), coalesce($17::boolean, false), "
             "coalesce($18::jsonb, '{}'))",
-            18, params, 0);
+            19, params, 0);
     }
 
-    if (n < 0) {
+    if (n != 1) {
         goto done;
     }
 
@@ -395,18 +468,6 @@ done:
     free(buf);
 
     return rc;
-
-usage:
-
-    fprintf(stderr, "entctl: sso saml CODE [--metadata FILE|URL] "
-            "[--entity-id ID] [--sso-url URL] [--slo-url URL] "
-            "[--cert-file PEM]... [--sp-key-file PEM --sp-cert-file PEM "
-            "--key-file SECRET] [--sp-entity-id ID] [--name-id-format URN] "
-            "[--skew S] [--unsolicited on|off] [--allow-sha1 on|off] "
-            "[--attr-email A] [--attr-name A] [--attr-groups A] "
-            "[--attr-map NAME=ATTRIBUTE]... [--domains D,D] "
-            "[--enforce on|off]\n");
-    return 2;
 }
 
 

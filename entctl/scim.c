@@ -26,18 +26,39 @@
 static int scim_token_create(PGconn *conn, int argc, char **argv);
 
 
+static const entctl_opt_t  scim_no_opts[] = { { NULL, 0 } };
+
+
 int
 entctl_scim_token(PGconn *conn, int argc, char **argv)
 {
-    int          rc;
-    char        *tid;
-    const char  *params[2];
+    int                        rc;
+    char                      *tid;
+    const char                *params[2];
+    static const entctl_opt_t  known[] = {
+        { "--name", ENTCTL_OPT_VALUE },
+        { "--expires-days", ENTCTL_OPT_VALUE },
+        { NULL, 0 }
+    };
 
-    if (argc >= 2 && strcmp(argv[0], "create") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "create") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 1, 1, known,
+                        "scim-token create CODE --name NAME "
+                        "[--expires-days N]") < 0)
+        {
+            return 2;
+        }
+
         return scim_token_create(conn, argc - 1, argv + 1);
     }
 
-    if (argc == 2 && strcmp(argv[0], "list") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 1, 1, scim_no_opts,
+                        "scim-token list CODE") < 0)
+        {
+            return 2;
+        }
+
         tid = sso_tenant_id(conn, argv[1]);
         if (tid == NULL) {
             return 1;
@@ -56,7 +77,21 @@ entctl_scim_token(PGconn *conn, int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
-    if (argc == 3 && strcmp(argv[0], "revoke") == 0) {
+    if (argc >= 1 && strcmp(argv[0], "revoke") == 0) {
+        if (entctl_args(argc - 1, argv + 1, 2, 2, scim_no_opts,
+                        "scim-token revoke CODE TOKEN_ID") < 0)
+        {
+            return 2;
+        }
+
+        if (strspn(argv[2], "0123456789abcdef-") != strlen(argv[2])
+            || strlen(argv[2]) != 36)
+        {
+            fprintf(stderr, "entctl: %s is not a token id (see "
+                    "\"scim-token list\")\n", argv[2]);
+            return 2;
+        }
+
         tid = sso_tenant_id(conn, argv[1]);
         if (tid == NULL) {
             return 1;
@@ -64,15 +99,6 @@ entctl_scim_token(PGconn *conn, int argc, char **argv)
 
         params[0] = tid;
         params[1] = argv[2];
-
-        if (strspn(argv[2], "0123456789abcdef-") != strlen(argv[2])
-            || strlen(argv[2]) != 36)
-        {
-            fprintf(stderr, "entctl: %s is not a token id (see "
-                    "\"scim-token list\")\n", argv[2]);
-            free(tid);
-            return 2;
-        }
 
         rc = sso_exec(conn,
             "UPDATE ent.scim_tokens SET revoked_at = now() "
@@ -93,7 +119,7 @@ entctl_scim_token(PGconn *conn, int argc, char **argv)
         return 0;
     }
 
-    fprintf(stderr, "entctl: scim-token create CODE --name NAME "
+    fprintf(stderr, "usage: entctl scim-token create CODE --name NAME "
             "[--expires-days N] | scim-token list CODE | "
             "scim-token revoke CODE TOKEN_ID\n");
 
@@ -191,9 +217,16 @@ entctl_user(PGconn *conn, int argc, char **argv)
     PGresult    *res;
     const char  *params[2], *outcome;
 
-    if (argc != 3 || strcmp(argv[0], "erase") != 0) {
-        fprintf(stderr, "entctl: user erase CODE USER (its id, email or "
-                "SCIM userName)\n");
+    if (argc < 1 || strcmp(argv[0], "erase") != 0) {
+        fprintf(stderr, "usage: entctl user erase CODE USER (its id, email "
+                "or SCIM userName)\n");
+        return 2;
+    }
+
+    if (entctl_args(argc - 1, argv + 1, 2, 2, scim_no_opts,
+                    "user erase CODE USER (its id, email or SCIM "
+                    "userName)") < 0)
+    {
         return 2;
     }
 

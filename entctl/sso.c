@@ -1,12 +1,13 @@
 /*
  * entctl: single sign-on administration.
  *
- *   sso oidc CODE --issuer URL --client-id ID --key-file FILE
- *                 [--client-secret-env VAR | --client-secret-file FILE]
+ *   sso oidc CODE [--issuer URL] [--client-id ID] [--key-file FILE]
+ *                 [--client-secret-env VAR | --client-secret-file FILE
+ *                  | --no-client-secret]
  *                 [--scopes "openid email profile"] [--auth basic|post]
  *                 [--claim-email C] [--claim-name C] [--claim-groups C]
- *                 [--domains a.com,b.com] [--enforce on|off]
- *                 [--api-audience AUD] [--api-scopes "s1 s2"]
+ *                 [--domains a.com,b.com|none] [--enforce on|off]
+ *                 [--api-audience AUD|none] [--api-scopes "s1 s2"|none]
  *                 [--claim-map NAME=CLAIM]... [--claim-map -]
  *                 [--ca-file FILE] [--no-check]
  *   sso show CODE | sso enable CODE | sso disable CODE | sso delete CODE
@@ -15,12 +16,21 @@
  *   sso map-group CODE GROUP ROLE | sso unmap-group CODE GROUP ROLE
  *   sso saml ...: see saml.c
  *
- * "sso oidc" fetches the issuer's discovery document and its JWK set over
- * TLS (verified against the system CAs or --ca-file) and checks them
- * before it saves anything.  The client secret is read from an environment
- * variable or a file (never the command line, which other users can see),
- * sealed with the key of the nginx directive ent_sso_secret_key
- * (AES-256-GCM, bound to the tenant), and only the sealed form is stored.
+ * Every command checks its whole command line first (entctl_args(): an
+ * unknown option is bad usage, exit 2, and nothing is written).  Acting
+ * on what does not exist (a tenant without an IdP, a domain or a mapping
+ * that is not there) is refused: "no ...", exit 1.
+ *
+ * "sso oidc" creates the tenant's OIDC record (--issuer and --client-id
+ * needed) or changes the options given: an option left out keeps its
+ * stored value, as with "sso saml"; "none" (and --no-client-secret)
+ * clears an optional one.  Given an issuer, it fetches the discovery
+ * document and its JWK set over TLS (verified against the system CAs or
+ * --ca-file) and checks them before it saves anything.  The client
+ * secret is read from an environment variable or a file (never the
+ * command line, which other users can see), sealed with the key of the
+ * nginx directive ent_sso_secret_key (AES-256-GCM, bound to the tenant),
+ * and only the sealed form is stored.
  */
 
 #include <errno.h>
@@ -44,10 +54,22 @@
 
 #define ENT_FETCH_MAX  (256 * 1024)
 
+#define SSO_OIDC_USAGE                                                       \
+    "sso oidc CODE [--issuer URL] [--client-id ID] [--key-file FILE] "       \
+    "[--client-secret-env VAR | --client-secret-file FILE | "                \
+    "--no-client-secret] [--scopes S] [--auth basic|post] "                  \
+    "[--claim-email C] [--claim-name C] [--claim-groups C] "                 \
+    "[--domains D,D|none] [--enforce on|off] [--api-audience A|none] "       \
+    "[--api-scopes S|none] [--claim-map NAME=CLAIM]... [--ca-file FILE] "    \
+    "[--no-check]"
+
 
 static int sso_flag(int argc, char **argv, const char *name);
 static int sso_check(const char *issuer, const char *ca);
 static int sso_oidc(PGconn *conn, int argc, char **argv);
+
+
+static const entctl_opt_t  sso_no_opts[] = { { NULL, 0 } };
 
 
 const char *
@@ -608,27 +630,65 @@ sso_check(const char *issuer, const char *ca)
 static int
 sso_oidc(PGconn *conn, int argc, char **argv)
 {
-    int             rc, n;
-    char           *tid, *sealed64, *attrs, domains[4096], *d;
-    size_t          len, slen;
-    const char     *issuer, *client_id, *keyfile, *env, *sfile, *v;
-    const char     *params[15];
-    unsigned char   key[ENT_AEAD_KEY_LEN], secret[1024], aad[64];
-    unsigned char  *sealed;
+    int                        rc, n, exists, had_secret, clear;
+    char                      *tid, *sealed64, *attrs, *old_client;
+    char                       domains[4096];
+    size_t                     len, slen;
+    PGresult                  *res;
+    const char                *issuer, *client_id, *keyfile, *env, *sfile;
+    const char                *v, *params[15];
+    unsigned char              key[ENT_AEAD_KEY_LEN], secret[1024], aad[64];
+    unsigned char             *sealed;
+    static const entctl_opt_t  known[] = {
+        { "--issuer", ENTCTL_OPT_VALUE },
+        { "--client-id", ENTCTL_OPT_VALUE },
+        { "--key-file", ENTCTL_OPT_VALUE },
+        { "--client-secret-env", ENTCTL_OPT_VALUE },
+        { "--client-secret-file", ENTCTL_OPT_VALUE },
+        { "--no-client-secret", ENTCTL_OPT_FLAG },
+        { "--scopes", ENTCTL_OPT_VALUE },
+        { "--auth", ENTCTL_OPT_VALUE },
+        { "--claim-email", ENTCTL_OPT_VALUE },
+        { "--claim-name", ENTCTL_OPT_VALUE },
+        { "--claim-groups", ENTCTL_OPT_VALUE },
+        { "--domains", ENTCTL_OPT_VALUE },
+        { "--enforce", ENTCTL_OPT_VALUE },
+        { "--api-audience", ENTCTL_OPT_VALUE },
+        { "--api-scopes", ENTCTL_OPT_VALUE },
+        { "--claim-map", ENTCTL_OPT_MULTI },
+        { "--ca-file", ENTCTL_OPT_VALUE },
+        { "--no-check", ENTCTL_OPT_FLAG },
+        { NULL, 0 }
+    };
+
+    if (entctl_args(argc, argv, 1, 1, known, SSO_OIDC_USAGE) < 0) {
+        return 2;
+    }
+
+    /* the whole command line first: nothing is read or written before */
 
     issuer = sso_opt(argc, argv, "--issuer");
     client_id = sso_opt(argc, argv, "--client-id");
     keyfile = sso_opt(argc, argv, "--key-file");
     env = sso_opt(argc, argv, "--client-secret-env");
     sfile = sso_opt(argc, argv, "--client-secret-file");
+    clear = sso_flag(argc, argv, "--no-client-secret");
 
-    if (issuer == NULL || client_id == NULL || keyfile == NULL) {
-        fprintf(stderr, "entctl: sso oidc CODE --issuer URL --client-id ID "
-                "--key-file FILE [...]\n");
+    if ((env != NULL) + (sfile != NULL) + clear > 1) {
+        fprintf(stderr, "entctl: one of --client-secret-env, "
+                "--client-secret-file and --no-client-secret\n");
         return 2;
     }
 
-    if (strncmp(issuer, "https://", 8) != 0 || strlen(issuer) > 512) {
+    if ((env || sfile) && keyfile == NULL) {
+        fprintf(stderr, "entctl: a client secret needs --key-file (the file "
+                "of the nginx directive ent_sso_secret_key), to seal it\n");
+        return 2;
+    }
+
+    if (issuer && (strncmp(issuer, "https://", 8) != 0
+                   || strlen(issuer) > 512))
+    {
         fprintf(stderr, "entctl: the issuer must be an https URL\n");
         return 2;
     }
@@ -645,48 +705,89 @@ sso_oidc(PGconn *conn, int argc, char **argv)
         return 2;
     }
 
-    tid = sso_tenant_id(conn, argv[0]);
-    if (tid == NULL) {
-        return 1;
-    }
-
-    if (!sso_flag(argc, argv, "--no-check")
-        && sso_check(issuer, sso_opt(argc, argv, "--ca-file")) != 0)
+    if (sso_domains(sso_opt(argc, argv, "--domains"), domains,
+                    sizeof(domains))
+        != 0)
     {
-        free(tid);
-        return 1;
+        return 2;
     }
 
-    sealed64 = NULL;
     slen = 0;
 
-    if (env || sfile) {
-        if (env) {
-            v = getenv(env);
-            if (v == NULL || *v == '\0' || strlen(v) >= sizeof(secret)) {
-                fprintf(stderr, "entctl: $%s holds no secret\n", env);
-                free(tid);
-                return 2;
-            }
-
-            slen = strlen(v);
-            memcpy(secret, v, slen);
-
-        } else if (sso_read_file(sfile, secret, sizeof(secret) - 1, &slen)
-                   != 0)
-        {
-            free(tid);
-            return 1;
+    if (env) {
+        v = getenv(env);
+        if (v == NULL || *v == '\0' || strlen(v) >= sizeof(secret)) {
+            fprintf(stderr, "entctl: $%s holds no secret\n", env);
+            return 2;
         }
 
+        slen = strlen(v);
+        memcpy(secret, v, slen);
+    }
+
+    if (entctl_attr_map(argc, argv, "--claim-map", &attrs) != 0) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        return 2;
+    }
+
+    tid = NULL;
+    sealed64 = NULL;
+    old_client = NULL;
+    res = NULL;
+    rc = 1;
+
+    tid = sso_tenant_id(conn, argv[0]);
+    if (tid == NULL) {
+        goto done;
+    }
+
+    /* an option not given keeps the stored value */
+
+    params[0] = tid;
+    res = PQexecParams(conn, "SELECT client_id, client_secret_enc IS NOT NULL "
+                       "FROM ent.identity_providers "
+                       "WHERE tenant_id = $1 AND protocol = 'oidc'",
+                       1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "entctl: %s", PQresultErrorMessage(res));
+        goto done;
+    }
+
+    exists = (PQntuples(res) == 1);
+    had_secret = exists && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+
+    if (exists && !PQgetisnull(res, 0, 0)) {
+        old_client = strdup(PQgetvalue(res, 0, 0));
+    }
+
+    if (!exists && (issuer == NULL || client_id == NULL)) {
+        fprintf(stderr, "entctl: a new OIDC IdP needs --issuer and "
+                "--client-id\nusage: entctl " SSO_OIDC_USAGE "\n");
+        rc = 2;
+        goto done;
+    }
+
+    if (issuer && !sso_flag(argc, argv, "--no-check")
+        && sso_check(issuer, sso_opt(argc, argv, "--ca-file")) != 0)
+    {
+        goto done;
+    }
+
+    if (sfile && sso_read_file(sfile, secret, sizeof(secret) - 1, &slen)
+                 != 0)
+    {
+        goto done;
+    }
+
+    if (env || sfile) {
         while (slen && (secret[slen - 1] == '\n' || secret[slen - 1] == '\r'))
         {
             slen--;
         }
 
         if (sso_secret_key(keyfile, key) != 0) {
-            free(tid);
-            return 1;
+            goto done;
         }
 
         n = snprintf((char *) aad, sizeof(aad), "client-secret:%s", tid);
@@ -698,41 +799,135 @@ sso_oidc(PGconn *conn, int argc, char **argv)
         if (sealed == NULL || sealed64 == NULL
             || ent_aead_seal(key, aad, n, secret, slen, sealed) < 0)
         {
-            free(tid);
             free(sealed);
-            free(sealed64);
-            return 1;
+            goto done;
         }
 
         len = ent_b64url_encode((unsigned char *) sealed64, sealed,
                                 slen + ENT_AEAD_OVERHEAD);
         sealed64[len] = '\0';
 
-        OPENSSL_cleanse(secret, sizeof(secret));
-        OPENSSL_cleanse(key, sizeof(key));
         free(sealed);
+
+    } else if (had_secret && !clear && client_id && old_client
+               && strcmp(client_id, old_client) != 0)
+    {
+        fprintf(stderr, "entctl: warning: the client id changes and the "
+                "stored client secret is kept: give the new client's "
+                "secret (--client-secret-env or --client-secret-file), or "
+                "--no-client-secret\n");
     }
 
-    /* the domains as a PostgreSQL array literal of checked names */
+    v = sso_opt(argc, argv, "--auth");
 
-    v = sso_opt(argc, argv, "--domains");
-    d = domains;
+    params[0] = tid;
+    params[1] = issuer;
+    params[2] = client_id;
+    params[3] = sealed64;
+    params[4] = v == NULL ? NULL
+                : strcmp(v, "post") == 0 ? "client_secret_post"
+                                         : "client_secret_basic";
+    params[5] = sso_opt(argc, argv, "--scopes");
+    params[6] = sso_opt(argc, argv, "--claim-email");
+    params[7] = sso_opt(argc, argv, "--claim-name");
+    params[8] = sso_opt(argc, argv, "--claim-groups");
+    params[9] = sso_opt(argc, argv, "--domains") ? domains : NULL;
+    v = sso_opt(argc, argv, "--enforce");
+    params[10] = v == NULL ? NULL : strcmp(v, "on") == 0 ? "true" : "false";
+    params[11] = sso_opt(argc, argv, "--api-audience");
+    params[12] = sso_opt(argc, argv, "--api-scopes");
+    params[13] = attrs;
+    params[14] = clear ? "true" : "false";
+
+    if (exists) {
+        n = sso_exec(conn,
+            "UPDATE ent.identity_providers AS p SET "
+            "issuer = coalesce($2, p.issuer), "
+            "client_id = coalesce($3, p.client_id), "
+            "client_secret_enc = CASE WHEN $15::boolean THEN NULL "
+            "ELSE coalesce($4, p.client_secret_enc) END, "
+            "token_auth = coalesce($5, p.token_auth), "
+            "scopes = coalesce($6, p.scopes), "
+            "claim_email = coalesce($7, p.claim_email), "
+            "claim_name = coalesce($8, p.claim_name), "
+            "claim_groups = coalesce($9, p.claim_groups), "
+            "allowed_domains = coalesce($10::text[], p.allowed_domains), "
+            "enforce_sso = coalesce($11::boolean, p.enforce_sso), "
+            "api_audience = CASE WHEN $12::text IS NULL THEN p.api_audience "
+            "WHEN $12 = 'none' THEN NULL ELSE $12 END, "
+            "api_scopes = CASE WHEN $13::text IS NULL THEN p.api_scopes "
+            "WHEN $13 = 'none' THEN NULL ELSE $13 END, "
+            "claim_attrs = coalesce($14::jsonb, p.claim_attrs), "
+            "enabled = true, updated_at = now() "
+            "WHERE p.tenant_id = $1 AND p.protocol = 'oidc'",
+            15, params, 0);
+
+    } else {
+        n = sso_exec(conn,
+            "INSERT INTO ent.identity_providers (tenant_id, protocol, "
+            "issuer, client_id, client_secret_enc, token_auth, scopes, "
+            "claim_email, claim_name, claim_groups, allowed_domains, "
+            "enforce_sso, api_audience, api_scopes, claim_attrs) "
+            "VALUES ($1, 'oidc', $2, $3, "
+            "CASE WHEN $15::boolean THEN NULL ELSE $4 END, "
+            "coalesce($5, 'client_secret_basic'), "
+            "coalesce($6, 'openid email profile'), coalesce($7, 'email'), "
+            "coalesce($8, 'name'), coalesce($9, 'groups'), "
+            "coalesce($10::text[], '{}'), coalesce($11::boolean, false), "
+            "nullif($12::text, 'none'), nullif($13::text, 'none'), "
+            "coalesce($14::jsonb, '{}'))",
+            15, params, 0);
+    }
+
+    if (n != 1) {
+        goto done;
+    }
+
+    printf("sso oidc %s: saved\n", argv[0]);
+    rc = 0;
+
+done:
+
+    OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(key, sizeof(key));
+    PQclear(res);
+    free(tid);
+    free(sealed64);
+    free(attrs);
+    free(old_client);
+
+    return rc;
+}
+
+
+/*
+ * --domains as a PostgreSQL array literal of checked names: "a.com,b.com"
+ * gives "{a.com,b.com}", "none" (or "") gives "{}"; 0, or -1 after a
+ * message
+ */
+
+int
+sso_domains(const char *v, char *out, size_t size)
+{
+    char  *d;
+
+    d = out;
     *d++ = '{';
 
-    if (v) {
+    if (v && strcmp(v, "none") != 0) {
+        if (strlen(v) > size - 3) {
+            fprintf(stderr, "entctl: --domains: at most %zu bytes\n",
+                    size - 3);
+            return -1;
+        }
+
         for ( ; *v; v++) {
             if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9')
                   || *v == '.' || *v == '-' || *v == ','))
             {
                 fprintf(stderr, "entctl: --domains: lowercase names "
-                        "separated by commas\n");
-                free(tid);
-                free(sealed64);
-                return 2;
-            }
-
-            if (d - domains >= (int) sizeof(domains) - 2) {
-                break;
+                        "separated by commas, or \"none\"\n");
+                return -1;
             }
 
             *d++ = *v;
@@ -742,65 +937,6 @@ sso_oidc(PGconn *conn, int argc, char **argv)
     *d++ = '}';
     *d = '\0';
 
-    v = sso_opt(argc, argv, "--auth");
-
-    params[0] = tid;
-    params[1] = issuer;
-    params[2] = client_id;
-    params[3] = sealed64;
-    params[4] = (v && strcmp(v, "post") == 0) ? "client_secret_post"
-                                              : "client_secret_basic";
-    params[5] = sso_opt(argc, argv, "--scopes");
-    params[6] = sso_opt(argc, argv, "--claim-email");
-    params[7] = sso_opt(argc, argv, "--claim-name");
-    params[8] = sso_opt(argc, argv, "--claim-groups");
-    params[9] = domains;
-    v = sso_opt(argc, argv, "--enforce");
-    params[10] = (v && strcmp(v, "on") == 0) ? "true" : "false";
-    params[11] = sso_opt(argc, argv, "--api-audience");
-    params[12] = sso_opt(argc, argv, "--api-scopes");
-
-    if (entctl_attr_map(argc, argv, "--claim-map", &attrs) != 0) {
-        free(tid);
-        free(sealed64);
-        return 2;
-    }
-
-    params[13] = attrs;
-
-    rc = sso_exec(conn,
-        "INSERT INTO ent.identity_providers (tenant_id, protocol, issuer, "
-        "client_id, client_secret_enc, token_auth, scopes, claim_email, "
-        "claim_name, claim_groups, allowed_domains, enforce_sso, "
-        "api_audience, api_scopes, claim_attrs) "
-        "VALUES ($1, 'oidc', $2, $3, $4, $5, "
-        "coalesce($6, 'openid email profile'), coalesce($7, 'email'), "
-        "coalesce($8, 'name'), coalesce($9, 'groups'), $10::text[], "
-        "$11::boolean, $12, $13, coalesce($14::jsonb, '{}')) "
-        "ON CONFLICT (tenant_id, protocol) DO UPDATE SET "
-        "issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, "
-        "client_secret_enc = EXCLUDED.client_secret_enc, "
-        "token_auth = EXCLUDED.token_auth, scopes = EXCLUDED.scopes, "
-        "claim_email = EXCLUDED.claim_email, "
-        "claim_name = EXCLUDED.claim_name, "
-        "claim_groups = EXCLUDED.claim_groups, "
-        "allowed_domains = EXCLUDED.allowed_domains, "
-        "enforce_sso = EXCLUDED.enforce_sso, "
-        "api_audience = EXCLUDED.api_audience, "
-        "api_scopes = EXCLUDED.api_scopes, "
-        "claim_attrs = EXCLUDED.claim_attrs, enabled = true",
-        14, params, 0);
-
-    free(tid);
-    free(sealed64);
-    free(attrs);
-
-    if (rc < 0) {
-        return 1;
-    }
-
-    printf("sso oidc %s: saved\n", argv[0]);
-
     return 0;
 }
 
@@ -808,87 +944,135 @@ sso_oidc(PGconn *conn, int argc, char **argv)
 int
 entctl_sso(PGconn *conn, int argc, char **argv)
 {
-    int          rc;
-    char        *tid;
-    const char  *params[4];
+    int                        rc, npos;
+    char                      *tid;
+    char                       usage[64];
+    const char                *verb, *params[4];
+    static const entctl_opt_t  verified[] = {
+        { "--verified", ENTCTL_OPT_FLAG },
+        { NULL, 0 }
+    };
 
-    if (argc < 2) {
+    if (argc < 1) {
         goto usage;
     }
 
-    if (strcmp(argv[0], "oidc") == 0) {
+    verb = argv[0];
+
+    if (strcmp(verb, "oidc") == 0) {
         return sso_oidc(conn, argc - 1, argv + 1);
     }
 
-    if (strcmp(argv[0], "saml") == 0) {
+    if (strcmp(verb, "saml") == 0) {
         return entctl_sso_saml(conn, argc - 1, argv + 1);
     }
 
-    if (strcmp(argv[0], "domain") == 0 || strcmp(argv[0], "map-group") == 0
-        || strcmp(argv[0], "unmap-group") == 0)
-    {
-        if (argc < 4) {
-            goto usage;
+    if (strcmp(verb, "domain") == 0) {
+        if (argc < 2 || (strcmp(argv[1], "add") != 0
+                         && strcmp(argv[1], "verify") != 0
+                         && strcmp(argv[1], "remove") != 0))
+        {
+            fprintf(stderr, "usage: entctl sso domain add CODE DOMAIN "
+                    "[--verified] | sso domain verify|remove CODE DOMAIN\n");
+            return 2;
         }
 
-        if (strcmp(argv[0], "domain") == 0) {
-            tid = sso_tenant_id(conn, argv[2]);
+        snprintf(usage, sizeof(usage), "sso domain %s CODE DOMAIN%s",
+                 argv[1], argv[1][0] == 'a' ? " [--verified]" : "");
 
-        } else {
-            tid = sso_tenant_id(conn, argv[1]);
+        if (entctl_args(argc - 2, argv + 2, 2, 2,
+                        argv[1][0] == 'a' ? verified : sso_no_opts, usage)
+            < 0)
+        {
+            return 2;
         }
 
+        tid = sso_tenant_id(conn, argv[2]);
         if (tid == NULL) {
             return 1;
         }
 
         params[0] = tid;
+        params[1] = argv[3];
 
-        if (strcmp(argv[0], "map-group") == 0
-            || strcmp(argv[0], "unmap-group") == 0)
-        {
-            params[1] = argv[2];
-            params[2] = argv[3];
+        if (argv[1][0] == 'a') {
+            params[2] = sso_flag(argc, argv, "--verified") ? "t" : "f";
+            rc = sso_exec(conn,
+                "INSERT INTO ent.email_domains (tenant_id, domain, "
+                "verified_at) VALUES ($1, lower($2), CASE WHEN $3 THEN "
+                "now() END) ON CONFLICT (tenant_id, domain) DO UPDATE "
+                "SET verified_at = coalesce(ent.email_domains."
+                "verified_at, EXCLUDED.verified_at)", 3, params, 0);
 
-            rc = sso_exec(conn, argv[0][0] == 'm'
-                 ? "INSERT INTO ent.group_role_mappings (tenant_id, "
-                   "idp_group, role) VALUES ($1, $2, $3) ON CONFLICT DO "
-                   "NOTHING"
-                 : "DELETE FROM ent.group_role_mappings WHERE tenant_id = "
-                   "$1 AND idp_group = $2 AND role = $3", 3, params, 0);
+        } else if (argv[1][0] == 'v') {
+            rc = sso_exec(conn,
+                "UPDATE ent.email_domains SET verified_at = now() "
+                "WHERE tenant_id = $1 AND domain = lower($2)", 2,
+                params, 0);
 
         } else {
-            params[1] = argv[3];
-
-            if (strcmp(argv[1], "add") == 0) {
-                params[2] = sso_flag(argc, argv, "--verified") ? "t" : "f";
-                rc = sso_exec(conn,
-                    "INSERT INTO ent.email_domains (tenant_id, domain, "
-                    "verified_at) VALUES ($1, lower($2), CASE WHEN $3 THEN "
-                    "now() END) ON CONFLICT (tenant_id, domain) DO UPDATE "
-                    "SET verified_at = coalesce(ent.email_domains."
-                    "verified_at, EXCLUDED.verified_at)", 3, params, 0);
-
-            } else if (strcmp(argv[1], "verify") == 0) {
-                rc = sso_exec(conn,
-                    "UPDATE ent.email_domains SET verified_at = now() "
-                    "WHERE tenant_id = $1 AND domain = lower($2)", 2,
-                    params, 0);
-
-            } else if (strcmp(argv[1], "remove") == 0) {
-                rc = sso_exec(conn,
-                    "DELETE FROM ent.email_domains WHERE tenant_id = $1 "
-                    "AND domain = lower($2)", 2, params, 0);
-
-            } else {
-                free(tid);
-                goto usage;
-            }
+            rc = sso_exec(conn,
+                "DELETE FROM ent.email_domains WHERE tenant_id = $1 "
+                "AND domain = lower($2)", 2, params, 0);
         }
 
         free(tid);
 
+        if (rc == 0) {
+            fprintf(stderr, "entctl: no email domain \"%s\" in tenant "
+                    "\"%s\"\n", argv[3], argv[2]);
+        }
+
+        return rc > 0 ? 0 : 1;
+    }
+
+    if (strcmp(verb, "map-group") == 0 || strcmp(verb, "unmap-group") == 0) {
+        snprintf(usage, sizeof(usage), "sso %s CODE GROUP ROLE", verb);
+
+        if (entctl_args(argc - 1, argv + 1, 3, 3, sso_no_opts, usage) < 0) {
+            return 2;
+        }
+
+        tid = sso_tenant_id(conn, argv[1]);
+        if (tid == NULL) {
+            return 1;
+        }
+
+        params[0] = tid;
+        params[1] = argv[2];
+        params[2] = argv[3];
+
+        /* mapping again is done already; unmapping what is not, refused */
+
+        rc = sso_exec(conn, verb[0] == 'm'
+             ? "INSERT INTO ent.group_role_mappings (tenant_id, "
+               "idp_group, role) VALUES ($1, $2, $3) ON CONFLICT DO "
+               "NOTHING"
+             : "DELETE FROM ent.group_role_mappings WHERE tenant_id = "
+               "$1 AND idp_group = $2 AND role = $3", 3, params, 0);
+
+        free(tid);
+
+        if (rc == 0 && verb[0] == 'u') {
+            fprintf(stderr, "entctl: no mapping of group \"%s\" to role "
+                    "\"%s\" in tenant \"%s\"\n", argv[2], argv[3], argv[1]);
+            return 1;
+        }
+
         return rc < 0 ? 1 : 0;
+    }
+
+    if (strcmp(verb, "show") != 0 && strcmp(verb, "enable") != 0
+        && strcmp(verb, "disable") != 0 && strcmp(verb, "delete") != 0)
+    {
+        goto usage;
+    }
+
+    snprintf(usage, sizeof(usage), "sso %s CODE", verb);
+
+    npos = entctl_args(argc - 1, argv + 1, 1, 1, sso_no_opts, usage);
+    if (npos < 0) {
+        return 2;
     }
 
     tid = sso_tenant_id(conn, argv[1]);
@@ -898,7 +1082,7 @@ entctl_sso(PGconn *conn, int argc, char **argv)
 
     params[0] = tid;
 
-    if (strcmp(argv[0], "show") == 0) {
+    if (strcmp(verb, "show") == 0) {
         rc = sso_exec(conn,
             "SELECT protocol, enabled, issuer, client_id, "
             "client_secret_enc IS NOT NULL AS has_secret, token_auth, "
@@ -912,36 +1096,41 @@ entctl_sso(PGconn *conn, int argc, char **argv)
             "saml_sp_entity_id, saml_sp_key_enc IS NOT NULL AS saml_sp_key, "
             "saml_name_id_format, saml_skew, saml_unsolicited, "
             "saml_allow_sha1, claim_attrs "
-            "FROM ent.identity_providers WHERE tenant_id = $1", 1, params,
-            1);
+            "FROM ent.identity_providers WHERE tenant_id = $1 "
+            "ORDER BY protocol", 1, params, 1);
 
-    } else if (strcmp(argv[0], "enable") == 0
-               || strcmp(argv[0], "disable") == 0)
+    } else if (strcmp(verb, "enable") == 0
+               || strcmp(verb, "disable") == 0)
     {
-        params[1] = argv[0][0] == 'e' ? "true" : "false";
+        params[1] = verb[0] == 'e' ? "true" : "false";
         rc = sso_exec(conn,
             "UPDATE ent.identity_providers SET enabled = $2::boolean "
             "WHERE tenant_id = $1", 2, params, 0);
 
-    } else if (strcmp(argv[0], "delete") == 0) {
+    } else {
         rc = sso_exec(conn,
             "DELETE FROM ent.identity_providers WHERE tenant_id = $1", 1,
             params, 0);
-
-    } else {
-        free(tid);
-        goto usage;
     }
 
     free(tid);
+
+    if (rc == 0) {
+        fprintf(stderr, "entctl: no identity provider in tenant \"%s\" "
+                "(see \"entctl sso oidc\" and \"entctl sso saml\")\n",
+                argv[1]);
+        return 1;
+    }
 
     return rc < 0 ? 1 : 0;
 
 usage:
 
-    fprintf(stderr, "entctl: sso oidc CODE --issuer URL --client-id ID "
-            "--key-file FILE [...] | sso show|enable|disable|delete CODE | "
-            "sso domain add|verify|remove CODE DOMAIN [--verified] | "
-            "sso map-group|unmap-group CODE GROUP ROLE\n");
+    fprintf(stderr, "usage: entctl sso oidc CODE ... | sso saml CODE ... | "
+            "sso show|enable|disable|delete CODE | "
+            "sso domain add CODE DOMAIN [--verified] | "
+            "sso domain verify|remove CODE DOMAIN | "
+            "sso map-group|unmap-group CODE GROUP ROLE "
+            "(see entctl --help)\n");
     return 2;
 }

@@ -1,8 +1,9 @@
 # entctl's authorization commands: custom roles and their permissions,
 # the permission catalog, memberships, a tenant's inherit/JIT settings,
 # platform admins and break-glass grants (request, approval by another
-# admin, revocation, the sealed sign-in link, the events).  Each error
-# says what is wrong and changes nothing.
+# admin, revocation, the sealed sign-in link, the events); the sso
+# commands' options and not-found errors.  Each error says what is wrong
+# and changes nothing.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -626,6 +627,225 @@ is(pg_sql("SELECT string_agg(DISTINCT outcome, ',') || '|' || count(*) "
           . "FROM ent.events WHERE kind = 'breakglass'"), 'info|11',
    'every break-glass action recorded (4 requests, 2 approvals, '
    . '2 revocations, 2 links, the maximum)');
+
+# single sign-on commands: an unknown option is refused (exit 2, nothing
+# saved); "sso oidc" keeps what it is not given, as "sso saml" does;
+# "none" clears; acting on what is not there is "no ...", exit 1
+
+# what the sso commands write, to show that a refusal wrote nothing
+sub sso_state {
+    return join '|', map {
+        pg_sql("SELECT md5(coalesce(string_agg(row_to_json(x)::text, ',' "
+               . "ORDER BY row_to_json(x)::text), '')) FROM $_ x")
+    } qw(ent.identity_providers ent.email_domains ent.group_role_mappings);
+}
+
+sub sso_refused {
+    my ($args, $want, $re, $name) = @_;
+    my $before = sso_state();
+    refused($args, $want, $re, $name);
+    is(sso_state(), $before, "  $name: nothing changed");
+}
+
+my $oidc = "SELECT issuer || '|' || client_id || '|' || "
+    . "(client_secret_enc IS NOT NULL) || '|' || token_auth || '|' || "
+    . "scopes || '|' || claim_email || '|' || allowed_domains::text || '|' "
+    . "|| enforce_sso || '|' || coalesce(api_audience, '-') || '|' || "
+    . "coalesce(api_scopes, '-') || '|' || claim_attrs::text || '|' || "
+    . "enabled FROM ent.identity_providers WHERE tenant_id = '$acme' "
+    . "AND protocol = 'oidc'";
+my $oidc_usage = qr/usage: entctl sso oidc CODE \[--issuer URL\] /;
+
+$ENV{T_SECRET} = 'oidc-secret-1';
+sso_refused('sso oidc acme --issuer https://idp.acme.test --client-id web '
+            . "--key-file $keyfile --client-secret-env T_SECRET --no-check "
+            . '--scope "openid email"', 2,
+            qr/\Aentctl: unknown option "--scope"\n$oidc_usage/,
+            'sso oidc with a mistyped option: nothing created');
+sso_refused('sso oidc acme --client-id web --no-check', 2,
+            qr/\Aentctl: a new OIDC IdP needs --issuer and --client-id\n$oidc_usage/,
+            'a new OIDC record without --issuer');
+sso_refused('sso oidc acme --issuer https://idp.acme.test --client-id web '
+            . '--client-secret-env T_SECRET --no-check', 2,
+            qr/\Aentctl: a client secret needs --key-file/,
+            'a secret without --key-file');
+sso_refused('sso oidc acme --issuer http://idp.acme.test --client-id web '
+            . '--no-check', 2, qr/the issuer must be an https URL/,
+            'an http issuer');
+($rc, $out, $err) = ctl('sso oidc acme --issuer https://idp.acme.test '
+                        . "--client-id web --key-file $keyfile "
+                        . '--client-secret-env T_SECRET --no-check --auth '
+                        . 'post --scopes "openid email groups" --claim-email '
+                        . 'mail --domains acme.test,acme.example --enforce on '
+                        . '--api-audience https://api.acme.test --api-scopes '
+                        . 'api:read --claim-map dept=department');
+is("$rc|$out|$err", "0|sso oidc acme: saved\n|", 'sso oidc: created');
+my $oidc_full = 'https://idp.acme.test|web|true|client_secret_post|'
+    . 'openid email groups|mail|{acme.test,acme.example}|true|'
+    . 'https://api.acme.test|api:read|{"dept": "department"}|true';
+is(pg_sql($oidc), $oidc_full, '  every option saved');
+
+sso_refused('sso oidc acme --scope openid', 2,
+            qr/\Aentctl: unknown option "--scope"\n$oidc_usage/,
+            'sso oidc: a typo does not reset the scopes');
+sso_refused('sso oidc acme --enforce off --claimemail email', 2,
+            qr/\Aentctl: unknown option "--claimemail"\n/,
+            'a typo among right options: none of them saved');
+sso_refused('sso oidc acme --scopes --enforce off', 2,
+            qr/\Aentctl: option "--scopes" needs a value\n/,
+            'a forgotten value');
+sso_refused('sso oidc acme --enforce off --enforce on', 2,
+            qr/\Aentctl: option "--enforce" given twice\n/, 'an option twice');
+sso_refused('sso oidc acme --auth digest', 2, qr/\Aentctl: --auth basic\|post\n\z/,
+            'an unknown --auth');
+sso_refused('sso oidc acme --no-client-secret --client-secret-env T_SECRET '
+            . "--key-file $keyfile", 2,
+            qr/\Aentctl: one of --client-secret-env, --client-secret-file and --no-client-secret\n\z/,
+            'a secret and no secret');
+sso_refused('sso oidc acme --domains Acme.Test', 2,
+            qr/--domains: lowercase names separated by commas, or "none"/,
+            'uppercase domains');
+sso_refused('sso oidc acme extra --enforce off', 2,
+            qr/\Aentctl: unexpected argument "extra"\n/, 'an extra argument');
+sso_refused('sso oidc ghost --enforce off', 1, qr/\Aentctl: no tenant "ghost"\n\z/,
+            'an unknown tenant');
+
+ok_cmd('sso oidc acme --enforce off', qr/^sso oidc acme: saved\n\z/,
+       'sso oidc: one option');
+($out = $oidc_full) =~ s/\|true\|https:/|false|https:/;
+is(pg_sql($oidc), $out, '  only enforce_sso changed, the secret kept');
+ok_cmd('sso oidc acme --api-audience none --api-scopes none --domains none',
+       qr/saved/, 'sso oidc: none clears');
+is(pg_sql($oidc), 'https://idp.acme.test|web|true|client_secret_post|'
+   . 'openid email groups|mail|{}|false|-|-|{"dept": "department"}|true',
+   '  audience, scopes and domains cleared, the rest kept');
+($rc, $out, $err) = ctl('sso oidc acme --client-id web2');
+is("$rc|$out", "0|sso oidc acme: saved\n", 'a new client id, no secret');
+like($err, qr/\Aentctl: warning: the client id changes and the stored client secret is kept/,
+     '  warned: the old secret stays');
+ok_cmd('sso oidc acme --no-client-secret --claim-map -', qr/saved/,
+       'sso oidc --no-client-secret');
+is(pg_sql($oidc), 'https://idp.acme.test|web2|false|client_secret_post|'
+   . 'openid email groups|mail|{}|false|-|-|{}|true',
+   '  a public client, no custom claims');
+
+# sso saml: none removes the SLO URL, the SP key, the SP entity ID
+
+system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/idp.key "
+       . "-out $dir/idp.crt -days 30 -subj /CN=idp 2>/dev/null && "
+       . "openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/sp.key "
+       . "-out $dir/sp.crt -days 30 -subj /CN=sp 2>/dev/null") == 0 or die;
+
+my $saml = "SELECT coalesce(saml_slo_url, '-') || '|' || "
+    . "coalesce(saml_sp_entity_id, '-') || '|' || "
+    . "(saml_sp_key_enc IS NOT NULL) || '|' || (saml_sp_cert IS NOT NULL) "
+    . "|| '|' || coalesce(saml_name_id_format, '-') || '|' || "
+    . "coalesce(saml_skew::text, '-') || '|' || claim_email FROM "
+    . "ent.identity_providers WHERE tenant_id = '$beta' AND protocol = 'saml'";
+my $saml_new = "sso saml beta --entity-id https://idp.beta.test/saml "
+    . "--sso-url https://idp.beta.test/sso --cert-file $dir/idp.crt "
+    . "--slo-url https://idp.beta.test/slo --sp-entity-id "
+    . "https://beta.example.com/sp --sp-key-file $dir/sp.key --sp-cert-file "
+    . "$dir/sp.crt --key-file $keyfile --name-id-format "
+    . "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress --skew 30";
+
+sso_refused("$saml_new --attr-emial mail", 2,
+            qr/\Aentctl: unknown option "--attr-emial"\nusage: entctl sso saml CODE /,
+            'sso saml with a mistyped option: nothing created');
+ok_cmd($saml_new, qr/^sso saml beta: saved\n\z/, 'sso saml: created');
+is(pg_sql($saml), 'https://idp.beta.test/slo|https://beta.example.com/sp|'
+   . 'true|true|urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress|30|'
+   . 'email', '  with an SLO URL, an SP key and entity ID');
+
+sso_refused('sso saml beta --attr-emial mail', 2,
+            qr/\Aentctl: unknown option "--attr-emial"\n/,
+            'sso saml: a typo changes nothing');
+sso_refused("sso saml beta --sp-cert-file $dir/sp.crt", 2,
+            qr/\Aentctl: --sp-cert-file and --key-file go with --sp-key-file PEM/,
+            '--sp-cert-file alone');
+sso_refused("sso saml beta --sp-key-file none --key-file $keyfile", 2,
+            qr/--sp-cert-file and --key-file go with --sp-key-file PEM/,
+            '--sp-key-file none with --key-file');
+sso_refused("sso saml beta --sp-key-file $dir/sp.key", 2,
+            qr/--sp-key-file needs --sp-cert-file .* and --key-file/,
+            '--sp-key-file alone');
+sso_refused("sso saml beta --ca-file $dir/idp.crt", 2,
+            qr/\Aentctl: --idp-entity-id and --ca-file go with --metadata\n\z/,
+            '--ca-file without --metadata');
+sso_refused('sso saml beta --slo-url http://idp.beta.test/slo', 2,
+            qr/SSO and SLO URLs must be https URLs/, 'an http SLO URL');
+sso_refused('sso saml beta --skew 3601', 2,
+            qr/\Aentctl: --skew: seconds, 0 to 3600, or "none"\n\z/,
+            'a skew too big');
+
+ok_cmd('sso saml beta --slo-url none --sp-entity-id none', qr/saved/,
+       'sso saml --slo-url none --sp-entity-id none');
+is(pg_sql($saml), '-|-|true|true|'
+   . 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress|30|email',
+   '  both removed, the SP key kept');
+ok_cmd('sso saml beta --sp-key-file none --name-id-format none --skew none '
+       . '--attr-email mail', qr/saved/, 'sso saml --sp-key-file none');
+is(pg_sql($saml), '-|-|false|false|-|-|mail',
+   '  the key, its certificate, the format and the skew removed');
+($rc, $out) = ctl('sso show beta');
+like($out, qr/^saml_slo_url=\nsaml_certs=1\nsaml_sp_entity_id=\nsaml_sp_key=f\n/m,
+     '  sso show agrees');
+
+# what is not there: "no ...", exit 1
+
+ok_cmd('tenant create gamma --name Gamma', qr/./, 'a tenant without an IdP');
+for my $verb (qw(show enable disable delete)) {
+    sso_refused("sso $verb gamma", 1,
+                qr/\Aentctl: no identity provider in tenant "gamma" \(see "entctl sso oidc" and "entctl sso saml"\)\n\z/,
+                "sso $verb of a tenant without an IdP");
+}
+sso_refused('sso enable ghost', 1, qr/\Aentctl: no tenant "ghost"\n\z/,
+            'sso enable of an unknown tenant');
+sso_refused('sso enable acme --now', 2,
+            qr/\Aentctl: unknown option "--now"\nusage: entctl sso enable CODE\n\z/,
+            'sso enable with an option');
+
+ok_cmd('sso disable acme', qr/\A\z/, 'sso disable');
+is(pg_sql("SELECT string_agg(enabled::text, ',') FROM "
+          . "ent.identity_providers WHERE tenant_id = '$acme'"), 'false',
+   '  disabled');
+ok_cmd('sso enable acme', qr/\A\z/, 'sso enable');
+
+sso_refused('sso domain add acme acme.test --verify', 2,
+            qr/\Aentctl: unknown option "--verify"\nusage: entctl sso domain add CODE DOMAIN \[--verified\]\n\z/,
+            'sso domain add --verify (for --verified)');
+sso_refused('sso domain verify acme acme.test', 1,
+            qr/\Aentctl: no email domain "acme.test" in tenant "acme"\n\z/,
+            'sso domain verify of a domain not added');
+sso_refused('sso domain remove acme acme.test', 1,
+            qr/\Aentctl: no email domain "acme.test" in tenant "acme"\n\z/,
+            'sso domain remove of a domain not added');
+sso_refused('sso domain verify acme acme.test --now', 2,
+            qr/\Aentctl: unknown option "--now"\nusage: entctl sso domain verify CODE DOMAIN\n\z/,
+            'sso domain verify with an option');
+ok_cmd('sso domain add acme Acme.Test', qr/\A\z/, 'sso domain add');
+ok_cmd('sso domain verify acme ACME.test', qr/\A\z/, 'sso domain verify');
+is(pg_sql("SELECT domain || '|' || (verified_at IS NOT NULL) FROM "
+          . "ent.email_domains WHERE tenant_id = '$acme'"), 'acme.test|true',
+   '  verified');
+ok_cmd('sso domain remove acme acme.test', qr/\A\z/, 'sso domain remove');
+sso_refused('sso domain remove acme acme.test', 1, qr/no email domain/,
+            'removing it again');
+
+sso_refused('sso unmap-group acme admins admin', 1,
+            qr/\Aentctl: no mapping of group "admins" to role "admin" in tenant "acme"\n\z/,
+            'sso unmap-group of what is not mapped');
+sso_refused('sso map-group acme admins admin --force', 2,
+            qr/\Aentctl: unknown option "--force"\nusage: entctl sso map-group CODE GROUP ROLE\n\z/,
+            'sso map-group with an option');
+ok_cmd('sso map-group acme admins admin', qr/\A\z/, 'sso map-group');
+ok_cmd('sso map-group acme admins admin', qr/\A\z/, 'mapping again: done');
+ok_cmd('sso unmap-group acme admins admin', qr/\A\z/, 'sso unmap-group');
+is(pg_sql("SELECT count(*) FROM ent.group_role_mappings"), 0, '  gone');
+
+ok_cmd('sso delete beta', qr/\A\z/, 'sso delete');
+sso_refused('sso delete beta', 1, qr/no identity provider in tenant "beta"/,
+            'deleting again');
 
 # usage
 
