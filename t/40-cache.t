@@ -128,7 +128,12 @@ $c0 = calls();
 @res = map { http_finish($_) } @h;
 is(scalar(grep { $_->{status} == 200 } @res), 100,
    'two workers: 100 concurrent misses answered');
-is(calls() - $c0, 1, 'two workers: one query');
+# (under valgrind a poll may give up on a fill that slow and query itself)
+if ($EntTest::SLOW > 1) {
+    ok(calls() - $c0 <= 2, 'two workers: at most one query per worker');
+} else {
+    is(calls() - $c0, 1, 'two workers: one query');
+}
 nginx_stop($n);
 check_log($n, 'two workers');
 

@@ -51,7 +51,9 @@ my @r = map { http($n, '/', host => 'bill.example.com',
 
 is($r[0]{headers}{'ratelimit-policy'}[0], '"aiq";q=10;w=2419200',
    'a 28-day period: February 15 to March 15');
-like($r[0]{headers}{ratelimit}[0], qr/^"aiq";r=9;t=(59|60|61)$/,
+# the clock runs on while the requests are made (slowly under valgrind)
+my $reset = $EntTest::SLOW > 1 ? qr/[1-6]\d/ : qr/59|60|61/;
+like($r[0]{headers}{ratelimit}[0], qr/^"aiq";r=9;t=($reset)$/,
      'resetting at midnight on the 15th');
 is(scalar(grep { $_->{headers}{'ent-quota-warning'} } @r[0 .. 6]), 0,
    'no warning below 80%');
@@ -60,7 +62,7 @@ is($r[7]{headers}{'ent-quota-warning'}[0],
 is($r[9]{headers}{'ent-quota-warning'}[0],
    '"aiq";threshold=95;used=10;q=10', 'at 95%: another');
 is($r[10]{status}, 402, 'over the quota: 402, as configured');
-like($r[10]{body}, qr/"policy":"aiq","limit":10,"window":2419200,"retry_after":(59|60|61)\}/,
+like($r[10]{body}, qr/"policy":"aiq","limit":10,"window":2419200,"retry_after":($reset)\}/,
      'saying which quota and when it resets');
 
 is(http($n, '/', host => 'billkid.example.com')->{headers}{'ratelimit-policy'}[0],
