@@ -7,6 +7,7 @@
  *                 [--scopes "openid email profile"] [--auth basic|post]
  *                 [--claim-email C] [--claim-name C] [--claim-groups C]
  *                 [--domains a.com,b.com|none] [--enforce on|off]
+ *                 [--trust-email on|off]
  *                 [--api-audience AUD|none] [--api-scopes "s1 s2"|none]
  *                 [--claim-map NAME=CLAIM]... [--claim-map -]
  *                 [--ca-file FILE] [--no-check]
@@ -59,7 +60,8 @@
     "[--client-secret-env VAR | --client-secret-file FILE | "                \
     "--no-client-secret] [--scopes S] [--auth basic|post] "                  \
     "[--claim-email C] [--claim-name C] [--claim-groups C] "                 \
-    "[--domains D,D|none] [--enforce on|off] [--api-audience A|none] "       \
+    "[--domains D,D|none] [--enforce on|off] [--trust-email on|off] "        \
+    "[--api-audience A|none] "                                                \
     "[--api-scopes S|none] [--claim-map NAME=CLAIM]... [--ca-file FILE] "    \
     "[--no-check]"
 
@@ -636,7 +638,7 @@ sso_oidc(PGconn *conn, int argc, char **argv)
     size_t                     len, slen;
     PGresult                  *res;
     const char                *issuer, *client_id, *keyfile, *env, *sfile;
-    const char                *v, *params[15];
+    const char                *v, *params[16];
     unsigned char              key[ENT_AEAD_KEY_LEN], secret[1024], aad[64];
     unsigned char             *sealed;
     static const entctl_opt_t  known[] = {
@@ -653,6 +655,7 @@ sso_oidc(PGconn *conn, int argc, char **argv)
         { "--claim-groups", ENTCTL_OPT_VALUE },
         { "--domains", ENTCTL_OPT_VALUE },
         { "--enforce", ENTCTL_OPT_VALUE },
+        { "--trust-email", ENTCTL_OPT_VALUE },
         { "--api-audience", ENTCTL_OPT_VALUE },
         { "--api-scopes", ENTCTL_OPT_VALUE },
         { "--claim-map", ENTCTL_OPT_MULTI },
@@ -702,6 +705,12 @@ sso_oidc(PGconn *conn, int argc, char **argv)
     v = sso_opt(argc, argv, "--enforce");
     if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
         fprintf(stderr, "entctl: --enforce on|off\n");
+        return 2;
+    }
+
+    v = sso_opt(argc, argv, "--trust-email");
+    if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+        fprintf(stderr, "entctl: --trust-email on|off\n");
         return 2;
     }
 
@@ -838,6 +847,8 @@ sso_oidc(PGconn *conn, int argc, char **argv)
     params[12] = sso_opt(argc, argv, "--api-scopes");
     params[13] = attrs;
     params[14] = clear ? "true" : "false";
+    v = sso_opt(argc, argv, "--trust-email");
+    params[15] = v == NULL ? NULL : strcmp(v, "on") == 0 ? "true" : "false";
 
     if (exists) {
         n = sso_exec(conn,
@@ -858,16 +869,18 @@ sso_oidc(PGconn *conn, int argc, char **argv)
             "api_scopes = CASE WHEN $13::text IS NULL THEN p.api_scopes "
             "WHEN $13 = 'none' THEN NULL ELSE $13 END, "
             "claim_attrs = coalesce($14::jsonb, p.claim_attrs), "
+            "trust_email = coalesce($16::boolean, p.trust_email), "
             "enabled = true, updated_at = now() "
             "WHERE p.tenant_id = $1 AND p.protocol = 'oidc'",
-            15, params, 0);
+            16, params, 0);
 
     } else {
         n = sso_exec(conn,
             "INSERT INTO ent.identity_providers (tenant_id, protocol, "
             "issuer, client_id, client_secret_enc, token_auth, scopes, "
             "claim_email, claim_name, claim_groups, allowed_domains, "
-            "enforce_sso, api_audience, api_scopes, claim_attrs) "
+            "enforce_sso, api_audience, api_scopes, claim_attrs, "
+            "trust_email) "
             "VALUES ($1, 'oidc', $2, $3, "
             "CASE WHEN $15::boolean THEN NULL ELSE $4 END, "
             "coalesce($5, 'client_secret_basic'), "
@@ -875,8 +888,8 @@ sso_oidc(PGconn *conn, int argc, char **argv)
             "coalesce($8, 'name'), coalesce($9, 'groups'), "
             "coalesce($10::text[], '{}'), coalesce($11::boolean, false), "
             "nullif($12::text, 'none'), nullif($13::text, 'none'), "
-            "coalesce($14::jsonb, '{}'))",
-            15, params, 0);
+            "coalesce($14::jsonb, '{}'), coalesce($16::boolean, false))",
+            16, params, 0);
     }
 
     if (n != 1) {
@@ -1095,7 +1108,7 @@ entctl_sso(PGconn *conn, int argc, char **argv)
             "'BEGIN CERTIFICATE', ''))) / 17 AS saml_certs, "
             "saml_sp_entity_id, saml_sp_key_enc IS NOT NULL AS saml_sp_key, "
             "saml_name_id_format, saml_skew, saml_unsolicited, "
-            "saml_allow_sha1, claim_attrs "
+            "saml_allow_sha1, claim_attrs, trust_email "
             "FROM ent.identity_providers WHERE tenant_id = $1 "
             "ORDER BY protocol", 1, params, 1);
 

@@ -155,6 +155,7 @@ typedef struct {
     unsigned                     saml:1;
     unsigned                     saml_unsolicited:1;
     unsigned                     saml_allow_sha1:1;
+    unsigned                     trust_email:1;   /* without email_verified */
 } ngx_http_ent_sso_idp_t;
 
 

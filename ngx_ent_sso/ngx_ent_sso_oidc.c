@@ -861,6 +861,7 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, json_t *claims, ngx_uint_t *jit)
 {
     json_t      *v, *map, *path;
+    u_char      *list;
     ngx_str_t    sub, verified;
     const char  *key;
     char         buf[1025];
@@ -963,6 +964,26 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
         verified.len = 1;
     }
 
+    if (ctx->id.email.len && !verified.len && v == NULL
+        && ctx->idp.trust_email && ctx->idp.domains.len)
+    {
+        /*
+         * No email_verified at all (Entra ID, OneLogin): the IdP's word is
+         * taken for an address in a domain the tenant proved it owns; an
+         * explicit "false" is never overridden.
+         */
+
+        list = ngx_pnalloc(r->pool, ctx->idp.domains.len + 1);
+        if (list == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_cpymem(list, ctx->idp.domains.data, ctx->idp.domains.len) = 0;
+
+        verified.len = ent_email_domain_in((char *) ctx->id.email.data,
+                                           (char *) list) == 1;
+    }
+
     if (ctx->id.email.len && !verified.len) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ent sso: the email of \"%V\" is not verified: it "
@@ -971,8 +992,6 @@ ngx_http_ent_sso_map_claims(ngx_http_request_t *r,
     }
 
     if (ctx->id.email.len && ctx->idp.domains.len) {
-        u_char  *list;
-
         list = ngx_pnalloc(r->pool, ctx->idp.domains.len + 1);
         if (list == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

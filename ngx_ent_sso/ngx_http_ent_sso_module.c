@@ -776,7 +776,7 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
-        || rows.nrows != 1 || rows.ncols != 25)
+        || rows.nrows != 1 || (rows.ncols != 25 && rows.ncols != 26))
     {
         ctx->idp_done = 1;
         ctx->idp_none = 1;
@@ -829,6 +829,13 @@ ngx_http_ent_sso_need_idp(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     (void) ngx_ent_rows_next(&rows, &data, &len);
     ctx->idp.claim_attrs.data = (u_char *) data;
     ctx->idp.claim_attrs.len = data ? len : 0;
+
+    /* 26 since migration 016 (a record cached before it has 25) */
+
+    if (rows.ncols == 26) {
+        (void) ngx_ent_rows_next(&rows, &data, &len);
+        ctx->idp.trust_email = (data && len == 1 && data[0] == 't');
+    }
 
     ctx->idp_done = 1;
 

@@ -423,6 +423,36 @@ $r = $b3->follow(op_login($b3, $r->{location}, 'bob'));
 is($r->{status}, 403, 'an unverified email: not provisioned, 403');
 like($r->{body}, qr/Acme Corp.*no access/s, "on the tenant's page");
 
+# an OP that sends no email_verified (Entra ID, OneLogin): its emails decide
+# nothing unless the tenant trusts them (--trust-email), and then only in
+# a domain the tenant verified; an explicit false is never overridden
+
+op_accounts($op1,
+    dana => { email => 'dana@acme.example.com', name => 'Dana',
+              groups => ['staff'] },
+    odd  => { email => 'odd@elsewhere.example', name => 'Odd',
+              groups => ['staff'] });
+sub login_as {
+    my ($who) = @_;
+    my $bx = browser();
+    my $rx = $bx->get("$acme/t");
+    return $bx->follow(op_login($bx, $rx->{location}, $who));
+}
+is(login_as('dana')->{status}, 403, 'no email_verified: not provisioned, 403');
+system("$entctl sso oidc acme --trust-email on >/dev/null") == 0 or die;
+is(pg_sql("SELECT trust_email FROM ent.identity_providers "
+          . "WHERE protocol = 'oidc' AND issuer = '$op1->{issuer}'"), 't',
+   'entctl sso oidc --trust-email on: saved');
+ok(wait_until(sub { login_as('dana')->{status} == 302 }, 5),
+   '... then signed in and provisioned');
+is(pg_sql("SELECT count(*) FROM ent.users "
+          . "WHERE email = 'dana\@acme.example.com'"), 1, '... the user exists');
+is(login_as('odd')->{status}, 403,
+   '... not for a domain the tenant has not verified');
+is(login_as('bob')->{status}, 403,
+   '... and never over an explicit email_verified false');
+system("$entctl sso oidc acme --trust-email off >/dev/null") == 0 or die;
+
 # the signed identity assertion
 
 $r = $b->get("$acme/asserted/x");
