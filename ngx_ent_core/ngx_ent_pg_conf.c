@@ -3,8 +3,9 @@
  * (nginx -t and reload; blocking name resolution is allowed here, as for
  * upstream servers).
  *
- * The conninfo string is parsed with PQconninfoParse(); a host name is
- * resolved to the numeric "hostaddr" the workers connect to; the server's
+ * The conninfo string is parsed with PQconninfoParse(); host names (one,
+ * or a list for failover) are resolved to the numeric "hostaddr" the
+ * workers connect to; the server's
  * statement_timeout is set to the pool's query_timeout; a display form
  * without secrets is kept for log messages.  Statements are declared by
  * modules while their directives are parsed, and prepared lazily on each
@@ -16,13 +17,90 @@
 
 
 
+/*
+ * The "hostaddr" list for a "host" list: each name resolved (its first
+ * address), an empty element for a unix socket directory; "" when no host
+ * needs one; NULL on error (logged).
+ */
+
+static u_char *
+ngx_ent_pg_hostaddrs(ngx_conf_t *cf, char *host)
+{
+    u_char      *out, *p, *last, *s, *e;
+    size_t       len;
+    ngx_url_t    u;
+    ngx_uint_t   named;
+    u_char       buf[NGX_SOCKADDR_STRLEN];
+
+    len = (ngx_strlen(host) + 1) * NGX_SOCKADDR_STRLEN;
+
+    out = ngx_pnalloc(cf->pool, len + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    p = out;
+    last = out + len;
+    named = 0;
+
+    for (s = (u_char *) host; /* void */; s = e + 1) {
+
+        e = (u_char *) ngx_strchr(s, ',');
+        if (e == NULL) {
+            e = s + ngx_strlen(s);
+        }
+
+        if (p != out) {
+            *p++ = ',';
+        }
+
+        if (e > s && *s != '/' && *s != '@') {
+
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.host.data = s;
+            u.host.len = e - s;
+            u.url = u.host;
+            u.no_port = 1;
+            u.default_port = 5432;
+
+            if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK
+                || u.naddrs == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "host \"%*s\" of \"ent_postgres\" not "
+                                   "found", (size_t) (e - s), s);
+                return NULL;
+            }
+
+            len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, buf,
+                                NGX_SOCKADDR_STRLEN, 0);
+
+            if ((size_t) (last - p) < len) {
+                return NULL;
+            }
+
+            p = ngx_cpymem(p, buf, len);
+            named = 1;
+        }
+
+        if (*e == '\0') {
+            break;
+        }
+    }
+
+    *p = '\0';
+
+    return named ? out : (u_char *) "";
+}
+
+
 char *
 ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
 {
     char               *err, *host, *hostaddr, *options;
-    u_char             *p, *last, buf[NGX_SOCKADDR_STRLEN];
+    u_char             *p, *last;
     size_t              len;
-    ngx_url_t           u;
     ngx_uint_t          n, i, has_app;
     PQconninfoOption   *opts, *o;
 
@@ -66,16 +144,6 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
         } else if (ngx_strcmp(o->keyword, "application_name") == 0) {
             has_app = 1;
         }
-    }
-
-    if ((host && ngx_strchr(host, ',')) || (hostaddr && ngx_strchr(hostaddr,
-                                                                   ',')))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ent_postgres\" takes one host, "
-                           "not a list: \"%s\"", host ? host : hostaddr);
-        PQconninfoFree(opts);
-        return NGX_CONF_ERROR;
     }
 
     /* 3 more: hostaddr, options, application_name; 1 for the NULL */
@@ -125,40 +193,25 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
 
     conf->display.len = p - conf->display.data;
 
-    /* no DNS in a worker: resolve a host name now, at configuration time */
+    /*
+     * No DNS in a worker: host names are resolved now, at configuration
+     * time, into "hostaddr" (one address per host of a list; a list is
+     * tried in order by libpq, e.g. with target_session_attrs=read-write,
+     * each attempt on nginx's event loop).
+     */
 
-    if (host && host[0] != '/' && host[0] != '@' && hostaddr == NULL) {
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.host.data = (u_char *) host;
-        u.host.len = ngx_strlen(host);
-        u.url = u.host;
-        u.no_port = 1;
-        u.default_port = 5432;
-
-        if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK
-            || u.naddrs == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "host \"%s\" of \"ent_postgres\" not found",
-                               host);
+    if (host && hostaddr == NULL) {
+        p = ngx_ent_pg_hostaddrs(cf, host);
+        if (p == NULL) {
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
         }
 
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, buf,
-                            NGX_SOCKADDR_STRLEN, 0);
-
-        conf->keywords[i] = "hostaddr";
-        conf->values[i] = (char *) ngx_pnalloc(cf->pool, len + 1);
-        if (conf->values[i] == NULL) {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
+        if (*p) {
+            conf->keywords[i] = "hostaddr";
+            conf->values[i] = (char *) p;
+            i++;
         }
-
-        (void) ngx_cpystrn((u_char *) conf->values[i], buf, len + 1);
-        i++;
     }
 
     /* the server gives up on a query soon after we do */

@@ -79,13 +79,13 @@ ent_postgres "host=127.0.0.2";
 --- error_log
 "ent_postgres" directive is duplicate
 
-=== TEST 8: a list of hosts
+=== TEST 8: a list of hosts with an unknown name
 --- http_config
-ent_postgres "host=127.0.0.1,127.0.0.2";
+ent_postgres "host=127.0.0.1,no-such-host.invalid target_session_attrs=read-write";
 --- config
 --- must_die
 --- error_log
-"ent_postgres" takes one host, not a list
+host "no-such-host.invalid" of "ent_postgres" not found
 
 === TEST 9: an unknown host name is refused at configuration time
 --- http_config
@@ -297,3 +297,100 @@ ent_audit yes;
 --- must_die
 --- error_log
 invalid value "yes" in "ent_audit" directive, it must be "on" or "off"
+
+=== TEST 35: Redis through sentinels
+--- http_config
+ent_redis sentinel=127.0.0.1:26379,127.0.0.1:26380,[::1]:26381 master=mymaster sentinel_password=s3 password=x db=2 pool=2 timeout=100ms;
+--- config
+location /s { ent_status; }
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 36: the parameters in another order, the default sentinel port
+--- http_config
+ent_redis master=mymaster pool=1 sentinel=127.0.0.1;
+--- config
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 37: sentinels without a master name
+--- http_config
+ent_redis sentinel=127.0.0.1:26379;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "sentinel" without "master"
+
+=== TEST 38: a master name without sentinels
+--- http_config
+ent_redis master=mymaster pool=2;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "master" without "sentinel"
+
+=== TEST 39: an address and sentinels
+--- http_config
+ent_redis 127.0.0.1:6379 sentinel=127.0.0.1:26379 master=mymaster;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an address and "sentinel" parameters: use one or the other
+
+=== TEST 40: an empty sentinel in the list
+--- http_config
+ent_redis sentinel=127.0.0.1:26379,,127.0.0.1:26380 master=mymaster;
+--- config
+--- must_die
+--- error_log
+empty address in "sentinel=127.0.0.1:26379,,127.0.0.1:26380" of the "ent_redis" directive
+
+=== TEST 41: a bad sentinel port
+--- http_config
+ent_redis sentinel=127.0.0.1:26379,127.0.0.1:99999 master=mymaster;
+--- config
+--- must_die
+--- error_log
+invalid port in sentinel "127.0.0.1:99999" of the "ent_redis" directive
+
+=== TEST 42: an empty sentinel list
+--- http_config
+ent_redis sentinel= master=mymaster;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an empty "sentinel"
+
+=== TEST 43: an empty master name
+--- http_config
+ent_redis sentinel=127.0.0.1 master=;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an empty "master"
+
+=== TEST 44: a master name with a space
+--- http_config
+ent_redis sentinel=127.0.0.1 "master=my master";
+--- config
+--- must_die
+--- error_log
+invalid master name "my master" in "ent_redis" directive
+
+=== TEST 45: too many sentinels
+--- http_config
+ent_redis sentinel=127.0.0.1:26001,127.0.0.1:26002,127.0.0.1:26003,127.0.0.1:26004,127.0.0.1:26005,127.0.0.1:26006,127.0.0.1:26007,127.0.0.1:26008,127.0.0.1:26009,127.0.0.1:26010,127.0.0.1:26011,127.0.0.1:26012,127.0.0.1:26013,127.0.0.1:26014,127.0.0.1:26015,127.0.0.1:26016,127.0.0.1:26017 master=mymaster;
+--- config
+--- must_die
+--- error_log
+too many sentinels in "ent_redis" directive, at most 16
+
+=== TEST 46: an empty sentinel password
+--- http_config
+ent_redis sentinel=127.0.0.1 master=mymaster sentinel_password=;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an empty "sentinel_password"
