@@ -52,6 +52,7 @@ typedef struct ngx_ent_cache_sh_s {
     ngx_uint_t                 fill_errors;
     ngx_uint_t                 evictions;
     ngx_uint_t                 invalidations;
+    ngx_msec_t                 invalidated_at;  /* the last one (fills) */
 
     /* the nodes' invalidation listeners, to know whether any was away */
     ngx_pid_t                  listeners[NGX_ENT_CACHE_LISTENERS];
@@ -352,6 +353,7 @@ ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key)
 
     if (cn) {
         cache->sh->invalidations++;
+        cache->sh->invalidated_at = ngx_current_msec;
 
         if ((ngx_msec_int_t) (cn->pending - ngx_current_msec) > 0) {
             /* the fill in progress may bring back the old answer */
@@ -378,6 +380,7 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 
     cache->sh->generation++;
     cache->sh->invalidations++;
+    cache->sh->invalidated_at = ngx_current_msec;
 
     /* pending fills must not store what they bring back as fresh */
 
@@ -698,7 +701,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
 {
     uint32_t                        hash;
     ngx_int_t                       rc;
-    ngx_msec_t                      now;
+    ngx_msec_t                      now, invalidated;
     ngx_pid_t                       filler;
     ngx_uint_t                      flags;
     ngx_ent_cache_node_t           *cn;
@@ -777,6 +780,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
     cn->pending = now + cache->fill_timeout;
     cn->filler = ngx_pid;
     cn->invalidated = 0;
+    invalidated = cache->sh->invalidated_at;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -787,8 +791,10 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
 
     fill->transform = how->transform;
 
-    rc = ngx_ent_pg_query(NULL, how->stmt, how->params,
-                          ngx_ent_cache_fill_done, fill);
+    /* from a replica when there is one that is recent enough */
+
+    rc = ngx_ent_pg_query_read(NULL, how->stmt, how->params,
+                               ngx_ent_cache_fill_done, fill, invalidated);
 
     if (rc == NGX_AGAIN) {
         return ngx_ent_cache_wait(r, fill, handler, data);

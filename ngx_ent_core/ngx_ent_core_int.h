@@ -38,11 +38,20 @@ typedef struct {
     ngx_msec_t                 backoff_min;
     ngx_msec_t                 backoff_max;
     ngx_flag_t                 listen;
+    ngx_msec_t                 max_lag;      /* a replica's */
 } ngx_ent_pg_conf_t;
 
 
+#define NGX_ENT_REDIS_MAX_SENTINELS  16
+
+
 typedef struct {
-    ngx_addr_t                 addr;
+    ngx_addr_t                 addr;         /* unless sentinels */
+    ngx_addr_t                *sentinels;    /* sentinel=, NULL without */
+    ngx_uint_t                 nsentinels;
+    ngx_str_t                  sentinel_list; /* as configured */
+    ngx_str_t                  master_name;   /* master= */
+    ngx_str_t                  sentinel_password;
     ngx_str_t                  user;
     ngx_str_t                  password;
     ngx_uint_t                 db;
@@ -92,6 +101,12 @@ typedef struct {
     ngx_ent_pg_conf_t          pg;
     ngx_array_t                stmts;        /* ngx_ent_pg_stmt_t * */
 
+    /* ent_postgres_replica: the caches' reads */
+    ngx_flag_t                 pg_ro_enabled;
+    ngx_ent_pg_conf_t          pg_ro;
+    ngx_ent_pg_stmt_t         *pg_lag_stmt;
+    ngx_ent_pg_stmt_t         *pg_beat_stmt;
+
     ngx_flag_t                 redis_enabled;
     ngx_ent_redis_conf_t       redis;
 
@@ -114,6 +129,7 @@ typedef struct {
 
     /* per worker, set up in init_process */
     ngx_ent_pg_pool_t         *pg_pool;
+    ngx_ent_pg_pool_t         *pg_ro_pool;
     ngx_ent_redis_pool_t      *redis_pool;
     ngx_queue_t                fills;        /* ngx_ent_cache_fill_t */
     ngx_event_t                fill_poll;
@@ -134,6 +150,8 @@ typedef struct {
     ngx_uint_t                 timeouts;
     ngx_uint_t                 rejected;
     ngx_uint_t                 reconnects;
+    ngx_uint_t                 failovers;    /* Redis: master changes */
+    ngx_str_t                  master;       /* Redis: len 0 if unknown */
 } ngx_ent_backend_stats_t;
 
 
@@ -156,6 +174,11 @@ char *ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf,
 ngx_int_t ngx_ent_pg_init_worker(ngx_cycle_t *cycle,
     ngx_http_ent_core_main_conf_t *cmcf);
 void ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+ngx_int_t ngx_ent_pg_replica_stats(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_backend_stats_t *st, ngx_int_t *lag);
+ngx_int_t ngx_ent_pg_query_read(ngx_http_request_t *r,
+    ngx_ent_pg_stmt_t *stmt, ngx_str_t *params,
+    ngx_ent_op_handler_pt handler, void *data, ngx_msec_t invalidated);
 void ngx_ent_pg_stats(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_backend_stats_t *st);
 
@@ -165,6 +188,22 @@ ngx_int_t ngx_ent_redis_init_worker(ngx_cycle_t *cycle,
 void ngx_ent_redis_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
 void ngx_ent_redis_stats(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_backend_stats_t *st);
+void ngx_ent_redis_master_found(ngx_ent_redis_pool_t *pool,
+    struct sockaddr *sockaddr, socklen_t socklen);
+
+/* Redis Sentinel */
+typedef struct ngx_ent_redis_sentinel_s  ngx_ent_redis_sentinel_t;
+
+char *ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf);
+ngx_ent_redis_sentinel_t *ngx_ent_redis_sentinel_create(ngx_cycle_t *cycle,
+    ngx_ent_redis_conf_t *conf, ngx_ent_redis_pool_t *pool);
+void ngx_ent_redis_sentinel_discover(ngx_ent_redis_sentinel_t *sn);
+void ngx_ent_redis_sentinel_destroy(ngx_ent_redis_sentinel_t *sn);
+ngx_int_t ngx_ent_redis_sentinel_addr(const u_char *ip, size_t ip_len,
+    const u_char *port, size_t port_len, struct sockaddr *sa,
+    socklen_t *socklen);
+ngx_int_t ngx_ent_redis_sentinel_switch(const u_char *p, size_t len,
+    ngx_str_t *name, ngx_str_t *ip, ngx_str_t *port);
 
 /* caches */
 ngx_ent_cache_t *ngx_ent_cache_declare(ngx_conf_t *cf, ngx_str_t *name,

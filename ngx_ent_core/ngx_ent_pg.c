@@ -64,6 +64,13 @@ struct ngx_ent_pg_pool_s {
     ngx_uint_t                      connecting;  /* will be, soon */
     time_t                          logged;
     ngx_ent_backend_stats_t         stats;
+
+    /* a replica: how far behind it is (ent.replica_lag()), and when seen */
+    ngx_msec_t                      lag;
+    ngx_msec_t                      lag_at;
+    unsigned                        lag_known:1;
+    unsigned                        lag_busy:1;
+    unsigned                        beat_busy:1;
 };
 
 
@@ -95,6 +102,19 @@ static void ngx_ent_pg_queue_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_ent_pg_usable(ngx_ent_pg_pool_t *pool);
 static void ngx_ent_pg_revive(ngx_ent_pg_pool_t *pool);
 static u_char *ngx_ent_pg_error(PGconn *conn, u_char *buf, size_t size);
+static ngx_ent_pg_pool_t *ngx_ent_pg_pool_create(ngx_cycle_t *cycle,
+    ngx_http_ent_core_main_conf_t *cmcf, ngx_ent_pg_conf_t *conf,
+    ngx_uint_t listener);
+static void ngx_ent_pg_pool_destroy(ngx_ent_pg_pool_t *pool);
+static ngx_int_t ngx_ent_pg_submit(ngx_ent_pg_pool_t *pool,
+    ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt, ngx_str_t *params,
+    ngx_ent_op_handler_pt handler, void *data);
+static void ngx_ent_pg_replica_tick(ngx_event_t *ev);
+static void ngx_ent_pg_replica_lag(ngx_ent_op_t *op);
+static void ngx_ent_pg_replica_beat(ngx_ent_op_t *op);
+
+
+static ngx_event_t  ngx_ent_pg_replica_timer;
 
 
 /* worker */
@@ -103,61 +123,113 @@ static u_char *ngx_ent_pg_error(PGconn *conn, u_char *buf, size_t size);
 ngx_int_t
 ngx_ent_pg_init_worker(ngx_cycle_t *cycle, ngx_http_ent_core_main_conf_t *cmcf)
 {
+    ngx_event_t  *ev;
+
+    cmcf->pg_pool = ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg,
+                                           cmcf->pg.listen && ngx_worker == 0);
+    if (cmcf->pg_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (!cmcf->pg_ro_enabled) {
+        return NGX_OK;
+    }
+
+    cmcf->pg_ro_pool = ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg_ro, 0);
+    if (cmcf->pg_ro_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    ev = &ngx_ent_pg_replica_timer;
+    ev->handler = ngx_ent_pg_replica_tick;
+    ev->data = cmcf;
+    ev->log = cycle->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, 100);
+
+    return NGX_OK;
+}
+
+
+static ngx_ent_pg_pool_t *
+ngx_ent_pg_pool_create(ngx_cycle_t *cycle, ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_pg_conf_t *conf, ngx_uint_t listener)
+{
     ngx_uint_t          i;
     ngx_ent_pg_pool_t  *pool;
     ngx_ent_pg_conn_t  *pc;
 
     pool = ngx_pcalloc(cycle->pool, sizeof(ngx_ent_pg_pool_t));
     if (pool == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     pool->cmcf = cmcf;
-    pool->conf = &cmcf->pg;
+    pool->conf = conf;
     pool->log = cycle->log;
-    pool->nconns = cmcf->pg.pool_size;
-
-    if (cmcf->pg.listen && ngx_worker == 0) {
-        pool->nconns++;
-    }
+    pool->nconns = conf->pool_size + (listener ? 1 : 0);
 
     pool->conns = ngx_pcalloc(cycle->pool,
                               pool->nconns * sizeof(ngx_ent_pg_conn_t));
     if (pool->conns == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->waiting);
 
-    cmcf->pg_pool = pool;
-
     for (i = 0; i < pool->nconns; i++) {
         pc = &pool->conns[i];
 
         pc->pool = pool;
-        pc->listener = (i == cmcf->pg.pool_size);
+        pc->listener = (i == conf->pool_size);
         pc->timer.handler = ngx_ent_pg_timer_handler;
         pc->timer.data = pc;
         pc->timer.log = pool->log;
-
-        ngx_ent_pg_connect(pc);
     }
 
-    return NGX_OK;
+    /* connected once the pool is in place: an early answer may need it */
+
+    if (conf == &cmcf->pg) {
+        cmcf->pg_pool = pool;
+
+    } else {
+        cmcf->pg_ro_pool = pool;
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        ngx_ent_pg_connect(&pool->conns[i]);
+    }
+
+    return pool;
 }
 
 
 void
 ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 {
+    if (ngx_ent_pg_replica_timer.timer_set) {
+        ngx_del_timer(&ngx_ent_pg_replica_timer);
+    }
+
+    if (cmcf->pg_ro_pool) {
+        ngx_ent_pg_pool_destroy(cmcf->pg_ro_pool);
+        cmcf->pg_ro_pool = NULL;
+    }
+
+    ngx_ent_pg_pool_destroy(cmcf->pg_pool);
+    cmcf->pg_pool = NULL;
+}
+
+
+static void
+ngx_ent_pg_pool_destroy(ngx_ent_pg_pool_t *pool)
+{
     ngx_uint_t          i;
     ngx_queue_t        *q;
     ngx_ent_op_t       *op;
-    ngx_ent_pg_pool_t  *pool;
     ngx_ent_pg_conn_t  *pc;
-
-    pool = cmcf->pg_pool;
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
@@ -180,8 +252,6 @@ ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 
         ngx_ent_pg_teardown(pc);
     }
-
-    cmcf->pg_pool = NULL;
 }
 
 
@@ -195,6 +265,150 @@ ngx_ent_pg_stats(ngx_http_ent_core_main_conf_t *cmcf,
     }
 
     *st = cmcf->pg_pool->stats;
+}
+
+
+/*
+ * The replica's: its pool's counters, and its lag in ms (-1: unknown, or
+ * not read lately); NGX_DECLINED without ent_postgres_replica.
+ */
+
+ngx_int_t
+ngx_ent_pg_replica_stats(ngx_http_ent_core_main_conf_t *cmcf,
+    ngx_ent_backend_stats_t *st, ngx_int_t *lag)
+{
+    ngx_ent_pg_pool_t  *pool;
+
+    pool = cmcf->pg_ro_pool;
+
+    if (pool == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *st = pool->stats;
+    *lag = (pool->lag_known
+            && ngx_current_msec - pool->lag_at <= 2 * pool->conf->max_lag
+                                                  + 2000)
+           ? (ngx_int_t) pool->lag : -1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A cache fill: from the replica when it is up and known to be at most
+ * max_lag behind, and no invalidation of the zone is more recent than
+ * that (the replica may not have the change yet); else from the primary.
+ */
+
+ngx_int_t
+ngx_ent_pg_query_read(ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt,
+    ngx_str_t *params, ngx_ent_op_handler_pt handler, void *data,
+    ngx_msec_t invalidated)
+{
+    ngx_msec_t                      max;
+    ngx_ent_pg_pool_t              *pool;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_ent_core_main_conf();
+    pool = cmcf ? cmcf->pg_ro_pool : NULL;
+
+    if (pool == NULL) {
+        return ngx_ent_pg_query(r, stmt, params, handler, data);
+    }
+
+    max = pool->conf->max_lag;
+
+    if (pool->up == 0
+        || !pool->lag_known
+        || pool->lag > max
+        || ngx_current_msec - pool->lag_at > max + 1000
+        || (invalidated && ngx_current_msec - invalidated <= 2 * max + 1000)
+        || (pool->stats.queued >= pool->conf->queue_size
+            && ngx_queue_empty(&pool->idle)))
+    {
+        return ngx_ent_pg_query(r, stmt, params, handler, data);
+    }
+
+    return ngx_ent_pg_submit(pool, r, stmt, params, handler, data);
+}
+
+
+/*
+ * Every (max_lag / 2, 100 ms to 1 s): each worker asks its replica how far
+ * behind it is; worker 0 stamps the heartbeat on the primary.
+ */
+
+static void
+ngx_ent_pg_replica_tick(ngx_event_t *ev)
+{
+    ngx_msec_t                      every;
+    ngx_ent_pg_pool_t              *pool;
+    ngx_http_ent_core_main_conf_t  *cmcf;
+
+    cmcf = ev->data;
+    pool = cmcf->pg_ro_pool;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate || pool == NULL) {
+        return;
+    }
+
+    if (!pool->lag_busy && pool->up) {
+        if (ngx_ent_pg_submit(pool, NULL, cmcf->pg_lag_stmt, NULL,
+                              ngx_ent_pg_replica_lag, pool)
+            == NGX_AGAIN)
+        {
+            pool->lag_busy = 1;
+        }
+    }
+
+    if (ngx_worker == 0 && !pool->beat_busy && cmcf->pg_pool->up) {
+        if (ngx_ent_pg_submit(cmcf->pg_pool, NULL, cmcf->pg_beat_stmt, NULL,
+                              ngx_ent_pg_replica_beat, pool)
+            == NGX_AGAIN)
+        {
+            pool->beat_busy = 1;
+        }
+    }
+
+    every = ngx_max(100, ngx_min(1000, pool->conf->max_lag / 2));
+    ngx_add_timer(ev, every);
+}
+
+
+static void
+ngx_ent_pg_replica_lag(ngx_ent_op_t *op)
+{
+    ngx_ent_pg_pool_t *pool = op->data;
+
+    size_t          len;
+    ngx_int_t       n;
+    const u_char   *data;
+
+    pool->lag_busy = 0;
+
+    if (op->status != NGX_ENT_OK
+        || ngx_ent_rows_cell(&op->rows, 0, 0, &data, &len) != 0
+        || data == NULL
+        || (n = ngx_atoi((u_char *) data, len)) == NGX_ERROR)
+    {
+        /* a replica that cannot say is not read from */
+        pool->lag_known = 0;
+        return;
+    }
+
+    pool->lag = (ngx_msec_t) n;
+    pool->lag_at = ngx_current_msec;
+    pool->lag_known = 1;
+}
+
+
+static void
+ngx_ent_pg_replica_beat(ngx_ent_op_t *op)
+{
+    ngx_ent_pg_pool_t *pool = op->data;
+
+    pool->beat_busy = 0;
 }
 
 
@@ -882,24 +1096,34 @@ ngx_int_t
 ngx_ent_pg_query(ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt,
     ngx_str_t *params, ngx_ent_op_handler_pt handler, void *data)
 {
-    u_char                         *p;
-    size_t                          extra;
-    ngx_uint_t                      i;
-    ngx_log_t                      *log;
-    ngx_ent_op_t                   *op;
     ngx_ent_pg_pool_t              *pool;
     ngx_http_ent_core_main_conf_t  *cmcf;
-
-    log = r ? r->connection->log : ngx_cycle->log;
 
     cmcf = ngx_ent_core_main_conf();
     pool = cmcf ? cmcf->pg_pool : NULL;
 
     if (pool == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "ent: a query needs \"ent_postgres\" in http{}");
+        ngx_log_error(NGX_LOG_ERR, r ? r->connection->log : ngx_cycle->log,
+                      0, "ent: a query needs \"ent_postgres\" in http{}");
         return NGX_ERROR;
     }
+
+    return ngx_ent_pg_submit(pool, r, stmt, params, handler, data);
+}
+
+
+static ngx_int_t
+ngx_ent_pg_submit(ngx_ent_pg_pool_t *pool, ngx_http_request_t *r,
+    ngx_ent_pg_stmt_t *stmt, ngx_str_t *params, ngx_ent_op_handler_pt handler,
+    void *data)
+{
+    u_char        *p;
+    size_t         extra;
+    ngx_uint_t     i;
+    ngx_log_t     *log;
+    ngx_ent_op_t  *op;
+
+    log = r ? r->connection->log : ngx_cycle->log;
 
     if (!ngx_ent_pg_usable(pool)) {
         ngx_ent_pg_revive(pool);

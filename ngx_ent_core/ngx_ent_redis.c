@@ -10,6 +10,14 @@
  * AUTH and SELECT go first on every new connection.  A command that takes
  * longer than "timeout" drops the connection, failing what is in flight on
  * it, and a new one is started with backoff.
+ *
+ * With "sentinel=" the address comes from the sentinels
+ * (ngx_ent_redis_sentinel.c): a connection that finds no master known
+ * waits for one (requests meanwhile get NGX_DECLINED, a 503); every
+ * connection error, timeout, -READONLY/-LOADING/-MASTERDOWN reply or a
+ * ROLE other than "master" (checked first on every new connection) makes
+ * the master unknown again, so that the next connection attempt asks the
+ * sentinels; a new address closes the connections to the old one.
  */
 
 
@@ -20,6 +28,7 @@
 #define NGX_ENT_REDIS_BACKOFF      1
 #define NGX_ENT_REDIS_CONNECTING   2
 #define NGX_ENT_REDIS_READY        3
+#define NGX_ENT_REDIS_WAITING      4     /* for the sentinels' answer */
 
 #define NGX_ENT_REDIS_MAX_INFLIGHT 4096
 #define NGX_ENT_REDIS_MAX_OUTPUT   (16 * 1024 * 1024)
@@ -40,6 +49,7 @@ typedef struct {
     ngx_event_t                timer;
     ngx_msec_t                 backoff;
     unsigned                   ever_connected:1;
+    unsigned                   role_check:1;
 } ngx_ent_redis_conn_t;
 
 
@@ -51,6 +61,16 @@ struct ngx_ent_redis_pool_s {
     ngx_uint_t                 next;
     ngx_uint_t                 generation;
     ngx_ent_backend_stats_t    stats;
+
+    ngx_addr_t                *addr;         /* where connections go */
+
+    /* with sentinels */
+    ngx_ent_redis_sentinel_t  *sentinel;
+    ngx_addr_t                 master;       /* the last one reported */
+    ngx_sockaddr_t             master_sockaddr;
+    u_char                     master_text[NGX_SOCKADDR_STRLEN];
+    ngx_uint_t                 master_known;
+    ngx_uint_t                 failovers;
 };
 
 
@@ -67,6 +87,8 @@ static ngx_int_t ngx_ent_redis_append(ngx_ent_redis_conn_t *rc,
 static ngx_int_t ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc);
 static void ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc);
 static void ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status);
+static ngx_int_t ngx_ent_redis_not_master(redisReply *reply);
+static ngx_int_t ngx_ent_redis_role_master(redisReply *reply);
 
 
 /* worker */
@@ -88,6 +110,16 @@ ngx_ent_redis_init_worker(ngx_cycle_t *cycle,
     pool->conf = &cmcf->redis;
     pool->log = cycle->log;
     pool->nconns = cmcf->redis.pool_size;
+    pool->addr = &cmcf->redis.addr;
+
+    if (cmcf->redis.sentinels) {
+        pool->addr = NULL;
+        pool->sentinel = ngx_ent_redis_sentinel_create(cycle, &cmcf->redis,
+                                                       pool);
+        if (pool->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     pool->conns = ngx_pcalloc(cycle->pool,
                               pool->nconns * sizeof(ngx_ent_redis_conn_t));
@@ -124,6 +156,11 @@ ngx_ent_redis_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
     ngx_ent_redis_conn_t  *rc;
 
     pool = cmcf->redis_pool;
+
+    if (pool->sentinel) {
+        ngx_ent_redis_sentinel_destroy(pool->sentinel);
+        pool->sentinel = NULL;
+    }
 
     for (i = 0; i < pool->nconns; i++) {
         rc = &pool->conns[i];
@@ -184,6 +221,99 @@ ngx_ent_redis_stats(ngx_http_ent_core_main_conf_t *cmcf,
 
         st->busy += pool->conns[i].ninflight;
     }
+
+    st->failovers = pool->failovers;
+
+    if (pool->addr) {
+        st->master = pool->addr->name;
+    }
+}
+
+
+/*
+ * The sentinels named the master: a new address closes the connections
+ * to the old one (what is in flight there fails, as on any connection
+ * loss) and starts them again at once; connections waiting for the
+ * answer connect now.
+ */
+
+void
+ngx_ent_redis_master_found(ngx_ent_redis_pool_t *pool,
+    struct sockaddr *sockaddr, socklen_t socklen)
+{
+    size_t                 len;
+    u_char                 text[NGX_SOCKADDR_STRLEN];
+    ngx_uint_t             i, moved;
+    ngx_ent_redis_conn_t  *rc;
+
+    moved = 0;
+
+    if (pool->addr == NULL
+        || ngx_cmp_sockaddr(pool->master.sockaddr, pool->master.socklen,
+                            sockaddr, socklen, 1)
+           != NGX_OK)
+    {
+        moved = (pool->addr != NULL);
+
+        len = ngx_sock_ntop(sockaddr, socklen, text, NGX_SOCKADDR_STRLEN, 1);
+
+        if (moved) {
+            pool->failovers++;
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "redis master \"%V\" moved from %V to %*s",
+                          &pool->conf->master_name, &pool->master.name,
+                          len, text);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                          "redis master \"%V\" is at %*s",
+                          &pool->conf->master_name, len, text);
+        }
+
+        ngx_memcpy(&pool->master_sockaddr, sockaddr, socklen);
+        pool->master.sockaddr = &pool->master_sockaddr.sockaddr;
+        pool->master.socklen = socklen;
+
+        ngx_memcpy(pool->master_text, text, len);
+        pool->master.name.data = pool->master_text;
+        pool->master.name.len = len;
+        pool->addr = &pool->master;
+
+        if (moved) {
+            for (i = 0; i < pool->nconns; i++) {
+                rc = &pool->conns[i];
+
+                if (rc->state == NGX_ENT_REDIS_READY
+                    || rc->state == NGX_ENT_REDIS_CONNECTING)
+                {
+                    ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+                }
+            }
+        }
+    }
+
+    pool->master_known = 1;
+
+    for (i = 0; i < pool->nconns; i++) {
+        rc = &pool->conns[i];
+
+        if (rc->state == NGX_ENT_REDIS_WAITING
+            || (moved && rc->state == NGX_ENT_REDIS_BACKOFF))
+        {
+            if (rc->timer.timer_set) {
+                ngx_del_timer(&rc->timer);
+            }
+
+            /* after a move, at once; otherwise the backoff stays */
+
+            if (moved) {
+                rc->backoff = 0;
+            }
+
+            rc->state = NGX_ENT_REDIS_DOWN;
+            ngx_ent_redis_connect(rc);
+        }
+    }
 }
 
 
@@ -204,11 +334,17 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
     pool = rc->pool;
     conf = pool->conf;
 
+    if (pool->sentinel && !pool->master_known) {
+        rc->state = NGX_ENT_REDIS_WAITING;
+        ngx_ent_redis_sentinel_discover(pool->sentinel);
+        return;
+    }
+
     ngx_memzero(&rc->peer, sizeof(ngx_peer_connection_t));
 
-    rc->peer.sockaddr = conf->addr.sockaddr;
-    rc->peer.socklen = conf->addr.socklen;
-    rc->peer.name = &conf->addr.name;
+    rc->peer.sockaddr = pool->addr->sockaddr;
+    rc->peer.socklen = pool->addr->socklen;
+    rc->peer.name = &pool->addr->name;
     rc->peer.get = ngx_event_get_peer;
     rc->peer.log = pool->log;
     rc->peer.log_error = NGX_ERROR_ERR;
@@ -257,11 +393,27 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
         rc->handshake++;
     }
 
+    /* what the sentinels call the master may be a replica by now */
+
+    rc->role_check = 0;
+
+    if (pool->sentinel) {
+        ngx_str_set(&argv[0], "ROLE");
+
+        if (ngx_ent_redis_append(rc, 1, argv) != NGX_OK) {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+            return;
+        }
+
+        rc->handshake++;
+        rc->role_check = 1;
+    }
+
     rv = ngx_event_connect_peer(&rc->peer);
 
     if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "redis connect to %V failed", &conf->addr.name);
+                      "redis connect to %V failed", &pool->addr->name);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return;
     }
@@ -314,7 +466,7 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
         pool->stats.reconnects++;
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "redis connection to %V re-established",
-                      &pool->conf->addr.name);
+                      &pool->addr->name);
     }
 
     rc->ever_connected = 1;
@@ -346,8 +498,8 @@ ngx_ent_redis_test_connect(ngx_connection_t *c)
     }
 
     if (err) {
-        c->log->action = "connecting to redis";
-        (void) ngx_connection_error(c, err, "connect() failed");
+        ngx_log_error(NGX_LOG_ERR, c->log, err, "redis connect() to %V failed",
+                      ((ngx_ent_redis_conn_t *) c->data)->peer.name);
         return NGX_ERROR;
     }
 
@@ -426,7 +578,7 @@ ngx_ent_redis_read_handler(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                           "redis %V closed the connection",
-                          &rc->pool->conf->addr.name);
+                          &rc->pool->addr->name);
             ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
             return;
         }
@@ -481,11 +633,26 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         if (reply->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                           "redis %V refused AUTH or SELECT: %*s",
-                          &rc->pool->conf->addr.name,
+                          &rc->pool->addr->name,
                           (size_t) ngx_min(reply->len, 128), reply->str);
             freeReplyObject(reply);
             ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
             return NGX_ERROR;
+        }
+
+        if (rc->handshake == 0 && rc->role_check) {
+            rc->role_check = 0;
+
+            if (ngx_ent_redis_role_master(reply) != NGX_OK) {
+                ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                              "redis %V is not the master of \"%V\" (ROLE), "
+                              "asking the sentinels again",
+                              &rc->pool->addr->name,
+                              &rc->pool->conf->master_name);
+                freeReplyObject(reply);
+                ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+                return NGX_ERROR;
+            }
         }
 
         freeReplyObject(reply);
@@ -504,6 +671,17 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
     if (ngx_queue_empty(&rc->inflight)) {
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                       "redis sent a reply nobody asked for");
+        freeReplyObject(reply);
+        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return NGX_ERROR;
+    }
+
+    if (rc->pool->sentinel && ngx_ent_redis_not_master(reply) == NGX_OK) {
+        /* a failover under way: fail what is in flight, ask again */
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                      "redis %V answered \"%*s\", asking the sentinels "
+                      "again", &rc->pool->addr->name,
+                      (size_t) ngx_min(reply->len, 128), reply->str);
         freeReplyObject(reply);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return NGX_ERROR;
@@ -561,7 +739,7 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
     case NGX_ENT_REDIS_CONNECTING:
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
                       "redis connect to %V timed out",
-                      &rc->pool->conf->addr.name);
+                      &rc->pool->addr->name);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return;
 
@@ -569,7 +747,7 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
                       "redis %V did not answer within %Mms, "
                       "dropping the connection",
-                      &rc->pool->conf->addr.name, rc->pool->conf->timeout);
+                      &rc->pool->addr->name, rc->pool->conf->timeout);
         rc->backoff = 0;
         ngx_ent_redis_close(rc, NGX_ENT_TIMEOUT);
         return;
@@ -898,6 +1076,9 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     rc->ninflight = 0;
     rc->state = NGX_ENT_REDIS_DOWN;
 
+    /* the next connection attempt asks the sentinels first */
+    pool->master_known = 0;
+
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         rc->backoff = ngx_ent_backoff_next(rc->backoff,
                                            pool->conf->backoff_min,
@@ -923,4 +1104,58 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
 
         ngx_ent_op_complete(op, status);
     }
+}
+
+
+/* -READONLY, -LOADING, -MASTERDOWN: this server is no master (yet) */
+
+static ngx_int_t
+ngx_ent_redis_not_master(redisReply *reply)
+{
+    ngx_str_t  *e;
+
+    static ngx_str_t  errors[] = {
+        ngx_string("READONLY"),
+        ngx_string("LOADING"),
+        ngx_string("MASTERDOWN"),
+        ngx_null_string
+    };
+
+    if (reply->type != REDIS_REPLY_ERROR || reply->str == NULL) {
+        return NGX_DECLINED;
+    }
+
+    for (e = errors; e->len; e++) {
+        if (reply->len >= e->len
+            && ngx_strncmp(reply->str, e->data, e->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* ROLE answers an array whose first element is "master", "slave", ... */
+
+static ngx_int_t
+ngx_ent_redis_role_master(redisReply *reply)
+{
+    redisReply  *role;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+        return NGX_DECLINED;
+    }
+
+    role = reply->element[0];
+
+    if ((role->type == REDIS_REPLY_STRING || role->type == REDIS_REPLY_STATUS)
+        && role->len == sizeof("master") - 1
+        && ngx_strncmp(role->str, "master", sizeof("master") - 1) == 0)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }

@@ -60,6 +60,8 @@ static char *ngx_http_ent_core_parse_num(ngx_conf_t *cf, ngx_str_t *value,
 static char *ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
     size_t skip, ngx_msec_t *min, ngx_msec_t *max);
 static ngx_int_t ngx_http_ent_core_status_handler(ngx_http_request_t *r);
+static char *ngx_http_ent_core_postgres_replica(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static u_char *ngx_http_ent_core_status_backend(u_char *p, u_char *last,
     const char *name, ngx_uint_t enabled, ngx_ent_backend_stats_t *st);
 static void ngx_ent_op_cleanup(void *data);
@@ -92,6 +94,24 @@ static ngx_http_ent_core_param_t  ngx_http_ent_core_pg_params[] = {
     { ngx_null_string, 0, 0, 0, 0, 0 }
 };
 
+static ngx_http_ent_core_param_t  ngx_http_ent_core_pg_ro_params[] = {
+    { ngx_string("pool="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_pg(pool_size), 0, 1, 1024 },
+    { ngx_string("queue="), NGX_HTTP_ENT_PARAM_NUM,
+      ngx_http_ent_pg(queue_size), 0, 0, 65536 },
+    { ngx_string("connect_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(connect_timeout), 0, 0, 0 },
+    { ngx_string("query_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(query_timeout), 0, 0, 0 },
+    { ngx_string("queue_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(queue_timeout), 0, 0, 0 },
+    { ngx_string("backoff="), NGX_HTTP_ENT_PARAM_BACKOFF,
+      ngx_http_ent_pg(backoff_min), ngx_http_ent_pg(backoff_max), 0, 0 },
+    { ngx_string("max_lag="), NGX_HTTP_ENT_PARAM_MSEC,
+      ngx_http_ent_pg(max_lag), 0, 0, 0 },
+    { ngx_null_string, 0, 0, 0, 0, 0 }
+};
+
 static ngx_http_ent_core_param_t  ngx_http_ent_core_redis_params[] = {
     { ngx_string("pool="), NGX_HTTP_ENT_PARAM_NUM,
       ngx_http_ent_redis(pool_size), 0, 1, 64 },
@@ -108,6 +128,12 @@ static ngx_http_ent_core_param_t  ngx_http_ent_core_redis_params[] = {
     { ngx_string("backoff="), NGX_HTTP_ENT_PARAM_BACKOFF,
       ngx_http_ent_redis(backoff_min), ngx_http_ent_redis(backoff_max),
       0, 0 },
+    { ngx_string("sentinel="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(sentinel_list), 0, 0, 0 },
+    { ngx_string("master="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(master_name), 0, 0, 0 },
+    { ngx_string("sentinel_password="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(sentinel_password), 0, 0, 0 },
     { ngx_null_string, 0, 0, 0, 0, 0 }
 };
 
@@ -129,6 +155,13 @@ static ngx_command_t  ngx_http_ent_core_commands[] = {
     { ngx_string("ent_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_ent_core_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ent_postgres_replica"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ent_core_postgres_replica,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -312,6 +345,13 @@ ngx_http_ent_core_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(cmcf->pg_enabled, 0);
     ngx_conf_init_value(cmcf->redis_enabled, 0);
+
+    if (cmcf->pg_ro_enabled && !cmcf->pg_enabled) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"ent_postgres_replica\" needs \"ent_postgres\" "
+                      "(the primary) in http{}");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_value(cmcf->audit, 1);
     ngx_conf_init_size_value(cmcf->audit_max, 64 * 1024 * 1024);
     ngx_conf_init_msec_value(cmcf->audit_flush, 200);
@@ -365,6 +405,68 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * ent_postgres_replica "conninfo" [pool=N] [max_lag=time] ...: the caches'
+ * reads go to a replica (a hot standby) while it is at most max_lag behind
+ * the primary, as the heartbeat row says (migration 017).
+ */
+
+static char *
+ngx_http_ent_core_postgres_replica(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ent_core_main_conf_t *cmcf = conf;
+
+    char               *rv;
+    ngx_str_t          *value;
+    ngx_ent_pg_conf_t  *pg;
+
+    if (cmcf->pg_ro_enabled) {
+        return "is duplicate";
+    }
+
+    pg = &cmcf->pg_ro;
+    value = cf->args->elts;
+
+    pg->pool_size = 2;
+    pg->queue_size = 256;
+    pg->connect_timeout = 2000;
+    pg->query_timeout = 5000;
+    pg->queue_timeout = 2000;
+    pg->backoff_min = 50;
+    pg->backoff_max = 2000;
+    pg->listen = 0;
+    pg->max_lag = 1000;
+
+    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_ro_params, pg);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (pg->max_lag < 100) {
+        return "max_lag= must be at least 100ms";
+    }
+
+    rv = ngx_ent_pg_conf(cf, pg, &value[1]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    cmcf->pg_lag_stmt = ngx_ent_pg_stmt_add(cf,
+                                        "SELECT ent.replica_lag()", 0);
+    cmcf->pg_beat_stmt = ngx_ent_pg_stmt_add(cf,
+                                        "SELECT ent.heartbeat()", 0);
+
+    if (cmcf->pg_lag_stmt == NULL || cmcf->pg_beat_stmt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->pg_ro_enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -389,33 +491,59 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rd->backoff_min = 50;
     rd->backoff_max = 2000;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    /* "sentinel=" and "master=" take the place of the address */
 
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\" of the \"ent_redis\" directive",
-                               u.err, &u.url);
+    if (ngx_strncmp(value[1].data, "sentinel=", sizeof("sentinel=") - 1) == 0
+        || ngx_strncmp(value[1].data, "master=", sizeof("master=") - 1) == 0)
+    {
+        rv = ngx_http_ent_core_params(cf, 1, ngx_http_ent_core_redis_params,
+                                      rd);
+        if (rv != NGX_CONF_OK) {
+            return rv;
         }
 
-        return NGX_CONF_ERROR;
-    }
+        rv = ngx_ent_redis_sentinel_conf(cf, rd);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
 
-    if (u.naddrs == 0 || u.addrs == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no address in \"%V\" of the \"ent_redis\" "
-                           "directive", &u.url);
-        return NGX_CONF_ERROR;
-    }
+    } else {
+        ngx_memzero(&u, sizeof(ngx_url_t));
 
-    rd->addr = u.addrs[0];
+        u.url = value[1];
+        u.default_port = 6379;
 
-    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_redis_params, rd);
-    if (rv != NGX_CONF_OK) {
-        return rv;
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            if (u.err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "%s in \"%V\" of the \"ent_redis\" "
+                                   "directive", u.err, &u.url);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs == 0 || u.addrs == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no address in \"%V\" of the \"ent_redis\" "
+                               "directive", &u.url);
+            return NGX_CONF_ERROR;
+        }
+
+        rd->addr = u.addrs[0];
+
+        rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_redis_params,
+                                      rd);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        if (rd->sentinel_list.len || rd->master_name.len
+            || rd->sentinel_password.len)
+        {
+            return "has an address and \"sentinel\" parameters: "
+                   "use one or the other";
+        }
     }
 
     if (rd->user.len && rd->password.len == 0) {
@@ -1277,7 +1405,7 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
 {
     u_char                         *p, *last;
     size_t                          size;
-    ngx_int_t                       rc;
+    ngx_int_t                       rc, lag;
     ngx_buf_t                      *b;
     ngx_uint_t                      i;
     ngx_ent_cache_t               **caches;
@@ -1311,6 +1439,12 @@ ngx_http_ent_core_status_handler(ngx_http_request_t *r)
     ngx_ent_pg_stats(cmcf, &st);
     p = ngx_http_ent_core_status_backend(p, last, "postgres",
                                          cmcf->pg_enabled, &st);
+
+    if (ngx_ent_pg_replica_stats(cmcf, &st, &lag) == NGX_OK) {
+        p = ngx_http_ent_core_status_backend(p, last, "postgres_replica", 1,
+                                             &st);
+        p = ngx_slprintf(p, last, "\"postgres_replica_lag_ms\":%i,", lag);
+    }
 
     ngx_ent_redis_stats(cmcf, &st);
     p = ngx_http_ent_core_status_backend(p, last, "redis",
@@ -1374,14 +1508,35 @@ ngx_http_ent_core_status_backend(u_char *p, u_char *last, const char *name,
         return ngx_slprintf(p, last, "\"%s\":null,", name);
     }
 
-    return ngx_slprintf(p, last,
-                        "\"%s\":{\"connected\":%ui,\"busy\":%ui,"
-                        "\"queued\":%ui,\"queries\":%ui,\"errors\":%ui,"
-                        "\"timeouts\":%ui,\"rejected\":%ui,"
-                        "\"reconnects\":%ui},",
-                        name, st->connected, st->busy, st->queued,
-                        st->queries, st->errors, st->timeouts, st->rejected,
-                        st->reconnects);
+    p = ngx_slprintf(p, last,
+                     "\"%s\":{\"connected\":%ui,\"busy\":%ui,"
+                     "\"queued\":%ui,\"queries\":%ui,\"errors\":%ui,"
+                     "\"timeouts\":%ui,\"rejected\":%ui,"
+                     "\"reconnects\":%ui",
+                     name, st->connected, st->busy, st->queued,
+                     st->queries, st->errors, st->timeouts, st->rejected,
+                     st->reconnects);
+
+    if (ngx_strcmp(name, "redis") == 0) {
+        /* an IP literal and a port, or a unix socket path */
+
+        if (st->master.len
+            && (size_t) (last - p) > sizeof(",\"master\":\"\"") - 1
+                                      + 6 * st->master.len)
+        {
+            p = ngx_slprintf(p, last, ",\"master\":\"");
+            p = (u_char *) ngx_escape_json(p, st->master.data,
+                                           st->master.len);
+            p = ngx_slprintf(p, last, "\"");
+
+        } else {
+            p = ngx_slprintf(p, last, ",\"master\":null");
+        }
+
+        p = ngx_slprintf(p, last, ",\"failovers\":%ui", st->failovers);
+    }
+
+    return ngx_slprintf(p, last, "},");
 }
 
 

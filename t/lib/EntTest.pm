@@ -39,6 +39,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(
     pg_start pg_stop pg_kill pg_sql pg_dsn
     redis_start redis_stop redis_cli echo_start
+    redis_node_start redis_node_stop redis_node_cli sentinel_start
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
     run_blocks check_log wait_until tmpdir
@@ -233,6 +234,61 @@ sub pg_kill {
     unlink "$PG{dir}/data/postmaster.pid";
 }
 
+# A hot standby of the test's PostgreSQL (pg_basebackup, streaming
+# replication), on a port of its own: { dir, port }.  Stopped at exit.
+my @STANDBYS;
+
+sub pg_standby_start {
+    my (%o) = @_;
+    my $sb = { dir => "$ROOT/standby" . scalar(@STANDBYS),
+               port => free_port(),
+               opts => $o{log_statements} ? '-c log_statement=all' : '' };
+    make_path($sb->{dir});
+    chown_pg($sb->{dir});
+    run_cmd(as_pg(pg_bin('pg_basebackup') . " -h $PG{dir} -p $PG{port} "
+                  . "-U postgres -D $sb->{dir}/data -R -X stream -c fast"));
+    push @STANDBYS, $sb;
+    pg_standby_run($sb);
+    return $sb;
+}
+
+sub pg_standby_run {
+    my ($sb) = @_;
+    run_cmd(as_pg(pg_bin('pg_ctl') . " -D $sb->{dir}/data -l $sb->{dir}/log "
+        . "-w -t 30 -o '-p $sb->{port} -k $sb->{dir} "
+        . "-c listen_addresses=127.0.0.1 -c hot_standby=on "
+        . "-c max_connections=200 $sb->{opts}' start"));
+}
+
+sub pg_standby_stop {
+    my ($sb, %o) = @_;
+    return unless -f "$sb->{dir}/data/postmaster.pid";
+    system(as_pg(pg_bin('pg_ctl') . " -D $sb->{dir}/data -m "
+                 . ($o{mode} || 'fast') . " -w stop >/dev/null 2>&1"));
+}
+
+sub pg_standby_promote {
+    my ($sb) = @_;
+    run_cmd(as_pg(pg_bin('pg_ctl') . " -D $sb->{dir}/data -w promote"));
+}
+
+# SQL on a standby, as the superuser over its unix socket
+sub pg_standby_sql {
+    my ($sb, $sql) = @_;
+    open my $fh, '-|', ($IS_ROOT ? ('runuser', '-u', 'postgres', '--') : ()),
+        'psql', '-h', $sb->{dir}, '-p', $sb->{port}, '-U', 'postgres',
+        '-X', '-q', '-At', '-d', 'ent', '-c', $sql
+        or die "psql: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    $out = '' unless defined $out;
+    $out =~ s/\n+\z//;
+    return $out;
+}
+
+END { pg_standby_stop($_, mode => 'immediate') for @STANDBYS }
+
 # as "ent" over TCP, or as the superuser over the unix socket
 sub pg_sql {
     my ($sql, $db) = @_;
@@ -299,6 +355,93 @@ sub redis_cli {
     $out = '' unless defined $out;
     $out =~ s/\n+\z//;
     return $out;
+}
+
+# more Redis servers, each with its own port and directory: a master, a
+# replica (replicaof => PORT), a sentinel (sentinel_start).  They are
+# hashes { port, pid, dir }; the END block stops what is left.
+
+my @NODES;
+
+sub redis_node_start {
+    my (%o) = @_;
+    my $node = { port => $o{port} || free_port(), kind => 'redis' };
+    $node->{dir} = "$ROOT/redis-$node->{port}";
+    make_path($node->{dir});
+    my @args = ('--port', $node->{port}, '--bind', '127.0.0.1',
+                '--save', '', '--appendonly', 'no', '--dir', $node->{dir},
+                '--daemonize', 'no', '--logfile', "$node->{dir}/log",
+                '--loglevel', 'notice');
+    push @args, '--replicaof', '127.0.0.1', $o{replicaof} if $o{replicaof};
+    _node_spawn($node, 'redis-server', @args);
+    return $node;
+}
+
+# a sentinel watching master NAME at 127.0.0.1:PORT with QUORUM
+sub sentinel_start {
+    my (%o) = @_;
+    my $node = { port => $o{port} || free_port(), kind => 'sentinel' };
+    $node->{dir} = "$ROOT/sentinel-$node->{port}";
+    make_path($node->{dir});
+    my $name = $o{name} || 'mymaster';
+    open my $f, '>', "$node->{dir}/sentinel.conf" or die $!;
+    print $f "port $node->{port}\n"
+        . "bind 127.0.0.1\n"
+        . "daemonize no\n"
+        . "dir $node->{dir}\n"
+        . "logfile $node->{dir}/log\n"
+        . "sentinel monitor $name 127.0.0.1 $o{master} "
+        . ($o{quorum} || 2) . "\n"
+        . "sentinel down-after-milliseconds $name "
+        . ($o{down_after} || 1000) . "\n"
+        . "sentinel failover-timeout $name "
+        . ($o{failover_timeout} || 5000) . "\n"
+        . "sentinel parallel-syncs $name 1\n";
+    close $f;
+    _node_spawn($node, 'redis-server', "$node->{dir}/sentinel.conf",
+                '--sentinel');
+    return $node;
+}
+
+sub _node_spawn {
+    my ($node, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$node->{dir}/stdout";
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd;
+        exit 127;
+    }
+    $node->{pid} = $pid;
+    push @NODES, $node;
+    wait_until(sub { port_open($node->{port}) }, 10)
+        or die "$node->{kind} on port $node->{port} did not start\n";
+}
+
+sub redis_node_stop {
+    my ($node, %o) = @_;
+    return unless $node->{pid};
+    kill($o{signal} || 'TERM', $node->{pid});
+    waitpid $node->{pid}, 0;
+    delete $node->{pid};
+}
+
+sub redis_node_cli {
+    my ($node, @args) = @_;
+    my $port = ref $node ? $node->{port} : $node;
+    open my $fh, '-|', 'redis-cli', '-p', $port, @args
+        or die "redis-cli: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    $out = '' unless defined $out;
+    $out =~ s/\n+\z//;
+    return $out;
+}
+
+END {
+    local $?;       # waitpid must not change the test's exit code
+    redis_node_stop($_, signal => 'KILL') for grep { $_->{pid} } @NODES;
 }
 
 sub redis_socket { return "$REDIS{dir}/redis.sock" }
