@@ -305,6 +305,56 @@ is(json_decode(get($carol, 'corp', '/x')->{body})->{error}, 'suspended', '... sa
     is(status($q, 'corp', '/admin/'), 403, '... past its end: 403');
 }
 
+# what flushes the nodes' "authz" zones: every change that can change a
+# cached standing, and not provisioning (a user made in the same
+# transaction has none cached)
+
+{
+    my $corp = pg_sql("SELECT id FROM ent.tenants WHERE code = 'corp'");
+    my $body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],'
+        . '"userName":"fresh@corp.example"}';
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "SELECT status FROM ent.scim_user_create('$corp', NULL, "
+                  . "'$body'::jsonb, NULL)"), [],
+              'a SCIM creation flushes no authz zone');
+    my $fresh = pg_sql("SELECT id FROM ent.users WHERE email = 'fresh\@corp.example'");
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "UPDATE ent.memberships SET status = 'suspended' "
+                  . "WHERE user_id = '$fresh'"), ['authz:*'],
+              'a membership changed: flushed');
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "UPDATE ent.memberships SET role = 'admin' WHERE false"), [],
+              'an update that changes no row: nothing');
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "UPDATE ent.users SET last_login_at = now(), name = 'F' "
+                  . "WHERE id = '$fresh'"), [],
+              'a login stamp or a new name: nothing');
+    my $iss = pg_sql("SELECT issuer || '|' || subject || '|' || tenant_id "
+                     . "FROM ent.user_identities LIMIT 1");
+    my ($i, $sub, $tid) = split /\|/, $iss;
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "INSERT INTO ent.user_identities (issuer, subject, user_id, "
+                  . "tenant_id) SELECT issuer, subject, user_id, tenant_id "
+                  . "FROM ent.user_identities WHERE subject = '$sub' "
+                  . "AND tenant_id = '$tid' ON CONFLICT DO NOTHING"), [],
+              'a login of a known identity (nothing inserted): nothing');
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "INSERT INTO ent.user_identities (issuer, subject, user_id, "
+                  . "tenant_id) VALUES ('https://idp.example', 'new-sub', "
+                  . "'$fresh', '$corp')"), ['authz:*'],
+              'a new identity linked to a user: flushed');
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "UPDATE ent.users SET status = 'suspended' "
+                  . "WHERE id = '$fresh'"), ['authz:*'],
+              'a user suspended: flushed');
+    pg_sql("UPDATE ent.users SET status = 'active' WHERE id = '$fresh'");
+    my $other = pg_sql("SELECT id FROM ent.tenants WHERE code <> 'corp' LIMIT 1");
+    is_deeply(EntTest::pg_notifications('ent_invalidate',
+                  "INSERT INTO ent.memberships (tenant_id, user_id, source) "
+                  . "VALUES ('$other', '$fresh', 'admin')"), ['authz:*'],
+              'a membership for an existing user: flushed');
+}
+
 check_log($n, 'authz');
 check_log($n2, 'authz 2');
 

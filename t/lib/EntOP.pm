@@ -23,7 +23,9 @@ package EntOP;
 # alg, audience}}; default https://api.example.com with api:read
 # api:write), access_token_claims (account claims copied into JWT access
 # tokens; default email, groups), claims ({scope => [claims]}), jwks_path
-# (reuse another OP's keys: $other->{jwks_path}), cookie_keys.
+# (reuse another OP's keys: $other->{jwks_path}), cookie_keys, host (the
+# address it listens on and names in its issuer, default 127.0.0.1; the
+# test CA must name it: test_ca(ips => [host]) first).
 # Returns { name, issuer, port, pid, dir, log, config, jwks_path,
 # discovery, ca }.  Stopped at exit (or op_stop); op_restart keeps port
 # and keys.  The OP stops by itself when the test process is gone.
@@ -215,7 +217,9 @@ sub jws_verify {
 
 
 # the test CA: a CA and a server certificate for 127.0.0.1, localhost,
-# example.com and *.example.com; made once per test file and name
+# example.com and *.example.com; made once per test file and name.
+# ips => [ADDR, ...]: more IP addresses in the certificate (an OP on
+# another address: op_start(host => ADDR)), for the first call of a name
 
 sub test_ca {
     my (%o) = @_;
@@ -234,8 +238,9 @@ sub test_ca {
     print $ext "basicConstraints=CA:FALSE\n"
         . "keyUsage=critical,digitalSignature,keyEncipherment\n"
         . "extendedKeyUsage=serverAuth,clientAuth\n"
-        . "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:example.com,"
-        . "DNS:*.example.com\n";
+        . "subjectAltName=IP:127.0.0.1,"
+        . join('', map { "IP:$_," } @{ $o{ips} || [] })
+        . "DNS:localhost,DNS:example.com,DNS:*.example.com\n";
     close $ext;
     run("openssl req -new $ec -keyout $p{key} -out $dir/server.csr "
         . "-subj /CN=127.0.0.1");
@@ -317,6 +322,7 @@ sub op_start {
     my $op = {
         name => $o{name} || 'op' . ($n + 1),
         port => $o{port} || EntTest::free_port(),
+        host => $o{host} || '127.0.0.1',
         ca => $ca->{ca},
     };
     $op->{dir} = EntTest::tmpdir() . "/op-$op->{name}-$n";
@@ -351,9 +357,10 @@ sub op_start {
 # starts node on $op->{port}; '' once discovery answers, or why not
 sub op_launch {
     my ($op) = @_;
-    $op->{issuer} = "https://127.0.0.1:$op->{port}";
+    $op->{issuer} = "https://$op->{host}:$op->{port}";
     spew($op->{config}, json_encode({ %{ $op->{conf} },
-        issuer => $op->{issuer}, port => $op->{port} + 0 }));
+        issuer => $op->{issuer}, port => $op->{port} + 0,
+        host => $op->{host} }));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';

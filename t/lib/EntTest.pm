@@ -118,8 +118,9 @@ sub wait_until {
 }
 
 sub port_open {
-    my ($port) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+    my ($port, $addr) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => $addr || '127.0.0.1',
+                                  PeerPort => $port,
                                   Proto => 'tcp', Timeout => 1);
     return 0 unless $s;
     close $s;
@@ -173,6 +174,9 @@ sub chown_pg {
     system('chown', '-R', "$uid:$gid", $path);
 }
 
+# listen => ADDR: an address to listen on besides 127.0.0.1 (kept for the
+# restarts); hba => [lines]: appended to pg_hba.conf when the cluster is
+# made (e.g. "host all all 10.0.0.0/24 scram-sha-256")
 sub pg_start {
     my (%o) = @_;
     if (!$PG{dir}) {
@@ -180,13 +184,20 @@ sub pg_start {
         $PG{dir} = "$ROOT/pg";
         make_path($PG{dir});
         system('cp', '-a', $tmpl, "$PG{dir}/data") == 0 or die "cp: $!";
+        if ($o{hba}) {
+            open my $h, '>>', "$PG{dir}/data/pg_hba.conf" or die $!;
+            print $h map { "$_\n" } @{ $o{hba} };
+            close $h;
+        }
         chown_pg($PG{dir});
         $PG{port} = free_port();
     }
+    $PG{listen} = $o{listen} if $o{listen};
+    my $listen = join ',', '127.0.0.1', $PG{listen} // ();
     my $pgctl = pg_bin('pg_ctl');
     # durable => 1: a commit is on disk before it is answered (tests that
     # kill PostgreSQL and count what it acknowledged)
-    my $opts = "-p $PG{port} -k $PG{dir} -c listen_addresses=127.0.0.1 "
+    my $opts = "-p $PG{port} -k $PG{dir} -c listen_addresses=$listen "
         . ($o{durable} ? ''
            : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
         . "-c max_connections=200 -c log_min_messages=warning";
@@ -236,12 +247,14 @@ sub pg_kill {
 
 # A hot standby of the test's PostgreSQL (pg_basebackup, streaming
 # replication), on a port of its own: { dir, port }.  Stopped at exit.
+# listen => ADDR: an address to listen on besides 127.0.0.1.
 my @STANDBYS;
 
 sub pg_standby_start {
     my (%o) = @_;
     my $sb = { dir => "$ROOT/standby" . scalar(@STANDBYS),
                port => free_port(),
+               listen => join(',', '127.0.0.1', $o{listen} // ()),
                opts => $o{log_statements} ? '-c log_statement=all' : '' };
     make_path($sb->{dir});
     chown_pg($sb->{dir});
@@ -256,7 +269,7 @@ sub pg_standby_run {
     my ($sb) = @_;
     run_cmd(as_pg(pg_bin('pg_ctl') . " -D $sb->{dir}/data -l $sb->{dir}/log "
         . "-w -t 30 -o '-p $sb->{port} -k $sb->{dir} "
-        . "-c listen_addresses=127.0.0.1 -c hot_standby=on "
+        . "-c listen_addresses=$sb->{listen} -c hot_standby=on "
         . "-c max_connections=200 $sb->{opts}' start"));
 }
 
@@ -288,6 +301,20 @@ sub pg_standby_sql {
 }
 
 END { pg_standby_stop($_, mode => 'immediate') for @STANDBYS }
+
+# the NOTIFY payloads on a channel that SQL (one or more statements, run as
+# "ent") sent, in order
+sub pg_notifications {
+    my ($channel, $sql) = @_;
+    my $file = "$ROOT/notify.sql";
+    open my $f, '>', $file or die "$file: $!";
+    print $f "LISTEN $channel;\n$sql;\n";
+    close $f;
+    local $ENV{PGPASSWORD} = 'ent-secret';
+    my $out = `psql -h 127.0.0.1 -p $PG{port} -U ent -d ent -X -q -v ON_ERROR_STOP=1 -f $file 2>&1`;
+    die "psql failed: $sql\n$out" if $?;
+    return [$out =~ /notification "\Q$channel\E" with payload "([^"]*)"/g];
+}
 
 # as "ent" over TCP, or as the superuser over the unix socket
 sub pg_sql {
@@ -360,6 +387,9 @@ sub redis_cli {
 # more Redis servers, each with its own port and directory: a master, a
 # replica (replicaof => PORT), a sentinel (sentinel_start).  They are
 # hashes { port, pid, dir }; the END block stops what is left.
+# addr => ADDR: also listen on ADDR, and announce it (a replica to its
+# master, a sentinel to the others); master_addr => ADDR: where the master
+# (replicaof, sentinel monitor) is, default 127.0.0.1.
 
 my @NODES;
 
@@ -368,11 +398,16 @@ sub redis_node_start {
     my $node = { port => $o{port} || free_port(), kind => 'redis' };
     $node->{dir} = "$ROOT/redis-$node->{port}";
     make_path($node->{dir});
-    my @args = ('--port', $node->{port}, '--bind', '127.0.0.1',
+    my @args = ('--port', $node->{port},
+                '--bind', '127.0.0.1', $o{addr} // (),
                 '--save', '', '--appendonly', 'no', '--dir', $node->{dir},
                 '--daemonize', 'no', '--logfile', "$node->{dir}/log",
                 '--loglevel', 'notice');
-    push @args, '--replicaof', '127.0.0.1', $o{replicaof} if $o{replicaof};
+    push @args, '--replicaof', $o{master_addr} || '127.0.0.1', $o{replicaof}
+        if $o{replicaof};
+    # protected mode refuses clients off loopback when there is no password
+    push @args, '--replica-announce-ip', $o{addr}, '--protected-mode', 'no'
+        if $o{addr};
     _node_spawn($node, 'redis-server', @args);
     return $node;
 }
@@ -386,11 +421,14 @@ sub sentinel_start {
     my $name = $o{name} || 'mymaster';
     open my $f, '>', "$node->{dir}/sentinel.conf" or die $!;
     print $f "port $node->{port}\n"
-        . "bind 127.0.0.1\n"
+        . "bind 127.0.0.1" . ($o{addr} ? " $o{addr}" : '') . "\n"
+        . ($o{addr} ? "sentinel announce-ip $o{addr}\nprotected-mode no\n"
+           : '')
         . "daemonize no\n"
         . "dir $node->{dir}\n"
         . "logfile $node->{dir}/log\n"
-        . "sentinel monitor $name 127.0.0.1 $o{master} "
+        . "sentinel monitor $name " . ($o{master_addr} || '127.0.0.1')
+        . " $o{master} "
         . ($o{quorum} || 2) . "\n"
         . "sentinel down-after-milliseconds $name "
         . ($o{down_after} || 1000) . "\n"
@@ -544,7 +582,7 @@ http {
 $http
 
     server {
-        listen 127.0.0.1:$n->{port};
+        listen $n->{addr}:$n->{port};
         server_name localhost;
 
 $server
@@ -553,12 +591,19 @@ $server
 CONF
 }
 
+# An instance: { id, prefix, port, addr, wrap }.  nginx_start and
+# nginx_test take, for a new instance: addr => ADDR (the test server
+# listens there, 127.0.0.1 by default; http() connects there), port => N
+# (default a free one), wrap => 'ip netns exec NS ' (a command prefix nginx
+# runs under, e.g. in a network namespace).
 sub nginx_new {
     my (%o) = @_;
     my $n = { id => scalar @NGINX };
     $n->{prefix} = "$ROOT/nginx$n->{id}";
     make_path("$n->{prefix}/logs", "$n->{prefix}/conf", "$n->{prefix}/tmp");
-    $n->{port} = free_port();
+    $n->{port} = $o{port} || free_port();
+    $n->{addr} = $o{addr} || '127.0.0.1';
+    $n->{wrap} = $o{wrap} // '';
     $n->{log_pos} = 0;
     push @NGINX, $n;
     return $n;
@@ -574,18 +619,18 @@ sub write_conf {
 # nginx -t: returns (exit code, output)
 sub nginx_test {
     my (%o) = @_;
-    my $n = $o{instance} || nginx_new();
+    my $n = $o{instance} || nginx_new(%o);
     write_conf($n, %o);
-    my $out = `$NGINX -t -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
+    my $out = `$n->{wrap}$NGINX -t -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
     return ($? >> 8, $out);
 }
 
 sub nginx_start {
     my (%o) = @_;
-    my $n = $o{instance} || nginx_new();
+    my $n = $o{instance} || nginx_new(%o);
     write_conf($n, %o);
     unlink "$n->{prefix}/logs/nginx.pid";
-    my $out = `$VALGRIND$NGINX -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
+    my $out = `$n->{wrap}$VALGRIND$NGINX -p $n->{prefix} -c $n->{prefix}/conf/nginx.conf 2>&1`;
     die "nginx did not start: $out\n" if $?;
     wait_until(sub { -s "$n->{prefix}/logs/nginx.pid" }, 10 * $SLOW)
         or die "nginx wrote no pid\n";
@@ -593,7 +638,7 @@ sub nginx_start {
     my $pid = <$f>;
     chomp $pid;
     $n->{pid} = $pid;
-    wait_until(sub { port_open($n->{port}) }, 10 * $SLOW)
+    wait_until(sub { port_open($n->{port}, $n->{addr}) }, 10 * $SLOW)
         or die "nginx not up\n";
     # workers are up once the listening socket answers; give them their
     # backend connections
@@ -716,11 +761,15 @@ sub build_request {
         . "Connection: close\r\n$headers\r\n$body";
 }
 
+# addr => ADDR: where to connect (default the instance's address, or
+# 127.0.0.1 for a port); connect_timeout => seconds (default 5)
 sub http_start {
     my ($n, $req, %o) = @_;
     my $port = ref $n ? $n->{port} : $n;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Proto => 'tcp', Timeout => 5)
+    my $addr = $o{addr} || (ref $n ? $n->{addr} : undef) || '127.0.0.1';
+    my $s = IO::Socket::INET->new(PeerAddr => $addr, PeerPort => $port,
+                                  Proto => 'tcp',
+                                  Timeout => $o{connect_timeout} || 5)
         or die "connect to $port: $!\n";
     $s->autoflush(1);
     print $s build_request($req, %o);
