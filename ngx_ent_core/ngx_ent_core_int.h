@@ -174,6 +174,8 @@ char *ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf,
 ngx_int_t ngx_ent_pg_init_worker(ngx_cycle_t *cycle,
     ngx_http_ent_core_main_conf_t *cmcf);
 void ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
+ngx_int_t ngx_ent_send(ngx_connection_t *c, u_char *out, size_t *pos,
+    size_t len);
 ngx_int_t ngx_ent_pg_replica_stats(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_backend_stats_t *st, ngx_int_t *lag);
 ngx_int_t ngx_ent_pg_query_read(ngx_http_request_t *r,

@@ -1002,14 +1002,34 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
 static ngx_int_t
 ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
 {
-    ssize_t            n;
-    ngx_connection_t  *c;
+    if (ngx_ent_send(rc->peer.connection, rc->out, &rc->out_pos, rc->out_len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    c = rc->peer.connection;
+    if (rc->out_pos == rc->out_len) {
+        rc->out_pos = 0;
+        rc->out_len = 0;
+    }
 
-    while (rc->out_pos < rc->out_len) {
+    return NGX_OK;
+}
 
-        n = c->send(c, rc->out + rc->out_pos, rc->out_len - rc->out_pos);
+
+/*
+ * Sends out[*pos .. len) on c as far as the socket takes it, the rest when
+ * it is writable again (the write event armed): NGX_OK or NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_ent_send(ngx_connection_t *c, u_char *out, size_t *pos, size_t len)
+{
+    ssize_t  n;
+
+    while (*pos < len) {
+
+        n = c->send(c, out + *pos, len - *pos);
 
         if (n == NGX_ERROR) {
             return NGX_ERROR;
@@ -1019,11 +1039,8 @@ ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
             return ngx_handle_write_event(c->write, 0);
         }
 
-        rc->out_pos += n;
+        *pos += n;
     }
-
-    rc->out_pos = 0;
-    rc->out_len = 0;
 
     return NGX_OK;
 }

@@ -836,27 +836,8 @@ ngx_ent_redis_sentinel_message(ngx_ent_redis_sentinel_t *sn,
 static ngx_int_t
 ngx_ent_redis_sentinel_flush(ngx_ent_redis_sentinel_t *sn)
 {
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = sn->peer.connection;
-
-    while (sn->out_pos < sn->out_len) {
-
-        n = c->send(c, sn->out + sn->out_pos, sn->out_len - sn->out_pos);
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (n == NGX_AGAIN || n == 0) {
-            return ngx_handle_write_event(c->write, 0);
-        }
-
-        sn->out_pos += n;
-    }
-
-    return NGX_OK;
+    return ngx_ent_send(sn->peer.connection, sn->out, &sn->out_pos,
+                        sn->out_len);
 }
 
 

@@ -62,6 +62,7 @@ static char *ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
 static ngx_int_t ngx_http_ent_core_status_handler(ngx_http_request_t *r);
 static char *ngx_http_ent_core_postgres_replica(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static void ngx_http_ent_core_pg_defaults(ngx_ent_pg_conf_t *pg);
 static u_char *ngx_http_ent_core_status_backend(u_char *p, u_char *last,
     const char *name, ngx_uint_t enabled, ngx_ent_backend_stats_t *st);
 static void ngx_ent_op_cleanup(void *data);
@@ -380,13 +381,8 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pg = &cmcf->pg;
     value = cf->args->elts;
 
+    ngx_http_ent_core_pg_defaults(pg);
     pg->pool_size = 4;
-    pg->queue_size = 256;
-    pg->connect_timeout = 2000;
-    pg->query_timeout = 5000;
-    pg->queue_timeout = 2000;
-    pg->backoff_min = 50;
-    pg->backoff_max = 2000;
     pg->listen = 1;
 
     rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_params, pg);
@@ -402,6 +398,19 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cmcf->pg_enabled = 1;
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_ent_core_pg_defaults(ngx_ent_pg_conf_t *pg)
+{
+    pg->queue_size = 256;
+    pg->connect_timeout = 2000;
+    pg->query_timeout = 5000;
+    pg->queue_timeout = 2000;
+    pg->backoff_min = 50;
+    pg->backoff_max = 2000;
+    pg->listen = 0;
 }
 
 
@@ -428,14 +437,8 @@ ngx_http_ent_core_postgres_replica(ngx_conf_t *cf, ngx_command_t *cmd,
     pg = &cmcf->pg_ro;
     value = cf->args->elts;
 
+    ngx_http_ent_core_pg_defaults(pg);
     pg->pool_size = 2;
-    pg->queue_size = 256;
-    pg->connect_timeout = 2000;
-    pg->query_timeout = 5000;
-    pg->queue_timeout = 2000;
-    pg->backoff_min = 50;
-    pg->backoff_max = 2000;
-    pg->listen = 0;
     pg->max_lag = 1000;
 
     rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_ro_params, pg);
