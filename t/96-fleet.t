@@ -575,7 +575,9 @@ note(sprintf 'phase 1, Redis master killed: %d failed requests, error window '
      . 'after %.2f s', $n1, $w1, $t1r - $t1);
 note('  failures: ' . kinds(grep { $_->{end} >= $t1 && $_->{t} < $t2 } @failed));
 ok($w1 < 30, sprintf 'phase 1: error window %.1f s', $w1);
-my @after1 = grep { $_->{t} > $t1r + 1 && $_->{t} < $t2 } @all;
+# (3 s of margin: on a loaded machine a node may take a moment longer to
+# follow, and a login started meanwhile may lose its state with the master)
+my @after1 = grep { $_->{t} > $t1r + 3 && $_->{t} < $t2 } @all;
 my @bad1 = grep { $_->{what} !~ $success } @after1;
 ok(@after1 > 20 && !@bad1, 'phase 1: after the failover every request '
    . 'succeeds (' . scalar(@after1) . ')') or diag(kinds(@bad1));
