@@ -12,6 +12,16 @@
 #
 # CAFILE receives the test CA first (nginx needs it to start); the login
 # waits until nginx answers on PORT.
+#
+# The peers (bench/run's Apache cases): with BENCH_OP_PORT the OP listens
+# on that port (Apache's configuration names it); with BENCH_MELLON_DIR
+# the SAML IdP's key and metadata for mod_auth_mellon are written there
+# before CAFILE (Apache starts once CAFILE is there); with
+# BENCH_APACHE_PORT one OIDC login through mod_auth_openidc on
+# BENCH_APACHE_OIDC_PORT (default the same; "APACHE_OIDC_COOKIE=name=value")
+# and one SP-initiated SAML login through mod_auth_mellon
+# ("APACHE_MELLON_COOKIE=name=value"), the response to mellon's
+# AuthnRequest signed by xmlsec1 as for ngx_ent.
 use strict;
 use warnings;
 use FindBin;
@@ -24,15 +34,37 @@ use MIME::Base64 qw(encode_base64);
 my ($port, $dsn, $keyfile, $cafile, $samlbody) = @ARGV;
 die "usage: sso-setup.pl PORT DSN KEYFILE CAFILE SAMLBODY\n" unless $samlbody;
 
+my $aport = $ENV{BENCH_APACHE_PORT};
+my $mdir = $ENV{BENCH_MELLON_DIR};
+my $mellon_issuer = 'https://idp.bench.example/saml';
+my $mellon_idp;
+if ($mdir) {
+    $mellon_idp = saml_keypair($mdir, 'idp');
+    saml_keypair($mdir, 'sp');     # mellon's own key and certificate
+    open my $f, '>', "$mdir/idp.xml" or die "$mdir/idp.xml: $!";
+    print $f saml_idp_metadata(entity_id => $mellon_issuer,
+                               certs => [$mellon_idp],
+                               sso => 'https://idp.bench.example/sso');
+    close $f;
+    chmod 0644, glob("$mdir/*");
+}
+
 my $ca = test_ca();
 system('cp', $ca->{ca}, "$cafile.tmp") == 0 && rename("$cafile.tmp", $cafile)
     or die "cannot write $cafile\n";
 EntTest::wait_until(sub { EntTest::port_open($port) }, 30)
     or die "nginx does not answer on $port\n";
-my $op = op_start(name => 'bench', ttl => { ClientCredentials => 7200 });
+my $op = op_start(name => 'bench', ttl => { ClientCredentials => 7200 },
+                  $ENV{BENCH_OP_PORT} ? (port => $ENV{BENCH_OP_PORT}) : ());
 my $host = "acme.example.com:$port";
+my $ahost = $aport ? "apache.example.com:$aport" : undef;
+my $oport = $ENV{BENCH_APACHE_OIDC_PORT} || $aport;
+my $ohost = $aport ? "apache.example.com:$oport" : undef;
 op_clients($op, { client_id => 'bench', client_secret => 'bench-secret',
-                  redirect_uris => ["http://$host/_ent/oidc/callback"] });
+                  redirect_uris => ["http://$host/_ent/oidc/callback"] },
+           $aport ? { client_id => 'apache', client_secret => 'apache-secret',
+                      redirect_uris => ["http://$ohost/oidc/redirect_uri"] }
+                  : ());
 
 $ENV{BENCH_SECRET} = 'bench-secret';
 my $out = `$EntTest::TOP/bin/entctl --dsn '$dsn' sso oidc acme --issuer $op->{issuer} --client-id bench --key-file $keyfile --client-secret-env BENCH_SECRET --ca-file $ca->{ca} --domains acme.example.com --api-audience https://api.example.com 2>&1`;
@@ -91,3 +123,60 @@ print $f 'SAMLResponse=' . pct_escape(encode_base64(saml_response(%resp), ''))
 close $f;
 
 print "COOKIE=$cookie\nTOKEN=$jwt\nSAML_COOKIE=$scookie\n";
+
+exit 0 unless $aport;
+
+# Apache + mod_auth_openidc: the same OP, a login through Apache's
+# redirect URI; the session is in Redis (OIDCCacheType redis)
+
+EntTest::wait_until(sub { EntTest::port_open($oport) }, 30)
+    or die "Apache does not answer on $oport\n";
+my $a = EntOP::Browser->new(ca => $ca->{ca},
+                            resolve => { $ohost => "127.0.0.1:$oport" },
+                            headers => ['Accept' => 'text/html']);
+$r = $a->get("http://$ohost/oidc/");
+die "Apache: no redirect to the OP: $r->{status} $r->{body}\n"
+    unless $r->{status} == 302;
+$r = $a->follow(op_login($a, $r->{location}, 'alice'));
+die "Apache: login failed: $r->{status} $r->{body}\n"
+    unless $r->{status} == 302;
+my $ocookie = $a->cookie('mod_auth_openidc_session')
+    or die "Apache: no mod_auth_openidc session cookie\n";
+$r = $a->get("http://$ohost/oidc/");
+die "Apache: the OIDC session is refused: $r->{status}\n"
+    unless $r->{status} == 200;
+
+# Apache + mod_auth_mellon: SP-initiated, mellon's AuthnRequest answered
+# by a response signed with the IdP's key (RSA-2048)
+
+my $m = EntOP::Browser->new(resolve => { $ahost => "127.0.0.1:$aport" },
+                            headers => ['Accept' => 'text/html']);
+$r = $m->get("http://$ahost/mellon/mellon/metadata");
+die "mellon metadata: $r->{status}\n" unless $r->{status} == 200;
+my ($entity) = $r->{body} =~ /entityID="([^"]+)"/;
+my ($acs) = $r->{body}
+    =~ /Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"\s+Location="([^"]+)"/;
+die "mellon metadata: no entityID or ACS\n" unless $entity && $acs;
+$r = $m->get("http://$ahost/mellon/");
+$r = $m->follow($r)
+    while $r->{status} =~ /^30[1237]$/ && $r->{location} =~ m{^http://\Q$ahost\E/};
+die "mellon: no redirect to the IdP: $r->{status}\n"
+    unless ($r->{location} // '') =~ m{^https://idp\.bench\.example/sso\?};
+my $req = saml_redirect_parse($r->{location});
+my ($rid) = $req->{xml} =~ /\sID="([^"]+)"/ or die "mellon: no request id\n";
+$r = saml_post($m, $acs, saml_response(
+        idp => $mellon_idp, issuer => $mellon_issuer, acs => $acs,
+        audience => $entity, rid => $rid, ttl => 7200,
+        name_id => 'alice@acme.example.com',
+        attrs => [ email => ['alice@acme.example.com'],
+                   name => ['Alice SAML'] ]),
+    $req->{relay});
+die "mellon: login failed: $r->{status} $r->{body}\n"
+    unless $r->{status} =~ /^30[23]$/;
+my $mcookie = $m->cookie('mellon-cookie')
+    or die "mellon: no session cookie\n";
+$r = $m->get("http://$ahost/mellon/");
+die "mellon: the session is refused: $r->{status}\n" unless $r->{status} == 200;
+
+print "APACHE_OIDC_COOKIE=mod_auth_openidc_session=$ocookie\n"
+    . "APACHE_MELLON_COOKIE=mellon-cookie=$mcookie\n";
