@@ -33,8 +33,15 @@ my @res = map { http_finish($_, timeout => 30) } @h;
 
 is(scalar(grep { $_->{status} == 200 && $_->{body} eq "cold\n" } @res), 1000,
    '1,000 concurrent requests for an uncached tenant all answered');
-is(executions('cold.example.com'), 1,
-   'by exactly one PostgreSQL query, as PostgreSQL counts');
+if ($EntTest::SLOW > 1) {
+    # under valgrind a worker polling the other's fill may give up on it
+    # and query itself (t/40 says the same)
+    ok(executions('cold.example.com') <= 2,
+       'by at most one PostgreSQL query per worker, as PostgreSQL counts');
+} else {
+    is(executions('cold.example.com'), 1,
+       'by exactly one PostgreSQL query, as PostgreSQL counts');
+}
 
 @h = map { http_start($n, '/', host => 'warm.example.com') } 1 .. 200;
 http_finish($_) for @h;
