@@ -92,7 +92,8 @@ typedef struct {
 
 static ngx_int_t ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_ent_cache_expire(ngx_ent_cache_t *cache);
+static void ngx_ent_cache_outdate(ngx_ent_cache_t *cache,
+    ngx_uint_t keep_stale);
 static ngx_ent_cache_node_t *ngx_ent_cache_lookup(ngx_ent_cache_t *cache,
     ngx_str_t *key, uint32_t hash);
 static ngx_ent_cache_node_t *ngx_ent_cache_alloc(ngx_ent_cache_t *cache,
@@ -374,29 +375,7 @@ ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key)
 void
 ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 {
-    ngx_queue_t           *q;
-    ngx_ent_cache_node_t  *cn;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cache->sh->generation++;
-    cache->sh->invalidations++;
-    cache->sh->invalidated_at = ngx_current_msec;
-
-    /* pending fills must not store what they bring back as fresh */
-
-    for (q = ngx_queue_head(&cache->sh->lru);
-         q != ngx_queue_sentinel(&cache->sh->lru);
-         q = ngx_queue_next(q))
-    {
-        cn = ngx_queue_data(q, ngx_ent_cache_node_t, queue);
-
-        if ((ngx_msec_int_t) (cn->pending - ngx_current_msec) > 0) {
-            cn->invalidated = 1;
-        }
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
+    ngx_ent_cache_outdate(cache, 0);
 }
 
 
@@ -607,27 +586,33 @@ ngx_ent_cache_listening(ngx_http_ent_core_main_conf_t *cmcf, ngx_uint_t on)
         ngx_shmtx_unlock(&caches[i]->shpool->mutex);
 
         if (!covered) {
-            ngx_ent_cache_expire(caches[i]);
+            ngx_ent_cache_outdate(caches[i], 1);
         }
     }
 }
 
 
 /*
- * Notifications may have been missed, but nothing says what changed: every
- * entry is due for a refresh now, and stays good enough to serve stale
- * (within the zone's "stale") should that refresh fail: a database that
- * fails over does not turn a whole cache into 503s.  An invalidation that
- * did arrive removes its entries (ngx_ent_cache_delete(), _flush()).
+ * A flush (keep_stale 0) drops every entry: a new generation.  An expiry
+ * (keep_stale 1: notifications may have been missed, but nothing says what
+ * changed) makes every entry due for a refresh now and leaves it good
+ * enough to serve stale (within the zone's "stale") should that refresh
+ * fail: a database that fails over does not turn a whole cache into 503s.
+ * Either way a fill in flight must not store what it brings back as fresh
+ * (it may predate the change).
  */
 
 static void
-ngx_ent_cache_expire(ngx_ent_cache_t *cache)
+ngx_ent_cache_outdate(ngx_ent_cache_t *cache, ngx_uint_t keep_stale)
 {
     ngx_queue_t           *q;
     ngx_ent_cache_node_t  *cn;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (!keep_stale) {
+        cache->sh->generation++;
+    }
 
     cache->sh->invalidations++;
     cache->sh->invalidated_at = ngx_current_msec;
@@ -638,14 +623,15 @@ ngx_ent_cache_expire(ngx_ent_cache_t *cache)
     {
         cn = ngx_queue_data(q, ngx_ent_cache_node_t, queue);
 
-        if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0) {
-            cn->expires = ngx_current_msec;
+        if (keep_stale) {
+            if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0) {
+                cn->expires = ngx_current_msec;
+            }
+
+            cn->error = 0;
         }
 
-        cn->error = 0;
-
         if ((ngx_msec_int_t) (cn->pending - ngx_current_msec) > 0) {
-            /* what that fill brings back may predate the change */
             cn->invalidated = 1;
         }
     }

@@ -176,6 +176,9 @@ ngx_int_t ngx_ent_pg_init_worker(ngx_cycle_t *cycle,
 void ngx_ent_pg_exit_worker(ngx_http_ent_core_main_conf_t *cmcf);
 ngx_int_t ngx_ent_send(ngx_connection_t *c, u_char *out, size_t *pos,
     size_t len);
+ngx_int_t ngx_ent_peer_connect(ngx_peer_connection_t *peer, ngx_addr_t *addr,
+    ngx_log_t *log, void *data, ngx_event_handler_pt read,
+    ngx_event_handler_pt write);
 ngx_int_t ngx_ent_pg_replica_stats(ngx_http_ent_core_main_conf_t *cmcf,
     ngx_ent_backend_stats_t *st, ngx_int_t *lag);
 ngx_int_t ngx_ent_pg_query_read(ngx_http_request_t *r,

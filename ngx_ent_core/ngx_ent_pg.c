@@ -109,6 +109,7 @@ static void ngx_ent_pg_pool_destroy(ngx_ent_pg_pool_t *pool);
 static ngx_int_t ngx_ent_pg_submit(ngx_ent_pg_pool_t *pool,
     ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt, ngx_str_t *params,
     ngx_ent_op_handler_pt handler, void *data);
+static ngx_uint_t ngx_ent_pg_lag_known(ngx_ent_pg_pool_t *pool);
 static void ngx_ent_pg_replica_tick(ngx_event_t *ev);
 static void ngx_ent_pg_replica_lag(ngx_ent_op_t *op);
 static void ngx_ent_pg_replica_beat(ngx_ent_op_t *op);
@@ -125,9 +126,12 @@ ngx_ent_pg_init_worker(ngx_cycle_t *cycle, ngx_http_ent_core_main_conf_t *cmcf)
 {
     ngx_event_t  *ev;
 
-    cmcf->pg_pool = ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg,
-                                           cmcf->pg.listen && ngx_worker == 0);
-    if (cmcf->pg_pool == NULL) {
+    /* each pool is in cmcf once made (pg_pool, pg_ro_pool) */
+
+    if (ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg,
+                               cmcf->pg.listen && ngx_worker == 0)
+        == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -135,8 +139,7 @@ ngx_ent_pg_init_worker(ngx_cycle_t *cycle, ngx_http_ent_core_main_conf_t *cmcf)
         return NGX_OK;
     }
 
-    cmcf->pg_ro_pool = ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg_ro, 0);
-    if (cmcf->pg_ro_pool == NULL) {
+    if (ngx_ent_pg_pool_create(cycle, cmcf, &cmcf->pg_ro, 0) == NULL) {
         return NGX_ERROR;
     }
 
@@ -286,12 +289,19 @@ ngx_ent_pg_replica_stats(ngx_http_ent_core_main_conf_t *cmcf,
     }
 
     *st = pool->stats;
-    *lag = (pool->lag_known
-            && ngx_current_msec - pool->lag_at <= 2 * pool->conf->max_lag
-                                                  + 2000)
-           ? (ngx_int_t) pool->lag : -1;
+    *lag = ngx_ent_pg_lag_known(pool) ? (ngx_int_t) pool->lag : -1;
 
     return NGX_OK;
+}
+
+
+/* the replica's lag was read within max_lag + 1 s */
+
+static ngx_uint_t
+ngx_ent_pg_lag_known(ngx_ent_pg_pool_t *pool)
+{
+    return pool->lag_known
+           && ngx_current_msec - pool->lag_at <= pool->conf->max_lag + 1000;
 }
 
 
@@ -320,9 +330,8 @@ ngx_ent_pg_query_read(ngx_http_request_t *r, ngx_ent_pg_stmt_t *stmt,
     max = pool->conf->max_lag;
 
     if (pool->up == 0
-        || !pool->lag_known
+        || !ngx_ent_pg_lag_known(pool)
         || pool->lag > max
-        || ngx_current_msec - pool->lag_at > max + 1000
         || (invalidated && ngx_current_msec - invalidated <= 2 * max + 1000)
         || (pool->stats.queued >= pool->conf->queue_size
             && ngx_queue_empty(&pool->idle)))

@@ -327,7 +327,6 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
     ngx_str_t              argv[3];
     ngx_uint_t             argc;
     u_char                 db[NGX_INT_T_LEN];
-    ngx_connection_t      *c;
     ngx_ent_redis_pool_t  *pool;
     ngx_ent_redis_conf_t  *conf;
 
@@ -339,15 +338,6 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
         ngx_ent_redis_sentinel_discover(pool->sentinel);
         return;
     }
-
-    ngx_memzero(&rc->peer, sizeof(ngx_peer_connection_t));
-
-    rc->peer.sockaddr = pool->addr->sockaddr;
-    rc->peer.socklen = pool->addr->socklen;
-    rc->peer.name = &pool->addr->name;
-    rc->peer.get = ngx_event_get_peer;
-    rc->peer.log = pool->log;
-    rc->peer.log_error = NGX_ERROR_ERR;
 
     rc->reader = redisReaderCreate();
     if (rc->reader == NULL) {
@@ -409,23 +399,16 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
         rc->role_check = 1;
     }
 
-    rv = ngx_event_connect_peer(&rc->peer);
+    rv = ngx_ent_peer_connect(&rc->peer, pool->addr, pool->log, rc,
+                              ngx_ent_redis_read_handler,
+                              ngx_ent_redis_write_handler);
 
-    if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
+    if (rv == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "redis connect to %V failed", &pool->addr->name);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return;
     }
-
-    c = rc->peer.connection;
-
-    c->data = rc;
-    c->read->handler = ngx_ent_redis_read_handler;
-    c->write->handler = ngx_ent_redis_write_handler;
-    c->log = pool->log;
-    c->read->log = pool->log;
-    c->write->log = pool->log;
 
     rc->state = NGX_ENT_REDIS_CONNECTING;
 
@@ -1014,6 +997,48 @@ ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Connects peer to addr without blocking, the connection's events going to
+ * read and write with data: NGX_OK (connected), NGX_AGAIN (in progress) or
+ * NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_ent_peer_connect(ngx_peer_connection_t *peer, ngx_addr_t *addr,
+    ngx_log_t *log, void *data, ngx_event_handler_pt read,
+    ngx_event_handler_pt write)
+{
+    ngx_int_t          rv;
+    ngx_connection_t  *c;
+
+    ngx_memzero(peer, sizeof(ngx_peer_connection_t));
+
+    peer->sockaddr = addr->sockaddr;
+    peer->socklen = addr->socklen;
+    peer->name = &addr->name;
+    peer->get = ngx_event_get_peer;
+    peer->log = log;
+    peer->log_error = NGX_ERROR_ERR;
+
+    rv = ngx_event_connect_peer(peer);
+
+    if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
+        return NGX_ERROR;
+    }
+
+    c = peer->connection;
+
+    c->data = data;
+    c->read->handler = read;
+    c->write->handler = write;
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+
+    return rv;
 }
 
 

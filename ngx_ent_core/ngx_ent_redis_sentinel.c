@@ -332,18 +332,8 @@ ngx_ent_redis_sentinel_ask(ngx_ent_redis_sentinel_t *sn)
 {
     ngx_int_t          rv;
     ngx_addr_t        *addr;
-    ngx_connection_t  *c;
 
     addr = &sn->conf->sentinels[sn->current];
-
-    ngx_memzero(&sn->peer, sizeof(ngx_peer_connection_t));
-
-    sn->peer.sockaddr = addr->sockaddr;
-    sn->peer.socklen = addr->socklen;
-    sn->peer.name = &addr->name;
-    sn->peer.get = ngx_event_get_peer;
-    sn->peer.log = sn->log;
-    sn->peer.log_error = NGX_ERROR_ERR;
 
     sn->reader = redisReaderCreate();
     if (sn->reader == NULL) {
@@ -355,21 +345,14 @@ ngx_ent_redis_sentinel_ask(ngx_ent_redis_sentinel_t *sn)
     sn->out_pos = 0;
     sn->nreplies = 0;
 
-    rv = ngx_event_connect_peer(&sn->peer);
+    rv = ngx_ent_peer_connect(&sn->peer, addr, sn->log, sn,
+                              ngx_ent_redis_sentinel_read_handler,
+                              ngx_ent_redis_sentinel_write_handler);
 
-    if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
+    if (rv == NGX_ERROR) {
         ngx_ent_redis_sentinel_fail(sn, 0, "connect failed");
         return;
     }
-
-    c = sn->peer.connection;
-
-    c->data = sn;
-    c->read->handler = ngx_ent_redis_sentinel_read_handler;
-    c->write->handler = ngx_ent_redis_sentinel_write_handler;
-    c->log = sn->log;
-    c->read->log = sn->log;
-    c->write->log = sn->log;
 
     sn->state = NGX_ENT_SENTINEL_CONNECTING;
     ngx_add_timer(&sn->timer, sn->conf->connect_timeout);

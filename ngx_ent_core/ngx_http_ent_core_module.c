@@ -62,7 +62,8 @@ static char *ngx_http_ent_core_parse_backoff(ngx_conf_t *cf, ngx_str_t *value,
 static ngx_int_t ngx_http_ent_core_status_handler(ngx_http_request_t *r);
 static char *ngx_http_ent_core_postgres_replica(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static void ngx_http_ent_core_pg_defaults(ngx_ent_pg_conf_t *pg);
+static char *ngx_http_ent_core_pg_parse(ngx_conf_t *cf,
+    ngx_ent_pg_conf_t *pg, ngx_uint_t replica);
 static u_char *ngx_http_ent_core_status_backend(u_char *p, u_char *last,
     const char *name, ngx_uint_t enabled, ngx_ent_backend_stats_t *st);
 static void ngx_ent_op_cleanup(void *data);
@@ -92,22 +93,6 @@ static ngx_http_ent_core_param_t  ngx_http_ent_core_pg_params[] = {
       ngx_http_ent_pg(backoff_min), ngx_http_ent_pg(backoff_max), 0, 0 },
     { ngx_string("listen="), NGX_HTTP_ENT_PARAM_FLAG,
       ngx_http_ent_pg(listen), 0, 0, 0 },
-    { ngx_null_string, 0, 0, 0, 0, 0 }
-};
-
-static ngx_http_ent_core_param_t  ngx_http_ent_core_pg_ro_params[] = {
-    { ngx_string("pool="), NGX_HTTP_ENT_PARAM_NUM,
-      ngx_http_ent_pg(pool_size), 0, 1, 1024 },
-    { ngx_string("queue="), NGX_HTTP_ENT_PARAM_NUM,
-      ngx_http_ent_pg(queue_size), 0, 0, 65536 },
-    { ngx_string("connect_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
-      ngx_http_ent_pg(connect_timeout), 0, 0, 0 },
-    { ngx_string("query_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
-      ngx_http_ent_pg(query_timeout), 0, 0, 0 },
-    { ngx_string("queue_timeout="), NGX_HTTP_ENT_PARAM_MSEC,
-      ngx_http_ent_pg(queue_timeout), 0, 0, 0 },
-    { ngx_string("backoff="), NGX_HTTP_ENT_PARAM_BACKOFF,
-      ngx_http_ent_pg(backoff_min), ngx_http_ent_pg(backoff_max), 0, 0 },
     { ngx_string("max_lag="), NGX_HTTP_ENT_PARAM_MSEC,
       ngx_http_ent_pg(max_lag), 0, 0, 0 },
     { ngx_null_string, 0, 0, 0, 0, 0 }
@@ -370,27 +355,13 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ent_core_main_conf_t *cmcf = conf;
 
-    char               *rv;
-    ngx_str_t          *value;
-    ngx_ent_pg_conf_t  *pg;
+    char  *rv;
 
     if (cmcf->pg_enabled != NGX_CONF_UNSET) {
         return "is duplicate";
     }
 
-    pg = &cmcf->pg;
-    value = cf->args->elts;
-
-    ngx_http_ent_core_pg_defaults(pg);
-    pg->pool_size = 4;
-    pg->listen = 1;
-
-    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_params, pg);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    rv = ngx_ent_pg_conf(cf, pg, &value[1]);
+    rv = ngx_http_ent_core_pg_parse(cf, &cmcf->pg, 0);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -401,16 +372,56 @@ ngx_http_ent_core_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static void
-ngx_http_ent_core_pg_defaults(ngx_ent_pg_conf_t *pg)
+/*
+ * The parameters and conninfo of ent_postgres (listen=, no max_lag=) or of
+ * ent_postgres_replica (max_lag=, no listen=).
+ */
+
+static char *
+ngx_http_ent_core_pg_parse(ngx_conf_t *cf, ngx_ent_pg_conf_t *pg,
+    ngx_uint_t replica)
 {
+    char       *rv;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    pg->pool_size = replica ? 2 : 4;
     pg->queue_size = 256;
     pg->connect_timeout = 2000;
     pg->query_timeout = 5000;
     pg->queue_timeout = 2000;
     pg->backoff_min = 50;
     pg->backoff_max = 2000;
-    pg->listen = 0;
+    pg->listen = NGX_CONF_UNSET;
+    pg->max_lag = NGX_CONF_UNSET_MSEC;
+
+    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_params, pg);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (replica ? pg->listen != NGX_CONF_UNSET
+                : pg->max_lag != NGX_CONF_UNSET_MSEC)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" takes no \"%s\"",
+                           &value[0], replica ? "listen=" : "max_lag=");
+        return NGX_CONF_ERROR;
+    }
+
+    if (pg->listen == NGX_CONF_UNSET) {
+        pg->listen = !replica;
+    }
+
+    if (pg->max_lag == NGX_CONF_UNSET_MSEC) {
+        pg->max_lag = 1000;
+    }
+
+    if (replica && pg->max_lag < 100) {
+        return "max_lag= must be at least 100ms";
+    }
+
+    return ngx_ent_pg_conf(cf, pg, &value[1]);
 }
 
 
@@ -426,31 +437,13 @@ ngx_http_ent_core_postgres_replica(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_ent_core_main_conf_t *cmcf = conf;
 
-    char               *rv;
-    ngx_str_t          *value;
-    ngx_ent_pg_conf_t  *pg;
+    char  *rv;
 
     if (cmcf->pg_ro_enabled) {
         return "is duplicate";
     }
 
-    pg = &cmcf->pg_ro;
-    value = cf->args->elts;
-
-    ngx_http_ent_core_pg_defaults(pg);
-    pg->pool_size = 2;
-    pg->max_lag = 1000;
-
-    rv = ngx_http_ent_core_params(cf, 2, ngx_http_ent_core_pg_ro_params, pg);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    if (pg->max_lag < 100) {
-        return "max_lag= must be at least 100ms";
-    }
-
-    rv = ngx_ent_pg_conf(cf, pg, &value[1]);
+    rv = ngx_http_ent_core_pg_parse(cf, &cmcf->pg_ro, 1);
     if (rv != NGX_CONF_OK) {
         return rv;
     }

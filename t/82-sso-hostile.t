@@ -40,14 +40,7 @@ CONF
 my $config = <<"CONF";
 ent_tenant on;
 ent_tenant_base_domain example.com;
-location = /_ent/fetch {
-    internal;
-    proxy_pass \$ent_sso_fetch_url;
-    proxy_ssl_verify on;
-    proxy_ssl_trusted_certificate $ca->{ca};
-    proxy_ssl_name localhost;
-    subrequest_output_buffer_size 64k;
-}
+@{[ op_fetch_location($ca) ]}
 location / {
     ent_sso required;
     proxy_pass http://127.0.0.1:$echo;

@@ -69,14 +69,7 @@ CONF
 ent_tenant on;
 ent_tenant_base_domain example.com;
 add_header X-Request-Id \$request_id always;
-location = /_ent/fetch {
-    internal;
-    proxy_pass \$ent_sso_fetch_url;
-    proxy_ssl_verify on;
-    proxy_ssl_trusted_certificate $ca->{ca};
-    proxy_ssl_name localhost;
-    subrequest_output_buffer_size 64k;
-}
+@{[ op_fetch_location($ca) ]}
 location /scim/v2/ { ent_scim on; }
 location /api/tight/ {
     ent_ratelimit tight;

@@ -51,7 +51,7 @@ our @EXPORT = qw(
     test_ca op_start op_stop op_restart
     op_sign op_stats op_stats_reset op_rotate op_clients op_accounts
     op_fault op_discovery op_token
-    op_login op_logout
+    op_login op_logout op_fetch_location
     pkce_pair jwt_decode jwk_to_pem jws_verify
     b64url_encode b64url_decode json_encode json_decode random_string
 );
@@ -539,6 +539,22 @@ sub op_login {
         }
     }
     die "op_login: too many steps at $res->{url}\n";
+}
+
+# The location the SSO module sends its outbound HTTP through (discovery,
+# keys, tokens), trusting the test CA: a block for a server{}
+sub op_fetch_location {
+    my ($ca) = @_;
+    return <<"CONF";
+location = /_ent/fetch {
+    internal;
+    proxy_pass \$ent_sso_fetch_url;
+    proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate $ca->{ca};
+    proxy_ssl_name localhost;
+    subrequest_output_buffer_size 64k;
+}
+CONF
 }
 
 # From the end_session URL (the RP's redirect to the OP): confirms the

@@ -82,6 +82,18 @@ $ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:log_path=' . "$ROOT/ubsan"
     . ":suppressions=$TOP/test/ubsan.supp";
 
 
+# a command's standard output, without its last newlines ($? as it ended)
+sub capture {
+    my (@cmd) = @_;
+    open my $fh, '-|', @cmd or die "$cmd[0]: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    $out = '' unless defined $out;
+    $out =~ s/\n+\z//;
+    return $out;
+}
+
 sub run_cmd {
     my ($cmd) = @_;
     my $out = `$cmd 2>&1`;
@@ -288,16 +300,9 @@ sub pg_standby_promote {
 # SQL on a standby, as the superuser over its unix socket
 sub pg_standby_sql {
     my ($sb, $sql) = @_;
-    open my $fh, '-|', ($IS_ROOT ? ('runuser', '-u', 'postgres', '--') : ()),
+    return capture(($IS_ROOT ? ('runuser', '-u', 'postgres', '--') : ()),
         'psql', '-h', $sb->{dir}, '-p', $sb->{port}, '-U', 'postgres',
-        '-X', '-q', '-At', '-d', 'ent', '-c', $sql
-        or die "psql: $!";
-    local $/;
-    my $out = <$fh>;
-    close $fh;
-    $out = '' unless defined $out;
-    $out =~ s/\n+\z//;
-    return $out;
+        '-X', '-q', '-At', '-d', 'ent', '-c', $sql);
 }
 
 END { pg_standby_stop($_, mode => 'immediate') for @STANDBYS }
@@ -325,15 +330,9 @@ sub pg_sql {
         ? (($IS_ROOT ? ('runuser', '-u', 'postgres', '--') : ()),
            'psql', '-h', $PG{dir}, '-U', 'postgres')
         : ('psql', '-h', '127.0.0.1', '-U', 'ent');
-    open my $fh, '-|', @cmd, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
-        '-p', $PG{port}, '-d', $db, '-c', $sql
-        or die "psql: $!";
-    local $/;
-    my $out = <$fh>;
-    close $fh;
+    my $out = capture(@cmd, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+        '-p', $PG{port}, '-d', $db, '-c', $sql);
     die "psql failed: $sql\n" if $?;
-    $out = '' unless defined $out;
-    $out =~ s/\n+\z//;
     return $out;
 }
 
@@ -374,14 +373,7 @@ sub redis_stop {
 
 sub redis_cli {
     my (@args) = @_;
-    open my $fh, '-|', 'redis-cli', '-p', $REDIS{port}, @args
-        or die "redis-cli: $!";
-    local $/;
-    my $out = <$fh>;
-    close $fh;
-    $out = '' unless defined $out;
-    $out =~ s/\n+\z//;
-    return $out;
+    return capture('redis-cli', '-p', $REDIS{port}, @args);
 }
 
 # more Redis servers, each with its own port and directory: a master, a
@@ -467,14 +459,7 @@ sub redis_node_stop {
 sub redis_node_cli {
     my ($node, @args) = @_;
     my $port = ref $node ? $node->{port} : $node;
-    open my $fh, '-|', 'redis-cli', '-p', $port, @args
-        or die "redis-cli: $!";
-    local $/;
-    my $out = <$fh>;
-    close $fh;
-    $out = '' unless defined $out;
-    $out =~ s/\n+\z//;
-    return $out;
+    return capture('redis-cli', '-p', $port, @args);
 }
 
 END {
