@@ -140,7 +140,7 @@ PURE_HDRS   := ngx_ent_core/ngx_ent_rows.h ngx_ent_tenant/ngx_ent_host.h \
 # xmlsec1's defines must match its build (XMLSEC_NO_SIZE_T changes types)
 XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl libxml-2.0)
 XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl libxml-2.0) -lz
-PURE_LIBS   = -ljansson $(XMLSEC_LIBS) -lcrypto
+PURE_LIBS   = -ljansson -lhiredis $(XMLSEC_LIBS) -lcrypto
 UNIT_NAMES  := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst test/fuzz/%.c,%,$(FUZZ_SRCS))

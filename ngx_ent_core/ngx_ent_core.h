@@ -93,6 +93,7 @@ struct ngx_ent_op_s {
     u_char                    *out;
     size_t                     out_len;
     ngx_uint_t                 ncmds;
+    void                      *cluster;      /* Redis Cluster routing */
 
     unsigned                   bound:1;
 };

@@ -52,6 +52,9 @@ typedef struct {
     ngx_str_t                  sentinel_list; /* as configured */
     ngx_str_t                  master_name;   /* master= */
     ngx_str_t                  sentinel_password;
+    ngx_addr_t                *seeds;        /* cluster=, NULL without */
+    ngx_uint_t                 nseeds;
+    ngx_str_t                  cluster_list;  /* as configured */
     ngx_str_t                  user;
     ngx_str_t                  password;
     ngx_uint_t                 db;
@@ -152,6 +155,10 @@ typedef struct {
     ngx_uint_t                 reconnects;
     ngx_uint_t                 failovers;    /* Redis: master changes */
     ngx_str_t                  master;       /* Redis: len 0 if unknown */
+    ngx_uint_t                 cluster;      /* Redis Cluster: 1, then */
+    ngx_uint_t                 nodes;        /* masters in the slot map */
+    ngx_uint_t                 redirects;    /* MOVED and ASK followed */
+    ngx_uint_t                 maps;         /* slot maps loaded */
 } ngx_ent_backend_stats_t;
 
 
@@ -200,6 +207,10 @@ void ngx_ent_redis_master_found(ngx_ent_redis_pool_t *pool,
 typedef struct ngx_ent_redis_sentinel_s  ngx_ent_redis_sentinel_t;
 
 char *ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf);
+char *ngx_ent_redis_cluster_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf);
+ngx_int_t ngx_ent_redis_addr_list(ngx_conf_t *cf, ngx_str_t *list,
+    in_port_t default_port, const char *what, ngx_addr_t **addrs,
+    ngx_uint_t *n);
 ngx_ent_redis_sentinel_t *ngx_ent_redis_sentinel_create(ngx_cycle_t *cycle,
     ngx_ent_redis_conf_t *conf, ngx_ent_redis_pool_t *pool);
 void ngx_ent_redis_sentinel_discover(ngx_ent_redis_sentinel_t *sn);

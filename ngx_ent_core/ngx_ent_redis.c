@@ -21,60 +21,9 @@
  */
 
 
-#include "ngx_ent_core_int.h"
+#include "ngx_ent_redis.h"
 
 
-#define NGX_ENT_REDIS_DOWN         0
-#define NGX_ENT_REDIS_BACKOFF      1
-#define NGX_ENT_REDIS_CONNECTING   2
-#define NGX_ENT_REDIS_READY        3
-#define NGX_ENT_REDIS_WAITING      4     /* for the sentinels' answer */
-
-#define NGX_ENT_REDIS_MAX_INFLIGHT 4096
-#define NGX_ENT_REDIS_MAX_OUTPUT   (16 * 1024 * 1024)
-
-
-typedef struct {
-    ngx_ent_redis_pool_t      *pool;
-    ngx_peer_connection_t      peer;
-    ngx_uint_t                 state;
-    redisReader               *reader;
-    u_char                    *out;
-    size_t                     out_len;
-    size_t                     out_size;
-    size_t                     out_pos;
-    ngx_queue_t                inflight;
-    ngx_uint_t                 ninflight;
-    ngx_uint_t                 handshake;
-    ngx_event_t                timer;
-    ngx_msec_t                 backoff;
-    unsigned                   ever_connected:1;
-    unsigned                   role_check:1;
-} ngx_ent_redis_conn_t;
-
-
-struct ngx_ent_redis_pool_s {
-    ngx_ent_redis_conf_t      *conf;
-    ngx_log_t                 *log;
-    ngx_ent_redis_conn_t      *conns;
-    ngx_uint_t                 nconns;
-    ngx_uint_t                 next;
-    ngx_uint_t                 generation;
-    ngx_ent_backend_stats_t    stats;
-
-    ngx_addr_t                *addr;         /* where connections go */
-
-    /* with sentinels */
-    ngx_ent_redis_sentinel_t  *sentinel;
-    ngx_addr_t                 master;       /* the last one reported */
-    ngx_sockaddr_t             master_sockaddr;
-    u_char                     master_text[NGX_SOCKADDR_STRLEN];
-    ngx_uint_t                 master_known;
-    ngx_uint_t                 failovers;
-};
-
-
-static void ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc);
 static void ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc);
 static ngx_int_t ngx_ent_redis_test_connect(ngx_connection_t *c);
 static void ngx_ent_redis_write_handler(ngx_event_t *wev);
@@ -82,11 +31,9 @@ static void ngx_ent_redis_read_handler(ngx_event_t *rev);
 static void ngx_ent_redis_timer_handler(ngx_event_t *ev);
 static ngx_int_t ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc,
     redisReply *reply);
-static ngx_int_t ngx_ent_redis_append(ngx_ent_redis_conn_t *rc,
-    ngx_uint_t argc, ngx_str_t *argv);
+static ngx_int_t ngx_ent_redis_reserve(ngx_ent_redis_conn_t *rc, size_t len);
 static ngx_int_t ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc);
 static void ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc);
-static void ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status);
 static ngx_int_t ngx_ent_redis_not_master(redisReply *reply);
 static ngx_int_t ngx_ent_redis_role_master(redisReply *reply);
 
@@ -121,28 +68,41 @@ ngx_ent_redis_init_worker(ngx_cycle_t *cycle,
         }
     }
 
-    pool->conns = ngx_pcalloc(cycle->pool,
-                              pool->nconns * sizeof(ngx_ent_redis_conn_t));
-    if (pool->conns == NULL) {
-        return NGX_ERROR;
+    if (!cmcf->redis.seeds) {
+        pool->conns = ngx_pcalloc(cycle->pool,
+                                  pool->nconns * sizeof(ngx_ent_redis_conn_t));
+        if (pool->conns == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     cmcf->redis_pool = pool;
 
+    if (cmcf->redis.seeds) {
+        /* the cluster's nodes come and go: it owns the connections */
+        return ngx_ent_redis_cluster_create(cycle, pool);
+    }
+
     for (i = 0; i < pool->nconns; i++) {
         rc = &pool->conns[i];
 
-        rc->pool = pool;
-        ngx_queue_init(&rc->inflight);
-
-        rc->timer.handler = ngx_ent_redis_timer_handler;
-        rc->timer.data = rc;
-        rc->timer.log = pool->log;
-
+        ngx_ent_redis_conn_init(pool, rc);
         ngx_ent_redis_connect(rc);
     }
 
     return NGX_OK;
+}
+
+
+void
+ngx_ent_redis_conn_init(ngx_ent_redis_pool_t *pool, ngx_ent_redis_conn_t *rc)
+{
+    rc->pool = pool;
+    ngx_queue_init(&rc->inflight);
+
+    rc->timer.handler = ngx_ent_redis_timer_handler;
+    rc->timer.data = rc;
+    rc->timer.log = pool->log;
 }
 
 
@@ -160,6 +120,10 @@ ngx_ent_redis_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
     if (pool->sentinel) {
         ngx_ent_redis_sentinel_destroy(pool->sentinel);
         pool->sentinel = NULL;
+    }
+
+    if (pool->cluster) {
+        ngx_ent_redis_cluster_destroy(pool);
     }
 
     for (i = 0; i < pool->nconns; i++) {
@@ -223,6 +187,10 @@ ngx_ent_redis_stats(ngx_http_ent_core_main_conf_t *cmcf,
     }
 
     st->failovers = pool->failovers;
+
+    if (pool->cluster) {
+        ngx_ent_redis_cluster_stats(pool, st);
+    }
 
     if (pool->addr) {
         st->master = pool->addr->name;
@@ -320,7 +288,7 @@ ngx_ent_redis_master_found(ngx_ent_redis_pool_t *pool,
 /* connections */
 
 
-static void
+void
 ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
 {
     ngx_int_t              rv;
@@ -399,13 +367,14 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
         rc->role_check = 1;
     }
 
-    rv = ngx_ent_peer_connect(&rc->peer, pool->addr, pool->log, rc,
-                              ngx_ent_redis_read_handler,
+    rv = ngx_ent_peer_connect(&rc->peer, ngx_ent_redis_addr(rc), pool->log,
+                              rc, ngx_ent_redis_read_handler,
                               ngx_ent_redis_write_handler);
 
     if (rv == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "redis connect to %V failed", &pool->addr->name);
+                      "redis connect to %V failed",
+                      &ngx_ent_redis_addr(rc)->name);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return;
     }
@@ -449,7 +418,7 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
         pool->stats.reconnects++;
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "redis connection to %V re-established",
-                      &pool->addr->name);
+                      &ngx_ent_redis_addr(rc)->name);
     }
 
     rc->ever_connected = 1;
@@ -463,6 +432,11 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
 
     if (ngx_ent_redis_flush(rc) != NGX_OK) {
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        return;
+    }
+
+    if (pool->cluster) {
+        ngx_ent_redis_cluster_connected(rc);
     }
 }
 
@@ -561,7 +535,7 @@ ngx_ent_redis_read_handler(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                           "redis %V closed the connection",
-                          &rc->pool->addr->name);
+                          &ngx_ent_redis_addr(rc)->name);
             ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
             return;
         }
@@ -616,7 +590,7 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         if (reply->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                           "redis %V refused AUTH or SELECT: %*s",
-                          &rc->pool->addr->name,
+                          &ngx_ent_redis_addr(rc)->name,
                           (size_t) ngx_min(reply->len, 128), reply->str);
             freeReplyObject(reply);
             ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
@@ -630,7 +604,7 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
                 ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                               "redis %V is not the master of \"%V\" (ROLE), "
                               "asking the sentinels again",
-                              &rc->pool->addr->name,
+                              &ngx_ent_redis_addr(rc)->name,
                               &rc->pool->conf->master_name);
                 freeReplyObject(reply);
                 ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
@@ -663,7 +637,7 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         /* a failover under way: fail what is in flight, ask again */
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
                       "redis %V answered \"%*s\", asking the sentinels "
-                      "again", &rc->pool->addr->name,
+                      "again", &ngx_ent_redis_addr(rc)->name,
                       (size_t) ngx_min(reply->len, 128), reply->str);
         freeReplyObject(reply);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
@@ -673,10 +647,17 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
     q = ngx_queue_head(&rc->inflight);
     op = ngx_queue_data(q, ngx_ent_op_t, queue);
 
-    op->replies[op->nreplies++] = reply;
+    if (op->cluster) {
+        if (ngx_ent_redis_cluster_store(op, reply) == NGX_AGAIN) {
+            return NGX_OK;
+        }
 
-    if (op->nreplies < op->ncmds) {
-        return NGX_OK;
+    } else {
+        op->replies[op->nreplies++] = reply;
+
+        if (op->nreplies < op->ncmds) {
+            return NGX_OK;
+        }
     }
 
     ngx_queue_remove(q);
@@ -698,6 +679,12 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
      * that may send more; an idle connection keeps no timer, so it does not
      * hold the worker back.
      */
+
+    if (op->cluster) {
+        /* complete, or sent again where a redirection points */
+        ngx_ent_redis_cluster_done(rc, op);
+        return NGX_OK;
+    }
 
     ngx_ent_op_complete(op, NGX_ENT_OK);
 
@@ -722,7 +709,7 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
     case NGX_ENT_REDIS_CONNECTING:
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
                       "redis connect to %V timed out",
-                      &rc->pool->addr->name);
+                      &ngx_ent_redis_addr(rc)->name);
         ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
         return;
 
@@ -730,7 +717,8 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
                       "redis %V did not answer within %Mms, "
                       "dropping the connection",
-                      &rc->pool->addr->name, rc->pool->conf->timeout);
+                      &ngx_ent_redis_addr(rc)->name,
+                      rc->pool->conf->timeout);
         rc->backoff = 0;
         ngx_ent_redis_close(rc, NGX_ENT_TIMEOUT);
         return;
@@ -821,6 +809,10 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
         return NGX_ERROR;
     }
 
+    if (pool->cluster) {
+        return ngx_ent_redis_cluster_run(pool, r, cmds, ncmds, handler, data);
+    }
+
     /* round robin over ready connections, else one still connecting */
 
     pick = NULL;
@@ -829,21 +821,25 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
         n = (pool->next + i) % pool->nconns;
         rc = &pool->conns[n];
 
-        if (rc->ninflight >= NGX_ENT_REDIS_MAX_INFLIGHT
-            || rc->out_len - rc->out_pos > NGX_ENT_REDIS_MAX_OUTPUT)
-        {
-            continue;
-        }
+        switch (ngx_ent_redis_usable(rc)) {
 
-        if (rc->state == NGX_ENT_REDIS_READY) {
+        case NGX_OK:
             pick = rc;
             pool->next = n + 1;
             break;
+
+        case NGX_AGAIN:
+            if (pick == NULL) {
+                pick = rc;
+            }
+
+            continue;
+
+        default:
+            continue;
         }
 
-        if (rc->state == NGX_ENT_REDIS_CONNECTING && pick == NULL) {
-            pick = rc;
-        }
+        break;
     }
 
     if (pick == NULL) {
@@ -876,12 +872,52 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
     }
 
     op->ncmds = ncmds;
+
+    ngx_ent_redis_queue(rc, op);
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * NGX_OK: ready to take a command; NGX_AGAIN: connecting (what it takes
+ * goes out when it is up); NGX_DECLINED: down, or too far behind.
+ */
+
+ngx_int_t
+ngx_ent_redis_usable(ngx_ent_redis_conn_t *rc)
+{
+    if (rc->ninflight >= NGX_ENT_REDIS_MAX_INFLIGHT
+        || rc->out_len - rc->out_pos > NGX_ENT_REDIS_MAX_OUTPUT)
+    {
+        return NGX_DECLINED;
+    }
+
+    switch (rc->state) {
+
+    case NGX_ENT_REDIS_READY:
+        return NGX_OK;
+
+    case NGX_ENT_REDIS_CONNECTING:
+        return NGX_AGAIN;
+
+    default:
+        return NGX_DECLINED;
+    }
+}
+
+
+/* op's commands are in rc's output: it waits for its replies there */
+
+void
+ngx_ent_redis_queue(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
+{
     op->backend = rc;
     op->sent = ngx_current_msec;
 
     ngx_queue_insert_tail(&rc->inflight, &op->queue);
     rc->ninflight++;
-    pool->stats.queries++;
+    rc->pool->stats.queries++;
 
     /* busy: a graceful shutdown waits for the reply */
     if (rc->peer.connection) {
@@ -899,17 +935,14 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
             ngx_post_event(rc->peer.connection->write, &ngx_posted_events);
         }
     }
-
-    return NGX_AGAIN;
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
     ngx_str_t *argv)
 {
-    u_char         *out;
-    size_t          len, size;
+    size_t          len;
     size_t          lens[16], *plens;
     ngx_uint_t      i;
     const u_char   *args[16], **pargs;
@@ -939,36 +972,12 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
 
     len = ngx_ent_resp_size(argc, plens);
 
-    if (rc->out_len + len > rc->out_size) {
-
-        if (rc->out_pos) {
-            ngx_memmove(rc->out, rc->out + rc->out_pos,
-                        rc->out_len - rc->out_pos);
-            rc->out_len -= rc->out_pos;
-            rc->out_pos = 0;
+    if (ngx_ent_redis_reserve(rc, len) != NGX_OK) {
+        if (pargs != args) {
+            ngx_free(pargs);
         }
 
-        if (rc->out_len + len > rc->out_size) {
-            size = ngx_max(rc->out_size * 2, rc->out_len + len);
-            size = ngx_max(size, 4096);
-
-            out = ngx_alloc(size, rc->pool->log);
-            if (out == NULL) {
-                if (pargs != args) {
-                    ngx_free(pargs);
-                }
-
-                return NGX_ERROR;
-            }
-
-            if (rc->out) {
-                ngx_memcpy(out, rc->out, rc->out_len);
-                ngx_free(rc->out);
-            }
-
-            rc->out = out;
-            rc->out_size = size;
-        }
+        return NGX_ERROR;
     }
 
     (void) ngx_ent_resp_write(rc->out + rc->out_len, argc, pargs, plens);
@@ -977,6 +986,63 @@ ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,
     if (pargs != args) {
         ngx_free(pargs);
     }
+
+    return NGX_OK;
+}
+
+
+/* bytes already in the protocol's form (a cluster redirection's resend) */
+
+ngx_int_t
+ngx_ent_redis_append_raw(ngx_ent_redis_conn_t *rc, u_char *data, size_t len)
+{
+    if (ngx_ent_redis_reserve(rc, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc->out_len = ngx_cpymem(rc->out + rc->out_len, data, len) - rc->out;
+
+    return NGX_OK;
+}
+
+
+/* room for len more bytes of output */
+
+static ngx_int_t
+ngx_ent_redis_reserve(ngx_ent_redis_conn_t *rc, size_t len)
+{
+    u_char  *out;
+    size_t   size;
+
+    if (rc->out_len + len <= rc->out_size) {
+        return NGX_OK;
+    }
+
+    if (rc->out_pos) {
+        ngx_memmove(rc->out, rc->out + rc->out_pos, rc->out_len - rc->out_pos);
+        rc->out_len -= rc->out_pos;
+        rc->out_pos = 0;
+    }
+
+    if (rc->out_len + len <= rc->out_size) {
+        return NGX_OK;
+    }
+
+    size = ngx_max(rc->out_size * 2, rc->out_len + len);
+    size = ngx_max(size, 4096);
+
+    out = ngx_alloc(size, rc->pool->log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rc->out) {
+        ngx_memcpy(out, rc->out, rc->out_len);
+        ngx_free(rc->out);
+    }
+
+    rc->out = out;
+    rc->out_size = size;
 
     return NGX_OK;
 }
@@ -1081,7 +1147,7 @@ ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc)
 }
 
 
-static void
+void
 ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
 {
     ngx_queue_t           *q, failed;
@@ -1121,6 +1187,11 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     /* the next connection attempt asks the sentinels first */
     pool->master_known = 0;
 
+    if (pool->cluster) {
+        /* the node may have failed over: where are its slots now */
+        ngx_ent_redis_cluster_lost(rc);
+    }
+
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         rc->backoff = ngx_ent_backoff_next(rc->backoff,
                                            pool->conf->backoff_min,
@@ -1142,6 +1213,11 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
 
         } else {
             pool->stats.errors++;
+        }
+
+        if (op->cluster) {
+            ngx_ent_redis_cluster_fail(op, status);
+            continue;
         }
 
         ngx_ent_op_complete(op, status);

@@ -86,10 +86,7 @@ static ngx_int_t ngx_ent_redis_sentinel_is(redisReply *r, const char *s);
 char *
 ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf)
 {
-    u_char      *p, *last, *comma;
-    ngx_str_t    s;
-    ngx_url_t    u;
-    ngx_uint_t   i, n;
+    ngx_uint_t  i;
 
     if (conf->sentinel_list.len == 0) {
         return "has \"master\" without \"sentinel\"";
@@ -119,10 +116,37 @@ ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf)
         }
     }
 
-    n = 1;
-    last = conf->sentinel_list.data + conf->sentinel_list.len;
+    if (ngx_ent_redis_addr_list(cf, &conf->sentinel_list,
+                                NGX_ENT_SENTINEL_DEFAULT_PORT, "sentinel",
+                                &conf->sentinels, &conf->nsentinels)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
-    for (p = conf->sentinel_list.data; p < last; p++) {
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "host:port,host:port,...": at most NGX_ENT_REDIS_MAX_SENTINELS
+ * addresses, each resolved once, at configuration time
+ */
+
+ngx_int_t
+ngx_ent_redis_addr_list(ngx_conf_t *cf, ngx_str_t *list,
+    in_port_t default_port, const char *what, ngx_addr_t **addrs,
+    ngx_uint_t *naddrs)
+{
+    u_char      *p, *last, *comma;
+    ngx_str_t    s;
+    ngx_url_t    u;
+    ngx_uint_t   i, n;
+
+    n = 1;
+    last = list->data + list->len;
+
+    for (p = list->data; p < last; p++) {
         if (*p == ',') {
             n++;
         }
@@ -130,17 +154,18 @@ ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf)
 
     if (n > NGX_ENT_REDIS_MAX_SENTINELS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "too many sentinels in \"ent_redis\" directive, "
-                           "at most %d", NGX_ENT_REDIS_MAX_SENTINELS);
-        return NGX_CONF_ERROR;
+                           "too many addresses in \"%s=\" of the "
+                           "\"ent_redis\" directive, at most %d", what,
+                           NGX_ENT_REDIS_MAX_SENTINELS);
+        return NGX_ERROR;
     }
 
-    conf->sentinels = ngx_pcalloc(cf->pool, n * sizeof(ngx_addr_t));
-    if (conf->sentinels == NULL) {
-        return NGX_CONF_ERROR;
+    *addrs = ngx_pcalloc(cf->pool, n * sizeof(ngx_addr_t));
+    if (*addrs == NULL) {
+        return NGX_ERROR;
     }
 
-    p = conf->sentinel_list.data;
+    p = list->data;
 
     for (i = 0; i < n; i++) {
         comma = ngx_strlchr(p, last, ',');
@@ -154,40 +179,39 @@ ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf)
 
         if (s.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty address in \"sentinel=%V\" of the "
-                               "\"ent_redis\" directive",
-                               &conf->sentinel_list);
-            return NGX_CONF_ERROR;
+                               "empty address in \"%s=%V\" of the "
+                               "\"ent_redis\" directive", what, list);
+            return NGX_ERROR;
         }
 
         ngx_memzero(&u, sizeof(ngx_url_t));
 
         u.url = s;
-        u.default_port = NGX_ENT_SENTINEL_DEFAULT_PORT;
+        u.default_port = default_port;
 
         if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
             if (u.err) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "%s in sentinel \"%V\" of the "
-                                   "\"ent_redis\" directive", u.err, &s);
+                                   "%s in %s \"%V\" of the \"ent_redis\" "
+                                   "directive", u.err, what, &s);
             }
 
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         if (u.naddrs == 0 || u.addrs == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "no address in sentinel \"%V\" of the "
-                               "\"ent_redis\" directive", &s);
-            return NGX_CONF_ERROR;
+                               "no address in %s \"%V\" of the "
+                               "\"ent_redis\" directive", what, &s);
+            return NGX_ERROR;
         }
 
-        conf->sentinels[i] = u.addrs[0];
+        (*addrs)[i] = u.addrs[0];
     }
 
-    conf->nsentinels = n;
+    *naddrs = n;
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

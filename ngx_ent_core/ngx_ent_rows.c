@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "ngx_ent_rows.h"
 
 
@@ -354,4 +356,213 @@ ngx_ent_redis_key(unsigned char *buf, size_t size,
     p += suffix_len;
 
     return (size_t) (p - buf);
+}
+
+
+/* Redis Cluster */
+
+
+static uint16_t  ngx_ent_crc16_table[256];
+static int       ngx_ent_crc16_ready;
+
+
+static void
+ngx_ent_crc16_init(void)
+{
+    int       b;
+    uint16_t  crc;
+    unsigned  i;
+
+    /* CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection */
+
+    for (i = 0; i < 256; i++) {
+        crc = (uint16_t) (i << 8);
+
+        for (b = 0; b < 8; b++) {
+            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
+                                 : (uint16_t) (crc << 1);
+        }
+
+        ngx_ent_crc16_table[i] = crc;
+    }
+
+    ngx_ent_crc16_ready = 1;
+}
+
+
+unsigned int
+ngx_ent_redis_slot(const unsigned char *key, size_t len)
+{
+    size_t    i, s, e;
+    uint16_t  crc;
+
+    if (!ngx_ent_crc16_ready) {
+        ngx_ent_crc16_init();
+    }
+
+    /* the hash tag: what is between the first '{' and the next '}' */
+
+    for (s = 0; s < len && key[s] != '{'; s++) { /* void */ }
+
+    if (s < len) {
+        for (e = s + 1; e < len && key[e] != '}'; e++) { /* void */ }
+
+        if (e < len && e > s + 1) {
+            key += s + 1;
+            len = e - s - 1;
+        }
+    }
+
+    crc = 0;
+
+    for (i = 0; i < len; i++) {
+        crc = (uint16_t) ((crc << 8)
+                          ^ ngx_ent_crc16_table[((crc >> 8) ^ key[i]) & 0xff]);
+    }
+
+    return crc & (NGX_ENT_REDIS_SLOTS - 1);
+}
+
+
+int
+ngx_ent_redis_redirect(const unsigned char *p, size_t len, int *kind,
+    unsigned int *slot, const unsigned char **ip, size_t *ip_len,
+    const unsigned char **port, size_t *port_len)
+{
+    size_t                i, n;
+    unsigned int          v;
+    const unsigned char  *last, *colon;
+
+    if (len > 6 && memcmp(p, "MOVED ", 6) == 0) {
+        *kind = NGX_ENT_REDIS_MOVED;
+        n = 6;
+
+    } else if (len > 4 && memcmp(p, "ASK ", 4) == 0) {
+        *kind = NGX_ENT_REDIS_ASK;
+        n = 4;
+
+    } else {
+        return -1;
+    }
+
+    last = p + len;
+    p += n;
+
+    v = 0;
+
+    for (i = 0; p < last && *p >= '0' && *p <= '9'; p++, i++) {
+        if (i == 5) {
+            return -1;
+        }
+
+        v = v * 10 + (*p - '0');
+    }
+
+    if (i == 0 || v >= NGX_ENT_REDIS_SLOTS || p == last || *p != ' ') {
+        return -1;
+    }
+
+    p++;
+
+    /* "<ip>:<port>", split at the last colon (IPv6 has colons); no spaces */
+
+    colon = NULL;
+
+    for (i = 0; p + i < last; i++) {
+        if (p[i] <= ' ' || p[i] >= 0x7f) {
+            return -1;
+        }
+
+        if (p[i] == ':') {
+            colon = p + i;
+        }
+    }
+
+    if (colon == NULL || colon + 1 == last || last - colon - 1 > 5
+        || colon - p > 64)
+    {
+        return -1;
+    }
+
+    for (i = 1; colon + i < last; i++) {
+        if (colon[i] < '0' || colon[i] > '9') {
+            return -1;
+        }
+    }
+
+    *slot = v;
+    *ip = p;
+    *ip_len = (size_t) (colon - p);
+    *port = colon + 1;
+    *port_len = (size_t) (last - colon - 1);
+
+    return 0;
+}
+
+
+static int
+ngx_ent_redis_reply_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+}
+
+
+int
+ngx_ent_redis_cluster_slots(const redisReply *reply,
+    ngx_ent_redis_range_t *ranges, size_t max, size_t *n)
+{
+    size_t             i, k;
+    const redisReply  *e, *node;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements > max)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        /* [start, end, [ip, port, id, ...] (the master), replicas ...] */
+
+        if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 3
+            || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER
+            || e->element[0]->integer < 0
+            || e->element[1]->integer >= NGX_ENT_REDIS_SLOTS
+            || e->element[0]->integer > e->element[1]->integer)
+        {
+            return -1;
+        }
+
+        node = e->element[2];
+
+        if (node->type != REDIS_REPLY_ARRAY || node->elements < 2
+            || !ngx_ent_redis_reply_str(node->element[0])
+            || node->element[0]->len > 64
+            || node->element[1]->type != REDIS_REPLY_INTEGER
+            || node->element[1]->integer < 1
+            || node->element[1]->integer > 65535)
+        {
+            return -1;
+        }
+
+        for (k = 0; k < node->element[0]->len; k++) {
+            if ((unsigned char) node->element[0]->str[k] <= ' '
+                || (unsigned char) node->element[0]->str[k] >= 0x7f)
+            {
+                return -1;
+            }
+        }
+
+        ranges[i].start = (unsigned int) e->element[0]->integer;
+        ranges[i].end = (unsigned int) e->element[1]->integer;
+        ranges[i].ip = (const unsigned char *) node->element[0]->str;
+        ranges[i].ip_len = node->element[0]->len;
+        ranges[i].port = (unsigned int) node->element[1]->integer;
+    }
+
+    *n = reply->elements;
+
+    return 0;
 }

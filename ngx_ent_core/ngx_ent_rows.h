@@ -107,4 +107,44 @@ NGX_ENT_ROWS_API size_t ngx_ent_redis_key(unsigned char *buf, size_t size,
     const unsigned char *suffix, size_t suffix_len);
 
 
+/*
+ * Redis Cluster.  ngx_ent_redis_slot(): the key's slot, CRC16 of its
+ * hash tag (what is between the first "{" and the next "}", when not
+ * empty) or of the whole key.
+ */
+#define NGX_ENT_REDIS_SLOTS     16384
+
+NGX_ENT_ROWS_API unsigned int ngx_ent_redis_slot(const unsigned char *key, size_t len);
+
+/*
+ * An error reply "MOVED <slot> <ip>:<port>" or "ASK <slot> <ip>:<port>":
+ * 0 and the parts (ip may be empty: the node that answered), -1 for
+ * anything else
+ */
+#define NGX_ENT_REDIS_MOVED     1
+#define NGX_ENT_REDIS_ASK       2
+
+NGX_ENT_ROWS_API int ngx_ent_redis_redirect(const unsigned char *p, size_t len, int *kind,
+    unsigned int *slot, const unsigned char **ip, size_t *ip_len,
+    const unsigned char **port, size_t *port_len);
+
+/*
+ * A CLUSTER SLOTS reply: each range of slots and its master, pointing into
+ * the reply.  0 and *n ranges, or -1 when anything in it is malformed (at
+ * most max ranges).
+ */
+typedef struct {
+    unsigned int          start;
+    unsigned int          end;
+    const unsigned char  *ip;         /* may be empty: the node asked */
+    size_t                ip_len;
+    unsigned int          port;
+} ngx_ent_redis_range_t;
+
+struct redisReply;
+
+NGX_ENT_ROWS_API int ngx_ent_redis_cluster_slots(const struct redisReply *reply,
+    ngx_ent_redis_range_t *ranges, size_t max, size_t *n);
+
+
 #endif /* _NGX_ENT_ROWS_H_INCLUDED_ */

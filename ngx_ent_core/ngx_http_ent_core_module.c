@@ -120,6 +120,8 @@ static ngx_http_ent_core_param_t  ngx_http_ent_core_redis_params[] = {
       ngx_http_ent_redis(master_name), 0, 0, 0 },
     { ngx_string("sentinel_password="), NGX_HTTP_ENT_PARAM_STR,
       ngx_http_ent_redis(sentinel_password), 0, 0, 0 },
+    { ngx_string("cluster="), NGX_HTTP_ENT_PARAM_STR,
+      ngx_http_ent_redis(cluster_list), 0, 0, 0 },
     { ngx_null_string, 0, 0, 0, 0, 0 }
 };
 
@@ -480,17 +482,31 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rd = &cmcf->redis;
     value = cf->args->elts;
 
-    rd->pool_size = 2;
+    rd->pool_size = NGX_CONF_UNSET_UINT;
     rd->db = 0;
     rd->connect_timeout = 1000;
     rd->timeout = 1000;
     rd->backoff_min = 50;
     rd->backoff_max = 2000;
 
-    /* "sentinel=" and "master=" take the place of the address */
+    /* "sentinel=" and "master=", or "cluster=", take the address' place */
 
-    if (ngx_strncmp(value[1].data, "sentinel=", sizeof("sentinel=") - 1) == 0
-        || ngx_strncmp(value[1].data, "master=", sizeof("master=") - 1) == 0)
+    if (ngx_strncmp(value[1].data, "cluster=", sizeof("cluster=") - 1) == 0) {
+        rv = ngx_http_ent_core_params(cf, 1, ngx_http_ent_core_redis_params,
+                                      rd);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        rv = ngx_ent_redis_cluster_conf(cf, rd);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else if (ngx_strncmp(value[1].data, "sentinel=", sizeof("sentinel=") - 1)
+               == 0
+               || ngx_strncmp(value[1].data, "master=", sizeof("master=") - 1)
+                  == 0)
     {
         rv = ngx_http_ent_core_params(cf, 1, ngx_http_ent_core_redis_params,
                                       rd);
@@ -501,6 +517,10 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         rv = ngx_ent_redis_sentinel_conf(cf, rd);
         if (rv != NGX_CONF_OK) {
             return rv;
+        }
+
+        if (rd->cluster_list.len) {
+            return "has \"sentinel\" and \"cluster\": use one or the other";
         }
 
     } else {
@@ -540,6 +560,14 @@ ngx_http_ent_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "has an address and \"sentinel\" parameters: "
                    "use one or the other";
         }
+
+        if (rd->cluster_list.len) {
+            return "has an address and \"cluster\": use one or the other";
+        }
+    }
+
+    if (rd->pool_size == NGX_CONF_UNSET_UINT) {
+        rd->pool_size = 2;
     }
 
     if (rd->user.len && rd->password.len == 0) {
@@ -1530,6 +1558,16 @@ ngx_http_ent_core_status_backend(u_char *p, u_char *last, const char *name,
         }
 
         p = ngx_slprintf(p, last, ",\"failovers\":%ui", st->failovers);
+
+        if (st->cluster) {
+            p = ngx_slprintf(p, last,
+                             ",\"cluster\":{\"nodes\":%ui,\"redirects\":%ui,"
+                             "\"maps\":%ui}",
+                             st->nodes, st->redirects, st->maps);
+
+        } else {
+            p = ngx_slprintf(p, last, ",\"cluster\":null");
+        }
     }
 
     return ngx_slprintf(p, last, "},");

@@ -385,7 +385,7 @@ ent_redis sentinel=127.0.0.1:26001,127.0.0.1:26002,127.0.0.1:26003,127.0.0.1:260
 --- config
 --- must_die
 --- error_log
-too many sentinels in "ent_redis" directive, at most 16
+too many addresses in "sentinel=" of the "ent_redis" directive, at most 16
 
 === TEST 46: an empty sentinel password
 --- http_config
@@ -394,3 +394,76 @@ ent_redis sentinel=127.0.0.1 master=mymaster sentinel_password=;
 --- must_die
 --- error_log
 "ent_redis" directive has an empty "sentinel_password"
+
+=== TEST 47: a cluster with an address
+--- http_config
+ent_redis 127.0.0.1:6379 cluster=127.0.0.1:7000;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an address and "cluster": use one or the other
+
+=== TEST 48: a cluster and sentinels
+--- http_config
+ent_redis cluster=127.0.0.1:7000 sentinel=127.0.0.1:26379 master=m;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "cluster" and "sentinel" parameters: use one or the other
+
+=== TEST 49: sentinels and a cluster
+--- http_config
+ent_redis sentinel=127.0.0.1:26379 master=m cluster=127.0.0.1:7000;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "sentinel" and "cluster": use one or the other
+
+=== TEST 50: a cluster with a database
+--- http_config
+ent_redis cluster=127.0.0.1:7000 db=2;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "db" with "cluster": a Redis Cluster has database 0 only
+
+=== TEST 51: a cluster with a pool size
+--- http_config
+ent_redis cluster=127.0.0.1:7000 pool=4;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has "pool" with "cluster": a cluster takes one connection per node per worker
+
+=== TEST 52: an empty node in the cluster list
+--- http_config
+ent_redis cluster=127.0.0.1:7000,,127.0.0.1:7001;
+--- config
+--- must_die
+--- error_log
+empty address in "cluster=127.0.0.1:7000,,127.0.0.1:7001" of the "ent_redis" directive
+
+=== TEST 53: a bad cluster node port
+--- http_config
+ent_redis cluster=127.0.0.1:70000;
+--- config
+--- must_die
+--- error_log
+invalid port in cluster "127.0.0.1:70000" of the "ent_redis" directive
+
+=== TEST 54: an empty cluster list
+--- http_config
+ent_redis cluster=;
+--- config
+--- must_die
+--- error_log
+"ent_redis" directive has an empty "cluster"
+
+=== TEST 55: a cluster of seeds, a password and timeouts
+--- http_config
+ent_redis cluster=127.0.0.1:7000,127.0.0.1:7001,[::1]:7002 password=x timeout=200ms connect_timeout=100ms backoff=10ms:1s;
+--- config
+location = /t { return 200 "ok\n"; }
+--- request
+GET /t
+--- status: 200

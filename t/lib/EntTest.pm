@@ -39,7 +39,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(
     pg_start pg_stop pg_kill pg_sql pg_dsn
     redis_start redis_stop redis_cli echo_start
-    redis_node_start redis_node_stop redis_node_cli sentinel_start
+    redis_node_start redis_node_stop redis_cluster_start redis_cluster_owner redis_node_cli sentinel_start
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
     run_blocks check_log wait_until tmpdir
@@ -114,6 +114,23 @@ sub free_port {
         return $port;
     }
     die "no free port\n";
+}
+
+# a port P such that P and P + 10000 (a Redis Cluster node's bus) are
+# free, both below the kernel's ephemeral range
+sub cluster_port {
+    for (1 .. 200) {
+        my $port = 12000 + int(rand(10000));
+        my @s = map {
+            IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => $_, Proto => 'tcp',
+                                  ReuseAddr => 0)
+        } $port, $port + 10000;
+        next if grep { !$_ } @s;
+        close $_ for @s;
+        return $port;
+    }
+    die "no free port pair\n";
 }
 
 sub wait_until {
@@ -397,11 +414,74 @@ sub redis_node_start {
                 '--loglevel', 'notice');
     push @args, '--replicaof', $o{master_addr} || '127.0.0.1', $o{replicaof}
         if $o{replicaof};
+    push @args, @{ $o{args} } if $o{args};
     # protected mode refuses clients off loopback when there is no password
     push @args, '--replica-announce-ip', $o{addr}, '--protected-mode', 'no'
         if $o{addr};
     _node_spawn($node, 'redis-server', @args);
     return $node;
+}
+
+# A Redis Cluster of MASTERS masters (default 3), each with REPLICAS
+# replicas (default 0), on loopback; node_timeout => ms (default 1000).
+# Returns the masters and the replicas (array refs of nodes) once every
+# node reports the cluster ok.
+sub redis_cluster_start {
+    my (%o) = @_;
+    my $masters = $o{masters} || 3;
+    my $replicas = $o{replicas} || 0;
+    my @nodes = map {
+        redis_node_start(port => cluster_port(),
+                         args => ['--cluster-enabled', 'yes',
+                                  '--cluster-config-file', 'nodes.conf',
+                                  '--cluster-node-timeout',
+                                  $o{node_timeout} || 1000,
+                                  '--cluster-require-full-coverage', 'no'])
+    } 1 .. $masters * (1 + $replicas);
+    my $out = capture('redis-cli', '--cluster', 'create',
+                      (map { "127.0.0.1:$_->{port}" } @nodes),
+                      '--cluster-replicas', $replicas, '--cluster-yes');
+    die "redis-cli --cluster create failed:\n$out\n"
+        unless $out =~ /All 16384 slots covered/;
+    wait_until(sub {
+        !grep { redis_node_cli($_, 'CLUSTER', 'INFO') !~ /cluster_state:ok/ }
+            @nodes
+    }, 30, 0.1) or die "the redis cluster did not come up\n";
+    my (@m, @r);
+    for my $node (@nodes) {
+        wait_until(sub { redis_node_cli($node, 'ROLE') =~ /^(master|slave)/ },
+                   10, 0.1);
+        if (redis_node_cli($node, 'ROLE') =~ /^master/) { push @m, $node }
+        else { push @r, $node }
+    }
+    if ($replicas) {
+        # every replica in sync, so that a failover loses nothing
+        wait_until(sub {
+            !grep { redis_node_cli($_, 'INFO', 'replication')
+                        !~ /master_link_status:up/ } @r
+        }, 30, 0.1) or die "the redis cluster replicas are not in sync\n";
+    }
+    return (\@m, \@r);
+}
+
+# the node of NODES that serves KEY's slot (CLUSTER NODES of the first),
+# and the slot
+sub redis_cluster_owner {
+    my ($nodes, $key) = @_;
+    my $slot = redis_node_cli($nodes->[0], 'CLUSTER', 'KEYSLOT', $key);
+    for my $line (split /\n/, redis_node_cli($nodes->[0], 'CLUSTER', 'NODES')) {
+        my ($id, $addr, $flags, undef, undef, undef, undef, undef, @ranges)
+            = split / /, $line;
+        next unless $flags =~ /master/ && $addr =~ /:(\d+)@/;
+        my $port = $1;
+        for (@ranges) {
+            next unless /^(\d+)(?:-(\d+))?$/;
+            next unless $slot >= $1 && $slot <= ($2 // $1);
+            my ($owner) = grep { $_->{port} == $port } @$nodes;
+            return ($owner, $slot);
+        }
+    }
+    return (undef, $slot);
 }
 
 # a sentinel watching master NAME at 127.0.0.1:PORT with QUORUM
