@@ -7,9 +7,10 @@
  * master serving it) and one connection per master, each pipelining like
  * a single Redis's connections (ngx_ent_redis.c).  The map comes from
  * CLUSTER SLOTS, asked of any node that is up: at start, after a MOVED,
- * and after a connection to a master is lost (it may have failed over);
- * at most once per 100 ms.  The seeds are where the first map comes from,
- * and where it comes from again when no node is left to ask.
+ * after a connection to a master is lost (it may have failed over), and
+ * every 250 ms while a master of the map is down; at most once per
+ * 100 ms.  The seeds are where the first map comes from, and where it
+ * comes from again when no node is left to ask.
  *
  * The commands of one call (ngx_ent_redis_run()) have their key first
  * (argv[1]) and must all hash to one slot: every key of one tenant carries
@@ -40,6 +41,7 @@
 #define NGX_ENT_CLUSTER_MAX_NODES     64
 #define NGX_ENT_CLUSTER_MAX_TRIES     5
 #define NGX_ENT_CLUSTER_REFRESH_MIN   100     /* ms between two maps */
+#define NGX_ENT_CLUSTER_DOWN_POLL     250     /* ms, while a master is down */
 #define NGX_ENT_CLUSTER_TRYAGAIN      20      /* ms */
 #define NGX_ENT_CLUSTER_TRY_AGAIN     3       /* with MOVED and ASK */
 #define NGX_ENT_CLUSTER_SKIP          0xffff  /* the reply to ASKING */
@@ -94,6 +96,7 @@ static void ngx_ent_redis_cluster_stale(ngx_ent_redis_cluster_t *cl);
 static void ngx_ent_redis_cluster_timer(ngx_event_t *ev);
 static void ngx_ent_redis_cluster_refresh(ngx_ent_redis_cluster_t *cl);
 static void ngx_ent_redis_cluster_mapped(ngx_ent_op_t *op);
+static ngx_uint_t ngx_ent_redis_cluster_down(ngx_ent_redis_cluster_t *cl);
 static ngx_int_t ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl,
     redisReply *reply);
 
@@ -627,9 +630,9 @@ ngx_ent_redis_cluster_resend(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op,
 static void
 ngx_ent_redis_cluster_again(ngx_event_t *ev)
 {
-    ngx_ent_op_t             *op;
-    ngx_ent_redis_cop_t      *cop;
-    ngx_ent_redis_cluster_t  *cl;
+    ngx_ent_op_t                   *op;
+    ngx_ent_redis_cop_t            *cop;
+    ngx_ent_redis_cluster_t        *cl;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
     op = ev->data;
@@ -948,22 +951,57 @@ ngx_ent_redis_cluster_mapped(ngx_ent_op_t *op)
         /* something moved while the map was on its way */
         cl->wanted = 0;
         ngx_ent_redis_cluster_stale(cl);
+        return;
     }
+
+    /*
+     * A master the map names is down: its replica may be promoted any
+     * moment, and the next map says so (the reconnections' backoff may
+     * be longer than that)
+     */
+
+    if (ngx_ent_redis_cluster_down(cl) && !cl->timer.timer_set
+        && !ngx_exiting && !ngx_quit && !ngx_terminate)
+    {
+        cl->wanted = 1;
+        ngx_add_timer(&cl->timer, NGX_ENT_CLUSTER_DOWN_POLL);
+    }
+}
+
+
+static ngx_uint_t
+ngx_ent_redis_cluster_down(ngx_ent_redis_cluster_t *cl)
+{
+    ngx_uint_t             i;
+    ngx_ent_redis_conn_t  *rc;
+
+    for (i = 0; i < cl->pool->nconns; i++) {
+        rc = &cl->pool->conns[i];
+
+        if (rc->used && rc->master
+            && (rc->state == NGX_ENT_REDIS_BACKOFF
+                || rc->state == NGX_ENT_REDIS_DOWN))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
 static ngx_int_t
 ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
 {
-    u_char                 port[NGX_INT_T_LEN];
-    size_t                 nranges, port_len;
-    socklen_t              socklen;
-    ngx_uint_t             i, s, masters;
-    ngx_sockaddr_t         sa;
-    ngx_ent_redis_pool_t  *pool;
-    ngx_ent_redis_conn_t  *rc, *asked;
-    ngx_ent_redis_range_t *ranges;
-    u_char                 slots[NGX_ENT_REDIS_SLOTS];
+    u_char                  port[NGX_INT_T_LEN];
+    size_t                  nranges, port_len;
+    socklen_t               socklen;
+    ngx_uint_t              i, s, masters;
+    ngx_sockaddr_t          sa;
+    ngx_ent_redis_pool_t   *pool;
+    ngx_ent_redis_conn_t   *rc, *asked;
+    ngx_ent_redis_range_t  *ranges;
+    u_char                  slots[NGX_ENT_REDIS_SLOTS];
 
     pool = cl->pool;
     asked = &pool->conns[cl->asked];

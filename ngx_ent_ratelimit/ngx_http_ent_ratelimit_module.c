@@ -236,8 +236,8 @@ static ngx_int_t ngx_http_ent_rl_precontent_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_handler(ngx_http_request_t *r);
 static ngx_http_ent_rl_ctx_t *ngx_http_ent_rl_get_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
-    ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, time_t start,
-    ngx_str_t *key);
+    ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, ngx_str_t *tag,
+    time_t start, ngx_str_t *key);
 static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
 static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
@@ -1421,7 +1421,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     time_t                         now, start;
     ngx_int_t                      rc, limit;
     ngx_int_t                      anchor;
-    ngx_str_t                      tenant, tier, overrides,
+    ngx_str_t                      tenant, tag, tier, overrides,
                                    setv[NGX_HTTP_ENT_RL_MAX][6],
                                    incrv[NGX_HTTP_ENT_RL_MAX][2];
     u_char                        *ttl;
@@ -1492,6 +1492,12 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                                                     : (u_char *) "-";
     tenant.len = (vv && !vv->not_found && vv->len) ? vv->len : 1;
 
+    /* the hash tag: the tenant's id, as for its sessions (one slot) */
+
+    vv = ngx_http_get_indexed_variable(r, rmcf->id_index);
+    tag.data = (vv && !vv->not_found && vv->len) ? vv->data : (u_char *) "-";
+    tag.len = (vv && !vv->not_found && vv->len) ? vv->len : 1;
+
     now = ngx_time() + rmcf->offset;
     ctx->generation = ngx_ent_redis_generation();
     ix = rlcf->policies->elts;
@@ -1541,7 +1547,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
             res->window = p->window;
         }
 
-        rc = ngx_http_ent_rl_key(r, p, &tenant, start, &res->key);
+        rc = ngx_http_ent_rl_key(r, p, &tenant, &tag, start, &res->key);
 
         if (rc == NGX_DECLINED) {
             /* no key value: this policy does not apply */
@@ -1635,7 +1641,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
-    ngx_str_t *tenant, time_t start, ngx_str_t *key)
+    ngx_str_t *tenant, ngx_str_t *tag, time_t start, ngx_str_t *key)
 {
     u_char      *k, hash[16], suffix[32 + 1 + NGX_TIME_T_LEN + 1 + 64];
     size_t       size;
@@ -1695,7 +1701,7 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
         k = ngx_hex_dump(k, hash, sizeof(hash));
     }
 
-    size = sizeof("rl:{t:}:") - 1 + tenant->len + (k - suffix);
+    size = sizeof("rl:{t:}:") - 1 + tag->len + (k - suffix);
 
     key->data = ngx_pnalloc(r->pool, size);
     if (key->data == NULL) {
@@ -1703,8 +1709,7 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
     }
 
     key->len = ngx_ent_redis_key(key->data, size, (u_char *) "rl:", 3,
-                                 tenant->data, tenant->len, suffix,
-                                 k - suffix);
+                                 tag->data, tag->len, suffix, k - suffix);
 
     return key->len ? NGX_OK : NGX_ERROR;
 }

@@ -62,9 +62,7 @@ is($st->{cluster}{redirects}, 0, 'no redirection once the map is loaded');
 is($st->{master}, undef, 'no single master in ent_status');
 
 
-# helpers: a key's slot, node ids, moving a slot by hand the way
-# redis-cli --cluster reshard does (IMPORTING, MIGRATING, MIGRATE the keys,
-# SETSLOT NODE everywhere)
+# helpers: a key's slot, its owner, moving a slot by hand (EntTest)
 
 sub crc16 {
     my $crc = 0;
@@ -76,31 +74,11 @@ sub crc16 {
     return $crc;
 }
 sub tenant_slot { return crc16("t:$_[0]") & 16383 }
-sub node_id { return redis_node_cli($_[0], 'CLUSTER', 'MYID') }
 sub owner { return (redis_cluster_owner($masters, "{t:$_[0]}"))[0] }
 
-sub migrate_begin {
-    my ($slot, $from, $to) = @_;
-    redis_node_cli($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING',
-                   node_id($from));
-    redis_node_cli($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING',
-                   node_id($to));
-}
-sub migrate_keys {
-    my ($slot, $from, $to, @keys) = @_;
-    @keys = split /\n/, redis_node_cli($from, 'CLUSTER', 'GETKEYSINSLOT',
-                                       $slot, 1000) unless @keys;
-    return 'NOKEY' unless @keys;
-    return redis_node_cli($from, 'MIGRATE', '127.0.0.1', $to->{port}, '',
-                          0, 5000, 'KEYS', @keys);
-}
-sub migrate_end {
-    my ($slot, $from, $to) = @_;
-    1 while migrate_keys($slot, $from, $to) eq 'OK';
-    my $id = node_id($to);
-    redis_node_cli($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $id)
-        for $to, $from, grep { $_ != $to && $_ != $from } @$masters;
-}
+sub migrate_begin { redis_cluster_migrate_begin(@_) }
+sub migrate_keys { redis_cluster_migrate_keys(@_) }
+sub migrate_end { redis_cluster_migrate_end($masters, @_) }
 sub other_master { my ($node) = @_; return (grep { $_ != $node } @$masters)[0] }
 
 

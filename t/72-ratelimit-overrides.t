@@ -57,7 +57,8 @@ ok(wait_until(sub { http($n, '/vars', host => 'corp-eu.example.com')->{body}
                         eq "ai=1\n" }, 1, 0.01),
    'a child\'s own override wins');
 # the requests above were counted: start corp-eu's window afresh
-redis_cli('DEL', $_) for grep { /\{t:corp-eu\}:ai:/ }
+my $corp_eu = pg_sql("SELECT id FROM ent.tenants WHERE code = 'corp-eu'");
+redis_cli('DEL', $_) for grep { /\{t:$corp_eu\}:ai:/ }
     split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
 is(http($n, '/', host => 'corp-eu.example.com')->{status}, 200, 'one admitted');
 is(http($n, '/', host => 'corp-eu.example.com')->{status}, 429,

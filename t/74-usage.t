@@ -15,6 +15,7 @@ pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id) "
 pg_sql("INSERT INTO ent.tenants (code, display_name, parent_id) "
        . "SELECT c, c, id FROM ent.tenants, unnest(ARRAY['grp-a', 'grp-b']) c "
        . "WHERE code = 'grp'");
+my $grp_a = pg_sql("SELECT id FROM ent.tenants WHERE code = 'grp-a'");
 
 my $up = nginx_start(modules => ['core'],
                      config => 'location / { return 200 "ok\n"; }')->{port};
@@ -64,7 +65,7 @@ ok(wait_until(sub { usage('grp-a') == 7 }, 5), 'and it grows as used');
 # and the usage is written when it is back
 EntTest::pg_stop(mode => 'immediate');
 hit('grp-a', 3);
-is(redis_cli('GET', (grep { /grp-a.*:q:/ }
+is(redis_cli('GET', (grep { /\{t:$grp_a\}:q:/ }
                      split /\n/, redis_cli('--scan', '--pattern', 'rl:*'))[0]),
    10, 'Redis counted on');
 pg_start();

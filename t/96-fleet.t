@@ -25,6 +25,12 @@
 #      (the cache's stale entries); nothing acknowledged is lost, audit
 #      rows included.
 #
+# With ENT_FLEET_REDIS=cluster (t/98-fleet-cluster.t) Redis is a Redis
+# Cluster instead, three masters and a replica each, on the bridge too
+# (ent_redis cluster=...): phase 1 kills the master of the tenant's slot
+# (the cluster promotes its replica), and a phase 1b moves the tenant's
+# slot to another master under the load: no request may fail then.
+#
 # No worker of any node is restarted.  The error window of each phase is
 # noted (timing is reported, asserted only loosely).
 #
@@ -70,6 +76,7 @@ use EntTest;
 use EntOP;
 
 my $OWNER = $$;
+my $CLUSTER = ($ENV{ENT_FLEET_REDIS} // '') eq 'cluster';
 my $dir = tmpdir();
 
 # the network: a /24 nobody uses here, names unique to this process
@@ -153,22 +160,38 @@ ok(wait_until(sub {
            . "WHERE sync_state = 'sync'", 'postgres') == 1 }, 20, 0.1),
    'PostgreSQL: the standby streams, synchronously');
 
-my $master = redis_node_start(addr => $brip);
-my $replica = redis_node_start(addr => $brip, master_addr => $brip,
-                               replicaof => $master->{port});
-my @sentinels = map {
-    sentinel_start(addr => $brip, master_addr => $brip,
-                   master => $master->{port}, quorum => 2)
-} 1 .. 3;
-ok(wait_until(sub {
-    redis_node_cli($replica, 'INFO', 'replication')
-        =~ /master_link_status:up/ }, 20), 'Redis: the replica is in sync');
-ok(wait_until(sub {
-    !grep {
-        my $m = redis_node_cli($_, 'SENTINEL', 'master', 'mymaster');
-        !($m =~ /num-other-sentinels\n(\d+)/ && $1 == 2
-          && $m =~ /num-slaves\n(\d+)/ && $1 == 1)
-    } @sentinels }, 30, 0.2), 'Redis: the sentinels know each other and the replica');
+my ($master, $replica, @sentinels, $cmasters, $creplicas, $redis);
+if ($CLUSTER) {
+    ($cmasters, $creplicas) = redis_cluster_start(masters => 3, replicas => 1,
+                                                  addr => $brip);
+    is(scalar(@$cmasters) . ' ' . scalar(@$creplicas), '3 3',
+       'Redis Cluster: three masters, a replica each, in sync');
+    $redis = 'ent_redis cluster=' . join(',', map { "$brip:$_->{port}" }
+                                               @$cmasters[0, 1])
+        . ' timeout=500ms connect_timeout=500ms backoff=50ms:500ms;';
+} else {
+    $master = redis_node_start(addr => $brip);
+    $replica = redis_node_start(addr => $brip, master_addr => $brip,
+                                replicaof => $master->{port});
+    @sentinels = map {
+        sentinel_start(addr => $brip, master_addr => $brip,
+                       master => $master->{port}, quorum => 2)
+    } 1 .. 3;
+    ok(wait_until(sub {
+        redis_node_cli($replica, 'INFO', 'replication')
+            =~ /master_link_status:up/ }, 20), 'Redis: the replica is in sync');
+    ok(wait_until(sub {
+        !grep {
+            my $m = redis_node_cli($_, 'SENTINEL', 'master', 'mymaster');
+            !($m =~ /num-other-sentinels\n(\d+)/ && $1 == 2
+              && $m =~ /num-slaves\n(\d+)/ && $1 == 1)
+        } @sentinels }, 30, 0.2),
+       'Redis: the sentinels know each other and the replica');
+    $redis = 'ent_redis sentinel='
+        . join(',', map { "$brip:$_->{port}" } @sentinels)
+        . ' master=mymaster pool=2 timeout=500ms connect_timeout=500ms '
+        . 'backoff=50ms:500ms;';
+}
 
 my $ca = test_ca(ips => [$brip]);
 my $keyfile = "$dir/sso.key";
@@ -189,7 +212,6 @@ my $acme = "http://acme.example.com:$port";
 my $tight_limit = 30;
 
 for my $i (0 .. 2) {
-    my $sentinels = join ',', map { "$brip:$_->{port}" } @sentinels;
     my $pg = "host=$brip,$brip port=$pport,$sb->{port} dbname=ent user=ent "
         . "password=ent-secret sslmode=disable target_session_attrs=read-write";
     my $rep = "host=$brip port=$sb->{port} dbname=ent user=ent "
@@ -214,7 +236,7 @@ proxy_set_header Fleet-Tenant \$ent_tenant_code;
 proxy_set_header Fleet-User \$ent_user_email;
 ent_postgres "$pg" pool=2 connect_timeout=1s query_timeout=2s backoff=50ms:500ms;
 ent_postgres_replica "$rep" pool=1 max_lag=1s connect_timeout=1s query_timeout=2s backoff=50ms:500ms;
-ent_redis sentinel=$sentinels master=mymaster pool=2 timeout=500ms connect_timeout=500ms backoff=50ms:500ms;
+$redis
 ent_cache_zone tenants:1m ttl=1s negative_ttl=1s stale=1h;
 ent_sso_secret_key $keyfile;
 ent_sso_session_timeout 1h 12h;
@@ -435,7 +457,9 @@ sub rl_sum {
     my $sum = 0;
     for my $key (split /\n/, redis_node_cli($node, '--scan', '--pattern',
                                             "rl:*:$policy:*")) {
-        $sum += redis_node_cli($node, 'GET', $key) || 0;
+        # (a cluster replica redirects reads to its master: -c follows)
+        $sum += redis_node_cli($node, $CLUSTER ? '-c' : (), 'GET', $key)
+            || 0;
     }
     return $sum;
 }
@@ -444,8 +468,17 @@ sleep 5;
 my $t_load = time;
 
 
-# 1. the Redis master killed
+# 1. the Redis master killed (in a cluster: the master of the tenant's
+# slot, whose replica the cluster promotes)
 
+if ($CLUSTER) {
+    ($master) = redis_cluster_owner($cmasters, "{t:$tenant}");
+    ($replica) = grep {
+        redis_node_cli($_, 'ROLE') =~ /^slave\n\S+\n$master->{port}\n/
+    } @$creplicas;
+    ok($master && $replica, "the tenant's slot: master $master->{port}, "
+       . "replica $replica->{port}");
+}
 my $off = (redis_node_cli($master, 'INFO', 'replication')
            =~ /master_repl_offset:(\d+)/)[0];
 ok(wait_until(sub {
@@ -456,15 +489,27 @@ my $rl_before = rl_sum($replica, 'api');
 my $t1 = time;
 redis_node_stop($master, signal => 'KILL');
 my $promoted = wait_until(sub {
+    return redis_node_cli($replica, 'ROLE') =~ /^master/ if $CLUSTER;
     my $m = redis_node_cli($sentinels[0], 'SENTINEL',
                            'get-master-addr-by-name', 'mymaster');
     $m eq "$brip\n$replica->{port}" }, 30, 0.1);
-ok($promoted, sprintf 'the sentinels promoted the replica (%.1f s after kill -9)',
-   time - $t1);
+ok($promoted, sprintf 'the %s promoted the replica (%.1f s after kill -9)',
+   $CLUSTER ? 'cluster' : 'sentinels', time - $t1);
 ok(wait_until(sub {
-    !grep { (status($_)->{redis}{master} // '') ne "$brip:$replica->{port}"
-              || hit($_, '/api/x')->{status} ne '200' } 0 .. 2 }, 30, 0.1),
+    !grep {
+        my $st = status($_)->{redis};
+        ($CLUSTER ? !($st->{cluster} && $st->{cluster}{nodes} == 3)
+                  : ($st->{master} // '') ne "$brip:$replica->{port}")
+            || hit($_, '/api/x')->{status} ne '200' } 0 .. 2 }, 30, 0.1),
    'every node follows the new master');
+if ($CLUSTER) {
+    # each worker reloads its slot map on its own: the sessions (in the
+    # failed master's slots) tell when every worker has
+    ok(wait_until(sub {
+        !grep { my $k = $_; grep { session_get($k, $_)->{status} != 200 }
+                    @cookies } 0 .. 2 }, 30, 0.1),
+       'every node reads the sessions from the promoted replica');
+}
 my $t1r = time;
 my $rl_after = rl_sum($replica, 'api');
 ok($rl_after >= $rl_before, "the API counter went on in the new master "
@@ -482,6 +527,26 @@ sleep 5;
 my $rl_later = rl_sum($replica, 'api');
 ok($rl_later > $rl_after, "and counts on ($rl_later)");
 my $t1e = time;
+
+
+# 1b. (a cluster) the tenant's slot moved to another master under the load
+
+my ($t1b, $t1be) = ($t1e, $t1e);
+if ($CLUSTER) {
+    my $slot = redis_node_cli($replica, 'CLUSTER', 'KEYSLOT', "{t:$tenant}");
+    my ($to) = grep { $_ != $master } @$cmasters;
+    $t1b = time;
+    redis_cluster_migrate_begin($slot, $replica, $to);
+    sleep 1;
+    redis_cluster_migrate_end([$replica, grep { $_ != $master } @$cmasters],
+                              $slot, $replica, $to);
+    my ($owner) = redis_cluster_owner([$replica, $to], "{t:$tenant}");
+    is($owner && $owner->{port}, $to->{port},
+       "phase 1b: slot $slot moved to $to->{port}");
+    sleep 3;
+    $t1be = time;
+    $replica = $to;     # where the tenant's keys are now
+}
 
 
 # 2. node 3 cut off, then back
@@ -562,7 +627,7 @@ sub kinds { my %k; $k{ $_->{what} }++ for @_; join ', ',
             map { "$_ $k{$_}" } sort keys %k }
 
 # 1
-my ($n1, $w1) = window($t1, $t2, sub { 1 });
+my ($n1, $w1) = window($t1, $t1e, sub { 1 });
 note(sprintf 'phase 1, Redis master killed: %d failed requests, error window '
      . '%.2f s (first failure to last); sentinels promoted, nodes following '
      . 'after %.2f s', $n1, $w1, $t1r - $t1);
@@ -572,7 +637,7 @@ ok($w1 < 30, sprintf 'phase 1: error window %.1f s', $w1);
 # through one worker each; on a loaded machine the other worker of a node
 # may follow a moment later, and a login started meanwhile may lose its
 # state with the master)
-my @after1 = grep { $_->{t} > $t1r + 3 && $_->{t} < $t2 } @all;
+my @after1 = grep { $_->{t} > $t1r + 3 && $_->{t} < $t1e } @all;
 my @bad1 = grep { $_->{what} !~ $success } @after1;
 note('  after the failover: ' . scalar(@bad1) . ' of ' . scalar(@after1)
      . ' failed' . (@bad1 ? ' (' . kinds(@bad1) . ')' : ''));
@@ -581,6 +646,18 @@ ok(@after1 > 20 && @bad1 <= 2, 'phase 1: after the failover the requests '
     or diag(kinds(@bad1));
 ok(scalar(grep { $_->{what} eq 'get:200' && $_->{t} > $t1r } @after1) > 5,
    'phase 1: signed-in requests served after the failover');
+
+# 1b
+if ($CLUSTER) {
+    my ($n1b) = window($t1b, $t1be, sub { $_[0]{t} > $t1e });
+    my @during = grep { $_->{t} >= $t1b && $_->{end} <= $t1be } @all;
+    note(sprintf 'phase 1b, the tenant\'s slot moved under load: %d requests '
+         . 'in %.1f s, %d failed', scalar @during, $t1be - $t1b, $n1b);
+    is($n1b, 0, 'phase 1b: no request failed while the slot moved')
+        or diag(kinds(grep { $_->{end} >= $t1b && $_->{t} < $t1be
+                             && $_->{t} > $t1e } @failed));
+    ok(@during > 20, 'phase 1b: requests ran meanwhile');
+}
 
 # 2
 my ($n2, $w2) = window($t2, $t2e, sub { $_[0]{node} eq '2' });
@@ -681,8 +758,13 @@ is_deeply([map { [sort { $a <=> $b } EntTest::worker_pids($_)] } @N], \@pids,
           'the same workers on every node: no restart, no reload');
 for my $k (0 .. 2) {
     my $st = status($k);
-    is($st->{redis}{master}, "$brip:$replica->{port}",
-       'node ' . ($k + 1) . ': the promoted Redis');
+    if ($CLUSTER) {
+        is($st->{redis}{cluster}{nodes}, 3,
+           'node ' . ($k + 1) . ': three masters in the slot map');
+    } else {
+        is($st->{redis}{master}, "$brip:$replica->{port}",
+           'node ' . ($k + 1) . ': the promoted Redis');
+    }
     is($st->{ops}, 0, 'node ' . ($k + 1) . ': no operation left behind');
 }
 for my $k (0 .. 2) {

@@ -39,7 +39,9 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(
     pg_start pg_stop pg_kill pg_sql pg_dsn
     redis_start redis_stop redis_cli echo_start
-    redis_node_start redis_node_stop redis_cluster_start redis_cluster_owner redis_node_cli sentinel_start
+    redis_node_start redis_node_stop redis_cluster_start redis_cluster_owner
+    redis_cluster_migrate_begin redis_cluster_migrate_keys
+    redis_cluster_migrate_end redis_node_cli sentinel_start
     nginx_start nginx_stop nginx_reload nginx_test nginx_log nginx_port
     http http_start http_finish status_json
     run_blocks check_log wait_until tmpdir
@@ -423,7 +425,8 @@ sub redis_node_start {
 }
 
 # A Redis Cluster of MASTERS masters (default 3), each with REPLICAS
-# replicas (default 0), on loopback; node_timeout => ms (default 1000).
+# replicas (default 0), on loopback (and on addr => ADDR, which they
+# announce); node_timeout => ms (default 1000).
 # Returns the masters and the replicas (array refs of nodes) once every
 # node reports the cluster ok.
 sub redis_cluster_start {
@@ -431,15 +434,19 @@ sub redis_cluster_start {
     my $masters = $o{masters} || 3;
     my $replicas = $o{replicas} || 0;
     my @nodes = map {
-        redis_node_start(port => cluster_port(),
+        redis_node_start(port => cluster_port(), addr => $o{addr},
                          args => ['--cluster-enabled', 'yes',
+                                  $o{addr} ? ('--cluster-announce-ip',
+                                              $o{addr}) : (),
                                   '--cluster-config-file', 'nodes.conf',
                                   '--cluster-node-timeout',
                                   $o{node_timeout} || 1000,
                                   '--cluster-require-full-coverage', 'no'])
     } 1 .. $masters * (1 + $replicas);
+    $_->{announce} = $o{addr} for @nodes;
     my $out = capture('redis-cli', '--cluster', 'create',
-                      (map { "127.0.0.1:$_->{port}" } @nodes),
+                      (map { ($o{addr} || '127.0.0.1') . ":$_->{port}" }
+                       @nodes),
                       '--cluster-replicas', $replicas, '--cluster-yes');
     die "redis-cli --cluster create failed:\n$out\n"
         unless $out =~ /All 16384 slots covered/;
@@ -482,6 +489,38 @@ sub redis_cluster_owner {
         }
     }
     return (undef, $slot);
+}
+
+# Moving a slot by hand, the way redis-cli --cluster reshard does:
+# redis_cluster_migrate_begin (IMPORTING, MIGRATING), then any keys
+# (redis_cluster_migrate_keys, all of the slot's without KEYS), then
+# redis_cluster_migrate_end (the rest of the keys, SETSLOT NODE on the
+# target, the source and the other MASTERS).
+sub redis_cluster_migrate_begin {
+    my ($slot, $from, $to) = @_;
+    redis_node_cli($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING',
+                   redis_node_cli($from, 'CLUSTER', 'MYID'));
+    redis_node_cli($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING',
+                   redis_node_cli($to, 'CLUSTER', 'MYID'));
+}
+
+sub redis_cluster_migrate_keys {
+    my ($slot, $from, $to, @keys) = @_;
+    @keys = split /\n/, redis_node_cli($from, 'CLUSTER', 'GETKEYSINSLOT',
+                                       $slot, 1000) unless @keys;
+    return 'NOKEY' unless @keys;
+    my $host = $to->{announce} || '127.0.0.1';
+    return redis_node_cli($from, 'MIGRATE', $host, $to->{port}, '', 0, 5000,
+                          'KEYS', @keys);
+}
+
+sub redis_cluster_migrate_end {
+    my ($masters, $slot, $from, $to) = @_;
+    1 while redis_cluster_migrate_keys($slot, $from, $to) eq 'OK';
+    my $id = redis_node_cli($to, 'CLUSTER', 'MYID');
+    redis_node_cli($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $id)
+        for $to, $from, grep { $_ != $to && $_ != $from && $_->{pid} }
+            @$masters;
 }
 
 # a sentinel watching master NAME at 127.0.0.1:PORT with QUORUM
