@@ -208,6 +208,8 @@ typedef struct ngx_ent_redis_sentinel_s  ngx_ent_redis_sentinel_t;
 
 char *ngx_ent_redis_sentinel_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf);
 char *ngx_ent_redis_cluster_conf(ngx_conf_t *cf, ngx_ent_redis_conf_t *conf);
+#define NGX_ENT_REDIS_MAX_ELEMENTS  1048576
+redisReader *ngx_ent_redis_reader_create(void);
 ngx_int_t ngx_ent_redis_addr_list(ngx_conf_t *cf, ngx_str_t *list,
     in_port_t default_port, const char *what, ngx_addr_t **addrs,
     ngx_uint_t *n);

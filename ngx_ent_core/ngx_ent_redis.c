@@ -307,7 +307,7 @@ ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc)
         return;
     }
 
-    rc->reader = redisReaderCreate();
+    rc->reader = ngx_ent_redis_reader_create();
     if (rc->reader == NULL) {
         ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
                       "redisReaderCreate() failed");
@@ -1067,6 +1067,65 @@ ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
 
 
 /*
+ * A reply parser that refuses arrays of more than
+ * NGX_ENT_REDIS_MAX_ELEMENTS elements: hiredis allocates an array's
+ * element pointers when it reads the count, so "*2000000000" alone would
+ * otherwise cost gigabytes.  hiredis 1.x has "maxelements"; 0.14 (Debian
+ * 12's) gets a createArray() that says no, which the reader reports as an
+ * error (the connection is dropped).
+ */
+
+#if (HIREDIS_MAJOR == 0)
+
+static redisReplyObjectFunctions  ngx_ent_redis_functions;
+static void *(*ngx_ent_redis_create_array_next)(const redisReadTask *task,
+    int elements);
+
+
+static void *
+ngx_ent_redis_create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > NGX_ENT_REDIS_MAX_ELEMENTS) {
+        return NULL;
+    }
+
+    return ngx_ent_redis_create_array_next(task, elements);
+}
+
+#endif
+
+
+redisReader *
+ngx_ent_redis_reader_create(void)
+{
+    redisReader  *reader;
+
+    reader = redisReaderCreate();
+    if (reader == NULL) {
+        return NULL;
+    }
+
+#if (HIREDIS_MAJOR == 0)
+
+    if (ngx_ent_redis_create_array_next == NULL) {
+        ngx_ent_redis_functions = *reader->fn;
+        ngx_ent_redis_create_array_next = reader->fn->createArray;
+        ngx_ent_redis_functions.createArray = ngx_ent_redis_create_array;
+    }
+
+    reader->fn = &ngx_ent_redis_functions;
+
+#else
+
+    reader->maxelements = NGX_ENT_REDIS_MAX_ELEMENTS;
+
+#endif
+
+    return reader;
+}
+
+
+/*
  * Connects peer to addr without blocking, the connection's events going to
  * read and write with data: NGX_OK (connected), NGX_AGAIN (in progress) or
  * NGX_ERROR.
@@ -1147,15 +1206,11 @@ ngx_ent_redis_arm(ngx_ent_redis_conn_t *rc)
 }
 
 
+/* the socket, its timer, reader and unsent output go; the queue stays */
+
 void
-ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
+ngx_ent_redis_disconnect(ngx_ent_redis_conn_t *rc)
 {
-    ngx_queue_t           *q, failed;
-    ngx_ent_op_t          *op;
-    ngx_ent_redis_pool_t  *pool;
-
-    pool = rc->pool;
-
     if (rc->timer.timer_set) {
         ngx_del_timer(&rc->timer);
     }
@@ -1173,6 +1228,20 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     rc->out_len = 0;
     rc->out_pos = 0;
     rc->handshake = 0;
+    rc->state = NGX_ENT_REDIS_DOWN;
+}
+
+
+void
+ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
+{
+    ngx_queue_t           *q, failed;
+    ngx_ent_op_t          *op;
+    ngx_ent_redis_pool_t  *pool;
+
+    pool = rc->pool;
+
+    ngx_ent_redis_disconnect(rc);
 
     ngx_queue_init(&failed);
 
@@ -1182,7 +1251,6 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     }
 
     rc->ninflight = 0;
-    rc->state = NGX_ENT_REDIS_DOWN;
 
     /* the next connection attempt asks the sentinels first */
     pool->master_known = 0;

@@ -82,6 +82,7 @@ void ngx_ent_redis_conn_init(ngx_ent_redis_pool_t *pool,
     ngx_ent_redis_conn_t *rc);
 void ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc);
 void ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status);
+void ngx_ent_redis_disconnect(ngx_ent_redis_conn_t *rc);
 ngx_int_t ngx_ent_redis_usable(ngx_ent_redis_conn_t *rc);
 ngx_int_t ngx_ent_redis_append_raw(ngx_ent_redis_conn_t *rc, u_char *data,
     size_t len);

@@ -771,24 +771,8 @@ ngx_ent_redis_cluster_release(ngx_ent_redis_conn_t *rc)
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rc->pool->log, 0,
                    "redis cluster: %V serves no slot", &rc->node.name);
 
-    if (rc->timer.timer_set) {
-        ngx_del_timer(&rc->timer);
-    }
+    ngx_ent_redis_disconnect(rc);
 
-    if (rc->peer.connection) {
-        ngx_close_connection(rc->peer.connection);
-        rc->peer.connection = NULL;
-    }
-
-    if (rc->reader) {
-        redisReaderFree(rc->reader);
-        rc->reader = NULL;
-    }
-
-    rc->out_len = 0;
-    rc->out_pos = 0;
-    rc->handshake = 0;
-    rc->state = NGX_ENT_REDIS_DOWN;
     rc->used = 0;
     rc->master = 0;
 }

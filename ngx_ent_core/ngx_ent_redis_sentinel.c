@@ -359,7 +359,7 @@ ngx_ent_redis_sentinel_ask(ngx_ent_redis_sentinel_t *sn)
 
     addr = &sn->conf->sentinels[sn->current];
 
-    sn->reader = redisReaderCreate();
+    sn->reader = ngx_ent_redis_reader_create();
     if (sn->reader == NULL) {
         ngx_log_error(NGX_LOG_ALERT, sn->log, 0, "redisReaderCreate() failed");
         ngx_ent_redis_sentinel_fail(sn, 0, NULL);

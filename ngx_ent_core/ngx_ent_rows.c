@@ -512,7 +512,7 @@ ngx_ent_redis_cluster_slots(const redisReply *reply,
     ngx_ent_redis_range_t *ranges, size_t max, size_t *n)
 {
     size_t             i, k;
-    const redisReply  *e, *node;
+    const redisReply  *e, *node, *ip;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements > max)
@@ -537,9 +537,12 @@ ngx_ent_redis_cluster_slots(const redisReply *reply,
 
         node = e->element[2];
 
+        /* the ip may be nil (unknown-endpoint): the node asked */
+
         if (node->type != REDIS_REPLY_ARRAY || node->elements < 2
-            || !ngx_ent_redis_reply_str(node->element[0])
-            || node->element[0]->len > 64
+            || (node->element[0]->type != REDIS_REPLY_NIL
+                && (!ngx_ent_redis_reply_str(node->element[0])
+                    || node->element[0]->len > 64))
             || node->element[1]->type != REDIS_REPLY_INTEGER
             || node->element[1]->integer < 1
             || node->element[1]->integer > 65535)
@@ -547,18 +550,27 @@ ngx_ent_redis_cluster_slots(const redisReply *reply,
             return -1;
         }
 
-        for (k = 0; k < node->element[0]->len; k++) {
-            if ((unsigned char) node->element[0]->str[k] <= ' '
-                || (unsigned char) node->element[0]->str[k] >= 0x7f)
-            {
-                return -1;
+        ip = node->element[0];
+
+        if (ip->type == REDIS_REPLY_NIL) {
+            ranges[i].ip = (const unsigned char *) "";
+            ranges[i].ip_len = 0;
+
+        } else {
+            for (k = 0; k < ip->len; k++) {
+                if ((unsigned char) ip->str[k] <= ' '
+                    || (unsigned char) ip->str[k] >= 0x7f)
+                {
+                    return -1;
+                }
             }
+
+            ranges[i].ip = (const unsigned char *) ip->str;
+            ranges[i].ip_len = ip->len;
         }
 
         ranges[i].start = (unsigned int) e->element[0]->integer;
         ranges[i].end = (unsigned int) e->element[1]->integer;
-        ranges[i].ip = (const unsigned char *) node->element[0]->str;
-        ranges[i].ip_len = node->element[0]->len;
         ranges[i].port = (unsigned int) node->element[1]->integer;
     }
 

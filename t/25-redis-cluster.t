@@ -16,6 +16,7 @@ location = /set { ent_test_redis SET $arg_k $http_x_value; }
 location = /get { ent_test_redis GET $arg_k; }
 location = /incr { ent_test_redis INCR $arg_k; }
 location = /ping { ent_test_redis PING; }
+location = /huge { ent_test_redis HUGE; }
 location = /ent_status { ent_status; }
 CONF
 
@@ -232,7 +233,9 @@ note(sprintf '%d slot moves in %.1f s under %d requests; %d redirections',
 my $up = nginx_start(modules => ['core'],
                      config => 'location / { return 200 "ok\n"; }')->{port};
 my $rl_http = cluster_conf([$masters->[1]{port}]) . "\n"
-    . 'ent_ratelimit_policy exact per=day limit=25 key=$http_x_key;';
+    . 'ent_ratelimit_policy exact per=day limit=25 key=$http_x_key;'
+    # the decision waits for Redis (no local fallback) even under valgrind
+    . 'ent_ratelimit_budget 2s;';
 my $rl_config = "location = /rl { ent_ratelimit exact; "
     . "proxy_pass http://127.0.0.1:$up/; }\n"
     . "location = /ent_status { ent_status; }";
@@ -342,6 +345,7 @@ if ($fake == 0) {
                   : $c eq 'GET' ? "-MOVED 12 redis.example:6379\r\n"
                   : $c eq 'SET' ? "-MOVED 99999 127.0.0.1:1\r\n"
                   : $c eq 'INCR' ? "-ASK 5 127.0.0.1:0\r\n"
+                  : $c eq 'HUGE' ? "*2000000000\r\n"
                   : "+PONG\r\n";
                 syswrite $s, $out;
             }
@@ -360,12 +364,16 @@ $r = http($n, '/set?k=x', headers => ['X-Value: y']);
 is($r->{body}, "-MOVED 99999 127.0.0.1:1\n", 'MOVED to slot 99999: as it is');
 $r = http($n, '/incr?k=x');
 is($r->{body}, "-ASK 5 127.0.0.1:0\n", 'ASK to port 0: as it is');
-is(http($n, '/ping')->{body}, "+PONG\n", 'the node still serves');
+$r = http($n, '/huge');
+is($r->{status}, 503, 'an array of two billion elements: refused, 503');
+ok(wait_until(sub { http($n, '/ping')->{body} eq "+PONG\n" }, 5, 0.05),
+   'the connection is made again, the node still serves');
 is(status_json($n)->{redis}{cluster}{redirects}, 0, 'nothing followed');
 nginx_stop($n);
 $log = check_log($n, 'nonsense');
 like($log, qr/redirects to an address that is no IP literal: "MOVED 12 redis\.example:6379"/,
      'the hostname is logged');
+like($log, qr/redis protocol error/, 'the huge array is logged');
 kill 'KILL', $fake;
 waitpid $fake, 0;
 
