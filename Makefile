@@ -107,9 +107,10 @@ bin/entctl: $(ENTCTL_SRCS) $(TOP)/build/entctl_sql.c \
             ngx_ent_sso/ngx_ent_saml.c ngx_ent_sso/ngx_ent_saml.h \
             ngx_ent_sso/ngx_ent_saml_int.h ngx_ent_sso/ngx_ent_saml_response.c \
             ngx_ent_sso/ngx_ent_saml_sig.c ngx_ent_sso/ngx_ent_saml_enc.c \
-            ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c
+            ngx_ent_sso/ngx_ent_saml_logout.c ngx_ent_sso/ngx_ent_saml_md.c \
+            ngx_ent_core/ngx_ent_rows.c ngx_ent_core/ngx_ent_rows.h
 	@mkdir -p bin
-	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant \
+	$(CC) -O2 -g $(WARN) -I$(PG_INC) -Ientctl -Ingx_ent_tenant -Ingx_ent_core \
 	    -Ingx_ent_sso $(XMLSEC_CFLAGS) -o $@ $(filter %.c,$^) -lpq -lssl \
 	    $(XMLSEC_LIBS) -lcrypto -ljansson
 

@@ -41,6 +41,7 @@
 
 #include "entctl.h"
 #include "ngx_ent_host.h"
+#include "ngx_ent_rows.h"
 
 
 static int ent_code_ok(const char *code);
@@ -53,6 +54,8 @@ static int ent_exec(PGconn *conn, const char *sql, int n,
 static int ent_tenant_exists(PGconn *conn, const char *code);
 static int ent_redis(const char *addr, const char *cmd, const char *key,
     const char *value);
+static int ent_redis_exchange(const char *addr, int ask, const char *cmd,
+    const char *key, const char *value, char *reply, size_t size);
 
 
 static const char *const  ent_statuses[] = {
@@ -937,16 +940,80 @@ entctl_maintenance(PGconn *conn, int argc, char **argv, const char *redis)
 }
 
 
-/* a blocking RESP exchange: fine for a command line tool */
+/*
+ * A blocking RESP exchange (fine for a command line tool), following a
+ * Redis Cluster's MOVED and ASK: the key's slot may be on another node
+ * than the one named.
+ */
 
 static int
 ent_redis(const char *addr, const char *cmd, const char *key,
     const char *value)
 {
-    int               fd, rc;
-    char              host[256], buf[512], *colon;
+    int                   tries, kind, ask;
+    char                  target[160], next[160], reply[512], *colon;
+    size_t                len, ip_len, port_len;
+    unsigned int          slot;
+    const unsigned char  *ip, *port;
+
+    snprintf(target, sizeof(target), "%s", addr);
+    ask = 0;
+
+    for (tries = 0; tries < 5; tries++) {
+
+        if (ent_redis_exchange(target, ask, cmd, key, value, reply,
+                               sizeof(reply))
+            != 0)
+        {
+            return 1;
+        }
+
+        if (reply[0] != '-') {
+            return 0;
+        }
+
+        len = strcspn(reply + 1, "\r\n");
+
+        if (ngx_ent_redis_redirect((unsigned char *) reply + 1, len, &kind,
+                                   &slot, &ip, &ip_len, &port, &port_len)
+            != 0)
+        {
+            fprintf(stderr, "entctl: redis refused: %.*s\n", (int) len,
+                    reply + 1);
+            return 1;
+        }
+
+        /* an empty ip: the node that answered, on another port */
+
+        if (ip_len == 0) {
+            colon = strrchr(target, ':');
+            ip = (const unsigned char *) target;
+            ip_len = colon ? (size_t) (colon - target) : strlen(target);
+        }
+
+        snprintf(next, sizeof(next), "%.*s:%.*s", (int) ip_len,
+                 (const char *) ip, (int) port_len, (const char *) port);
+        memcpy(target, next, sizeof(target));
+
+        ask = (kind == NGX_ENT_REDIS_ASK);
+    }
+
+    fprintf(stderr, "entctl: redis: more than 5 redirections\n");
+
+    return 1;
+}
+
+
+/* one command to addr (after ASKING with ask): its one-line reply */
+
+static int
+ent_redis_exchange(const char *addr, int ask, const char *cmd,
+    const char *key, const char *value, char *reply, size_t size)
+{
+    int               fd, rc, lines;
+    char              host[160], buf[512], *colon, *p;
     const char       *port;
-    size_t            len;
+    size_t            len, got;
     ssize_t           n;
     struct addrinfo   hints, *ai;
 
@@ -982,14 +1049,18 @@ ent_redis(const char *addr, const char *cmd, const char *key,
 
     freeaddrinfo(ai);
 
+    len = (size_t) snprintf(buf, sizeof(buf), "%s",
+                            ask ? "*1\r\n$6\r\nASKING\r\n" : "");
+
     if (value) {
-        len = snprintf(buf, sizeof(buf),
-                       "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
-                       strlen(cmd), cmd, strlen(key), key, strlen(value),
-                       value);
+        len += snprintf(buf + len, sizeof(buf) - len,
+                        "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                        strlen(cmd), cmd, strlen(key), key, strlen(value),
+                        value);
     } else {
-        len = snprintf(buf, sizeof(buf), "*2\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
-                       strlen(cmd), cmd, strlen(key), key);
+        len += snprintf(buf + len, sizeof(buf) - len,
+                        "*2\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                        strlen(cmd), cmd, strlen(key), key);
     }
 
     if (write(fd, buf, len) != (ssize_t) len) {
@@ -998,14 +1069,35 @@ ent_redis(const char *addr, const char *cmd, const char *key,
         return 1;
     }
 
-    n = read(fd, buf, sizeof(buf) - 1);
+    /* the replies are one line each: ASKING's, then the command's */
+
+    got = 0;
+    lines = 0;
+
+    while (lines < 1 + ask && got < sizeof(buf) - 1) {
+        n = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+        if (n <= 0) {
+            break;
+        }
+
+        got += n;
+        buf[got] = '\0';
+
+        for (lines = 0, p = buf; (p = strstr(p, "\r\n")) != NULL; p += 2) {
+            lines++;
+        }
+    }
+
     close(fd);
 
-    if (n <= 0 || buf[0] == '-') {
-        buf[n > 0 ? n : 0] = '\0';
-        fprintf(stderr, "entctl: redis refused: %s", n > 0 ? buf + 1 : "\n");
+    if (lines < 1 + ask) {
+        fprintf(stderr, "entctl: redis %s closed the connection\n", addr);
         return 1;
     }
+
+    p = ask ? strstr(buf, "\r\n") + 2 : buf;
+    snprintf(reply, size, "%s", p);
 
     return 0;
 }

@@ -63,6 +63,22 @@ is($st->{cluster}{redirects}, 0, 'no redirection once the map is loaded');
 is($st->{master}, undef, 'no single master in ent_status');
 
 
+# entctl's platform-wide maintenance switch, given a node that does not
+# hold the key: it follows the MOVED
+
+pg_start();
+my ($mowner) = redis_cluster_owner($masters, 'ent:maintenance');
+my ($mother) = grep { $_ != $mowner } @$masters;
+my $entctl = "$EntTest::TOP/bin/entctl --dsn '" . EntTest::pg_dsn()
+    . "' --redis 127.0.0.1:$mother->{port}";
+is(system("$entctl maintenance on --retry-after 7"), 0,
+   'entctl maintenance on, through a node that redirects');
+is(redis_node_cli($mowner, 'GET', 'ent:maintenance'), '7',
+   'the flag is on the node that holds it');
+is(system("$entctl maintenance off"), 0, 'and off');
+is(redis_node_cli($mowner, 'EXISTS', 'ent:maintenance'), '0', 'gone');
+EntTest::pg_stop();
+
 # helpers: a key's slot, its owner, moving a slot by hand (EntTest)
 
 sub crc16 {
