@@ -22,6 +22,11 @@
 # and one SP-initiated SAML login through mod_auth_mellon
 # ("APACHE_MELLON_COOKIE=name=value"), the response to mellon's
 # AuthnRequest signed by xmlsec1 as for ngx_ent.
+#
+# With BENCH_CLUSTER_PORT (bench/run's nginx under test against a Redis
+# Cluster, on that port) a second OIDC login for "acme" goes through that
+# nginx, so that its session is written through the cluster
+# ("CLUSTER_COOKIE=<session cookie>").
 use strict;
 use warnings;
 use FindBin;
@@ -57,11 +62,15 @@ EntTest::wait_until(sub { EntTest::port_open($port) }, 30)
 my $op = op_start(name => 'bench', ttl => { ClientCredentials => 7200 },
                   $ENV{BENCH_OP_PORT} ? (port => $ENV{BENCH_OP_PORT}) : ());
 my $host = "acme.example.com:$port";
+my $cport = $ENV{BENCH_CLUSTER_PORT};
+my $chost = $cport ? "acme.example.com:$cport" : undef;
 my $ahost = $aport ? "apache.example.com:$aport" : undef;
 my $oport = $ENV{BENCH_APACHE_OIDC_PORT} || $aport;
 my $ohost = $aport ? "apache.example.com:$oport" : undef;
 op_clients($op, { client_id => 'bench', client_secret => 'bench-secret',
-                  redirect_uris => ["http://$host/_ent/oidc/callback"] },
+                  redirect_uris => ["http://$host/_ent/oidc/callback",
+                                    $cport ? ("http://$chost/_ent/oidc/callback")
+                                           : ()] },
            $aport ? { client_id => 'apache', client_secret => 'apache-secret',
                       redirect_uris => ["http://$ohost/oidc/redirect_uri"] }
                   : ());
@@ -94,6 +103,26 @@ die "bearer refused: $r->{status}\n" unless $r->{status} == 200;
 $r = $b->get("http://$host/sso");
 die "session refused: $r->{status}\n" unless $r->{status} == 200;
 
+# the same login through the nginx against the Redis Cluster
+my $ccookie;
+if ($cport) {
+    EntTest::wait_until(sub { EntTest::port_open($cport) }, 30)
+        or die "the cluster nginx does not answer on $cport\n";
+    my $c = EntOP::Browser->new(ca => $ca->{ca},
+                                resolve => { $chost => "127.0.0.1:$cport" },
+                                headers => ['Accept' => 'text/html']);
+    $r = $c->get("http://$chost/sso");
+    die "cluster: no redirect to the OP: $r->{status} $r->{body}\n"
+        unless $r->{status} == 302;
+    $r = $c->follow(op_login($c, $r->{location}, 'alice'));
+    die "cluster: login failed: $r->{status} $r->{body}\n"
+        unless $r->{status} == 302;
+    $ccookie = $c->cookie('__Host-ent_session')
+        or die "cluster: no session cookie\n";
+    $r = $c->get("http://$chost/sso");
+    die "cluster: session refused: $r->{status}\n" unless $r->{status} == 200;
+}
+
 # SAML: globex, its IdP's responses signed with RSA-2048 by xmlsec1
 
 my $gh = "globex.example.com:$port";
@@ -123,6 +152,7 @@ print $f 'SAMLResponse=' . pct_escape(encode_base64(saml_response(%resp), ''))
 close $f;
 
 print "COOKIE=$cookie\nTOKEN=$jwt\nSAML_COOKIE=$scookie\n";
+print "CLUSTER_COOKIE=$ccookie\n" if $ccookie;
 
 exit 0 unless $aport;
 
