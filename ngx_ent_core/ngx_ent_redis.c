@@ -924,6 +924,11 @@ ngx_ent_redis_queue(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
         rc->peer.connection->idle = 0;
     }
 
+    if (rc->state == NGX_ENT_REDIS_CONNECTING && (ngx_exiting || ngx_quit)) {
+        /* a command waits for this connection: so does a worker stopping */
+        rc->timer.cancelable = 0;
+    }
+
     if (rc->state == NGX_ENT_REDIS_READY) {
         if (!rc->timer.timer_set) {
             ngx_ent_redis_arm(rc);
@@ -1255,12 +1260,14 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     /* the next connection attempt asks the sentinels first */
     pool->master_known = 0;
 
-    if (pool->cluster) {
-        /* the node may have failed over: where are its slots now */
-        ngx_ent_redis_cluster_lost(rc);
-    }
+    /*
+     * A cluster's master may have failed over: where are its slots now; a
+     * node that serves none is not connected again (NGX_DONE)
+     */
 
-    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+    if ((pool->cluster == NULL || ngx_ent_redis_cluster_lost(rc) != NGX_DONE)
+        && !ngx_exiting && !ngx_terminate && !ngx_quit)
+    {
         rc->backoff = ngx_ent_backoff_next(rc->backoff,
                                            pool->conf->backoff_min,
                                            pool->conf->backoff_max);

@@ -100,7 +100,7 @@ ngx_int_t ngx_ent_redis_cluster_run(ngx_ent_redis_pool_t *pool,
 ngx_int_t ngx_ent_redis_cluster_store(ngx_ent_op_t *op, redisReply *reply);
 void ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op);
 void ngx_ent_redis_cluster_connected(ngx_ent_redis_conn_t *rc);
-void ngx_ent_redis_cluster_lost(ngx_ent_redis_conn_t *rc);
+ngx_int_t ngx_ent_redis_cluster_lost(ngx_ent_redis_conn_t *rc);
 void ngx_ent_redis_cluster_fail(ngx_ent_op_t *op, ngx_uint_t status);
 void ngx_ent_redis_cluster_stats(ngx_ent_redis_pool_t *pool,
     ngx_ent_backend_stats_t *st);

@@ -42,8 +42,9 @@
 #define NGX_ENT_CLUSTER_MAX_TRIES     5
 #define NGX_ENT_CLUSTER_REFRESH_MIN   100     /* ms between two maps */
 #define NGX_ENT_CLUSTER_DOWN_POLL     250     /* ms, while a master is down */
-#define NGX_ENT_CLUSTER_TRYAGAIN      20      /* ms */
-#define NGX_ENT_CLUSTER_TRY_AGAIN     3       /* with MOVED and ASK */
+#define NGX_ENT_CLUSTER_TRYAGAIN_MS   20      /* before TRYAGAIN's resend */
+#define NGX_ENT_CLUSTER_REFUSED_MAX   5000    /* ms, after refused maps */
+#define NGX_ENT_CLUSTER_RETRY         3       /* with MOVED and ASK */
 #define NGX_ENT_CLUSTER_SKIP          0xffff  /* the reply to ASKING */
 #define NGX_ENT_CLUSTER_ANY           NGX_ENT_REDIS_SLOTS
 
@@ -57,6 +58,7 @@ struct ngx_ent_redis_cluster_s {
     ngx_uint_t                 asked;        /* of which node */
     ngx_uint_t                 redirects;
     ngx_uint_t                 maps;
+    ngx_uint_t                 refused;      /* maps in a row */
     unsigned                   wanted:1;
     unsigned                   refreshing:1;
     unsigned                   loaded:1;
@@ -89,6 +91,7 @@ static void ngx_ent_redis_cluster_release(ngx_ent_redis_conn_t *rc);
 static ngx_int_t ngx_ent_redis_cluster_send(ngx_ent_redis_conn_t *rc,
     ngx_ent_op_t *op, ngx_uint_t ask);
 static int ngx_ent_redis_cluster_redirected(redisReply *reply);
+static ngx_uint_t ngx_ent_redis_cluster_is_down(ngx_ent_op_t *op);
 static void ngx_ent_redis_cluster_resend(ngx_ent_redis_conn_t *rc,
     ngx_ent_op_t *op, ngx_uint_t ask);
 static void ngx_ent_redis_cluster_again(ngx_event_t *ev);
@@ -329,10 +332,6 @@ ngx_ent_redis_cluster_route(ngx_ent_redis_cluster_t *cl, ngx_uint_t slot)
         if (rc->state == NGX_ENT_REDIS_DOWN && (ngx_exiting || ngx_quit)) {
             /* a worker shutting down closed it; a request still needs it */
             ngx_ent_redis_connect(rc);
-
-            if (rc->state == NGX_ENT_REDIS_CONNECTING) {
-                rc->timer.cancelable = 0;
-            }
         }
 
         return (ngx_ent_redis_usable(rc) != NGX_DECLINED) ? rc : NULL;
@@ -363,6 +362,19 @@ ngx_ent_redis_cluster_route(ngx_ent_redis_cluster_t *cl, ngx_uint_t slot)
 
         default:
             break;
+        }
+    }
+
+    if (pick == NULL && (ngx_exiting || ngx_quit)) {
+        /* a worker shutting down closed them all; a request needs one */
+
+        for (i = 0; i < pool->nconns; i++) {
+            rc = &pool->conns[i];
+
+            if (rc->used && rc->state == NGX_ENT_REDIS_DOWN) {
+                ngx_ent_redis_connect(rc);
+                return (ngx_ent_redis_usable(rc) != NGX_DECLINED) ? rc : NULL;
+            }
         }
     }
 
@@ -503,7 +515,7 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
             continue;
         }
 
-        if (kind == NGX_ENT_CLUSTER_TRY_AGAIN) {
+        if (kind == NGX_ENT_CLUSTER_RETRY) {
             break;
         }
 
@@ -530,6 +542,11 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
     }
 
     if (kind == 0) {
+        if (ngx_ent_redis_cluster_is_down(op)) {
+            /* a slot without a master: where is it now */
+            ngx_ent_redis_cluster_stale(cl);
+        }
+
         ngx_ent_op_complete(op, NGX_ENT_OK);
         return;
     }
@@ -556,9 +573,9 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
 
     cop->tries++;
 
-    if (kind == NGX_ENT_CLUSTER_TRY_AGAIN) {
+    if (kind == NGX_ENT_CLUSTER_RETRY) {
         op->timer.handler = ngx_ent_redis_cluster_again;
-        ngx_add_timer(&op->timer, NGX_ENT_CLUSTER_TRYAGAIN);
+        ngx_add_timer(&op->timer, NGX_ENT_CLUSTER_TRYAGAIN_MS);
         return;
     }
 
@@ -581,6 +598,40 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
 }
 
 
+/* a -CLUSTERDOWN among the replies of op's last send */
+
+static ngx_uint_t
+ngx_ent_redis_cluster_is_down(ngx_ent_op_t *op)
+{
+    ngx_uint_t            i, k;
+    redisReply           *reply;
+    ngx_ent_redis_cop_t  *cop;
+
+    cop = op->cluster;
+
+    for (k = 0; k < cop->nexpect; k++) {
+        i = cop->expect[k];
+
+        if (i == NGX_ENT_CLUSTER_SKIP) {
+            continue;
+        }
+
+        reply = op->replies[i];
+
+        if (reply->type == REDIS_REPLY_ERROR && reply->str
+            && reply->len >= sizeof("CLUSTERDOWN") - 1
+            && ngx_strncmp(reply->str, "CLUSTERDOWN",
+                           sizeof("CLUSTERDOWN") - 1)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* MOVED, ASK or TRYAGAIN; 0 for any other reply */
 
 static int
@@ -598,7 +649,7 @@ ngx_ent_redis_cluster_redirected(redisReply *reply)
     if (reply->len >= sizeof("TRYAGAIN") - 1
         && ngx_strncmp(reply->str, "TRYAGAIN", sizeof("TRYAGAIN") - 1) == 0)
     {
-        return NGX_ENT_CLUSTER_TRY_AGAIN;
+        return NGX_ENT_CLUSTER_RETRY;
     }
 
     if (ngx_ent_redis_redirect((u_char *) reply->str, reply->len, &kind,
@@ -677,17 +728,17 @@ ngx_ent_redis_cluster_node(ngx_ent_redis_cluster_t *cl, struct sockaddr *sa,
 {
     ngx_uint_t             i;
     ngx_ent_redis_pool_t  *pool;
-    ngx_ent_redis_conn_t  *rc, *free;
+    ngx_ent_redis_conn_t  *rc, *spare;
 
     pool = cl->pool;
-    free = NULL;
+    spare = NULL;
 
     for (i = 0; i < pool->nconns; i++) {
         rc = &pool->conns[i];
 
         if (!rc->used) {
-            if (free == NULL) {
-                free = rc;
+            if (spare == NULL) {
+                spare = rc;
             }
 
             continue;
@@ -701,7 +752,7 @@ ngx_ent_redis_cluster_node(ngx_ent_redis_cluster_t *cl, struct sockaddr *sa,
         }
     }
 
-    if (free == NULL) {
+    if (spare == NULL) {
         if (pool->nconns == NGX_ENT_CLUSTER_MAX_NODES) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "redis cluster has more than %d nodes",
@@ -709,10 +760,10 @@ ngx_ent_redis_cluster_node(ngx_ent_redis_cluster_t *cl, struct sockaddr *sa,
             return NULL;
         }
 
-        free = &pool->conns[pool->nconns++];
+        spare = &pool->conns[pool->nconns++];
     }
 
-    rc = free;
+    rc = spare;
 
     ngx_ent_redis_conn_init(pool, rc);
 
@@ -791,18 +842,33 @@ ngx_ent_redis_cluster_connected(ngx_ent_redis_conn_t *rc)
 }
 
 
-void
+ngx_int_t
 ngx_ent_redis_cluster_lost(ngx_ent_redis_conn_t *rc)
 {
     ngx_ent_redis_cluster_t  *cl;
 
     cl = rc->pool->cluster;
 
+    if (!rc->used) {
+        return NGX_OK;
+    }
+
     /* a master lost may have failed over: where are its slots now */
 
-    if (rc->used && (rc->master || !cl->loaded)) {
+    if (rc->master || !cl->loaded) {
         ngx_ent_redis_cluster_stale(cl);
+        return NGX_OK;
     }
+
+    /* a node that serves no slot (a replica seed, an ASK target): gone */
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rc->pool->log, 0,
+                   "redis cluster: %V lost, it serves no slot",
+                   &rc->node.name);
+
+    rc->used = 0;
+
+    return NGX_DONE;
 }
 
 
@@ -918,18 +984,39 @@ ngx_ent_redis_cluster_refresh(ngx_ent_redis_cluster_t *cl)
 static void
 ngx_ent_redis_cluster_mapped(ngx_ent_op_t *op)
 {
+    ngx_msec_t                delay;
     ngx_ent_redis_cluster_t  *cl;
 
     cl = op->data;
     cl->refreshing = 0;
 
-    if (op->status != NGX_ENT_OK || op->nreplies != 1
-        || ngx_ent_redis_cluster_load(cl, op->replies[0]) != NGX_OK)
-    {
-        /* the old map stays; another node is asked soon */
+    if (op->status != NGX_ENT_OK || op->nreplies != 1) {
+        /* the node went away: another one is asked soon */
         ngx_ent_redis_cluster_stale(cl);
         return;
     }
+
+    if (ngx_ent_redis_cluster_load(cl, op->replies[0]) != NGX_OK) {
+        /*
+         * The old map stays.  A map refused (logged) is asked for again
+         * after 0.2, 0.4 ... 5 s: it may well be refused again
+         */
+
+        delay = NGX_ENT_CLUSTER_REFRESH_MIN << ngx_min(cl->refused + 1, 6);
+        cl->refused++;
+        cl->wanted = 1;
+
+        if (!cl->timer.timer_set && !ngx_exiting && !ngx_quit
+            && !ngx_terminate)
+        {
+            ngx_add_timer(&cl->timer,
+                          ngx_min(delay, NGX_ENT_CLUSTER_REFUSED_MAX));
+        }
+
+        return;
+    }
+
+    cl->refused = 0;
 
     if (cl->wanted) {
         /* something moved while the map was on its way */
@@ -978,14 +1065,14 @@ static ngx_int_t
 ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
 {
     u_char                  port[NGX_INT_T_LEN];
+    u_char                  slots[NGX_ENT_REDIS_SLOTS];
     size_t                  nranges, port_len;
-    socklen_t               socklen;
-    ngx_uint_t              i, s, masters;
-    ngx_sockaddr_t          sa;
+    socklen_t               socklen, lens[NGX_ENT_CLUSTER_MAX_NODES];
+    ngx_uint_t              i, k, s, n, masters;
+    ngx_sockaddr_t          sa, addrs[NGX_ENT_CLUSTER_MAX_NODES];
     ngx_ent_redis_pool_t   *pool;
     ngx_ent_redis_conn_t   *rc, *asked;
     ngx_ent_redis_range_t  *ranges;
-    u_char                  slots[NGX_ENT_REDIS_SLOTS];
 
     pool = cl->pool;
     asked = &pool->conns[cl->asked];
@@ -1015,7 +1102,9 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
         return NGX_ERROR;
     }
 
-    ngx_memzero(slots, sizeof(slots));
+    /* the masters named, each once */
+
+    n = 0;
 
     for (i = 0; i < nranges; i++) {
         port_len = ngx_sprintf(port, "%ui", (ngx_uint_t) ranges[i].port)
@@ -1032,6 +1121,76 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
             ngx_free(ranges);
             return NGX_ERROR;
         }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_cmp_sockaddr(&addrs[k].sockaddr, lens[k], &sa.sockaddr,
+                                 socklen, 1)
+                == NGX_OK)
+            {
+                break;
+            }
+        }
+
+        if (k < n) {
+            continue;
+        }
+
+        if (n == NGX_ENT_CLUSTER_MAX_NODES) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "redis %V names more than %d masters: the slot map "
+                          "is refused", &asked->node.name,
+                          NGX_ENT_CLUSTER_MAX_NODES);
+            ngx_free(ranges);
+            return NGX_ERROR;
+        }
+
+        addrs[n] = sa;
+        lens[n++] = socklen;
+    }
+
+    /*
+     * Nodes the map does not name make room first (after a failover to
+     * new addresses the old and the new may not fit together); the one
+     * that answered is on the stack and stays, as do nodes with commands
+     * in flight
+     */
+
+    for (i = 0; i < pool->nconns; i++) {
+        rc = &pool->conns[i];
+
+        if (!rc->used || rc == asked || rc->ninflight) {
+            continue;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_cmp_sockaddr(rc->node.sockaddr, rc->node.socklen,
+                                 &addrs[k].sockaddr, lens[k], 1)
+                == NGX_OK)
+            {
+                break;
+            }
+        }
+
+        if (k == n) {
+            ngx_ent_redis_cluster_release(rc);
+        }
+    }
+
+    for (s = 0; s < NGX_ENT_REDIS_SLOTS; s++) {
+        if (cl->slots[s] && !pool->conns[cl->slots[s] - 1].used) {
+            cl->slots[s] = 0;
+        }
+    }
+
+    ngx_memzero(slots, sizeof(slots));
+
+    for (i = 0; i < nranges; i++) {
+        port_len = ngx_sprintf(port, "%ui", (ngx_uint_t) ranges[i].port)
+                   - port;
+
+        (void) ngx_ent_redis_cluster_addr(asked, ranges[i].ip,
+                                          ranges[i].ip_len, port, port_len,
+                                          &sa, &socklen);
 
         rc = ngx_ent_redis_cluster_node(cl, &sa.sockaddr, socklen);
         if (rc == NULL) {

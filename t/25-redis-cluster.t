@@ -385,6 +385,10 @@ is($r->{status}, 503, 'an array of two billion elements: refused, 503');
 ok(wait_until(sub { http($n, '/ping')->{body} eq "+PONG\n" }, 5, 0.05),
    'the connection is made again, the node still serves');
 is(status_json($n)->{redis}{cluster}{redirects}, 0, 'nothing followed');
+sleep 2;
+my $refusals = () = EntTest::nginx_log($n) =~ /malformed CLUSTER SLOTS reply/g;
+ok($refusals >= 2 && $refusals <= 8, "a refused map is asked for again, "
+   . "less and less often ($refusals times in about 2.5 s)");
 nginx_stop($n);
 $log = check_log($n, 'nonsense');
 like($log, qr/redirects to an address that is no IP literal: "MOVED 12 redis\.example:6379"/,
