@@ -981,6 +981,15 @@ wake:
         ngx_destroy_pool(pool);
     }
 
+    /*
+     * out of the worker's fills before any waiter wakes: a handler that
+     * asks for the key again must not join this fill, which is freed
+     * below (its request would hang, and its cleanup touch freed memory)
+     */
+
+    ngx_queue_remove(&fill->queue);
+    ngx_queue_init(&fill->queue);
+
     ngx_ent_cache_wake(fill, status);
     ngx_ent_cache_fill_free(fill);
 }
