@@ -98,6 +98,7 @@ void
 ngx_ent_redis_conn_init(ngx_ent_redis_pool_t *pool, ngx_ent_redis_conn_t *rc)
 {
     rc->pool = pool;
+    rc->used = 1;
     ngx_queue_init(&rc->inflight);
 
     rc->timer.handler = ngx_ent_redis_timer_handler;
@@ -744,36 +745,72 @@ ngx_ent_redis_generation(void)
 
 
 /*
- * A worker shutting down closed its idle connections (nginx does, once);
- * a request it still serves may need one: connect one again, without
- * backoff, its timer keeping the worker until it is up or has failed.
+ * rc, if it takes a command now or once connected.  A worker shutting down
+ * closed its idle connections (nginx does, once); a request it still
+ * serves may need one: connected again, without backoff
+ * (ngx_ent_redis_queue() keeps the worker until it is up or has failed).
  */
 
-static ngx_ent_redis_conn_t *
-ngx_ent_redis_revive(ngx_ent_redis_pool_t *pool)
+ngx_ent_redis_conn_t *
+ngx_ent_redis_take(ngx_ent_redis_conn_t *rc)
 {
-    ngx_uint_t             i;
-    ngx_ent_redis_conn_t  *rc;
+    if (rc->state == NGX_ENT_REDIS_DOWN && (ngx_exiting || ngx_quit)) {
+        ngx_ent_redis_connect(rc);
+    }
 
-    if (!ngx_exiting && !ngx_quit) {
-        return NULL;
+    return (ngx_ent_redis_usable(rc) != NGX_DECLINED) ? rc : NULL;
+}
+
+
+/*
+ * Round robin over the ready connections, else one still connecting, else
+ * (shutting down) one connected again; NULL when none can take a command
+ */
+
+ngx_ent_redis_conn_t *
+ngx_ent_redis_pick(ngx_ent_redis_pool_t *pool)
+{
+    ngx_uint_t             i, n;
+    ngx_ent_redis_conn_t  *rc, *pick;
+
+    pick = NULL;
+
+    for (i = 0; i < pool->nconns; i++) {
+        n = (pool->next + i) % pool->nconns;
+        rc = &pool->conns[n];
+
+        if (!rc->used) {
+            continue;
+        }
+
+        switch (ngx_ent_redis_usable(rc)) {
+
+        case NGX_OK:
+            pool->next = n + 1;
+            return rc;
+
+        case NGX_AGAIN:
+            if (pick == NULL) {
+                pick = rc;
+            }
+
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    if (pick || (!ngx_exiting && !ngx_quit)) {
+        return pick;
     }
 
     for (i = 0; i < pool->nconns; i++) {
         rc = &pool->conns[i];
 
-        if (rc->state != NGX_ENT_REDIS_DOWN) {
-            continue;
+        if (rc->used && rc->state == NGX_ENT_REDIS_DOWN) {
+            return ngx_ent_redis_take(rc);
         }
-
-        ngx_ent_redis_connect(rc);
-
-        if (rc->state == NGX_ENT_REDIS_CONNECTING) {
-            rc->timer.cancelable = 0;
-            return rc;
-        }
-
-        return (rc->state == NGX_ENT_REDIS_READY) ? rc : NULL;
     }
 
     return NULL;
@@ -785,10 +822,10 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
     ngx_uint_t ncmds, ngx_ent_op_handler_pt handler, void *data)
 {
     size_t                          saved;
-    ngx_uint_t                      i, n;
+    ngx_uint_t                      i;
     ngx_log_t                      *log;
     ngx_ent_op_t                   *op;
-    ngx_ent_redis_conn_t           *rc, *pick;
+    ngx_ent_redis_conn_t           *rc;
     ngx_ent_redis_pool_t           *pool;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
@@ -813,45 +850,12 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
         return ngx_ent_redis_cluster_run(pool, r, cmds, ncmds, handler, data);
     }
 
-    /* round robin over ready connections, else one still connecting */
+    rc = ngx_ent_redis_pick(pool);
 
-    pick = NULL;
-
-    for (i = 0; i < pool->nconns; i++) {
-        n = (pool->next + i) % pool->nconns;
-        rc = &pool->conns[n];
-
-        switch (ngx_ent_redis_usable(rc)) {
-
-        case NGX_OK:
-            pick = rc;
-            pool->next = n + 1;
-            break;
-
-        case NGX_AGAIN:
-            if (pick == NULL) {
-                pick = rc;
-            }
-
-            continue;
-
-        default:
-            continue;
-        }
-
-        break;
+    if (rc == NULL) {
+        pool->stats.rejected++;
+        return NGX_DECLINED;
     }
-
-    if (pick == NULL) {
-        pick = ngx_ent_redis_revive(pool);
-
-        if (pick == NULL) {
-            pool->stats.rejected++;
-            return NGX_DECLINED;
-        }
-    }
-
-    rc = pick;
 
     op = ngx_ent_op_create(r, ncmds * sizeof(redisReply *), handler, data);
     if (op == NULL) {

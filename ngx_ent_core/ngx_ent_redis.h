@@ -40,8 +40,9 @@ typedef struct {
     unsigned                   ever_connected:1;
     unsigned                   role_check:1;
 
+    unsigned                   used:1;       /* cluster: a node's, or free */
+
     /* Redis Cluster: the node, one connection each (node.sockaddr set) */
-    unsigned                   used:1;
     unsigned                   master:1;     /* has slots in the map */
     ngx_addr_t                 node;
     ngx_sockaddr_t             node_sockaddr;
@@ -84,6 +85,8 @@ void ngx_ent_redis_connect(ngx_ent_redis_conn_t *rc);
 void ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status);
 void ngx_ent_redis_disconnect(ngx_ent_redis_conn_t *rc);
 ngx_int_t ngx_ent_redis_usable(ngx_ent_redis_conn_t *rc);
+ngx_ent_redis_conn_t *ngx_ent_redis_take(ngx_ent_redis_conn_t *rc);
+ngx_ent_redis_conn_t *ngx_ent_redis_pick(ngx_ent_redis_pool_t *pool);
 ngx_int_t ngx_ent_redis_append_raw(ngx_ent_redis_conn_t *rc, u_char *data,
     size_t len);
 ngx_int_t ngx_ent_redis_append(ngx_ent_redis_conn_t *rc, ngx_uint_t argc,

@@ -91,7 +91,8 @@ static void ngx_ent_redis_cluster_release(ngx_ent_redis_conn_t *rc);
 static ngx_int_t ngx_ent_redis_cluster_send(ngx_ent_redis_conn_t *rc,
     ngx_ent_op_t *op, ngx_uint_t ask);
 static int ngx_ent_redis_cluster_redirected(redisReply *reply);
-static ngx_uint_t ngx_ent_redis_cluster_is_down(ngx_ent_op_t *op);
+static ngx_uint_t ngx_ent_redis_cluster_error(redisReply *reply,
+    const char *prefix, size_t len);
 static void ngx_ent_redis_cluster_resend(ngx_ent_redis_conn_t *rc,
     ngx_ent_op_t *op, ngx_uint_t ask);
 static void ngx_ent_redis_cluster_again(ngx_event_t *ev);
@@ -102,6 +103,8 @@ static void ngx_ent_redis_cluster_mapped(ngx_ent_op_t *op);
 static ngx_uint_t ngx_ent_redis_cluster_down(ngx_ent_redis_cluster_t *cl);
 static ngx_int_t ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl,
     redisReply *reply);
+static ngx_uint_t ngx_ent_redis_cluster_named(ngx_sockaddr_t *addrs,
+    socklen_t *lens, ngx_uint_t n, struct sockaddr *sa, socklen_t socklen);
 
 
 /* configuration */
@@ -318,67 +321,15 @@ ngx_ent_redis_cluster_run(ngx_ent_redis_pool_t *pool, ngx_http_request_t *r,
 static ngx_ent_redis_conn_t *
 ngx_ent_redis_cluster_route(ngx_ent_redis_cluster_t *cl, ngx_uint_t slot)
 {
-    ngx_uint_t             i, n;
-    ngx_ent_redis_pool_t  *pool;
-    ngx_ent_redis_conn_t  *rc, *pick;
-
-    pool = cl->pool;
+    ngx_uint_t  n;
 
     n = (slot == NGX_ENT_CLUSTER_ANY) ? 0 : cl->slots[slot];
 
     if (n) {
-        rc = &pool->conns[n - 1];
-
-        if (rc->state == NGX_ENT_REDIS_DOWN && (ngx_exiting || ngx_quit)) {
-            /* a worker shutting down closed it; a request still needs it */
-            ngx_ent_redis_connect(rc);
-        }
-
-        return (ngx_ent_redis_usable(rc) != NGX_DECLINED) ? rc : NULL;
+        return ngx_ent_redis_take(&cl->pool->conns[n - 1]);
     }
 
-    pick = NULL;
-
-    for (i = 0; i < pool->nconns; i++) {
-        n = (pool->next + i) % pool->nconns;
-        rc = &pool->conns[n];
-
-        if (!rc->used) {
-            continue;
-        }
-
-        switch (ngx_ent_redis_usable(rc)) {
-
-        case NGX_OK:
-            pool->next = n + 1;
-            return rc;
-
-        case NGX_AGAIN:
-            if (pick == NULL) {
-                pick = rc;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    if (pick == NULL && (ngx_exiting || ngx_quit)) {
-        /* a worker shutting down closed them all; a request needs one */
-
-        for (i = 0; i < pool->nconns; i++) {
-            rc = &pool->conns[i];
-
-            if (rc->used && rc->state == NGX_ENT_REDIS_DOWN) {
-                ngx_ent_redis_connect(rc);
-                return (ngx_ent_redis_usable(rc) != NGX_DECLINED) ? rc : NULL;
-            }
-        }
-    }
-
-    return pick;
+    return ngx_ent_redis_pick(cl->pool);
 }
 
 
@@ -477,7 +428,7 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
     int                       kind;
     size_t                    ip_len, port_len;
     socklen_t                 socklen;
-    ngx_uint_t                i, k, n, slot;
+    ngx_uint_t                i, k, n, slot, down;
     unsigned int              s;
     redisReply               *reply;
     const u_char             *ip, *port;
@@ -497,6 +448,7 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
     /* the first redirection decides where the redirected commands go */
 
     kind = 0;
+    down = 0;
     target = NULL;
     slot = 0;
 
@@ -512,6 +464,8 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
         kind = ngx_ent_redis_cluster_redirected(reply);
 
         if (kind == 0) {
+            down |= ngx_ent_redis_cluster_error(reply, "CLUSTERDOWN",
+                                                sizeof("CLUSTERDOWN") - 1);
             continue;
         }
 
@@ -542,7 +496,7 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
     }
 
     if (kind == 0) {
-        if (ngx_ent_redis_cluster_is_down(op)) {
+        if (down) {
             /* a slot without a master: where is it now */
             ngx_ent_redis_cluster_stale(cl);
         }
@@ -598,40 +552,6 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
 }
 
 
-/* a -CLUSTERDOWN among the replies of op's last send */
-
-static ngx_uint_t
-ngx_ent_redis_cluster_is_down(ngx_ent_op_t *op)
-{
-    ngx_uint_t            i, k;
-    redisReply           *reply;
-    ngx_ent_redis_cop_t  *cop;
-
-    cop = op->cluster;
-
-    for (k = 0; k < cop->nexpect; k++) {
-        i = cop->expect[k];
-
-        if (i == NGX_ENT_CLUSTER_SKIP) {
-            continue;
-        }
-
-        reply = op->replies[i];
-
-        if (reply->type == REDIS_REPLY_ERROR && reply->str
-            && reply->len >= sizeof("CLUSTERDOWN") - 1
-            && ngx_strncmp(reply->str, "CLUSTERDOWN",
-                           sizeof("CLUSTERDOWN") - 1)
-               == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 /* MOVED, ASK or TRYAGAIN; 0 for any other reply */
 
 static int
@@ -646,8 +566,8 @@ ngx_ent_redis_cluster_redirected(redisReply *reply)
         return 0;
     }
 
-    if (reply->len >= sizeof("TRYAGAIN") - 1
-        && ngx_strncmp(reply->str, "TRYAGAIN", sizeof("TRYAGAIN") - 1) == 0)
+    if (ngx_ent_redis_cluster_error(reply, "TRYAGAIN",
+                                    sizeof("TRYAGAIN") - 1))
     {
         return NGX_ENT_CLUSTER_RETRY;
     }
@@ -660,6 +580,18 @@ ngx_ent_redis_cluster_redirected(redisReply *reply)
     }
 
     return kind;
+}
+
+
+/* an error reply that starts with prefix */
+
+static ngx_uint_t
+ngx_ent_redis_cluster_error(redisReply *reply, const char *prefix,
+    size_t len)
+{
+    return reply->type == REDIS_REPLY_ERROR && reply->str
+           && reply->len >= len
+           && ngx_strncmp(reply->str, prefix, len) == 0;
 }
 
 
@@ -767,7 +699,6 @@ ngx_ent_redis_cluster_node(ngx_ent_redis_cluster_t *cl, struct sockaddr *sa,
 
     ngx_ent_redis_conn_init(pool, rc);
 
-    rc->used = 1;
     rc->master = 0;
     rc->ever_connected = 0;
     rc->backoff = 0;
@@ -1068,7 +999,7 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
     u_char                  slots[NGX_ENT_REDIS_SLOTS];
     size_t                  nranges, port_len;
     socklen_t               socklen, lens[NGX_ENT_CLUSTER_MAX_NODES];
-    ngx_uint_t              i, k, s, n, masters;
+    ngx_uint_t              i, s, n, masters;
     ngx_sockaddr_t          sa, addrs[NGX_ENT_CLUSTER_MAX_NODES];
     ngx_ent_redis_pool_t   *pool;
     ngx_ent_redis_conn_t   *rc, *asked;
@@ -1122,16 +1053,9 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
             return NGX_ERROR;
         }
 
-        for (k = 0; k < n; k++) {
-            if (ngx_cmp_sockaddr(&addrs[k].sockaddr, lens[k], &sa.sockaddr,
-                                 socklen, 1)
-                == NGX_OK)
-            {
-                break;
-            }
-        }
-
-        if (k < n) {
+        if (ngx_ent_redis_cluster_named(addrs, lens, n, &sa.sockaddr, socklen)
+            < n)
+        {
             continue;
         }
 
@@ -1162,16 +1086,10 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
             continue;
         }
 
-        for (k = 0; k < n; k++) {
-            if (ngx_cmp_sockaddr(rc->node.sockaddr, rc->node.socklen,
-                                 &addrs[k].sockaddr, lens[k], 1)
-                == NGX_OK)
-            {
-                break;
-            }
-        }
-
-        if (k == n) {
+        if (ngx_ent_redis_cluster_named(addrs, lens, n, rc->node.sockaddr,
+                                        rc->node.socklen)
+            == n)
+        {
             ngx_ent_redis_cluster_release(rc);
         }
     }
@@ -1244,4 +1162,24 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
     }
 
     return NGX_OK;
+}
+
+
+/* where sa is among the n addresses, n if it is not */
+
+static ngx_uint_t
+ngx_ent_redis_cluster_named(ngx_sockaddr_t *addrs, socklen_t *lens,
+    ngx_uint_t n, struct sockaddr *sa, socklen_t socklen)
+{
+    ngx_uint_t  k;
+
+    for (k = 0; k < n; k++) {
+        if (ngx_cmp_sockaddr(&addrs[k].sockaddr, lens[k], sa, socklen, 1)
+            == NGX_OK)
+        {
+            break;
+        }
+    }
+
+    return k;
 }
