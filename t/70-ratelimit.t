@@ -240,14 +240,24 @@ ok(wait_until(sub {
 nginx_stop($n);
 my $slow = nginx_start(http_config => ($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
                            =~ s/timeout=300ms/timeout=3s/r,
-                       config => "$ten\n$config");
+                       config => "$ten\n$config\n"
+                           . "location = /long { ent_ratelimit_budget 1s; "
+                           . "ent_ratelimit local; proxy_pass http://127.0.0.1:$up/ok; }");
 my $sleep = http_start($slow, '/ok');   # warm
 http_finish($sleep);
 system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.5 >/dev/null &");
 sleep 0.1;
+# a request with a longer budget waits first: the shorter one behind it
+# still falls back at its own budget
+my $long = http_start($slow, '/long', host => 'free1.example.com',
+                      headers => ['X-Local: long', 'Accept: application/json']);
+select(undef, undef, undef, 0.05);
 $r = http($slow, '/local', host => 'free1.example.com',
           headers => ['X-Local: slow']);
 is($r->{headers}{'x-rl'}[0], 'FALLBACK', 'slower than the budget: fallback');
+my $lr = http_finish($long);
+is($lr->{status} . ' ' . $lr->{headers}{'x-rl'}[0], '200 PASSED',
+   'a location with a longer budget waited for Redis');
 is(EntTest::decode_json_min(http($slow, '/rlstatus', host => 'free1.example.com')->{body})->{budget_exceeded}, 1,
    'ent_ratelimit_status: one request over the budget');
 ok($r->{elapsed} < 0.4, 'answered at the budget, not when Redis woke');
