@@ -64,7 +64,11 @@ my ($p0, $s0) = (lookups($plog), lookups($slog));
 is_deeply(fills(10), { "acme team\n" => 10 }, 'ten fills answered');
 my ($p1, $s1) = (lookups($plog), lookups($slog));
 ok($s1 - $s0 >= 8, 'the fills read the replica (' . ($s1 - $s0) . ')');
-is($p1 - $p0, 0, '... not the primary');
+# under valgrind a worker's lag reading or worker 0's heartbeat can fall
+# behind for a moment: the fill then goes to the primary, as it should
+# when the replica's freshness is not known (seen once in a CI run)
+ok($p1 - $p0 <= ($ENV{ENT_VALGRIND} ? 2 : 0),
+   '... not the primary (' . ($p1 - $p0) . ')');
 my $st = status();
 ok($st->{postgres_replica}{queries} > 0, 'ent_status: the replica pool');
 
