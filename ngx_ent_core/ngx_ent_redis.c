@@ -668,14 +668,6 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         ngx_del_timer(&rc->timer);
     }
 
-    if (rc->unanswered && --rc->unanswered == 0
-        && rc->out_len > rc->out_pos
-        && !rc->peer.connection->write->posted)
-    {
-        /* the last send is answered: what queued meanwhile goes now */
-        ngx_post_event(rc->peer.connection->write, &ngx_posted_events);
-    }
-
     if (!ngx_queue_empty(&rc->inflight)) {
         ngx_ent_redis_arm(rc);
 
@@ -946,13 +938,9 @@ ngx_ent_redis_queue(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
             ngx_ent_redis_arm(rc);
         }
 
-        /*
-         * sent from the posted write event: one send for the whole burst;
-         * while the last send waits for its replies, commands gather
-         * until they come (the next batch is sent from ngx_ent_redis_reply)
-         */
+        /* sent from the posted write event: one send for the whole burst */
 
-        if (rc->unanswered == 0 && !rc->peer.connection->write->posted) {
+        if (!rc->peer.connection->write->posted) {
             ngx_post_event(rc->peer.connection->write, &ngx_posted_events);
         }
     }
@@ -1082,8 +1070,6 @@ ngx_ent_redis_flush(ngx_ent_redis_conn_t *rc)
         rc->out_pos = 0;
         rc->out_len = 0;
     }
-
-    rc->unanswered = rc->ninflight;
 
     return NGX_OK;
 }
@@ -1274,7 +1260,6 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     }
 
     rc->ninflight = 0;
-    rc->unanswered = 0;
 
     /* the next connection attempt asks the sentinels first */
     pool->master_known = 0;

@@ -34,7 +34,6 @@ typedef struct {
     size_t                     out_pos;
     ngx_queue_t                inflight;
     ngx_uint_t                 ninflight;
-    ngx_uint_t                 unanswered;   /* ops of the last send */
     ngx_uint_t                 handshake;
     ngx_event_t                timer;
     ngx_msec_t                 backoff;
