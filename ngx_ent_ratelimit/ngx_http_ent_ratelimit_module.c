@@ -49,7 +49,12 @@
 #define NGX_HTTP_ENT_RL_SLOT_PROBES      8
 
 /* keys this worker knows exist with a TTL in Redis (direct-mapped) */
-#define NGX_HTTP_ENT_RL_SEEN             4096
+#define NGX_HTTP_ENT_RL_SEEN             32768
+#define NGX_HTTP_ENT_RL_WAYS             8
+
+#define ngx_http_ent_rl_bucket(rmcf, hash)                                   \
+    (&(rmcf)->seen[((hash) % (NGX_HTTP_ENT_RL_SEEN / NGX_HTTP_ENT_RL_WAYS))   \
+                   * NGX_HTTP_ENT_RL_WAYS])
 
 /* quota usage not yet written to PostgreSQL (direct-mapped) */
 #define NGX_HTTP_ENT_RL_USAGE            1024
@@ -79,6 +84,7 @@ typedef struct {
     ngx_int_t                    burst;        /* at most this many a second */
     ngx_flag_t                   user;         /* key=user: after SSO */
     ngx_uint_t                   burst_ix;     /* its companion policy + 1 */
+    ngx_int_t                    lease;        /* lease=N: at most N ahead */
 } ngx_http_ent_rl_policy_t;
 
 
@@ -86,6 +92,14 @@ typedef struct {
     uint64_t                     hash;
     time_t                       start;
     ngx_uint_t                   generation;
+    ngx_uint_t                   used;         /* when claimed */
+
+    /* lease=: counts next..last taken in Redis, not yet used here */
+    ngx_int_t                    next;
+    ngx_int_t                    last;
+    ngx_int_t                    count;        /* Redis's at the grant */
+    ngx_int_t                    limit;        /* the grant's limit */
+    time_t                       end;          /* of its window */
 } ngx_http_ent_rl_seen_t;
 
 
@@ -130,6 +144,9 @@ typedef struct {
     time_t                       offset;       /* ent_ratelimit_time_offset */
     time_t                       logged;
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
+    ngx_uint_t                   claims;
+
+    ngx_uint_t                   workers;      /* worker_processes */
 
     /* requests waiting for Redis, by deadline; one timer for them all */
     ngx_queue_t                  waiting;
@@ -158,6 +175,9 @@ typedef struct {
     uint64_t                     hash;
     time_t                       start;
     ngx_uint_t                   reply;        /* index of the INCR reply */
+    ngx_int_t                    incr;         /* lease=: INCRBY this */
+    ngx_int_t                    back;         /* to give back: DECRBY */
+    unsigned                     leased:1;     /* admitted from a lease */
     unsigned                     created:1;    /* SET NX sent */
     unsigned                     rejected:1;
     unsigned                     counted:1;    /* Redis was incremented */
@@ -246,7 +266,8 @@ static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
 static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
 static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
-static void ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
+static ngx_http_ent_rl_seen_t *ngx_http_ent_rl_remember(
+    ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
 static void ngx_http_ent_rl_replied(ngx_ent_op_t *op);
 static void ngx_http_ent_rl_wait(ngx_http_ent_rl_main_conf_t *rmcf,
@@ -264,7 +285,18 @@ static ngx_uint_t ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_str_t *key, time_t end, ngx_int_t limit, ngx_uint_t *count);
 static void ngx_http_ent_rl_decide(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
-static void ngx_http_ent_rl_undo(ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_undo(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_give_back(ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_accounted(ngx_http_request_t *r,
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_ctx_t *ctx);
+static ngx_http_ent_rl_seen_t *ngx_http_ent_rl_lease(
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_result_t *res,
+    ngx_uint_t generation);
+static ngx_uint_t ngx_http_ent_rl_room(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
+static void ngx_http_ent_rl_granted(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation, ngx_int_t count);
 static void ngx_http_ent_rl_ignored(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_rl_reject(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
@@ -959,6 +991,15 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             p->burst = n;
 
+        } else if (ngx_strncmp(value[i].data, "lease=", 6) == 0) {
+            n = ngx_atoi(val.data, val.len);
+
+            if (n < 1 || n > 1000000) {
+                goto invalid;
+            }
+
+            p->lease = n;
+
         } else if (ngx_strncmp(value[i].data, "nodes=", 6) == 0) {
             n = ngx_atoi(val.data, val.len);
 
@@ -1429,11 +1470,14 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     time_t                         now, start;
     ngx_int_t                      rc, limit;
     ngx_int_t                      anchor;
+    ngx_int_t                      k;
     ngx_str_t                      tenant, tag, tier, overrides,
                                    setv[NGX_HTTP_ENT_RL_MAX][6],
-                                   incrv[NGX_HTTP_ENT_RL_MAX][2];
+                                   incrv[NGX_HTTP_ENT_RL_MAX][3];
     u_char                        *ttl;
+    u_char                         by[NGX_HTTP_ENT_RL_MAX][NGX_INT_T_LEN];
     ngx_uint_t                     i, j, n, nk, *ix;
+    ngx_http_ent_rl_seen_t        *e;
     ngx_ent_redis_cmd_t            cmds[2 * NGX_HTTP_ENT_RL_MAX];
     ngx_http_ent_rl_tier_t        *t;
     ngx_http_ent_rl_ctx_t         *ctx;
@@ -1571,18 +1615,59 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         res->hash = ngx_http_ent_rl_hash(&res->key);
 
         /*
+         * lease=: counts this worker took ahead in Redis are used here
+         * without a round trip; when none is left, INCRBY takes the next
+         * ones: a share of what remains (by the last count seen), so that
+         * the nodes' leases shrink to single counts near the limit
+         */
+
+        if (p->lease) {
+            e = ngx_http_ent_rl_lease(rmcf, res, ctx->generation);
+
+            if (e && e->next <= e->last) {
+                res->leased = 1;
+                res->used = e->next++;
+                res->remaining = limit - res->used;
+                ngx_http_ent_rl_thresholds(r, res);
+                continue;
+            }
+
+            if (e == NULL
+                && !ngx_http_ent_rl_room(rmcf, res, ctx->generation))
+            {
+                /* another key's lease holds the slot: no lease here */
+                res->incr = 0;
+
+            } else if (e && e->count < limit) {
+                k = (limit - e->count)
+                    / (ngx_int_t) (2 * p->nodes * ngx_max(rmcf->workers, 1));
+                k = ngx_max(ngx_min(k, p->lease), 1);
+                res->incr = k;
+
+            } else {
+                res->incr = 1;
+            }
+        }
+
+        /*
          * INCR is atomic; the first time this worker uses a key in a
          * window, "SET key 0 EX ttl NX" goes first, so that the key always
          * has a TTL; later the INCR alone (a reconnect to Redis, which may
          * have lost the key, forgets what was seen)
          */
 
-        if (ngx_http_ent_rl_seen(rmcf, res, ctx->generation)) {
-            ngx_str_set(&incrv[n][0], "INCR");
-            incrv[n][1] = res->key;
+        ngx_str_set(&incrv[n][0], "INCR");
+        incrv[n][1] = res->key;
 
+        if (res->incr) {
+            ngx_str_set(&incrv[n][0], "INCRBY");
+            incrv[n][2].data = by[n];
+            incrv[n][2].len = ngx_sprintf(by[n], "%i", res->incr) - by[n];
+        }
+
+        if (ngx_http_ent_rl_seen(rmcf, res, ctx->generation)) {
             res->reply = nk;
-            cmds[nk].argc = 2;
+            cmds[nk].argc = res->incr ? 3 : 2;
             cmds[nk].argv = incrv[n];
             nk++;
             n++;
@@ -1604,15 +1689,12 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         setv[n][4].len = ngx_sprintf(ttl, "%T", res->window + 60) - ttl;
         ngx_str_set(&setv[n][5], "NX");
 
-        ngx_str_set(&incrv[n][0], "INCR");
-        incrv[n][1] = res->key;
-
         cmds[nk].argc = 6;
         cmds[nk].argv = setv[n];
         nk++;
 
         res->reply = nk;
-        cmds[nk].argc = 2;
+        cmds[nk].argc = res->incr ? 3 : 2;
         cmds[nk].argv = incrv[n];
         nk++;
 
@@ -1621,6 +1703,17 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 
     if (ctx->n == 0) {
         return NGX_DECLINED;
+    }
+
+    if (nk == 0) {
+        /* every policy answered from this worker's leases */
+
+        ngx_str_set(&ctx->status, "PASSED");
+        ngx_http_ent_rl_decide(r, ctx);
+        ngx_http_ent_rl_accounted(r, rmcf, ctx);
+
+        return ctx->decision == NGX_DECLINED ? NGX_DECLINED
+                                             : ngx_http_ent_rl_reject(r, ctx);
     }
 
     rc = ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied, ctx);
@@ -1739,24 +1832,90 @@ ngx_http_ent_rl_hash(ngx_str_t *key)
 }
 
 
+/*
+ * What this worker knows of the keys it counts (per worker, no lock): that
+ * a key has its TTL in Redis (SET NX sent in this window and Redis
+ * generation), and lease= counts it holds.  A set-associative table:
+ * NGX_HTTP_ENT_RL_WAYS entries per bucket; an entry holding a usable lease
+ * is never taken for another key (its counts would be lost), any other may
+ * be.
+ */
+
+static ngx_http_ent_rl_seen_t *
+ngx_http_ent_rl_find(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    ngx_uint_t               i;
+    ngx_http_ent_rl_seen_t  *e;
+
+    if (rmcf->seen == NULL || generation == 0) {
+        return NULL;
+    }
+
+    e = ngx_http_ent_rl_bucket(rmcf, res->hash);
+
+    for (i = 0; i < NGX_HTTP_ENT_RL_WAYS; i++) {
+        if (e[i].hash == res->hash && e[i].start == res->start
+            && e[i].generation == generation)
+        {
+            return &e[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_ent_rl_leasing(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_seen_t *e, ngx_uint_t generation)
+{
+    return e->next <= e->last && e->generation == generation
+           && ngx_time() + rmcf->offset < e->end;
+}
+
+
+/* a free entry in res's bucket, if there is one */
+
+static ngx_http_ent_rl_seen_t *
+ngx_http_ent_rl_free(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    ngx_uint_t               i;
+    ngx_http_ent_rl_seen_t  *e, *f;
+
+    if (rmcf->seen == NULL) {
+        return NULL;
+    }
+
+    e = ngx_http_ent_rl_bucket(rmcf, res->hash);
+    f = NULL;
+
+    for (i = 0; i < NGX_HTTP_ENT_RL_WAYS; i++) {
+        if (ngx_http_ent_rl_leasing(rmcf, &e[i], generation)) {
+            continue;
+        }
+
+        /* the least recently claimed of the others */
+
+        if (f == NULL || e[i].used < f->used) {
+            f = &e[i];
+        }
+    }
+
+    return f;
+}
+
+
 static ngx_uint_t
 ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
 {
-    ngx_http_ent_rl_seen_t  *e;
-
-    if (rmcf->seen == NULL || generation == 0) {
-        return 0;
-    }
-
-    e = &rmcf->seen[res->hash % NGX_HTTP_ENT_RL_SEEN];
-
-    return e->hash == res->hash && e->start == res->start
-           && e->generation == generation;
+    return ngx_http_ent_rl_find(rmcf, res, generation) != NULL;
 }
 
 
-static void
+static ngx_http_ent_rl_seen_t *
 ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
 {
@@ -1767,14 +1926,124 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
         rmcf->seen = ngx_pcalloc(ngx_cycle->pool, NGX_HTTP_ENT_RL_SEEN
                                  * sizeof(ngx_http_ent_rl_seen_t));
         if (rmcf->seen == NULL) {
-            return;
+            return NULL;
         }
     }
 
-    e = &rmcf->seen[res->hash % NGX_HTTP_ENT_RL_SEEN];
+    e = ngx_http_ent_rl_find(rmcf, res, generation);
+
+    if (e) {
+        return e;
+    }
+
+    e = ngx_http_ent_rl_free(rmcf, res, generation);
+
+    if (e == NULL) {
+        /* every entry of the bucket holds another key's lease */
+        return NULL;
+    }
+
     e->hash = res->hash;
     e->start = res->start;
     e->generation = generation;
+    e->used = ++rmcf->claims;
+    e->next = 1;
+    e->last = 0;
+    e->count = 0;
+    e->limit = 0;
+    e->end = res->start + res->window;
+
+    return e;
+}
+
+
+/* lease=: an entry for res's key is there, or can be had */
+
+static ngx_uint_t
+ngx_http_ent_rl_room(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    return rmcf->seen == NULL
+           || ngx_http_ent_rl_find(rmcf, res, generation) != NULL
+           || ngx_http_ent_rl_free(rmcf, res, generation) != NULL;
+}
+
+
+/*
+ * lease=: this worker's entry for res's key and window, if it has one (a
+ * lease granted under another limit, an override changed since, goes
+ * back to Redis)
+ */
+
+static ngx_http_ent_rl_seen_t *
+ngx_http_ent_rl_lease(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
+{
+    ngx_http_ent_rl_seen_t  *e;
+
+    e = ngx_http_ent_rl_find(rmcf, res, generation);
+
+    if (e && e->limit != res->limit && e->next <= e->last) {
+        res->back += e->last - e->next + 1;
+        e->next = e->last + 1;
+    }
+
+    return e;
+}
+
+
+/*
+ * INCRBY k answered count: the k counts count-k+1..count are this worker's,
+ * as far as they are within the limit (the rest goes back at once); the
+ * request takes the first, the lease keeps the others.  None within: the
+ * request is rejected and all k go back.
+ */
+
+static void
+ngx_http_ent_rl_granted(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_result_t *res, ngx_uint_t generation, ngx_int_t count)
+{
+    ngx_int_t                k, within;
+    ngx_http_ent_rl_seen_t  *e;
+
+    k = res->incr;
+    within = (count <= res->limit) ? k : res->limit - (count - k);
+
+    e = ngx_http_ent_rl_remember(rmcf, res, generation);
+
+    if (e) {
+        e->count = count;
+    }
+
+    if (within <= 0) {
+        res->rejected = 1;
+        res->remaining = 0;
+        res->back += k;
+        return;
+    }
+
+    res->counted = 1;
+    res->used = count - k + 1;
+    res->remaining = res->limit - res->used;
+
+    if (within < k) {
+        res->back += k - within;
+    }
+
+    if (e == NULL || e->next <= e->last) {
+        /*
+         * no room to keep a lease, or the worker still has one for this
+         * key (requests that asked at the same time): what the request
+         * does not take goes back
+         */
+        res->back += within - 1;
+        return;
+    }
+
+    e->next = res->used + 1;
+    e->last = count - k + within;
+    e->limit = res->limit;
+    e->end = res->start + res->window;
 }
 
 
@@ -1809,6 +2078,10 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
 
+        if (res->leased) {
+            continue;
+        }
+
         if (res->reply >= op->nreplies) {
             ngx_http_ent_rl_fallback(r, ctx);
             goto done;
@@ -1824,11 +2097,22 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
             goto done;
         }
 
-        res->counted = 1;
-
         if (res->created) {
             ngx_http_ent_rl_remember(rmcf, res, ctx->generation);
         }
+
+        if (res->incr) {
+            ngx_http_ent_rl_granted(rmcf, res, ctx->generation,
+                                    reply->integer);
+
+            if (!res->rejected) {
+                ngx_http_ent_rl_thresholds(r, res);
+            }
+
+            continue;
+        }
+
+        res->counted = 1;
 
         if (reply->integer > res->limit) {
             res->rejected = 1;
@@ -1843,16 +2127,7 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 
     ngx_str_set(&ctx->status, "PASSED");
     ngx_http_ent_rl_decide(r, ctx);
-
-    if (ctx->decision == NGX_DECLINED && rmcf->usage_stmt) {
-        for (i = 0; i < ctx->n; i++) {
-            if (ctx->res[i].policy->monthly && ctx->res[i].counted
-                && !ctx->res[i].rejected)
-            {
-                ngx_http_ent_rl_account(r, rmcf, &ctx->res[i]);
-            }
-        }
-    }
+    ngx_http_ent_rl_accounted(r, rmcf, ctx);
 
 done:
 
@@ -2253,6 +2528,11 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
 
+        if (res->leased) {
+            /* counted in Redis already, when the lease was taken */
+            continue;
+        }
+
         switch (res->policy->fail) {
 
         case NGX_HTTP_ENT_RL_FAIL_OPEN:
@@ -2357,8 +2637,11 @@ ngx_http_ent_rl_local(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key,
 static void
 ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 {
-    ngx_uint_t                 i, dry;
-    ngx_http_ent_rl_result_t  *res;
+    ngx_uint_t                    i, dry;
+    ngx_http_ent_rl_result_t     *res;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
 
     dry = 0;
 
@@ -2388,48 +2671,113 @@ ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
         ngx_str_set(&ctx->status, "REJECTED");
 
         /* a rejected request consumes nothing: take every count back */
-        ngx_http_ent_rl_undo(ctx);
+        ngx_http_ent_rl_undo(rmcf, ctx);
 
         for (i = 0; i < ctx->n; i++) {
-            if (ctx->res[i].counted && !ctx->res[i].rejected) {
+            if ((ctx->res[i].counted || ctx->res[i].leased)
+                && !ctx->res[i].rejected)
+            {
                 ctx->res[i].remaining++;
             }
         }
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ent ratelimit: request rejected");
+    }
+
+    if (dry && ctx->cause == NULL) {
+        ngx_str_set(&ctx->status, "DRY_RUN_REJECTED");
+    }
+
+    ngx_http_ent_rl_give_back(ctx);
+}
+
+
+/* the monthly quotas a request admitted used, for the usage roll-up */
+
+static void
+ngx_http_ent_rl_accounted(ngx_http_request_t *r,
+    ngx_http_ent_rl_main_conf_t *rmcf, ngx_http_ent_rl_ctx_t *ctx)
+{
+    ngx_uint_t  i;
+
+    if (ctx->decision != NGX_DECLINED || rmcf->usage_stmt == NULL) {
         return;
     }
 
-    if (dry) {
-        ngx_str_set(&ctx->status, "DRY_RUN_REJECTED");
+    for (i = 0; i < ctx->n; i++) {
+        if (ctx->res[i].policy->monthly
+            && (ctx->res[i].counted || ctx->res[i].leased)
+            && !ctx->res[i].rejected)
+        {
+            ngx_http_ent_rl_account(r, rmcf, &ctx->res[i]);
+        }
     }
 }
 
 
 static void
-ngx_http_ent_rl_undo(ngx_http_ent_rl_ctx_t *ctx)
+ngx_http_ent_rl_undo(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_http_ent_rl_ctx_t *ctx)
 {
-    ngx_str_t             argv[NGX_HTTP_ENT_RL_MAX][2];
+    ngx_uint_t                 i;
+    ngx_http_ent_rl_seen_t    *e;
+    ngx_http_ent_rl_result_t  *res;
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (res->leased || (res->counted && res->incr)) {
+            /* the request's count returns to the lease it came from */
+
+            e = ngx_http_ent_rl_lease(rmcf, res, ctx->generation);
+
+            if (e && e->next == (ngx_int_t) res->used + 1) {
+                e->next--;
+
+            } else {
+                res->back++;
+            }
+
+            continue;
+        }
+
+        if (res->counted) {
+            res->back++;
+        }
+    }
+}
+
+
+/* counts that go back to Redis: fire and forget, nothing waits for it */
+
+static void
+ngx_http_ent_rl_give_back(ngx_http_ent_rl_ctx_t *ctx)
+{
+    u_char                by[NGX_HTTP_ENT_RL_MAX][NGX_INT_T_LEN];
+    ngx_str_t             argv[NGX_HTTP_ENT_RL_MAX][3];
     ngx_uint_t            i, n;
     ngx_ent_redis_cmd_t   cmds[NGX_HTTP_ENT_RL_MAX];
 
     n = 0;
 
     for (i = 0; i < ctx->n; i++) {
-        if (!ctx->res[i].counted) {
+        if (ctx->res[i].back <= 0) {
             continue;
         }
 
-        ngx_str_set(&argv[n][0], "DECR");
+        ngx_str_set(&argv[n][0], "DECRBY");
         argv[n][1] = ctx->res[i].key;
-        cmds[n].argc = 2;
+        argv[n][2].data = by[n];
+        argv[n][2].len = ngx_sprintf(by[n], "%i", ctx->res[i].back) - by[n];
+        cmds[n].argc = 3;
         cmds[n].argv = argv[n];
         n++;
+
+        ctx->res[i].back = 0;
     }
 
     if (n) {
-        /* fire and forget: nothing waits for it */
         (void) ngx_ent_redis_run(NULL, cmds, n, ngx_http_ent_rl_ignored,
                                  NULL);
     }
@@ -2809,7 +3157,15 @@ ngx_http_ent_rl_init_process(ngx_cycle_t *cycle)
     rmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_ent_ratelimit_module);
 
-    if (rmcf == NULL || rmcf->usage_stmt == NULL) {
+    if (rmcf == NULL) {
+        return NGX_OK;
+    }
+
+    rmcf->workers = ((ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx,
+                                                      ngx_core_module))
+                    ->worker_processes;
+
+    if (rmcf->usage_stmt == NULL) {
         return NGX_OK;
     }
 

@@ -1042,11 +1042,14 @@ again:
             ctx->state.len = vlen;
         }
 
-        /* rewrite without our cookies */
+        /*
+         * rewrite without our cookies: a header that holds the session
+         * cookie is ours; another is searched for any of the three names
+         */
 
-        ours = 0;
+        ours = (rc == 0);
 
-        for (k = 0; k < 3; k++) {
+        for (k = 0; !ours && k < 3; k++) {
             if (ngx_strlcasestrn(h[i].value.data,
                                  h[i].value.data + h[i].value.len,
                                  names[k]->data, names[k]->len - 1)

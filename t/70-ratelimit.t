@@ -40,11 +40,13 @@ ent_ratelimit_policy tight per=day limit=1 key=$http_x_mixed fail=local;
 ent_ratelimit_policy lopen per=day limit=1 key=$http_x_legacy fail=open;
 ent_ratelimit_policy bursty per=hour limit=100 burst=2 key=$http_x_burst;
 ent_ratelimit_policy llocal per=day limit=100 key=$http_x_legacy fail=local;
+ent_ratelimit_policy leased per=day limit=30 key=$http_x_lease lease=10 nodes=3;
 CONF
 
 my $config = <<'CONF';
 add_header X-RL "$ent_ratelimit_status" always;
 location = /exact { ent_ratelimit exact; return 200 "ok\n"; }
+location = /leased { ent_ratelimit leased; proxy_pass http://127.0.0.1:$server_port/ok; }
 location = /ok { return 200 "ok\n"; }
 location /t/ {
     ent_ratelimit ai api;
@@ -90,6 +92,42 @@ is(redis_cli('--scan', '--pattern', 'rl:{t:-}:exact:*') ne '', 1,
 my ($key) = grep { /exact/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
 is(redis_cli('GET', $key), 30, 'and rejected requests consumed nothing');
 ok(redis_cli('TTL', $key) > 86400, 'the key expires after its window');
+
+# lease=10: each node takes counts ahead in Redis and admits from them
+# without a round trip; still exactly the limit over the fleet.  A burst
+# of 120 at once, then 60 one by one over the nodes (which use up any
+# count a node still holds): 30 admitted in all, and Redis ends at 30
+
+sub incrby_calls {
+    my ($c) = redis_cli('INFO', 'commandstats') =~ /cmdstat_incrby:calls=(\d+)/;
+    return $c // 0;
+}
+my $calls0 = incrby_calls();
+my %lb;
+@h = map { http_start($nodes[$_ % 3], '/leased', headers => ['X-Lease: b']) } 0 .. 119;
+$lb{ http_finish($_)->{status} }++ for @h;
+ok(($lb{200} // 0) <= 30, 'lease: a burst of 120 admits at most 30 ('
+   . ($lb{200} // 0) . ')');
+for my $i (0 .. 59) {
+    $lb{ http($nodes[$i % 3], '/leased', headers => ['X-Lease: b'])->{status} }++;
+}
+is_deeply(\%lb, { 200 => 30, 429 => 150 },
+          'lease: exactly 30 admitted over the fleet, 150 refused');
+my ($lkey) = grep { /:leased:/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+ok(wait_until(sub { redis_cli('GET', $lkey) eq '30' }, 2),
+   'lease: Redis counts 30, what went over the limit was given back');
+
+# one by one, the leases do save round trips
+$calls0 = incrby_calls();
+%lb = ();
+for my $i (0 .. 29) {
+    $lb{ http($nodes[$i % 3], '/leased', headers => ['X-Lease: s'])->{status} }++;
+}
+my $calls = incrby_calls() - $calls0;
+is_deeply(\%lb, { 200 => 30 }, 'lease: 30 one by one, all admitted');
+ok($calls < 20, "lease: fewer Redis increments than requests ($calls for 30)");
+is(http($n, '/leased', headers => ['X-Lease: s'])->{status}, 429,
+   'lease: then the limit holds');
 
 # tiers, headers
 

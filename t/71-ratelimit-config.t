@@ -201,3 +201,19 @@ ent_ratelimit_policy api per=minute limit=10 burst=0;
 --- must_die
 --- error_log
 invalid parameter "burst=0" in "ent_ratelimit_policy" directive
+
+=== TEST 23: a bad lease
+--- http_config
+ent_ratelimit_policy api per=minute limit=10 lease=0;
+--- config
+--- must_die
+--- error_log
+invalid parameter "lease=0" in "ent_ratelimit_policy" directive
+
+=== TEST 24: a lease too large
+--- http_config
+ent_ratelimit_policy api per=minute limit=10 lease=1000001;
+--- config
+--- must_die
+--- error_log
+invalid parameter "lease=1000001" in "ent_ratelimit_policy" directive
