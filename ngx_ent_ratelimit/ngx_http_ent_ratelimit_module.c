@@ -100,6 +100,8 @@ typedef struct {
     ngx_int_t                    count;        /* Redis's at the grant */
     ngx_int_t                    limit;        /* the grant's limit */
     time_t                       end;          /* of its window */
+    ngx_msec_t                   asked;        /* a lease is on its way */
+    ngx_uint_t                   asking;
 } ngx_http_ent_rl_seen_t;
 
 
@@ -1638,11 +1640,26 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                 /* another key's lease holds the slot: no lease here */
                 res->incr = 0;
 
+            } else if (e && e->asking
+                       && ngx_current_msec - e->asked < 1000)
+            {
+                /*
+                 * a lease is on its way for this key: requests meanwhile
+                 * count one each, rather than each take a lease that the
+                 * first reply would make them give back
+                 */
+                res->incr = 1;
+
             } else if (e && e->count < limit) {
                 k = (limit - e->count)
                     / (ngx_int_t) (2 * p->nodes * ngx_max(rmcf->workers, 1));
                 k = ngx_max(ngx_min(k, p->lease), 1);
                 res->incr = k;
+
+                if (k > 1) {
+                    e->asking = 1;
+                    e->asked = ngx_current_msec;
+                }
 
             } else {
                 res->incr = 1;
@@ -1947,6 +1964,7 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
     e->start = res->start;
     e->generation = generation;
     e->used = ++rmcf->claims;
+    e->asking = 0;
     e->next = 1;
     e->last = 0;
     e->count = 0;
@@ -2012,7 +2030,11 @@ ngx_http_ent_rl_granted(ngx_http_ent_rl_main_conf_t *rmcf,
     e = ngx_http_ent_rl_remember(rmcf, res, generation);
 
     if (e) {
-        e->count = count;
+        e->count = ngx_max(e->count, count);
+
+        if (k > 1) {
+            e->asking = 0;
+        }
     }
 
     if (within <= 0) {
