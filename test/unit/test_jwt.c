@@ -553,6 +553,32 @@ test_b64url(void)
              == -1, "b64url refuses non-zero unused bits");
     check(ent_b64url_decode(out, &n, (const unsigned char *) "Zm\0v", 4) == -1,
           "b64url refuses NUL");
+
+    /* every byte, in a full quad and in a tail: the alphabet and no more */
+
+    for (i = 0; i < 256; i++) {
+        unsigned char  quad[8] = "AAAAAAw";
+        int            ok, v;
+
+        v = (i >= 'A' && i <= 'Z') ? (int) i - 'A'
+            : (i >= 'a' && i <= 'z') ? (int) i - 'a' + 26
+            : (i >= '0' && i <= '9') ? (int) i - '0' + 52
+            : i == '-' ? 62 : i == '_' ? 63 : -1;
+        ok = (v >= 0);
+
+        quad[1] = (unsigned char) i;
+        quad[4] = (unsigned char) i;
+
+        if ((ent_b64url_decode(out, &n, quad, 4) == 0) != ok
+            || (ent_b64url_decode(out, &n, quad + 3, 2) == 0)
+               != (ok && (v & 0x0f) == 0))
+        {
+            break;
+        }
+    }
+
+    check(i == 256, "b64url: each of the 256 bytes accepted exactly when "
+          "in the alphabet");
 }
 
 
