@@ -49,11 +49,12 @@
 #define NGX_HTTP_ENT_RL_SLOT_PROBES      8
 
 /* keys this worker knows exist with a TTL in Redis (direct-mapped) */
-#define NGX_HTTP_ENT_RL_SEEN             32768
+#define NGX_HTTP_ENT_RL_SEEN             4096   /* keys a worker knows */
+#define NGX_HTTP_ENT_RL_SEEN_LEASES      32768  /* ... with lease= on */
 #define NGX_HTTP_ENT_RL_WAYS             8
 
 #define ngx_http_ent_rl_bucket(rmcf, hash)                                   \
-    (&(rmcf)->seen[((hash) % (NGX_HTTP_ENT_RL_SEEN / NGX_HTTP_ENT_RL_WAYS))   \
+    (&(rmcf)->seen[((hash) % ((rmcf)->nseen / NGX_HTTP_ENT_RL_WAYS))          \
                    * NGX_HTTP_ENT_RL_WAYS])
 
 /* quota usage not yet written to PostgreSQL (direct-mapped) */
@@ -147,6 +148,7 @@ typedef struct {
     time_t                       logged;
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
     ngx_uint_t                   claims;
+    ngx_uint_t                   nseen;        /* its entries */
 
     ngx_uint_t                   workers;      /* worker_processes */
 
@@ -1001,6 +1003,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             p->lease = n;
+            rmcf->nseen = NGX_HTTP_ENT_RL_SEEN_LEASES;
 
         } else if (ngx_strncmp(value[i].data, "nodes=", 6) == 0) {
             n = ngx_atoi(val.data, val.len);
@@ -1940,7 +1943,11 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
 
     if (rmcf->seen == NULL) {
         /* per worker, with the cycle */
-        rmcf->seen = ngx_pcalloc(ngx_cycle->pool, NGX_HTTP_ENT_RL_SEEN
+        if (rmcf->nseen == 0) {
+            rmcf->nseen = NGX_HTTP_ENT_RL_SEEN;
+        }
+
+        rmcf->seen = ngx_pcalloc(ngx_cycle->pool, rmcf->nseen
                                  * sizeof(ngx_http_ent_rl_seen_t));
         if (rmcf->seen == NULL) {
             return NULL;
