@@ -53,9 +53,11 @@
 #define NGX_HTTP_ENT_RL_SEEN_LEASES      32768  /* ... with lease= on */
 #define NGX_HTTP_ENT_RL_WAYS             8
 
+/* the first entry of a key's bucket; a tag is never 0 (an unused entry) */
+
 #define ngx_http_ent_rl_bucket(rmcf, hash)                                   \
-    (&(rmcf)->seen[((hash) % ((rmcf)->nseen / NGX_HTTP_ENT_RL_WAYS))          \
-                   * NGX_HTTP_ENT_RL_WAYS])
+    (((hash) % ((rmcf)->nseen / NGX_HTTP_ENT_RL_WAYS)) * NGX_HTTP_ENT_RL_WAYS)
+#define ngx_http_ent_rl_tag(hash)  ((uint32_t) ((hash) >> 32) | 1)
 
 /* quota usage not yet written to PostgreSQL (direct-mapped) */
 #define NGX_HTTP_ENT_RL_USAGE            1024
@@ -149,6 +151,7 @@ typedef struct {
     ngx_http_ent_rl_seen_t      *seen;         /* per worker, lazily */
     ngx_uint_t                   claims;
     ngx_uint_t                   nseen;        /* its entries */
+    uint32_t                    *tags;         /* a bucket's in one line */
 
     ngx_uint_t                   workers;      /* worker_processes */
 
@@ -1865,20 +1868,30 @@ static ngx_http_ent_rl_seen_t *
 ngx_http_ent_rl_find(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
 {
-    ngx_uint_t               i;
+    uint32_t                 tag;
+    ngx_uint_t               b, i;
     ngx_http_ent_rl_seen_t  *e;
 
     if (rmcf->seen == NULL || generation == 0) {
         return NULL;
     }
 
-    e = ngx_http_ent_rl_bucket(rmcf, res->hash);
+    /* the tags first: one cache line, where the entries take eleven */
 
-    for (i = 0; i < NGX_HTTP_ENT_RL_WAYS; i++) {
-        if (e[i].hash == res->hash && e[i].start == res->start
-            && e[i].generation == generation)
+    b = ngx_http_ent_rl_bucket(rmcf, res->hash);
+    tag = ngx_http_ent_rl_tag(res->hash);
+
+    for (i = b; i < b + NGX_HTTP_ENT_RL_WAYS; i++) {
+        if (rmcf->tags[i] != tag) {
+            continue;
+        }
+
+        e = &rmcf->seen[i];
+
+        if (e->hash == res->hash && e->start == res->start
+            && e->generation == generation)
         {
-            return &e[i];
+            return e;
         }
     }
 
@@ -1908,7 +1921,7 @@ ngx_http_ent_rl_free(ngx_http_ent_rl_main_conf_t *rmcf,
         return NULL;
     }
 
-    e = ngx_http_ent_rl_bucket(rmcf, res->hash);
+    e = &rmcf->seen[ngx_http_ent_rl_bucket(rmcf, res->hash)];
     f = NULL;
 
     for (i = 0; i < NGX_HTTP_ENT_RL_WAYS; i++) {
@@ -1947,6 +1960,12 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
             rmcf->nseen = NGX_HTTP_ENT_RL_SEEN;
         }
 
+        rmcf->tags = ngx_pcalloc(ngx_cycle->pool,
+                                 rmcf->nseen * sizeof(uint32_t));
+        if (rmcf->tags == NULL) {
+            return NULL;
+        }
+
         rmcf->seen = ngx_pcalloc(ngx_cycle->pool, rmcf->nseen
                                  * sizeof(ngx_http_ent_rl_seen_t));
         if (rmcf->seen == NULL) {
@@ -1966,6 +1985,8 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
         /* every entry of the bucket holds another key's lease */
         return NULL;
     }
+
+    rmcf->tags[e - rmcf->seen] = ngx_http_ent_rl_tag(res->hash);
 
     e->hash = res->hash;
     e->start = res->start;
