@@ -154,10 +154,6 @@ typedef struct {
     uint32_t                    *tags;         /* a bucket's in one line */
 
     ngx_uint_t                   workers;      /* worker_processes */
-
-    /* requests waiting for Redis, by deadline; one timer for them all */
-    ngx_queue_t                  waiting;
-    ngx_event_t                  budget;
 } ngx_http_ent_rl_main_conf_t;
 
 
@@ -201,8 +197,7 @@ typedef struct {
     ngx_http_ent_rl_result_t    *cause;        /* the result that decided */
     ngx_str_t                    status;       /* $ent_ratelimit_status */
     ngx_uint_t                   generation;
-    ngx_queue_t                  queue;        /* in rmcf->waiting */
-    ngx_msec_t                   deadline;     /* of the budget */
+    ngx_event_t                  budget;
     ngx_http_request_t          *request;
 } ngx_http_ent_rl_ctx_t;
 
@@ -277,10 +272,7 @@ static ngx_http_ent_rl_seen_t *ngx_http_ent_rl_remember(
     ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
 static void ngx_http_ent_rl_replied(ngx_ent_op_t *op);
-static void ngx_http_ent_rl_wait(ngx_http_ent_rl_main_conf_t *rmcf,
-    ngx_http_ent_rl_ctx_t *ctx, ngx_msec_t budget);
 static void ngx_http_ent_rl_budget(ngx_event_t *ev);
-static void ngx_http_ent_rl_expired(ngx_http_ent_rl_ctx_t *ctx);
 static void ngx_http_ent_rl_cleanup(void *data);
 static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
@@ -1522,7 +1514,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     /*
      * the context lives in a pool cleanup: it survives internal redirects
      * (which wipe module contexts), so a request is counted once, and the
-     * cleanup takes it off the waiting list if the request goes away
+     * cleanup removes the budget timer if the request goes away
      */
 
     ctx = ngx_ent_ctx_new(r, &ngx_http_ent_ratelimit_module,
@@ -1742,7 +1734,10 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     rc = ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied, ctx);
 
     if (rc == NGX_AGAIN) {
-        ngx_http_ent_rl_wait(rmcf, ctx, rlcf->budget);
+        ctx->budget.handler = ngx_http_ent_rl_budget;
+        ctx->budget.data = ctx;
+        ctx->budget.log = r->connection->log;
+        ngx_add_timer(&ctx->budget, rlcf->budget);
 
         ctx->state = NGX_HTTP_ENT_RL_WAITING;
         return ngx_ent_phase_wait(r);
@@ -2116,7 +2111,9 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
         return;
     }
 
-    ngx_queue_remove(&ctx->queue);
+    if (ctx->budget.timer_set) {
+        ngx_del_timer(&ctx->budget);
+    }
 
     if (op->status != NGX_ENT_OK) {
         ngx_http_ent_rl_fallback(r, ctx);
@@ -2433,89 +2430,15 @@ ngx_http_ent_rl_rejects_flush(ngx_event_t *ev)
 }
 
 
-/*
- * Requests waiting for Redis are kept by deadline, with one timer for the
- * earliest: a request costs a queue insertion instead of a timer of its own
- * (equal budgets, the usual case, append at the tail).
- */
-
-static void
-ngx_http_ent_rl_wait(ngx_http_ent_rl_main_conf_t *rmcf,
-    ngx_http_ent_rl_ctx_t *ctx, ngx_msec_t budget)
-{
-    ngx_queue_t            *q;
-    ngx_http_ent_rl_ctx_t  *w;
-
-    if (rmcf->budget.handler == NULL) {
-        ngx_queue_init(&rmcf->waiting);
-        rmcf->budget.handler = ngx_http_ent_rl_budget;
-        rmcf->budget.data = rmcf;
-        rmcf->budget.log = ngx_cycle->log;
-    }
-
-    ctx->deadline = ngx_current_msec + budget;
-
-    for (q = ngx_queue_last(&rmcf->waiting);
-         q != ngx_queue_sentinel(&rmcf->waiting);
-         q = ngx_queue_prev(q))
-    {
-        w = ngx_queue_data(q, ngx_http_ent_rl_ctx_t, queue);
-
-        if ((ngx_msec_int_t) (w->deadline - ctx->deadline) <= 0) {
-            break;
-        }
-    }
-
-    ngx_queue_insert_after(q, &ctx->queue);
-
-    if (!rmcf->budget.timer_set) {
-        ngx_add_timer(&rmcf->budget, budget);
-
-    } else if (ngx_queue_head(&rmcf->waiting) == &ctx->queue
-               && (ngx_msec_int_t) (rmcf->budget.timer.key - ctx->deadline)
-                  > 0)
-    {
-        /* earlier than the timer: a shorter budget than the others' */
-        ngx_del_timer(&rmcf->budget);
-        ngx_add_timer(&rmcf->budget, budget);
-    }
-}
-
-
 static void
 ngx_http_ent_rl_budget(ngx_event_t *ev)
 {
-    ngx_queue_t                  *q;
-    ngx_msec_int_t                left;
-    ngx_http_ent_rl_ctx_t        *ctx;
-    ngx_http_ent_rl_main_conf_t  *rmcf;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_ent_rl_ctx_t      *ctx;
+    ngx_http_ent_rl_main_conf_t *rmcf;
 
-    rmcf = ev->data;
-
-    while (!ngx_queue_empty(&rmcf->waiting)) {
-        q = ngx_queue_head(&rmcf->waiting);
-        ctx = ngx_queue_data(q, ngx_http_ent_rl_ctx_t, queue);
-
-        left = (ngx_msec_int_t) (ctx->deadline - ngx_current_msec);
-
-        if (left > 0) {
-            ngx_add_timer(ev, (ngx_msec_t) left);
-            return;
-        }
-
-        ngx_queue_remove(q);
-        ngx_http_ent_rl_expired(ctx);
-    }
-}
-
-
-static void
-ngx_http_ent_rl_expired(ngx_http_ent_rl_ctx_t *ctx)
-{
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_ent_rl_main_conf_t  *rmcf;
-
+    ctx = ev->data;
     r = ctx->request;
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
@@ -2547,9 +2470,8 @@ ngx_http_ent_rl_cleanup(void *data)
 {
     ngx_http_ent_rl_ctx_t  *ctx = data;
 
-    if (ctx->state == NGX_HTTP_ENT_RL_WAITING) {
-        ngx_queue_remove(&ctx->queue);
-        ctx->state = NGX_HTTP_ENT_RL_DONE;
+    if (ctx->budget.timer_set) {
+        ngx_del_timer(&ctx->budget);
     }
 }
 
