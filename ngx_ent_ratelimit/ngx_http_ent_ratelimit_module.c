@@ -1621,6 +1621,8 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
          * the nodes' leases shrink to single counts near the limit
          */
 
+        e = NULL;
+
         if (p->lease) {
             e = ngx_http_ent_rl_lease(rmcf, res, ctx->generation);
 
@@ -1680,7 +1682,11 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
             incrv[n][2].len = ngx_sprintf(by[n], "%i", res->incr) - by[n];
         }
 
-        if (ngx_http_ent_rl_seen(rmcf, res, ctx->generation)) {
+        /* a lease policy has looked its key up already */
+
+        if (p->lease ? e != NULL
+                     : ngx_http_ent_rl_seen(rmcf, res, ctx->generation))
+        {
             res->reply = nk;
             cmds[nk].argc = res->incr ? 3 : 2;
             cmds[nk].argv = incrv[n];
@@ -1998,14 +2004,13 @@ ngx_http_ent_rl_remember(ngx_http_ent_rl_main_conf_t *rmcf,
 }
 
 
-/* lease=: an entry for res's key is there, or can be had */
+/* lease=: an entry can be had for res's key, which has none */
 
 static ngx_uint_t
 ngx_http_ent_rl_room(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation)
 {
     return rmcf->seen == NULL
-           || ngx_http_ent_rl_find(rmcf, res, generation) != NULL
            || ngx_http_ent_rl_free(rmcf, res, generation) != NULL;
 }
 
