@@ -184,6 +184,13 @@ NGX_ENT_API ngx_int_t ngx_ent_redis_run(ngx_http_request_t *r,
     ngx_ent_redis_cmd_t *cmds, ngx_uint_t ncmds,
     ngx_ent_op_handler_pt handler, void *data);
 
+/*
+ * Redis: NGX_OK when op completed with a reply to every command and none
+ * of them is an error reply (-ERR, a MOVED that ran out of tries, ...);
+ * else NGX_ERROR, logged once.  For callers that must fail closed.
+ */
+NGX_ENT_API ngx_int_t ngx_ent_redis_replied(ngx_ent_op_t *op);
+
 
 /* shared-memory caches */
 NGX_ENT_API ngx_ent_cache_t *ngx_ent_cache_zone(ngx_conf_t *cf,

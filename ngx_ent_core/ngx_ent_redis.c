@@ -883,6 +883,35 @@ ngx_ent_redis_run(ngx_http_request_t *r, ngx_ent_redis_cmd_t *cmds,
 }
 
 
+ngx_int_t
+ngx_ent_redis_replied(ngx_ent_op_t *op)
+{
+    ngx_uint_t   i;
+    redisReply  *reply;
+
+    if (op->status != NGX_ENT_OK || op->nreplies == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < op->nreplies; i++) {
+        reply = op->replies[i];
+
+        if (reply == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                          "redis answered \"%*s\"",
+                          (size_t) ngx_min(reply->len, 128), reply->str);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /*
  * NGX_OK: ready to take a command; NGX_AGAIN: connecting (what it takes
  * goes out when it is up); NGX_DECLINED: down, or too far behind.

@@ -510,7 +510,8 @@ ngx_http_ent_sso_replay_done(ngx_ent_op_t *op)
     r = op->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
 
-    if (op->status != NGX_ENT_OK || op->nreplies != 1) {
+    if (ngx_ent_redis_replied(op) != NGX_OK || op->nreplies != 1) {
+        /* fail closed: a state is spent only where Redis says so */
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
 
     } else if (op->replies[0]->type == REDIS_REPLY_NIL) {

@@ -1197,8 +1197,8 @@ ngx_http_ent_sso_done(ngx_ent_op_t *op)
     r = op->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
 
-    ctx->status = (op->status == NGX_ENT_OK) ? NGX_OK
-                                             : NGX_HTTP_SERVICE_UNAVAILABLE;
+    ctx->status = (ngx_ent_redis_replied(op) == NGX_OK)
+                  ? NGX_OK : NGX_HTTP_SERVICE_UNAVAILABLE;
 
     ngx_http_ent_sso_wake(r, ctx);
 }
@@ -1219,7 +1219,7 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
 
     ctx->status = NGX_OK;
 
-    if (op->status != NGX_ENT_OK || op->nreplies == 0) {
+    if (ngx_ent_redis_replied(op) != NGX_OK) {
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
         ngx_http_ent_sso_wake(r, ctx);
         return;

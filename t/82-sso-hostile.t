@@ -157,6 +157,23 @@ my ($b3, $cb3) = to_callback();
 $r = $b3->get($replay);
 is($r->{status}, 401, 'a used code under a new state: 401 (the OP refuses it)');
 
+# Redis answers an error to the state's SET NX (here its ACL refuses that
+# key): the state is not spent, so the sign-in fails closed with a 503,
+# and the same callback signs in once Redis takes the write
+
+my ($b4, $cb4) = to_callback();
+my $sessions4 = sessions();
+redis_cli('ACL', 'SETUSER', 'default', 'resetkeys', '%R~*',
+          '%W~ent:{t:*}:s:*', '%W~ent:{t:*}:u:*');
+$r = $b4->get($cb4);
+redis_cli('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+is($r->{status}, 503, 'Redis refuses to spend the state: 503');
+like($r->{body}, qr/unavailable/, '... sign-in is unavailable');
+is(sessions(), $sessions4, '... and no session was made');
+$r = $b4->get($cb4);
+is($r->{status}, 302, '... the same callback signs in once Redis takes it');
+is(sessions(), $sessions4 + 1, '... with one session');
+
 # the iss of the authorization response (RFC 9207)
 
 my ($b4, $cb4) = to_callback();
@@ -215,7 +232,8 @@ id_token_case('an unverified email of an allowed domain', 'rsa', {},
               { email_verified => JSON::PP::false, sub => 'mallory2' }, 403);
 id_token_case('another domain', 'rsa', {},
               { email => 'eve@evil.example', sub => 'eve' }, 403);
-is(sessions(), $base_sessions + 6, 'only the valid tokens made sessions');
+is(sessions(), $base_sessions + 7,
+   'only the valid tokens (and the retried callback) made sessions');
 
 # key rotation: an unknown kid refetches the JWK set once
 

@@ -148,7 +148,8 @@ sub client {
             my $t = time;
             my @r = eval { $body->($i++) };
             @r = ('error:0', $@ =~ s/\s+/ /gr) if $@;
-            printf $out "%.3f %.3f %s %s\n", $t, time, $kind, join ' ', @r;
+            printf $out "%.3f %.3f %s %s\n", $t, time, $kind,
+                join ' ', map { $_ // '-' } @r;
         }
         POSIX::_exit(0);    # not the harness's END: it would stop the stack
     }

@@ -41,6 +41,7 @@ use warnings;
 use lib 't/lib';
 use POSIX ();
 use Time::HiRes ();
+use Time::Local qw(timelocal);
 use Test::More;
 
 BEGIN {
@@ -625,6 +626,21 @@ sub window {
 }
 sub kinds { my %k; $k{ $_->{what} }++ for @_; join ', ',
             map { "$_ $k{$_}" } sort keys %k }
+# the nodes' error, crit and alert lines logged from $from to $to
+sub log_errors {
+    my ($from, $to) = @_;
+    my @l;
+    for my $i (0 .. $#N) {
+        for (split /\n/, nginx_log($N[$i])) {
+            my @t = m{^(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(?:error|crit|alert)\]}
+                or next;
+            my $t = timelocal($t[5], $t[4], $t[3], $t[2], $t[1] - 1, $t[0]);
+            push @l, "node " . ($i + 1) . ": $_"
+                if $t >= int($from) && $t <= $to + 1;
+        }
+    }
+    return join "\n", @l > 40 ? @l[0 .. 39] : @l;
+}
 
 # 1
 my ($n1, $w1) = window($t1, $t1e, sub { 1 });
@@ -663,7 +679,8 @@ if ($CLUSTER) {
     is($n1b, 0, 'phase 1b: no request that needs Redis failed while the '
        . 'slot moved')
         or diag(kinds(grep { $_->{end} >= $t1b && $_->{t} < $t1be
-                             && $_->{t} > $t1e } @failed));
+                             && $_->{t} > $t1e } @failed) . "\n"
+                . log_errors($t1b, $t1be));
     ok($n1c <= 1, 'phase 1b: SCIM creations answered (a straggler at most)');
     ok(@during > 20, 'phase 1b: requests ran meanwhile');
 }
