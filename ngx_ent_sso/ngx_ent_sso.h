@@ -238,6 +238,7 @@ struct ngx_http_ent_sso_ctx_s {
     ngx_uint_t                   nsessions;
     ngx_str_t                   *sessions;
     ngx_str_t                    index;
+    ngx_str_t                    jti;          /* an IdP logout's, spent */
     const char                  *sso_status;   /* $ent_sso_status */
 
     /* authorization: the user's standing, live */
@@ -270,6 +271,7 @@ struct ngx_http_ent_sso_ctx_s {
     unsigned                     replay_done:1;
     unsigned                     expired:1;
     unsigned                     partial:1;
+    unsigned                     jti_spent:1;
     unsigned                     key_md_done:1;
     unsigned                     answered:1;
     unsigned                     anonymous:1;

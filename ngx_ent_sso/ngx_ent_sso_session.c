@@ -50,6 +50,9 @@ static size_t ngx_http_ent_sso_cells_size(ngx_http_ent_sso_ctx_t *ctx);
 static u_char *ngx_http_ent_sso_cells(ngx_http_ent_sso_ctx_t *ctx, u_char *p);
 static void ngx_http_ent_sso_created(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_done(ngx_ent_op_t *op);
+static void ngx_http_ent_sso_unspend(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx);
+static void ngx_http_ent_sso_unspent(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_listed(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_sso_index(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, const char *kind, ngx_str_t *a,
@@ -1011,6 +1014,7 @@ ngx_int_t
 ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
     ngx_int_t                      rc;
+    ngx_uint_t                     i;
     ngx_str_t                      all, *argv;
     ngx_ent_redis_cmd_t            cmds[2];
     ngx_http_ent_sso_main_conf_t  *smcf;
@@ -1048,7 +1052,11 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
         ngx_http_ent_sso_cache_drop(r, ctx, ctx->sid);
 
-        /* revoke-all: the user's index, then every session in it */
+        /*
+         * revoke-all: the user's index first, then every session in it
+         * and this one, in one DEL: a failure deletes none of them, and
+         * a retry with the same cookie revokes them all
+         */
 
         if (ngx_http_ent_sso_arg(r, &r->args, "all", &all)
             && all.len == 1 && all.data[0] == '1')
@@ -1062,11 +1070,11 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            cmds[1].argc = 2;
-            cmds[1].argv = &argv[2];
+            cmds[0].argc = 2;
+            cmds[0].argv = &argv[2];
             ctx->phase = 2;
 
-            return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 2,
+            return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 1,
                                              ngx_http_ent_sso_listed);
         }
 
@@ -1076,9 +1084,24 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                                          ngx_http_ent_sso_done);
 
     case 2:
-        /* the user's other sessions were listed: delete them */
+        /* the user's sessions were listed: delete them and this one */
         if (ctx->status != NGX_OK) {
             break;
+        }
+
+        for (i = 0; i < ctx->nsessions; i++) {
+            if (ngx_memcmp(ctx->sessions[i].data, ctx->sid,
+                           NGX_HTTP_ENT_SSO_SID_B64) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == ctx->nsessions) {
+            /* (room for it was made by the listing) */
+            ctx->sessions[i].data = ctx->sid;
+            ctx->sessions[i].len = NGX_HTTP_ENT_SSO_SID_B64;
+            ctx->nsessions++;
         }
 
         ctx->phase = 1;
@@ -1093,12 +1116,20 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         break;
     }
 
-    if (ctx->phase == 1 && ctx->status != NGX_OK) {
+    if ((ctx->phase == 1 || ctx->phase == 2) && ctx->status != NGX_OK) {
+        /*
+         * fail closed: Redis did not take the DEL (or the listing), so
+         * the session may still be valid; the cookie stays, for a retry
+         */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ent sso: a session could not be deleted");
+        return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "unavailable",
+                                       "Signing out is unavailable right "
+                                       "now.");
     }
 
-    /* the cookie goes whatever happened */
+    /* the session is gone from Redis (or there was none): the cookie too */
 
     if (ngx_http_ent_sso_set_cookie(r, &smcf->cookie, (u_char *) "", 0, 0)
         != NGX_OK)
@@ -1125,6 +1156,11 @@ ngx_http_ent_sso_signed_out(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     ngx_str_t   url, home;
 
     ctx->sso_status = "logout";
+
+    if (ctx->idp_none) {
+        /* no IdP (any more): this logout ends here */
+        goto done;
+    }
 
     /* a SAML LogoutRequest to the IdP, when it has a logout service */
 
@@ -1180,6 +1216,8 @@ ngx_http_ent_sso_signed_out(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         }
     }
 
+done:
+
     ctx->decided = 1;
 
     return ngx_http_ent_sso_send(r, NGX_HTTP_OK, "application/json",
@@ -1218,6 +1256,11 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_sso_module);
 
     ctx->status = NGX_OK;
+
+    /* an IdP logout's SET NX of its jti: spent by this request */
+    ctx->jti_spent = (ctx->jti.len && op->status == NGX_ENT_OK
+                      && op->nreplies == 2
+                      && op->replies[0]->type == REDIS_REPLY_STATUS);
 
     if (ngx_ent_redis_replied(op) != NGX_OK) {
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -1274,6 +1317,45 @@ ngx_http_ent_sso_listed(ngx_ent_op_t *op)
     }
 
     ngx_http_ent_sso_wake(r, ctx);
+}
+
+
+/*
+ * An IdP logout that fails after its jti was spent gives the jti back, so
+ * that the IdP's retry is not refused as a replay (best effort: when Redis
+ * is down, the DEL fails as the logout did)
+ */
+
+static void
+ngx_http_ent_sso_unspend(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
+{
+    ngx_str_t            argv[2];
+    ngx_ent_redis_cmd_t  cmd;
+
+    if (!ctx->jti_spent) {
+        return;
+    }
+
+    ctx->jti_spent = 0;
+
+    ngx_str_set(&argv[0], "DEL");
+    argv[1] = ctx->jti;
+
+    cmd.argc = 2;
+    cmd.argv = argv;
+
+    (void) ngx_ent_redis_run(NULL, &cmd, 1, ngx_http_ent_sso_unspent, NULL);
+}
+
+
+static void
+ngx_http_ent_sso_unspent(ngx_ent_op_t *op)
+{
+    if (ngx_ent_redis_replied(op) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, op->log, 0,
+                      "ent sso: the jti of a failed IdP logout could not be "
+                      "given back: the IdP's retry is refused as a replay");
+    }
 }
 
 
@@ -1351,6 +1433,7 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         cmds[1].argv = &argv[6];
 
         ctx->index = idx;
+        ctx->jti = jti;
         ctx->phase = 1;
 
         return ngx_http_ent_sso_run_cmds(r, ctx, cmds, 2,
@@ -1378,6 +1461,7 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         }
 
         if (ctx->status != NGX_OK) {
+            ngx_http_ent_sso_unspend(r, ctx);
             return ngx_http_ent_sso_answer(r, ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
                                            "unavailable",
@@ -1390,6 +1474,7 @@ ngx_http_ent_sso_revoke(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 
         if (ctx->status != NGX_OK) {
             /* the IdP retries a logout that did not answer 200 */
+            ngx_http_ent_sso_unspend(r, ctx);
             return ngx_http_ent_sso_answer(r, ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
                                            "unavailable",

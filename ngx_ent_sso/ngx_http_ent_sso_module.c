@@ -551,7 +551,12 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         return rc;
     }
 
-    if (ctx->idp_none) {
+    /*
+     * A tenant without an IdP (or whose IdP was disabled) can still end
+     * the sessions it has: logout is local then, with no redirect
+     */
+
+    if (ctx->idp_none && ctx->endpoint != NGX_HTTP_ENT_SSO_EP_LOGOUT) {
         if (ctx->enforce && slcf->mode == NGX_HTTP_ENT_SSO_OFF) {
             /* an enforced path of a tenant without SSO */
             ctx->decided = 1;

@@ -355,6 +355,18 @@ is(backchannel($tok)->{status}, 200, 'a logout token by sub: 200');
 is($bB->get("$acme/x")->{status}, 302, "... alice's sessions are gone (1)");
 is($bC->get("$acme/x")->{status}, 302, "... alice's sessions are gone (2)");
 is(backchannel($tok)->{status}, 400, 'the same token again (jti): 400');
+
+# a logout that fails after its jti was spent gives the jti back: the
+# IdP's retry of the same token is not refused as a replay
+my ($bK) = login();
+$tok = logout_token();
+redis_cli('ACL', 'SETUSER', 'default', '-smembers');
+is(backchannel($tok)->{status}, 503, 'Redis refuses the listing: 503');
+redis_cli('ACL', 'SETUSER', 'default', '+smembers');
+is($bK->get("$acme/x")->{status}, 200, '... the session is still there');
+is(backchannel($tok)->{status}, 200, "... the IdP's retry of the token: 200");
+is($bK->get("$acme/x")->{status}, 302, '... the session is gone');
+is(backchannel($tok)->{status}, 400, '... and a third time: 400 (replay)');
 is(backchannel(logout_token(events => undef))->{status}, 400, 'no events claim: 400');
 is(backchannel(logout_token(nonce => 'x'))->{status}, 400, 'a nonce: 400');
 is(backchannel(logout_token(sub => undef))->{status}, 400, 'neither sid nor sub: 400');
@@ -363,6 +375,28 @@ is(backchannel(logout_token(iat => undef))->{status}, 400, 'no iat: 400');
 is($api->request('GET', "http://acme.example.com:$p2/_ent/oidc/backchannel")->{status},
    400, 'a GET: 400');
 is(backchannel('x' x 20000)->{status}, 400, 'an oversized token: 400');
+
+# Redis refuses a logout's DEL (its ACL): 503, the cookie is kept and the
+# session stays valid, so the user knows and can retry; once Redis takes
+# it, the logout goes through.  The same for revoke-all's listing.
+
+my ($bL) = login();
+my ($bM) = login();
+redis_cli('ACL', 'SETUSER', 'default', '-del');
+$r = $bL->get("$acme/_ent/logout");
+is($r->{status}, 503, "Redis refuses the logout's DEL: 503");
+like($r->{body}, qr/unavailable/, '... signing out is unavailable');
+is($bL->get("$acme/x")->{status}, 200, '... the session is still valid');
+redis_cli('ACL', 'SETUSER', 'default', '+del', '-smembers');
+is($bL->get("$acme/_ent/logout?all=1")->{status}, 503,
+   "Redis refuses revoke-all's listing: 503");
+is($bL->get("$acme/x")->{status}, 200, '... this session is kept');
+is($bM->get("$acme/x")->{status}, 200, "... the user's other session too");
+redis_cli('ACL', 'SETUSER', 'default', '+smembers');
+is($bL->get("$acme/_ent/logout?all=1")->{status}, 302,
+   'Redis takes it: the retry signs out everywhere');
+is($bL->get("$acme/x")->{status}, 302, '... this session is gone');
+is($bM->get("$acme/x")->{status}, 302, "... the user's other session too");
 
 # revoke-all
 
@@ -411,6 +445,22 @@ redis_start();
 wait_until(sub { $bG->get("$acme/x")->{status} == 302 }, 5);
 is($bG->get("$acme/x")->{status}, 302,
    'Redis back (empty): the session is gone, a new login is asked for');
+
+# the tenant's IdP disabled: its sessions go on (they need no IdP), and
+# logout still ends them, locally, without a redirect to the IdP
+
+my ($bI) = login();
+pg_sql("UPDATE ent.identity_providers SET enabled = false");
+my $n0 = sessions();
+ok(wait_until(sub { $api->request('GET', "$acme/_ent/oidc/callback")->{status} == 404 }, 5),
+   'the IdP disabled: the callback is not configured any more');
+is($bI->get("$acme/x")->{status}, 200, '... a session made before still works');
+$r = $bI->get("$acme/_ent/logout");
+is($r->{status}, 200, '... and logout ends it: 200');
+is($r->{body}, "{\"signed_out\":true}\n", '... signed out, no redirect to the IdP');
+is(sessions(), $n0 - 1, '... its session is gone from Redis');
+is($bI->get("$acme/x")->{status}, 403, '... and the next request has none');
+pg_sql("UPDATE ent.identity_providers SET enabled = true");
 
 check_log($_, "node $_->{id}") for $n1, $n2, $n3;
 
