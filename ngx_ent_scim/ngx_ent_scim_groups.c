@@ -26,6 +26,7 @@ static ngx_int_t ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_scim_group_op(json_t *actions, const char *op,
     const char *path, json_t *value, const char **scim_type,
     const char **detail);
+static ngx_uint_t ngx_http_ent_scim_members_ok(json_t *value);
 static ngx_int_t ngx_http_ent_scim_group_attr(json_t *actions,
     const char *op, const char *name, json_t *value, const char **scim_type,
     const char **detail);
@@ -251,6 +252,15 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
         }
 
         v = json_object_get(body, "members");
+
+        if (v && !json_is_null(v)
+            && !(json_is_array(v) && ngx_http_ent_scim_members_ok(v)))
+        {
+            *scim_type = "invalidValue";
+            *detail = "members takes a list of {\"value\": id}.";
+            goto failed;
+        }
+
         (void) json_object_set_new(a, "replace_members",
                                    json_is_array(v) ? json_incref(v)
                                                     : json_array());
@@ -467,6 +477,12 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
 
         /* Entra ID: the members to remove as a value list */
 
+        if (!ngx_http_ent_scim_members_ok(value)) {
+            *scim_type = "invalidValue";
+            *detail = "members takes a list of {\"value\": id}.";
+            return NGX_ERROR;
+        }
+
         ids = json_object_get(actions, "remove");
         if (ids == NULL) {
             ids = json_array();
@@ -492,6 +508,12 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
 
         json_decref(value);
         return NGX_OK;
+    }
+
+    if (!ngx_http_ent_scim_members_ok(value)) {
+        *scim_type = "invalidValue";
+        *detail = "members takes a list of {\"value\": id}.";
+        return NGX_ERROR;
     }
 
     if (json_is_object(value)) {
@@ -526,6 +548,33 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
     json_decref(value);
 
     return NGX_OK;
+}
+
+
+/* a member {"value": id}, or a list of them: nothing is skipped silently */
+
+static ngx_uint_t
+ngx_http_ent_scim_members_ok(json_t *value)
+{
+    size_t   i;
+    json_t  *m;
+
+    if (json_is_object(value)) {
+        return json_is_string(json_object_get(value, "value"));
+    }
+
+    if (!json_is_array(value)) {
+        return 0;
+    }
+
+    json_array_foreach(value, i, m) {
+        if (!json_is_object(m) || !json_is_string(json_object_get(m, "value")))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -851,6 +851,11 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
         start = 1;
     }
 
+    if (start > NGX_MAX_INT32_VALUE) {
+        /* past any list (PostgreSQL's integer): an empty page, not a 503 */
+        start = NGX_MAX_INT32_VALUE;
+    }
+
     if (count < 0) {
         count = 0;
     }

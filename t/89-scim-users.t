@@ -245,6 +245,14 @@ is($res->{json}{startIndex}, 1, 'startIndex 0 is 1');
 is($res->{json}{itemsPerPage}, 0, 'a negative count is 0');
 ($res) = names('userName sw "user"', args => 'startIndex=100');
 is($res->{json}{itemsPerPage}, 0, 'past the end: an empty page');
+($res) = names('userName sw "user"', args => 'startIndex=3000000000');
+is($res->{status} . ' ' . $res->{json}{itemsPerPage}, '200 0',
+   'a startIndex past 32 bits: an empty page, not an error');
+$r = scim('POST', '/scim/v2/Users/.search', body => {
+    schemas => ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+    filter => 'userName sw "user"', startIndex => 1000000000000000 });
+is($r->{status} . ' ' . $r->{json}{itemsPerPage}, '200 0',
+   '... in a .search too');
 ($res) = names('userName pr', args => 'count=100000');
 is($res->{json}{itemsPerPage}, 15, 'a huge count: capped, here all 15');
 $r = scim('GET', '/scim/v2/Users?count=abc');

@@ -158,10 +158,16 @@ is(scalar @{ $r->{json}{members} }, 1, '... and the first did not happen (atomic
 for my $bad ([{ op => 'move', path => 'members' }, 'an unknown op'],
              [{ op => 'replace', path => 'members[', value => [] }, 'a malformed path'],
              [{ op => 'replace', path => 'owner', value => 'x' }, 'an unknown attribute'],
-             [{ op => 'remove', path => 'displayName' }, 'removing the displayName']) {
+             [{ op => 'remove', path => 'displayName' }, 'removing the displayName'],
+             [{ op => 'remove', path => 'members', value => [$uid{dot}] }, 'removing members by bare ids'],
+             [{ op => 'remove', path => 'members', value => $uid{dot} }, 'removing a member by a string'],
+             [{ op => 'add', path => 'members', value => [{ display => 'x' }] }, 'adding a member without a value']) {
     $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [$bad->[0]] });
     is($r->{status}, 400, "PATCH $bad->[1]: 400");
 }
+$r = scim('GET', "/scim/v2/Groups/$g->{id}");
+is_deeply([map { $_->{value} } @{ $r->{json}{members} }], [$uid{dot}],
+          '... none of them changed the members');
 $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { Operations => [] });
 is($r->{json}{scimType}, 'invalidSyntax', 'PATCH without the PatchOp schema: invalidSyntax');
 $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
@@ -174,6 +180,12 @@ $r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayN
                                                        members => [{ value => $uid{ann} }, { value => $uid{cid} }] });
 is($r->{status}, 200, 'PUT: 200');
 is_deeply([sort map { $_->{value} } @{ $r->{json}{members} }], [sort $uid{ann}, $uid{cid}], '... the members replaced');
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
+                                                       members => { value => $uid{ann} } });
+is($r->{status}, 400, 'PUT with members not a list: 400');
+is($r->{json}{scimType}, 'invalidValue', '... invalidValue');
+$r = scim('GET', "/scim/v2/Groups/$g->{id}");
+is(scalar @{ $r->{json}{members} }, 2, '... and the members are kept');
 $r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Admins' });
 is($r->{status}, 409, "PUT taking another group's name: 409");
 
