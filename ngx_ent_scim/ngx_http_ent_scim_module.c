@@ -458,12 +458,14 @@ ngx_http_ent_scim_event(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 static ngx_int_t
 ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 {
-    size_t                          len;
+    size_t                          len, exp_len;
     u_char                         *p;
+    time_t                          expires;
     ngx_int_t                       rc;
     ngx_str_t                       token, value, param;
+    ngx_uint_t                      revoked;
     ngx_ent_rows_t                  rows;
-    const u_char                   *data;
+    const u_char                   *data, *exp;
     ngx_ent_cache_fill_t            fill;
     ngx_http_variable_value_t      *vv;
     u_char                          md[SHA256_DIGEST_LENGTH];
@@ -555,10 +557,10 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* id, tenant_id, state */
+    /* id, tenant_id, state, expires */
 
     if (ngx_ent_rows_open(&rows, value.data, value.len) != 0
-        || rows.nrows != 1 || rows.ncols != 3)
+        || rows.nrows != 1 || rows.ncols != 4)
     {
         goto unauthorized;
     }
@@ -580,19 +582,29 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     }
 
     (void) ngx_ent_rows_next(&rows, &data, &len);
+    (void) ngx_ent_rows_next(&rows, &exp, &exp_len);
+
+    if (data && len == 6 && ngx_strncmp(data, "active", 6) == 0 && exp) {
+        /* the cached answer may be older than the expiry: checked here */
+        expires = ngx_atotm((u_char *) exp, exp_len);
+
+        if (expires == NGX_ERROR || ngx_time() >= expires) {
+            data = (const u_char *) "expired";
+            len = 7;
+        }
+    }
 
     if (data == NULL || len != 6 || ngx_strncmp(data, "active", 6) != 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "ent scim: a %*s token used, id %V",
                       data ? len : 0, data ? data : (u_char *) "",
                       &ctx->token_id);
+        revoked = (data && len == 7 && ngx_strncmp(data, "revoked", 7) == 0);
         ngx_http_ent_scim_event(r, ctx,
-                                (data && len == 7)
-                                ? "scim_token.revoked_use"
-                                : "scim_token.expired_use",
-                                (data && len == 7)
-                                ? "a revoked token used"
-                                : "an expired token used");
+                                revoked ? "scim_token.revoked_use"
+                                        : "scim_token.expired_use",
+                                revoked ? "a revoked token used"
+                                        : "an expired token used");
         goto unauthorized;
     }
 
@@ -2125,7 +2137,7 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
     }
 
     scmf->token_stmt = ngx_ent_pg_stmt_add(cf,
-                           "SELECT * FROM ent.scim_token($1::bytea)", 1);
+                           "SELECT * FROM ent.scim_token_auth($1::bytea)", 1);
     scmf->create_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_user_create($1::uuid, "
                            "$2::uuid, $3::jsonb, $4)", 4);

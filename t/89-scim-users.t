@@ -102,6 +102,18 @@ pg_sql("UPDATE ent.scim_tokens SET expires_at = now() - interval '1 second' WHER
 envelope_ok(scim('GET', '/scim/v2/Users', token => $old), 401, undef, 'an expired, revoked token');
 ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'scim_token.revoked_use' AND actor_type = 'token' AND actor = '$old_id' AND target_id = '$old_id' AND result = 'failure' AND reason = 'a revoked token used'") >= 1 }, 3),
    '... the revoked token\'s use recorded (scim_token.revoked_use), with its id');
+# a token that expires while its answer is cached: refused the second it
+# expires, not when the cached "active" ages out (60 s)
+my $soon = token('acme');
+my ($soon_id) = pg_sql("SELECT id FROM ent.scim_tokens ORDER BY created_at DESC LIMIT 1");
+pg_sql("UPDATE ent.scim_tokens SET expires_at = now() + interval '2 seconds' WHERE id = '$soon_id'");
+my ($soon_at) = pg_sql("SELECT extract(epoch FROM expires_at) FROM ent.scim_tokens WHERE id = '$soon_id'");
+ok(wait_until(sub { scim('GET', '/scim/v2/Users', token => $soon)->{status} == 200 }, 3),
+   'a token expiring in 2 s works (and its answer is cached)');
+sleep($soon_at + 1.1 - time) if $soon_at + 1.1 > time;
+envelope_ok(scim('GET', '/scim/v2/Users', token => $soon), 401, undef, '... expired meanwhile');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'scim_token.expired_use' AND actor = '$soon_id' AND reason = 'an expired token used'") >= 1 }, 3),
+   '... its use recorded as scim_token.expired_use');
 
 # --- discovery
 
