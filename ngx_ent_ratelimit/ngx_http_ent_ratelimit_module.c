@@ -186,6 +186,7 @@ typedef struct {
     unsigned                     counted:1;    /* Redis was incremented */
     unsigned                     unknown:1;    /* failed open */
     unsigned                     closed:1;     /* failed closed */
+    unsigned                     crossed:1;    /* this count is a threshold */
 } ngx_http_ent_rl_result_t;
 
 
@@ -275,6 +276,10 @@ static void ngx_http_ent_rl_replied(ngx_ent_op_t *op);
 static void ngx_http_ent_rl_budget(ngx_event_t *ev);
 static void ngx_http_ent_rl_cleanup(void *data);
 static void ngx_http_ent_rl_fallback(ngx_http_request_t *r,
+    ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_late(ngx_ent_op_t *op,
+    ngx_http_ent_rl_ctx_t *ctx);
+static void ngx_http_ent_rl_crossed(ngx_http_request_t *r,
     ngx_http_ent_rl_ctx_t *ctx);
 static void ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
     ngx_http_ent_rl_result_t *res);
@@ -2111,8 +2116,8 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
     r = ctx->request;
 
     if (ctx->state != NGX_HTTP_ENT_RL_WAITING) {
-        /* the budget ran out and a fallback decided: what Redis counted
-         * stays counted, as for a request admitted */
+        /* the budget ran out and a fallback decided */
+        ngx_http_ent_rl_late(op, ctx);
         return;
     }
 
@@ -2188,12 +2193,74 @@ done:
 }
 
 
+/*
+ * The reply came after the budget ran out and a fallback had decided
+ * (the request is still under way; a reply to a finished one is never
+ * seen).  What Redis counted for it stays counted only as far as the
+ * request was admitted: its one count; the rest of a lease's INCRBY, and
+ * the count of a request the fallback rejected, go back.
+ */
+
+static void
+ngx_http_ent_rl_late(ngx_ent_op_t *op, ngx_http_ent_rl_ctx_t *ctx)
+{
+    ngx_int_t                     used;
+    ngx_uint_t                    i;
+    redisReply                   *reply;
+    ngx_http_ent_rl_seen_t       *e;
+    ngx_http_ent_rl_result_t     *res;
+    ngx_http_ent_rl_main_conf_t  *rmcf;
+
+    if (op->status != NGX_ENT_OK) {
+        return;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(ctx->request,
+                                        ngx_http_ent_ratelimit_module);
+
+    used = (ctx->decision == NGX_DECLINED);
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (res->leased || res->reply >= op->nreplies) {
+            continue;
+        }
+
+        reply = op->replies[res->reply];
+
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            continue;
+        }
+
+        if (res->created) {
+            (void) ngx_http_ent_rl_remember(rmcf, res, ctx->generation);
+        }
+
+        if (res->incr) {
+            e = ngx_http_ent_rl_find(rmcf, res, ctx->generation);
+
+            if (e) {
+                e->count = ngx_max(e->count, reply->integer);
+                e->asking = 0;
+            }
+
+            res->back += res->incr - used;
+
+        } else {
+            res->back += 1 - used;
+        }
+    }
+
+    ngx_http_ent_rl_give_back(ctx);
+}
+
+
 static void
 ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
     ngx_http_ent_rl_result_t *res)
 {
     ngx_uint_t   k, at;
-    ngx_str_t    tenant;
 
     for (k = 2; k > 0; k--) {
         if (res->policy->warn[k - 1] == 0) {
@@ -2209,24 +2276,42 @@ ngx_http_ent_rl_thresholds(ngx_http_request_t *r,
 
         res->warned = res->policy->warn[k - 1];
 
-        if (res->used == at) {
-            /*
-             * the one request that crosses it (INCR values are unique):
-             * one line per tenant, quota, threshold and period
-             */
+        /*
+         * the one request that crosses it (INCR values are unique), if it
+         * is admitted (a rejected one gives its count back, and the next
+         * request gets it): see ngx_http_ent_rl_crossed()
+         */
 
-            tenant = res->key;
-
-            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                          "ent ratelimit: \"%V\" reached %ui%% of "
-                          "\"%V\" (%ui of %i)", &tenant,
-                          res->policy->warn[k - 1], &res->policy->name,
-                          res->used, res->limit);
-
-            ngx_http_ent_rl_event(r, res, res->policy->warn[k - 1]);
-        }
+        res->crossed = (res->used == at);
 
         return;
+    }
+}
+
+
+/* one line and one event per tenant, quota, threshold and period */
+
+static void
+ngx_http_ent_rl_crossed(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
+{
+    ngx_uint_t                 i;
+    ngx_http_ent_rl_result_t  *res;
+
+    for (i = 0; i < ctx->n; i++) {
+        res = &ctx->res[i];
+
+        if (!res->crossed || res->rejected) {
+            continue;
+        }
+
+        res->crossed = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "ent ratelimit: \"%V\" reached %ui%% of "
+                      "\"%V\" (%ui of %i)", &res->key, res->warned,
+                      &res->policy->name, res->used, res->limit);
+
+        ngx_http_ent_rl_event(r, res, res->warned);
     }
 }
 
@@ -2664,6 +2749,10 @@ ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
     if (dry && ctx->cause == NULL) {
         ngx_str_set(&ctx->status, "DRY_RUN_REJECTED");
+    }
+
+    if (ctx->cause == NULL) {
+        ngx_http_ent_rl_crossed(r, ctx);
     }
 
     ngx_http_ent_rl_give_back(ctx);

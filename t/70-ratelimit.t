@@ -287,11 +287,18 @@ ok(wait_until(sub {
 # slower than the budget: fallback, then normal again
 
 nginx_stop($n);
+# an upstream that never answers: a request stays under way meanwhile
+my $hang = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
+                                 LocalPort => 0, ReuseAddr => 1) or die $!;
+my $hport = $hang->sockport;
 my $slow = nginx_start(http_config => ($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
                            =~ s/timeout=300ms/timeout=3s/r,
                        config => "$ten\n$config\n"
                            . "location = /long { ent_ratelimit_budget 1s; "
-                           . "ent_ratelimit local; proxy_pass http://127.0.0.1:$up/ok; }");
+                           . "ent_ratelimit local; proxy_pass http://127.0.0.1:$up/ok; }\n"
+                           . "location = /leasedhang { ent_ratelimit leased; "
+                           . "proxy_read_timeout 1500ms; "
+                           . "proxy_pass http://127.0.0.1:$hport; }");
 my $sleep = http_start($slow, '/ok');   # warm
 http_finish($sleep);
 system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.5 >/dev/null &");
@@ -314,6 +321,25 @@ sleep 0.6;
 is(http($slow, '/key', host => 'free1.example.com',
         headers => ['X-Api-Key: k10'])->{headers}{'x-rl'}[0], 'PASSED',
    'then Redis again');
+
+# a lease's INCRBY answered after the budget, the request still under way:
+# the request keeps its one count, the rest of the lease goes back
+my %before = map { $_ => 1 } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+http($slow, '/leased', host => 'free1.example.com',
+     headers => ['X-Lease: late']);
+my ($late_key) = grep { /:leased:/ && !$before{$_} } split /\n/,
+    redis_cli('--scan', '--pattern', 'rl:*');
+is(redis_cli('GET', $late_key), 1, 'a lease key, one count');
+system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.4 >/dev/null &");
+sleep 0.1;
+my $hung = http_start($slow, '/leasedhang', host => 'free1.example.com',
+                      headers => ['X-Lease: late']);
+ok(wait_until(sub { redis_cli('GET', $late_key) eq '2' }, 3),
+   'Redis answered the lease after the budget: the admitted request '
+   . 'counts one (' . redis_cli('GET', $late_key) . ')');
+my $hr = http_finish($hung);
+is($hr->{headers}{'x-rl'}[0], 'FALLBACK', '... it was decided by the fallback');
+close $hang;
 
 nginx_stop($slow);
 my $log = check_log($slow, 'slow redis');

@@ -99,4 +99,27 @@ like($r->{headers}{ratelimit}[0], qr/^"aiq";r=9;t=267\d{4}$/,
 nginx_stop($n);
 check_log($n, 'after');
 
+# the request that reaches a threshold, rejected by another policy, gives
+# its count back: the next request reaches it again, and only the one
+# admitted is the event (one per tenant, quota, threshold and period)
+
+$n = nginx_start(
+    http_config => 'ent_postgres "$TEST_PG_DSN" pool=2; '
+                 . 'ent_redis 127.0.0.1:$TEST_REDIS_PORT; '
+                 . 'ent_ratelimit_budget 2s; '
+                 . 'ent_ratelimit_policy mq per=month limit=5; '
+                 . 'ent_ratelimit_policy gate per=day limit=1 '
+                 . 'key=$http_x_gate;',
+    config => "ent_tenant on; ent_tenant_base_domain example.com;\n"
+            . "location / { ent_ratelimit mq gate; "
+            . "proxy_pass http://127.0.0.1:$up; }");
+my @g = map { http($n, '/', host => 'first.example.com',
+                   headers => ["X-Gate: $_"])->{status} } qw(g1 g2 g3 g1 g4);
+is(join(',', @g), '200,200,200,429,200',
+   'the 4th request (80% of mq) rejected by gate, the 5th admitted');
+nginx_stop($n);
+$log = check_log($n, 'gate');
+is(scalar(() = $log =~ /reached 80% of "mq"/g), 1,
+   'crossing 80% logged once, for the request admitted');
+
 done_testing;
