@@ -50,6 +50,7 @@ static size_t ngx_http_ent_sso_cells_size(ngx_http_ent_sso_ctx_t *ctx);
 static u_char *ngx_http_ent_sso_cells(ngx_http_ent_sso_ctx_t *ctx, u_char *p);
 static void ngx_http_ent_sso_created(ngx_ent_op_t *op);
 static void ngx_http_ent_sso_done(ngx_ent_op_t *op);
+static ngx_uint_t ngx_http_ent_sso_cross_site(ngx_http_request_t *r);
 static void ngx_http_ent_sso_unspend(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 static void ngx_http_ent_sso_unspent(ngx_ent_op_t *op);
@@ -1010,6 +1011,44 @@ ngx_http_ent_sso_session_endpoint(ngx_http_request_t *r,
 /* /_ent/logout[?all=1]: this session, or all of the user's */
 
 
+/* the browser says the request comes from another site */
+
+static ngx_uint_t
+ngx_http_ent_sso_cross_site(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
+                               h[i].key.len) == 0)
+        {
+            return h[i].value.len == sizeof("cross-site") - 1
+                   && ngx_strncasecmp(h[i].value.data,
+                                      (u_char *) "cross-site",
+                                      h[i].value.len) == 0;
+        }
+    }
+}
+
+
+
 ngx_int_t
 ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
@@ -1061,6 +1100,14 @@ ngx_http_ent_sso_logout(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         if (ngx_http_ent_sso_arg(r, &r->args, "all", &all)
             && all.len == 1 && all.data[0] == '1')
         {
+            if (ngx_http_ent_sso_cross_site(r)) {
+                /* a link on another site cannot end every session */
+                return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_FORBIDDEN,
+                                               "cross_site",
+                                               "Signing out everywhere "
+                                               "starts on this site.");
+            }
+
             ngx_str_set(&argv[2], "SMEMBERS");
             if (ngx_http_ent_sso_cmd_key(r, ctx, &argv[3], "u",
                                          ctx->id.user_id.data,

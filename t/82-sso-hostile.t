@@ -402,6 +402,10 @@ is($bM->get("$acme/x")->{status}, 302, "... the user's other session too");
 
 my ($bD) = login();
 my ($bE) = login();
+$r = $bD->request('GET', "$acme/_ent/logout?all=1",
+                  ['Sec-Fetch-Site' => 'cross-site', 'Accept' => 'application/json']);
+is($r->{status}, 403, 'logout everywhere from a link on another site: 403');
+is($bE->get("$acme/x")->{status}, 200, '... the sessions are kept');
 is($bD->get("$acme/_ent/logout?all=1")->{status}, 302, 'logout everywhere');
 is($bE->get("$acme/x")->{status}, 302, "... the user's other session is gone too");
 
