@@ -12,6 +12,14 @@
 #include "ngx_ent_saml_int.h"
 
 
+/*
+ * A LogoutRequest's ID is remembered for a day (the replay cache of
+ * ngx_ent_sso_session.c): an older request could be replayed once it is
+ * forgotten, so none older than that, with the skew on both sides, is taken
+ */
+#define ENT_SAML_LOGOUT_MAX_AGE  86400
+
+
 static int ent_saml_logout_head(xmlNodePtr root, const char *name,
     const char *idp, const char *slo_url, time_t now, long skew,
     ent_saml_logout_t *out, char *err, size_t errlen);
@@ -282,6 +290,12 @@ ent_saml_logout_request_check(const unsigned char *xml, size_t len,
 
     if (out->not_on_or_after != 0 && out->not_on_or_after <= now - skew) {
         ent_saml_error(err, errlen, "LogoutRequest has expired");
+        rc = ENT_SAML_INVALID;
+        goto done;
+    }
+
+    if (out->issue_instant < now - (ENT_SAML_LOGOUT_MAX_AGE - 2 * skew)) {
+        ent_saml_error(err, errlen, "LogoutRequest is too old");
         rc = ENT_SAML_INVALID;
         goto done;
     }

@@ -759,9 +759,10 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
     ngx_str_set(&argv[2], "1");
     ngx_str_set(&argv[3], "NX");
     ngx_str_set(&argv[4], "EX");
+    /* kept as long as the assertion is accepted: the skew it was given */
     argv[5].len = ngx_sprintf(argv[5].data, "%T",
-                              ngx_max(res.expires - expect.now, 1)
-                              + smcf->skew)
+                              ngx_max(res.expires + expect.skew - expect.now,
+                                      1) + 1)
                   - argv[5].data;
 
     ent_saml_result_free(&res);
@@ -1014,7 +1015,12 @@ ngx_http_ent_sso_saml_slo(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
             ctx->claims = json_pack("{s:s, s:s}", "jti", lo.id,
                                     "sub", lo.name_id);
 
-            if (ctx->claims && lo.nsession_indexes) {
+            /*
+             * one SessionIndex: that session; several (each must end):
+             * all of the NameID's sessions, as with none
+             */
+
+            if (ctx->claims && lo.nsession_indexes == 1) {
                 (void) json_object_set_new(ctx->claims, "sid",
                                       json_string(lo.session_indexes[0]));
             }

@@ -132,6 +132,33 @@ is($id->{'x-ent-roles'}, 'member', 'provisioned with the lowest role');
 
 $r = post_response($b, $good);
 is($r->{status}, 400, 'the same response again: 400');
+
+# the assertion's ID is remembered as long as the assertion would be
+# accepted: to its NotOnOrAfter (here in 300 s), plus the tenant's skew
+sub sa_ttls {
+    return map { redis_cli('TTL', $_) }
+        grep { /:sa:/ } split /\n/, redis_cli('--scan', '--pattern', 'ent:*');
+}
+my @ttl = sa_ttls();
+ok(@ttl == 1 && $ttl[0] >= 350 && $ttl[0] <= 362,
+   "the assertion's ID kept for NotOnOrAfter and the 60 s skew (@ttl s)");
+is(system("$entctl sso saml acme --skew 600 >/dev/null"), 0,
+   'the tenant allows a skew of 600 s');
+ok(wait_until(sub {
+    my $bs = browser();
+    my $rs = $bs->get("$acme/app");
+    return 0 unless ($rs->{location} // '') =~ /SAMLRequest=([^&]+)/;
+    relay_of($bs, $rs->{location});
+    (my $q = $1) =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    my ($x) = (Compress::Zlib::inflateInit(-WindowBits => -15)
+               ->inflate(decode_base64($q)))[0] =~ /\bID="([^"]+)"/;
+    redis_cli('DEL', grep { /:sa:/ } split /\n/,
+              redis_cli('--scan', '--pattern', 'ent:*'));
+    return post_response($bs, response(rid => $x))->{status} == 302
+        && (sa_ttls())[0] > 800;
+}, 5, 0.5), "... then the assertion's ID is kept for 300 + 600 s");
+is(system("$entctl sso saml acme --skew none >/dev/null"), 0,
+   '... and back to the default skew');
 $r = post_response($b, response(rid => $rid));
 is($r->{status}, 400, 'another assertion answering the same request: 400');
 my $b2 = browser();

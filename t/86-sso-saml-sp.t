@@ -407,6 +407,27 @@ is($r->{status}, 400, 'the same LogoutRequest again: 400');
 $r = browser()->get("$acme/_ent/saml/slo?" . saml_redirect(param => 'SAMLRequest', xml => $lreq, key => $idp1b));
 is($r->{status}, 302, 'a LogoutRequest for the NameID alone: answered');
 is($b[2]->get("$acme/")->{status}, 302, '... the NameID\'s last session is gone');
+
+# several SessionIndexes (each must end): every session of the NameID
+my @c;
+for my $si ('_s3', '_s4', '_s5') {
+    my $x = browser();
+    my ($xm) = start($x, $acme, '/');
+    saml_post($x, $acme{acs}, saml_response(%acme, rid => $xm->{rid}, session_index => $si), $xm->{relay});
+    push @c, $x;
+}
+is(join(',', map { $_->get("$acme/")->{status} } @c), '200,200,200', 'three more sessions');
+($lreq) = saml_logout_request(issuer => $IDP1, destination => "$acme/_ent/saml/slo",
+                              name_id => 'alice@acme.example.com', session_index => ['_s3', '_s4']);
+$r = browser()->get("$acme/_ent/saml/slo?" . saml_redirect(param => 'SAMLRequest', xml => $lreq, key => $idp1b));
+is($r->{status}, 302, 'a LogoutRequest with two SessionIndexes: answered');
+is(join(',', map { $_->get("$acme/")->{status} } @c), '302,302,302',
+   '... every session of the NameID is gone, not only the first index\'s');
+# its ID is remembered a day: an older request is refused
+($lreq) = saml_logout_request(issuer => $IDP1, destination => "$acme/_ent/saml/slo",
+                              name_id => 'alice@acme.example.com', now => time - 90000);
+$r = browser()->get("$acme/_ent/saml/slo?" . saml_redirect(param => 'SAMLRequest', xml => $lreq, key => $idp1b));
+is($r->{status}, 400, 'a LogoutRequest issued more than a day ago: 400');
 ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE action = 'logout.idp' AND result = 'success' "
                            . "AND category = 'authentication' AND reason = 'saml: IdP-initiated' "
                            . "AND details->>'protocol' = 'saml'") >= 2 }, 5),

@@ -273,8 +273,9 @@ sub saml_redirect_parse {
 sub saml_logout_request {
     my (%o) = @_;
     my $id = $o{id} || rnd_id();
-    my $si = defined $o{session_index}
-        ? "<samlp:SessionIndex>$o{session_index}</samlp:SessionIndex>" : '';
+    my $si = join '', map { "<samlp:SessionIndex>$_</samlp:SessionIndex>" }
+        ref $o{session_index} ? @{ $o{session_index} }
+        : defined $o{session_index} ? ($o{session_index}) : ();
     my $fmt = $o{name_id_format} // 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
     return (qq{<samlp:LogoutRequest xmlns:samlp="$SAMLP" xmlns:saml="$SAML" ID="$id" Version="2.0" IssueInstant="@{[ saml_iso($o{now} || time) ]}" Destination="$o{destination}">}
         . qq{<saml:Issuer>$o{issuer}</saml:Issuer><saml:NameID Format="$fmt">$o{name_id}</saml:NameID>$si</samlp:LogoutRequest>}, $id);

@@ -2804,6 +2804,23 @@ test_logout_request(void)
                  ENT_SAML_INVALID, "LogoutRequest issued in the future",
                  "LogoutRequest: issued in the future");
 
+    /* its ID is remembered a day: an older one could be replayed */
+
+    lo_req_fails(replace(xml, when(NOW - 5), when(NOW - 90000)),
+                 ENT_SAML_INVALID, "LogoutRequest is too old",
+                 "LogoutRequest: issued more than a day ago");
+
+    lo_req_fails(replace(xml, when(NOW - 5),
+                         when(NOW - (86400 - 2 * SKEW) - 1)),
+                 ENT_SAML_INVALID, "LogoutRequest is too old",
+                 "LogoutRequest: a second past the day, less the skews");
+
+    memset(&lo, 0, sizeof(lo));
+    check(lo_req(replace(xml, when(NOW - 5), when(NOW - (86400 - 2 * SKEW))),
+                 &lo) == ENT_SAML_OK,
+          "LogoutRequest: issued a day, less the skews, ago: taken");
+    ent_saml_logout_free(&lo);
+
     lo_req_fails(replace(xml, when(NOW - 5), "2023-11-14"),
                  ENT_SAML_MALFORMED, "LogoutRequest has no valid IssueInstant",
                  "LogoutRequest: bad IssueInstant");
