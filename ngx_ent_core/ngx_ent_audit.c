@@ -14,9 +14,10 @@
  * counter) and its time: a batch sent twice (the worker died after the
  * commit but before it truncated) writes nothing the second time.
  *
- * Journals are named audit-<pid>.jnl and locked (fcntl) by their owner.  A
- * worker that finds a journal nobody holds (its owner was killed, or
- * exited before PostgreSQL was back) adopts it: sends it and removes it.
+ * Journals are named audit-<pid>-<time>-<random>.jnl and locked (fcntl)
+ * by their owner.  A worker that finds a journal nobody holds (its owner
+ * was killed, or exited before PostgreSQL was back) adopts it: sends it
+ * and removes it.
  * A journal is created under a temporary name and renamed once locked, so
  * that no one adopts a journal in the instant between its creation and
  * its lock.
@@ -70,6 +71,7 @@ static void ngx_ent_audit_drained(ngx_ent_audit_worker_t *w,
     ngx_ent_journal_t *j);
 static void ngx_ent_audit_scan(ngx_ent_audit_worker_t *w);
 static void ngx_ent_audit_schedule(ngx_ent_audit_worker_t *w, ngx_msec_t ms);
+static size_t ngx_ent_audit_utf8(u_char *s, size_t len);
 static u_char *ngx_ent_audit_str(u_char *p, u_char *last, const char *name,
     u_char *s, size_t len, size_t max);
 
@@ -152,8 +154,16 @@ ngx_ent_audit_open(ngx_ent_audit_worker_t *w, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    ngx_sprintf(tmp, "%V/audit-%P.tmp%Z", dir, ngx_pid);
-    ngx_sprintf(w->own.name, "%V/audit-%P.jnl%Z", dir, ngx_pid);
+    /*
+     * the pid, the time and a random number: a worker never takes over
+     * (and truncates) the journal of an earlier one that had its pid (a
+     * restart in a container, where pids repeat), nor of a worker of
+     * another host sharing the directory
+     */
+
+    ngx_sprintf(w->own.name, "%V/audit-%P-%xT-%08xD.jnl%Z", dir, ngx_pid,
+                ngx_time(), (uint32_t) ngx_random());
+    ngx_sprintf(tmp, "%s.tmp%Z", w->own.name);
 
     w->own.fd = ngx_open_file(tmp, NGX_FILE_RDWR|O_APPEND,
                               NGX_FILE_TRUNCATE, 0600);
@@ -426,12 +436,57 @@ ngx_ent_audit(ngx_http_request_t *r, ngx_ent_audit_event_t *ev)
  * '?', so one odd User-Agent never fails a batch
  */
 
+/*
+ * The length of the well-formed UTF-8 sequence at s (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), 0 for none
+ */
+
+static size_t
+ngx_ent_audit_utf8(u_char *s, size_t len)
+{
+    size_t  n, i;
+    u_char  lo, hi;
+
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        lo = (s[0] == 0xe0) ? 0xa0 : 0x80;
+        hi = (s[0] == 0xed) ? 0x9f : 0xbf;
+
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        lo = (s[0] == 0xf0) ? 0x90 : 0x80;
+        hi = (s[0] == 0xf4) ? 0x8f : 0xbf;
+
+    } else {
+        return 0;
+    }
+
+    if (len < n || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (s[i] < 0x80 || s[i] > 0xbf) {
+            return 0;
+        }
+    }
+
+    return n;
+}
+
+
 static u_char *
 ngx_ent_audit_str(u_char *p, u_char *last, const char *name, u_char *s,
     size_t len, size_t max)
 {
-    u_char    c, *q, *end;
-    uint32_t  u;
+    size_t   n;
+    u_char   c, *end;
 
     if (name) {
         if (len == 0) {
@@ -453,16 +508,16 @@ ngx_ent_audit_str(u_char *p, u_char *last, const char *name, u_char *s,
         c = *s;
 
         if (c >= 0x80) {
-            q = s;
-            u = ngx_utf8_decode(&q, end - s);
+            n = ngx_ent_audit_utf8(s, end - s);
 
-            if (u > 0x10ffff) {
+            if (n == 0) {
+                /* not UTF-8 (PostgreSQL would refuse the whole batch) */
                 *p++ = '?';
                 s++;
                 continue;
             }
 
-            while (s < q) {
+            while (n--) {
                 *p++ = *s++;
             }
 
