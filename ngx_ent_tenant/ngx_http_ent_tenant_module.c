@@ -1203,6 +1203,10 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
         case NGX_ENT_HOST_IP:
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "ent tenant: an IP address as host");
+
+            /* decided: an error_page's redirect passes as unknown */
+            ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
+
             return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
                        "invalid_host", "Bad request",
                        "Use the organization's address, not an IP address.",
@@ -1211,6 +1215,7 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
         default:
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "ent tenant: a missing or malformed host");
+            ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
             return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
                        "invalid_host", "Bad request",
                        "The request names no valid host.", NULL);

@@ -190,4 +190,19 @@ ok($st->{caches}{tenants}{hits} > $st->{caches}{tenants}{fills},
 nginx_stop($n);
 check_log($n, 'tenant');
 
+# a server's own page for a bad host (error_page 400): that page, not a 500
+my $ep = nginx_start(http_config => $http, config => <<'CONF');
+ent_tenant on;
+ent_tenant_base_domain example.com;
+error_page 400 /bad-host;
+location = /bad-host { internal; return 400 "our own page: $ent_tenant_code.\n"; }
+location / { return 200 "ok\n"; }
+CONF
+for my $h ('127.0.0.1', 'bad_name.example.com') {
+    $r = http($ep, '/x', host => $h);
+    is("$r->{status} $r->{body}", "400 our own page: .\n",
+       "a bad host ($h) with error_page 400: the server's page");
+}
+check_log($ep, 'error_page');
+
 done_testing;
