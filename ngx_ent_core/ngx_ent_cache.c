@@ -31,7 +31,7 @@
 #define NGX_ENT_CACHE_EVICT      16
 
 /* bumped whenever the layout of the zone changes */
-#define NGX_ENT_CACHE_MAGIC      0x656e7403  /* "ent", version 3 */
+#define NGX_ENT_CACHE_MAGIC      0x656e7404  /* "ent", version 4 */
 
 #define NGX_ENT_CACHE_LISTENERS  8
 
@@ -53,6 +53,7 @@ typedef struct ngx_ent_cache_sh_s {
     ngx_uint_t                 evictions;
     ngx_uint_t                 invalidations;
     ngx_msec_t                 invalidated_at;  /* the last one (fills) */
+    uint32_t                   fill_seq;     /* the last fill's number */
 
     /* the nodes' invalidation listeners, to know whether any was away */
     ngx_pid_t                  listeners[NGX_ENT_CACHE_LISTENERS];
@@ -70,6 +71,7 @@ struct ngx_ent_cache_node_s {
     ngx_msec_t                 pending;     /* fill running until */
     ngx_msec_t                 error;       /* backend failed: busy until */
     ngx_pid_t                  filler;
+    uint32_t                   fill_seq;    /* the running fill's number */
     uint32_t                   vlen;
     uint16_t                   klen;
     u_char                     has_value;
@@ -86,6 +88,7 @@ typedef struct {
     ngx_str_t                  key;
     ngx_queue_t                waiters;
     ngx_uint_t                 remote;
+    uint32_t                   seq;         /* its mark's fill_seq */
     ngx_ent_cache_transform_pt transform;
 } ngx_ent_cache_pending_t;
 
@@ -727,7 +730,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
     ngx_str_t *key, ngx_ent_cache_fill_t *how, ngx_str_t *value,
     ngx_ent_op_handler_pt handler, void *data)
 {
-    uint32_t                        hash;
+    uint32_t                        hash, seq;
     ngx_int_t                       rc;
     ngx_msec_t                      now, invalidated;
     ngx_pid_t                       filler;
@@ -807,8 +810,10 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
 
     cn->pending = now + cache->fill_timeout;
     cn->filler = ngx_pid;
+    cn->fill_seq = ++cache->sh->fill_seq;
     cn->invalidated = 0;
     invalidated = cache->sh->invalidated_at;
+    seq = cn->fill_seq;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -818,6 +823,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
     }
 
     fill->transform = how->transform;
+    fill->seq = seq;
 
     /* from a replica when there is one that is recent enough */
 
@@ -941,10 +947,11 @@ ngx_ent_cache_fill_done(ngx_ent_op_t *op)
 
     cn = ngx_ent_cache_lookup(cache, &fill->key, fill->hash);
 
-    if (cn && cn->filler != ngx_pid) {
+    if (cn && (cn->filler != ngx_pid || cn->fill_seq != fill->seq)) {
         /*
-         * our mark expired and another worker fills now: what we bring
-         * back may be older than what it will; our waiters ask again
+         * our mark expired and another fill runs now (of another worker,
+         * or of this one): what we bring back may be older than what it
+         * will; our waiters ask again
          */
         ngx_shmtx_unlock(&cache->shpool->mutex);
         goto wake;
@@ -1162,6 +1169,8 @@ ngx_ent_cache_fill_new(ngx_http_ent_core_main_conf_t *cmcf,
     fill->cache = cache;
     fill->hash = hash;
     fill->remote = remote;
+    fill->seq = 0;
+    fill->transform = NULL;
     fill->key.len = key->len;
     fill->key.data = (u_char *) (fill + 1);
     ngx_memcpy(fill->key.data, key->data, key->len);
@@ -1234,6 +1243,7 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
         if (node) {
             cn->pending = node->pending;
             cn->filler = node->filler;
+            cn->fill_seq = node->fill_seq;
             cn->error = node->error;
             cn->invalidated = node->invalidated;
             ngx_ent_cache_free_node(cache, node);
@@ -1241,6 +1251,7 @@ ngx_ent_cache_store(ngx_ent_cache_t *cache, ngx_ent_cache_node_t *node,
         } else {
             cn->pending = 0;
             cn->filler = 0;
+            cn->fill_seq = 0;
             cn->error = 0;
             cn->invalidated = 0;
         }

@@ -1580,6 +1580,7 @@ ngx_http_ent_core_status_backend(u_char *p, u_char *last, const char *name,
 static ngx_int_t
 ngx_http_ent_core_init_process(ngx_cycle_t *cycle)
 {
+    ngx_msec_t                      fill;
     ngx_http_ent_core_main_conf_t  *cmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -1596,10 +1597,19 @@ ngx_http_ent_core_init_process(ngx_cycle_t *cycle)
     ngx_ent_cache_init_worker(cmcf, cycle->log);
 
     if (cmcf->pg_enabled) {
-        /* a fill may queue, prepare and query: never a shorter mark */
-        ngx_ent_cache_fill_timeout(cmcf, cmcf->pg.queue_timeout
-                                         + 2 * cmcf->pg.query_timeout
-                                         + 1000);
+        /*
+         * a fill may queue, prepare and query, on the primary or on the
+         * replica (its own timeouts): never a shorter mark, or a late
+         * fill could overwrite a newer one
+         */
+        fill = cmcf->pg.queue_timeout + 2 * cmcf->pg.query_timeout;
+
+        if (cmcf->pg_ro_enabled) {
+            fill = ngx_max(fill, cmcf->pg_ro.queue_timeout
+                                 + 2 * cmcf->pg_ro.query_timeout);
+        }
+
+        ngx_ent_cache_fill_timeout(cmcf, fill + 1000);
     }
 
     if (cmcf->pg_enabled
