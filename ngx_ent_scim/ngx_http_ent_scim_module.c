@@ -800,8 +800,15 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 
         v = json_object_get(js, "sortBy");
         if (json_is_string(v)) {
-            sort.data = (u_char *) json_string_value(v);
-            sort.len = json_string_length(v);
+            /* a copy: the body is freed once the filter is compiled */
+            sort.len = ngx_min(json_string_length(v), 64);
+            sort.data = ngx_pnalloc(r->pool, sort.len + 1);
+            if (sort.data == NULL) {
+                json_decref(js);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(sort.data, json_string_value(v), sort.len);
         }
 
         v = json_object_get(js, "sortOrder");

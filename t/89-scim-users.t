@@ -265,6 +265,13 @@ $r = scim('POST', '/scim/v2/Users/.search', body => {
     filter => 'userName sw "user"', startIndex => 1000000000000000 });
 is($r->{status} . ' ' . $r->{json}{itemsPerPage}, '200 0',
    '... in a .search too');
+$r = scim('POST', '/scim/v2/Users/.search', body => {
+    schemas => ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+    filter => 'userName sw "user"', sortBy => 'userName',
+    sortOrder => 'descending', count => 2 });
+is(join(',', map { $_->{userName} } @{ $r->{json}{Resources} || [] }),
+   'user12@acme.example.com,user11@acme.example.com',
+   'a .search with a filter and sortBy: sorted by it');
 ($res) = names('userName pr', args => 'count=100000');
 is($res->{json}{itemsPerPage}, 15, 'a huge count: capped, here all 15');
 $r = scim('GET', '/scim/v2/Users?count=abc');
