@@ -131,8 +131,12 @@ ent_cookie_find(const unsigned char *hdr, size_t len,
         }
 
         if (eq == ve) {
-            /* a pair without "=" */
-            return -1;
+            /*
+             * no "=": a nameless cookie (RFC 6265bis), which any page of
+             * the site or a sibling domain can set; not ours, and no
+             * reason to ignore the others
+             */
+            continue;
         }
 
         ne = eq;
@@ -142,8 +146,8 @@ ent_cookie_find(const unsigned char *hdr, size_t len,
         }
 
         if (ne == ns) {
-            /* an empty name */
-            return -1;
+            /* an empty name: nameless too */
+            continue;
         }
 
         vs = eq + 1;

@@ -121,6 +121,10 @@ my ($b, $r) = login();
 is($r->{status}, 302, 'control: a login');
 my $base_sessions = sessions();
 is($base_sessions, 1, 'one session');
+# a nameless cookie (which a sibling domain can set) beside the session's
+is($b->request('GET', "$acme/x", ['Cookie' => 'tossed; ' . $b->cookie_header("$acme/x"),
+                                  'Accept' => 'application/json'])->{status},
+   200, 'a nameless cookie beside the session: still signed in');
 
 # state
 
