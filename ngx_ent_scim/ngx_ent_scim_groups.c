@@ -12,6 +12,36 @@
 
 #include "ngx_ent_scim.h"
 #include "ngx_ent_scim_path.h"
+#include "ngx_ent_scim_patch.h"
+
+
+/* a Group's attributes as spelled, for a PUT body's names */
+
+static const ent_scim_patch_attr_t  ngx_http_ent_scim_group_member[] = {
+    { "value", ENT_SCIM_PATCH_STRING, 0, 0, 1, 0, NULL, 0 },
+    { "display", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "$ref", ENT_SCIM_PATCH_REFERENCE, 0, 0, 0, 0, NULL, 0 },
+    { "type", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+};
+
+
+static const ent_scim_patch_attr_t  ngx_http_ent_scim_group[] = {
+    { "id", ENT_SCIM_PATCH_STRING, 0, 1, 0, 0, NULL, 0 },
+    { "meta", ENT_SCIM_PATCH_COMPLEX, 0, 1, 0, 0, NULL, 0 },
+    { "externalId", ENT_SCIM_PATCH_STRING, 0, 0, 0, 0, NULL, 0 },
+    { "displayName", ENT_SCIM_PATCH_STRING, 0, 0, 1, 0, NULL, 0 },
+    { "members", ENT_SCIM_PATCH_COMPLEX, 1, 0, 0, 0,
+      ngx_http_ent_scim_group_member,
+      sizeof(ngx_http_ent_scim_group_member)
+      / sizeof(ent_scim_patch_attr_t) },
+};
+
+
+static const ent_scim_patch_schema_t  ngx_http_ent_scim_group_schema = {
+    "urn:ietf:params:scim:schemas:core:2.0:Group",
+    ngx_http_ent_scim_group,
+    sizeof(ngx_http_ent_scim_group) / sizeof(ent_scim_patch_attr_t)
+};
 
 
 #define NGX_HTTP_ENT_SCIM_GROUP_URN                                          \
@@ -146,7 +176,37 @@ ngx_http_ent_scim_groups(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 
         if (r->method == NGX_HTTP_POST) {
             ctx->op = NGX_HTTP_ENT_SCIM_OP_CREATE;
+
+            /* spelled as PostgreSQL reads it: "Members" is members */
+
+            if (ent_scim_patch_canon(js, &ngx_http_ent_scim_group_schema)
+                != 0)
+            {
+                json_decref(js);
+                return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                               "invalidValue",
+                                               "An attribute is given "
+                                               "twice, in two spellings.");
+            }
+
+            s = json_dumps(js, JSON_COMPACT);
             json_decref(js);
+
+            if (s == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ctx->body.len = ngx_strlen(s);
+            ctx->body.data = ngx_pnalloc(r->pool, ctx->body.len);
+
+            if (ctx->body.data == NULL) {
+                free(s);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(ctx->body.data, s, ctx->body.len);
+            free(s);
+
             params[1] = ctx->token_id;
             params[2] = ctx->body;
             params[3] = ctx->base;
@@ -226,6 +286,16 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
     *actions = a;
 
     if (r->method == NGX_HTTP_PUT) {
+        /* names are case-insensitive: "Members" is members */
+
+        if (ent_scim_patch_canon(body, &ngx_http_ent_scim_group_schema)
+            != 0)
+        {
+            *scim_type = "invalidValue";
+            *detail = "An attribute is given twice, in two spellings.";
+            goto failed;
+        }
+
         v = json_object_get(body, "displayName");
 
         if (!json_is_string(v)) {

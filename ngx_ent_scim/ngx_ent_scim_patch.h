@@ -189,5 +189,17 @@ int ent_scim_patch_apply(json_t **resource, const char *body, size_t len,
     const ent_scim_patch_schema_t *schema, const char **scim_type,
     char *err, size_t errlen);
 
+/*
+ * Spells the members of a resource (a POST or PUT body) as the schema
+ * does, at every level ("Emails" becomes "emails", "GivenName" inside
+ * "name" "givenName"; "schemas" too): attribute names are
+ * case-insensitive (RFC 7643 2.1), and PostgreSQL reads the body by the
+ * schema's spelling.  Unknown members are left as they are.
+ *
+ * 0, or -1 when one attribute is there twice, in two spellings (nothing
+ * is renamed then).
+ */
+int ent_scim_patch_canon(json_t *obj, const ent_scim_patch_schema_t *schema);
+
 
 #endif /* _NGX_ENT_SCIM_PATCH_H_INCLUDED_ */

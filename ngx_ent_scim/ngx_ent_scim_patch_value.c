@@ -642,6 +642,124 @@ ent_scim_patch_find(const ent_scim_patch_attr_t *defs, size_t n,
 }
 
 
+/* the resource's members spelled as the schema has them */
+
+static int ent_scim_patch_canon_obj(json_t *obj,
+    const ent_scim_patch_attr_t *defs, size_t n, int top, int rename);
+
+
+int
+ent_scim_patch_canon(json_t *obj, const ent_scim_patch_schema_t *schema)
+{
+    if (!json_is_object(obj)) {
+        return 0;
+    }
+
+    /* a pass that only checks, then the one that renames: all or none */
+
+    if (ent_scim_patch_canon_obj(obj, schema->attrs, schema->nattrs, 1, 0)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ent_scim_patch_canon_obj(obj, schema->attrs, schema->nattrs, 1, 1);
+}
+
+
+static int
+ent_scim_patch_canon_obj(json_t *obj, const ent_scim_patch_attr_t *defs,
+    size_t n, int top, int rename)
+{
+    size_t                        i, j, k, nkeys;
+    json_t                       *v, *e, *have;
+    const char                   *key, *name, **keys;
+    const ent_scim_patch_attr_t  *def;
+
+    nkeys = json_object_size(obj);
+
+    if (nkeys == 0) {
+        return 0;
+    }
+
+    /* the keys first: renaming changes the object */
+
+    keys = malloc(nkeys * sizeof(char *));
+    if (keys == NULL) {
+        return -1;
+    }
+
+    k = 0;
+
+    json_object_foreach(obj, key, v) {
+        keys[k++] = key;
+    }
+
+    for (i = 0; i < k; i++) {
+        key = keys[i];
+        v = json_object_get(obj, key);
+
+        def = ent_scim_patch_find(defs, n, key);
+
+        if (def != NULL) {
+            name = def->name;
+
+        } else if (top && strcasecmp(key, "schemas") == 0) {
+            name = "schemas";
+
+        } else {
+            continue;
+        }
+
+        if (!rename && ent_scim_patch_member(obj, name, &have) != 0) {
+            /* "emails" and "Emails" */
+            free(keys);
+            return -1;
+        }
+
+        if (rename && strcmp(key, name) != 0) {
+            json_incref(v);
+
+            if (json_object_set_new(obj, name, v) != 0) {
+                free(keys);
+                return -1;
+            }
+
+            (void) json_object_del(obj, key);
+        }
+
+        if (def == NULL || def->subs == NULL) {
+            continue;
+        }
+
+        if (json_is_object(v)
+            && ent_scim_patch_canon_obj(v, def->subs, def->nsubs, 0, rename)
+               != 0)
+        {
+            free(keys);
+            return -1;
+        }
+
+        if (json_is_array(v)) {
+            json_array_foreach(v, j, e) {
+                if (json_is_object(e)
+                    && ent_scim_patch_canon_obj(e, def->subs, def->nsubs, 0,
+                                                rename)
+                       != 0)
+                {
+                    free(keys);
+                    return -1;
+                }
+            }
+        }
+    }
+
+    free(keys);
+
+    return 0;
+}
+
+
 /* the member of that name, case-insensitively; -1: it is there twice */
 
 int

@@ -57,6 +57,7 @@ static ent_scim_attr_t  ngx_http_ent_scim_user_attrs[] = {
 ngx_int_t
 ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 {
+    char                           *out;
     json_t                         *js, *schemas, *v;
     size_t                          i;
     ngx_int_t                       rc;
@@ -152,6 +153,38 @@ ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
                                            "invalidSyntax",
                                            "The body is not a JSON object.");
         }
+
+        /*
+         * attribute names are case-insensitive: spelled as PostgreSQL
+         * reads them ("Emails" was no emails, and a PUT cleared them)
+         */
+
+        if (ent_scim_patch_canon(js, &ent_scim_patch_user_schema) != 0) {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidValue",
+                                           "An attribute is given twice, "
+                                           "in two spellings.");
+        }
+
+        out = json_dumps(js, JSON_COMPACT);
+
+        if (out == NULL) {
+            json_decref(js);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->body.len = ngx_strlen(out);
+        ctx->body.data = ngx_pnalloc(r->pool, ctx->body.len);
+
+        if (ctx->body.data == NULL) {
+            free(out);
+            json_decref(js);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->body.data, out, ctx->body.len);
+        free(out);
 
         schemas = json_object_get(js, "schemas");
         found = 0;

@@ -445,6 +445,24 @@ $r = scim('GET', '/scim/v2/Schemas');
 ok((grep { $_->{name} eq 'addresses' } @{ $r->{json}{Resources}[0]{attributes} }),
    'Schemas lists them');
 
+# attribute names in any case (RFC 7643 2.1): stored as if spelled right
+$r = scim('POST', '/scim/v2/Users', body => { Schemas => [$U], UserName => 'casey@acme.example.com',
+          Name => { GivenName => 'Casey', FAMILYNAME => 'Doe' },
+          Emails => [{ Value => 'casey@acme.example.com', Primary => JSON::PP::true }],
+          lc($E) => { Department => 'Ops' } });
+is($r->{status}, 201, 'POST with "UserName", "Name", "Emails": 201');
+my $casey = $r->{json};
+is(join('|', $casey->{userName} // '', $casey->{name}{givenName} // '', $casey->{name}{familyName} // '',
+        $casey->{emails}[0]{value} // '', $casey->{$E}{department} // ''),
+   'casey@acme.example.com|Casey|Doe|casey@acme.example.com|Ops', '... every attribute stored');
+$r = scim('PUT', "/scim/v2/Users/$casey->{id}", body => { schemas => [$U], userName => 'casey@acme.example.com',
+          EMAILS => [{ value => 'casey2@acme.example.com' }] });
+is(join('|', $r->{status}, map { $_->{value} } @{ $r->{json}{emails} || [] }),
+   '200|casey2@acme.example.com', 'PUT with "EMAILS": replaced, not cleared');
+envelope_ok(scim('PUT', "/scim/v2/Users/$casey->{id}", body => { schemas => [$U],
+            userName => 'casey@acme.example.com', emails => [], Emails => [] }),
+            400, 'invalidValue', 'PUT with "emails" and "Emails"');
+
 check_log($n, 'scim');
 check_log($n2, 'scim 2');
 

@@ -107,6 +107,13 @@ is_deeply([map { $_->{display} } @{ $r->{json}{groups} || [] }], ['Engineering']
           "a User's groups (read-only)");
 is($r->{json}{groups}[0]{value}, $g->{id}, '... with the group\'s id');
 
+# attribute names in any case (RFC 7643 2.1): created with its members
+$r = scim('POST', '/scim/v2/Groups', body => { Schemas => [$G], DisplayName => 'Cased',
+                                               MEMBERS => [{ VALUE => $uid{ann} }] });
+is($r->{status}, 201, 'POST with "DisplayName" and "MEMBERS": 201');
+is_deeply([map { $_->{value} } @{ $r->{json}{members} || [] }], [$uid{ann}], '... with its member');
+is(scim('DELETE', "/scim/v2/Groups/$r->{json}{id}")->{status}, 204, '... (deleted again)');
+
 # --- list, filter
 
 scim('POST', '/scim/v2/Groups', body => { schemas => [$G], displayName => 'Admins' });
@@ -180,6 +187,16 @@ $r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayN
                                                        members => [{ value => $uid{ann} }, { value => $uid{cid} }] });
 is($r->{status}, 200, 'PUT: 200');
 is_deeply([sort map { $_->{value} } @{ $r->{json}{members} }], [sort $uid{ann}, $uid{cid}], '... the members replaced');
+# attribute names are case-insensitive (RFC 7643 2.1)
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], DisplayName => 'Engineering',
+                                                       Members => [{ Value => $uid{ann} }, { value => $uid{cid} }] });
+is($r->{status}, 200, 'PUT with "DisplayName" and "Members": 200');
+is_deeply([sort map { $_->{value} } @{ $r->{json}{members} }], [sort $uid{ann}, $uid{cid}],
+          '... the members as given, not wiped');
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
+                                                       members => [], Members => [] });
+is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 invalidValue',
+   'PUT with "members" and "Members": 400 invalidValue');
 $r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
                                                        members => { value => $uid{ann} } });
 is($r->{status}, 400, 'PUT with members not a list: 400');

@@ -39,6 +39,7 @@ static int is(json_t *v, const char *json);
 static int has_schema(json_t *r, const char *urn);
 static int nprimary(json_t *r, const char *attr);
 static void test_api(void);
+static void test_canon(void);
 static void test_body(void);
 static void test_ops(void);
 static void test_simple(void);
@@ -1482,6 +1483,50 @@ test_hostile(void)
 }
 
 
+/* a POST or PUT body's names, spelled as the schema has them */
+
+static void
+test_canon(void)
+{
+    json_t  *r;
+
+    r = keep_json(json_loads(q("{'Schemas':['" CORE_URN "'],'UserName':'a',"
+                               "'Name':{'GivenName':'A','familyname':'B'},"
+                               "'EMAILS':[{'Value':'a@x','Primary':true}],"
+                               "'" ENT_URN "':{'Department':'D'},"
+                               "'custom':{'Value':1}}"),
+                             0, NULL));
+    check(ent_scim_patch_canon(r, &ent_scim_patch_user_schema) == 0
+          && is(r, "{'schemas':['" CORE_URN "'],'userName':'a',"
+                   "'name':{'givenName':'A','familyName':'B'},"
+                   "'emails':[{'value':'a@x','primary':true}],"
+                   "'" ENT_URN "':{'department':'D'},"
+                   "'custom':{'Value':1}}"),
+          "canon: names at every level spelled as the schema, "
+          "unknown ones left");
+
+    r = keep_json(json_loads(q("{'userName':'a','emails':[],'Emails':[]}"),
+                             0, NULL));
+    check(ent_scim_patch_canon(r, &ent_scim_patch_user_schema) == -1
+          && is(r, "{'userName':'a','emails':[],'Emails':[]}"),
+          "canon: one attribute in two spellings: -1, nothing renamed");
+
+    r = keep_json(json_loads(q("{'UserName':'a',"
+                               "'Name':{'givenName':'a','GIVENNAME':'b'}}"),
+                             0, NULL));
+    check(ent_scim_patch_canon(r, &ent_scim_patch_user_schema) == -1
+          && is(r, "{'UserName':'a','Name':{'givenName':'a',"
+                   "'GIVENNAME':'b'}}"),
+          "canon: twice inside a complex attribute: -1, nothing renamed");
+
+    r = keep_json(json_loads(q("{'userName':'a','emails':[{'value':'x'}]}"),
+                             0, NULL));
+    check(ent_scim_patch_canon(r, &ent_scim_patch_user_schema) == 0
+          && is(r, "{'userName':'a','emails':[{'value':'x'}]}"),
+          "canon: already spelled right: unchanged");
+}
+
+
 int
 main(void)
 {
@@ -1502,6 +1547,7 @@ main(void)
     test_okta();
     test_atomic();
     test_hostile();
+    test_canon();
 
     for (i = 0; i < njarena; i++) {
         json_decref(jarena[i]);
