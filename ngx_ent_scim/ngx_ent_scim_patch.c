@@ -363,6 +363,13 @@ ent_scim_patch_no_path(ent_scim_patch_ctx_t *ctx, int kind, json_t *value)
             continue;
         }
 
+        if (ent_scim_patch_member(value, key, &v) != 0) {
+            /* "userName" and "USERNAME": which one is meant */
+            return ent_scim_patch_fail(ctx, "invalidValue",
+                                       "an attribute given twice in the "
+                                       "value");
+        }
+
         rc = ent_scim_path_parse(key, strlen(key), &p, perr, sizeof(perr));
 
         if (rc == ENT_SCIM_INTERNAL) {

@@ -1201,6 +1201,10 @@ test_no_path(void)
                 "'formatted':'Ms. Barbara J Jensen'}"),
           "no path: members applied, name merged");
 
+    check(strcmp(fails("{'op':'add','value':{'userName':'one',"
+                       "'USERNAME':'two'}}"), "invalidValue") == 0,
+          "no path: one attribute in two spellings: invalidValue");
+
     r = run("{'op':'add','value':{'emails':[{'value':'n@x.org',"
             "'type':'other'}]}}");
     check(json_array_size(at(r, "emails")) == 3, "no path: add appends");
