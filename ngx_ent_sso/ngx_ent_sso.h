@@ -239,6 +239,7 @@ struct ngx_http_ent_sso_ctx_s {
     ngx_str_t                   *sessions;
     ngx_str_t                    index;
     ngx_str_t                    jti;          /* an IdP logout's, spent */
+    void                        *authz_conf;   /* the rules passed: whose */
     const char                  *sso_status;   /* $ent_sso_status */
 
     /* authorization: the user's standing, live */

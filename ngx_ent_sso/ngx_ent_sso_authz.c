@@ -513,6 +513,9 @@ ngx_http_ent_sso_authz_check(ngx_http_request_t *r,
                                (char *) reason, &ctx->id.user_id);
     }
 
+    /* an internal redirect to a location of other rules checks those */
+    ctx->authz_conf = slcf;
+
     return NGX_OK;
 }
 

@@ -393,11 +393,17 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
              * tenant without SSO) is decided again where SSO is required
              */
 
+            slcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_sso_module);
+
             if (ctx->authenticated) {
+                /* but this location's rules, if they are others */
+
+                if (slcf->authz_on && ctx->authz_conf != slcf) {
+                    return ngx_http_ent_sso_authz(r, ctx);
+                }
+
                 return NGX_OK;
             }
-
-            slcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_sso_module);
 
             if (!ctx->anonymous || slcf->mode != NGX_HTTP_ENT_SSO_REQUIRED) {
                 return NGX_DECLINED;

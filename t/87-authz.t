@@ -69,6 +69,15 @@ location /finance/ {
     ent_authz_attr groups contains finance;
     proxy_pass http://127.0.0.1:$echo;
 }
+location /via/ {
+    ent_sso required;
+    try_files /nothing/here \@adminonly;
+}
+location \@adminonly {
+    ent_sso required;
+    ent_authz_roles owner admin;
+    proxy_pass http://127.0.0.1:$echo;
+}
 location /repo/ {
     ent_sso required;
     ent_authz_permission repositories:read methods=read;
@@ -154,6 +163,8 @@ like(json_decode($r->{body})->{identity}{'x-ent-permissions'}, qr/^members:read,
 $r = get($alice, 'corp', '/managers/');
 is($r->{status}, 403, 'rank gate: a member at a manager gate: 403');
 is(json_decode($r->{body})->{missing}, 'the role manager', '... naming what is missing');
+is(status($alice, 'corp', '/via/x'), 403,
+   "an internal redirect (try_files) to a location of other rules: its rules apply");
 my $before = events('authz', 'failure');
 ok(wait_until(sub { events('authz', 'failure') >= $before }, 3), '... an event');
 role('corp', 'alice@corp.example.com', 'manager');
@@ -162,6 +173,7 @@ ok(wait_until(sub { status($alice, 'corp', '/managers/') == 200 }, 3),
 is(status($alice, 'corp', '/admin/'), 403, 'explicit gate owner/admin: a manager: 403');
 role('corp', 'alice@corp.example.com', 'admin');
 ok(wait_until(sub { status($alice, 'corp', '/admin/') == 200 }, 3), '... an admin: 200');
+is(status($alice, 'corp', '/via/x'), 200, '... and through the internal redirect');
 
 # --- a custom role of rank 70: passes rank gates, not an owner/admin gate
 
