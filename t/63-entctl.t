@@ -129,6 +129,26 @@ isnt($rc, 0, 'a cycle is refused');
 like($out, qr/cannot be its own ancestor/, 'saying why');
 ($rc, $out) = ctl('tenant delete l4');
 like($out, qr/has child tenants/, 'a parent is not deleted under its children');
+# a subtree moved under another tenant: its own levels count too
+ctl('tenant create m1 --name M1');
+ctl('tenant create m2 --name M2 --parent m1');
+($rc, $out) = ctl('tenant update l2 --parent m2');
+isnt($rc, 0, 'a 4-level subtree moved 2 levels down (6 in all) is refused');
+like($out, qr/and the 3 level\(s\) under it would be more than 5 levels deep/,
+     'saying why');
+($rc, $out) = ctl('tenant update l4 --parent m2');
+is($rc, 0, 'a 2-level subtree moved 2 levels down (4 in all) is taken') or diag $out;
+ctl('tenant update l4 --parent l3');
+
+# a tenant with SCIM users is deleted with them
+ctl('tenant create gone --name Gone');
+pg_sql("INSERT INTO ent.users (email) VALUES ('s\@gone.test')");
+pg_sql("INSERT INTO ent.scim_users (tenant_id, id, user_name) SELECT t.id, u.id, 's\@gone.test' "
+       . "FROM ent.tenants t, ent.users u WHERE t.code = 'gone' AND u.email = 's\@gone.test'");
+($rc, $out) = ctl('tenant delete gone');
+is($rc, 0, 'a tenant with a SCIM user: deleted') or diag $out;
+is(pg_sql("SELECT count(*) FROM ent.scim_users s JOIN ent.users u ON u.id = s.id "
+          . "WHERE u.email = 's\@gone.test'"), 0, '... its SCIM users with it');
 
 # bad input: a clear error, nothing changed
 

@@ -354,11 +354,14 @@ ok(wait_until(sub { $b->get("http://acme.example.com:$port2/x")->{status} == 403
 
 # --- erasure: pseudonymized, and Gone for SCIM
 
+pg_sql("UPDATE ent.scim_users SET extra = '{\"nickName\":\"Ally\"}' WHERE id = '$alice->{id}'");
 my $out = `$entctl user erase acme alice\@acme.example.com 2>&1`;
 like($out, qr/^user erase acme \Q$alice->{id}\E: erased$/m, 'entctl user erase: erased') or diag $out;
 is(pg_sql("SELECT coalesce(email, '-') || ' ' || coalesce(name, '-') FROM ent.users WHERE id = '$alice->{id}'"),
    '- -', '... the person pseudonymized');
 like(pg_sql("SELECT user_name FROM ent.scim_users WHERE id = '$alice->{id}'"), qr/^erased-/, '... the SCIM record too');
+is(pg_sql("SELECT extra FROM ent.scim_users WHERE id = '$alice->{id}'"), '{}',
+   '... with the attributes kept as the IdP sent them');
 unlike(pg_sql("SELECT string_agg(coalesce(reason, '') || detail::text, ' ') FROM ent.events"),
        qr/alice\@acme/, '... no event holds the erased email');
 envelope_ok(scim('GET', "/scim/v2/Users/$alice->{id}"), 410, undef, 'GET of the erased user');
