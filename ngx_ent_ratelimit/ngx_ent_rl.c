@@ -3,6 +3,7 @@
  */
 
 
+#include <limits.h>
 #include <string.h>
 
 #include "ngx_ent_rl.h"
@@ -178,12 +179,14 @@ ngx_ent_rl_override(const unsigned char *s, size_t len,
                 return NGX_ENT_RL_UNLIMITED;
             }
 
-            if (v == end || end - v > 9) {
+            /* PostgreSQL's integer: up to 2147483647, ten digits */
+
+            if (v == end || end - v > 10) {
                 return dflt;
             }
 
             for (n = 0; v < end; v++) {
-                if (*v < '0' || *v > '9') {
+                if (*v < '0' || *v > '9' || n > (LONG_MAX - 9) / 10) {
                     return dflt;
                 }
 

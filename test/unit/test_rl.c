@@ -89,6 +89,10 @@ main(void)
           "override: empty: the default");
     check(ngx_ent_rl_override(O("ai=99999999999"), O("ai"), 7) == 7,
           "override: too long: the default");
+    check(ngx_ent_rl_override(O("ai=1000000000"), O("ai"), 7) == 1000000000,
+          "override: ten digits (PostgreSQL's integer goes that far)");
+    check(ngx_ent_rl_override(O("ai=2147483647"), O("ai"), 7) == 2147483647,
+          "override: the largest integer");
     check(ngx_ent_rl_override(O(""), O("ai"), 7) == 7, "override: none");
     check(ngx_ent_rl_override(O(",,ai=3,"), O("ai"), 7) == 3,
           "override: stray commas");
