@@ -289,6 +289,26 @@ ngx_http_ent_sso_need_discovery(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    /*
+     * an OpenID Provider over https only: discovery in clear text would let
+     * anyone on the path name other keys (entctl refuses such an issuer;
+     * the table's check allows http for SAML entity IDs)
+     */
+
+    if (ctx->idp.issuer.len < sizeof("https://") - 1
+        || ngx_strncmp(ctx->idp.issuer.data, "https://",
+                       sizeof("https://") - 1) != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ent sso: the issuer \"%V\" is not an https URL: no "
+                      "discovery", &ctx->idp.issuer);
+        ctx->sso_status = "idp_unavailable";
+        return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "idp_unavailable",
+                                       "The identity provider cannot be "
+                                       "reached right now.");
+    }
+
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
 
     if (ngx_http_ent_sso_doc_key(r, &key, "d", &ctx->idp.issuer) != NGX_OK) {

@@ -470,6 +470,15 @@ is(sessions(), $n0 - 1, '... its session is gone from Redis');
 is($bI->get("$acme/x")->{status}, 403, '... and the next request has none');
 pg_sql("UPDATE ent.identity_providers SET enabled = true");
 
+# an OpenID Provider's issuer over http (entctl refuses it; plain SQL can
+# set it): no discovery in clear text, 503
+pg_sql("UPDATE ent.identity_providers SET issuer = replace(issuer, 'https://', 'http://')");
+ok(wait_until(sub { browser()->get("$acme/x")->{status} == 503 }, 5),
+   'an http issuer: no discovery, 503');
+like(nginx_log($n1), qr/the issuer "http:[^"]*" is not an https URL: no discovery/,
+     '... and the error log says why');
+pg_sql("UPDATE ent.identity_providers SET issuer = replace(issuer, 'http://', 'https://')");
+
 check_log($_, "node $_->{id}") for $n1, $n2, $n3;
 
 done_testing;
