@@ -403,8 +403,12 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
     }
 
     rc->state = NGX_ENT_REDIS_READY;
-    rc->backoff = 0;
     pool->generation++;
+
+    if (rc->handshake == 0) {
+        /* up; with AUTH, SELECT or ROLE first, once they are answered */
+        rc->backoff = 0;
+    }
 
     /* pipelined small writes must not wait for the previous one's ACK */
 
@@ -614,6 +618,11 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
         }
 
         freeReplyObject(reply);
+
+        if (rc->handshake == 0) {
+            /* the handshake went through: no more backoff */
+            rc->backoff = 0;
+        }
 
         if (rc->handshake == 0 && ngx_queue_empty(&rc->inflight)) {
             if (rc->timer.timer_set) {
