@@ -1012,6 +1012,30 @@ ngx_ent_pg_done(ngx_ent_pg_conn_t *pc)
                                                          : NGX_ENT_ERROR;
         pool->stats.errors++;
 
+        if (ngx_strcmp(op->sqlstate, "0A000") == 0
+            || ngx_strcmp(op->sqlstate, "26000") == 0)
+        {
+            /*
+             * "cached plan must not change result type" (a migration
+             * replaced a function), or a statement the server forgot:
+             * this connection's prepared statements are stale, and a new
+             * connection prepares them again
+             */
+
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "postgres: prepared statements are out of date "
+                          "(SQLSTATE %s), reconnecting", op->sqlstate);
+
+            if (pc->result) {
+                PQclear(pc->result);
+                pc->result = NULL;
+            }
+
+            ngx_ent_pg_drop(pc, status, 0);
+            ngx_ent_pg_dispatch(pool);
+            return;
+        }
+
     } else if (pc->result) {
         /* rows for a query, only the count for a command */
         rc = ngx_ent_pg_rows(op, pc->result);

@@ -466,6 +466,21 @@ envelope_ok(scim('PUT', "/scim/v2/Users/$casey->{id}", body => { schemas => [$U]
             userName => 'casey@acme.example.com', emails => [], Emails => [] }),
             400, 'invalidValue', 'PUT with "emails" and "Emails"');
 
+# a migration that changes a function's result type: the connections'
+# prepared statements are out of date (0A000); they are prepared again on
+# new connections, and requests are answered again
+is(scim('GET', "/scim/v2/Users/$casey->{id}")->{status}, 200, 'a user read (its statement prepared)');
+pg_sql("ALTER FUNCTION ent.scim_user_get(uuid, text, text) RENAME TO scim_user_get_v1; "
+       . "CREATE FUNCTION ent.scim_user_get(p_tenant uuid, p_id text, p_base text) "
+       . "RETURNS TABLE (status bigint, body jsonb) LANGUAGE sql STABLE AS "
+       . "\$\$ SELECT status::bigint, body FROM ent.scim_user_get_v1(p_tenant, p_id, p_base) \$\$");
+ok(wait_until(sub { scim('GET', "/scim/v2/Users/$casey->{id}")->{status} == 200 }, 5, 0.1),
+   "a function's result type changed: answered again, on new connections");
+like(nginx_log($n), qr/prepared statements are out of date \(SQLSTATE 0A000\), reconnecting/,
+     '... the reconnect logged');
+pg_sql("DROP FUNCTION ent.scim_user_get(uuid, text, text); "
+       . "ALTER FUNCTION ent.scim_user_get_v1(uuid, text, text) RENAME TO scim_user_get");
+
 check_log($n, 'scim');
 check_log($n2, 'scim 2');
 
