@@ -216,7 +216,7 @@ ngx_http_ent_sso_fetch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     if (!ctx->waiting) {
         /* called twice (a late finalization): once is enough */
-        return rc;
+        return (rc == NGX_ERROR) ? NGX_OK : rc;
     }
 
     ctx->waiting = 0;
@@ -244,6 +244,18 @@ ngx_http_ent_sso_fetch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
+
+    /*
+     * a fetch that failed outright (an upstream lost mid-body) is a failed
+     * fetch: NGX_ERROR here would terminate the client's request, which is
+     * to get the stale copy, a 503 or a 401 instead.  (A document over
+     * subrequest_output_buffer_size is another matter: nginx marks the
+     * shared connection failed, and the client's request ends with it.)
+     */
+
+    if (rc == NGX_ERROR) {
+        return NGX_OK;
+    }
 
     return rc;
 }

@@ -165,16 +165,16 @@ is($r->{status}, 401, 'a used code under a new state: 401 (the OP refuses it)');
 # key): the state is not spent, so the sign-in fails closed with a 503,
 # and the same callback signs in once Redis takes the write
 
-my ($b4, $cb4) = to_callback();
+my ($bR, $cbR) = to_callback();
 my $sessions4 = sessions();
 redis_cli('ACL', 'SETUSER', 'default', 'resetkeys', '%R~*',
           '%W~ent:{t:*}:s:*', '%W~ent:{t:*}:u:*');
-$r = $b4->get($cb4);
+$r = $bR->get($cbR);
 redis_cli('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
 is($r->{status}, 503, 'Redis refuses to spend the state: 503');
 like($r->{body}, qr/unavailable/, '... sign-in is unavailable');
 is(sessions(), $sessions4, '... and no session was made');
-$r = $b4->get($cb4);
+$r = $bR->get($cbR);
 is($r->{status}, 302, '... the same callback signs in once Redis takes it');
 is(sessions(), $sessions4 + 1, '... with one session');
 
@@ -478,6 +478,22 @@ ok(wait_until(sub { browser()->get("$acme/x")->{status} == 503 }, 5),
 like(nginx_log($n1), qr/the issuer "http:[^"]*" is not an https URL: no discovery/,
      '... and the error log says why');
 pg_sql("UPDATE ent.identity_providers SET issuer = replace(issuer, 'http://', 'https://')");
+
+# a discovery document bigger than the fetch location's
+# subrequest_output_buffer_size: nginx fails the connection the fetch
+# shares with the client's request (documented: size the buffer above the
+# IdP's documents); the worker goes on serving
+(my $small = $config) =~ s/subrequest_output_buffer_size 64k/subrequest_output_buffer_size 256/;
+my $n4 = nginx_start(http_config => http_conf(), config => $small);
+my $p4 = nginx_port($n4);
+my $b4s = EntOP::Browser->new(resolve => { "acme.example.com:$p4" => "127.0.0.1:$p4" });
+$r = $b4s->get("http://acme.example.com:$p4/x");
+isnt($r->{status}, 200, 'a discovery document over the subrequest buffer: no sign-in');
+like(nginx_log($n4), qr/too big subrequest response/, '... nginx says why');
+is(http($n4, '/_ent/session', host => 'acme.example.com',
+        headers => ['Accept: application/json'])->{status}, 401,
+   '... and the worker goes on serving');
+check_log($n4, 'small buffer');
 
 check_log($_, "node $_->{id}") for $n1, $n2, $n3;
 
