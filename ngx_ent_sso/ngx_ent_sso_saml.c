@@ -428,6 +428,8 @@ ngx_http_ent_sso_saml_acs(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                                                ngx_http_ent_sso_body_read);
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            /* answered by nginx (an error_page, maybe): decided */
+            ctx->decided = 1;
             return rc;
         }
 

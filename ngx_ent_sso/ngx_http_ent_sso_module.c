@@ -382,6 +382,16 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
 
     if (ctx) {
         if (ctx->waiting) {
+            if (r->err_status) {
+                /*
+                 * the body being read failed (too big, bad chunking) and
+                 * nginx sends the error_page: nothing will wake us
+                 */
+                ctx->waiting = 0;
+                ctx->decided = 1;
+                return NGX_DECLINED;
+            }
+
             return NGX_DONE;
         }
 

@@ -10,6 +10,8 @@ use EntOP;
 use Compress::Zlib ();
 use MIME::Base64 qw(encode_base64 decode_base64);
 use POSIX qw(strftime);
+use IO::Select;
+use IO::Socket::INET;
 use Test::More;
 
 plan skip_all => 'xmlsec1 is not installed' unless -x '/usr/bin/xmlsec1';
@@ -184,6 +186,41 @@ $r = browser()->get("$acme/_ent/saml/metadata");
 is($r->{status}, 200, 'SP metadata: 200');
 like($r->{body}, qr{AssertionConsumerService[^>]+Location="\Q$acme\E/_ent/saml/acs"},
      '... naming the ACS');
+
+# the ACS's body fails while it is read (bad chunking, after a pause) in a
+# server with error_page 400: that page, at once, not a request left hanging
+{
+    my $ep = nginx_start(http_config => <<"CONF", config => <<"CONF2");
+ent_postgres "\$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
+ent_sso_secret_key $keyfile;
+CONF
+ent_tenant on;
+ent_tenant_base_domain example.com;
+error_page 400 /bad-body;
+location = /bad-body { internal; ent_sso optional; proxy_pass http://127.0.0.1:$echo; }
+location / {
+    ent_sso required;
+    proxy_pass http://127.0.0.1:$echo;
+}
+CONF2
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . nginx_port($ep))
+        or die $!;
+    print $s "POST /_ent/saml/acs HTTP/1.1\r\nHost: acme.example.com\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n"
+        . "Transfer-Encoding: chunked\r\n\r\n5\r\nSAMLR\r\n";
+    sleep 0.3;
+    print $s "zz\r\n";
+    my $got = '';
+    my $sel = IO::Select->new($s);
+    while ($sel->can_read(3)) {
+        my $n = sysread($s, my $buf, 4096) or last;
+        $got .= $buf;
+    }
+    like($got, qr{^HTTP/1\.1 400 .*/bad-body}s,
+         'a body that fails while it is read: the error_page, at once');
+    check_log($ep, 'acs body');
+}
 
 check_log($n, 'saml');
 
