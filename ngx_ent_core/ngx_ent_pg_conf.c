@@ -100,9 +100,16 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
 {
     char               *err, *host, *hostaddr, *options;
     u_char             *p, *last;
-    size_t              len;
+    size_t              len, k;
     ngx_uint_t          n, i, has_app;
     PQconninfoOption   *opts, *o;
+
+    static const char  *keepalive[][2] = {
+        { "keepalives_idle", "30" },
+        { "keepalives_interval", "10" },
+        { "keepalives_count", "3" },
+        { "tcp_user_timeout", "60000" },
+    };
 
     conf->conninfo = *conninfo;
 
@@ -146,10 +153,13 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
         }
     }
 
-    /* 3 more: hostaddr, options, application_name; 1 for the NULL */
+    /*
+     * 3 more: hostaddr, options, application_name; 4 keepalive settings;
+     * 1 for the NULL
+     */
 
-    conf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
-    conf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 8) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 8) * sizeof(char *));
     conf->display.data = ngx_pnalloc(cf->pool, 1024);
 
     if (conf->keywords == NULL || conf->values == NULL
@@ -240,6 +250,27 @@ ngx_ent_pg_conf(ngx_conf_t *cf, ngx_ent_pg_conf_t *conf, ngx_str_t *conninfo)
         conf->keywords[i] = "application_name";
         conf->values[i] = "ngx_ent";
         i++;
+    }
+
+    /*
+     * A peer that is gone without a word (a failover, a cable) is noticed
+     * within about a minute, not the kernel's two hours: this matters for
+     * the cache invalidation listener, which only waits, and would miss
+     * every NOTIFY meanwhile.  The connection string's own values win.
+     */
+
+    for (k = 0; k < sizeof(keepalive) / sizeof(keepalive[0]); k++) {
+        for (o = opts; o->keyword; o++) {
+            if (o->val && ngx_strcmp(o->keyword, keepalive[k][0]) == 0) {
+                break;
+            }
+        }
+
+        if (o->keyword == NULL) {
+            conf->keywords[i] = (char *) keepalive[k][0];
+            conf->values[i] = (char *) keepalive[k][1];
+            i++;
+        }
     }
 
     conf->keywords[i] = NULL;

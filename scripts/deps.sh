@@ -14,7 +14,7 @@ pkgs=(
     simplesamlphp php-cli php-xml php-mbstring
     postgresql redis-server redis-tools
     perl libio-socket-ssl-perl openssl
-    wrk curl procps psmisc dpkg-dev ca-certificates valgrind
+    wrk curl procps psmisc iproute2 dpkg-dev ca-certificates valgrind
     gnuplot-nox apache2 libapache2-mod-auth-openidc libapache2-mod-auth-mellon
     debhelper
 )

@@ -39,6 +39,16 @@ is($r->{body}, "\\N||x\n", 'NULL and the empty string stay apart');
 $r = http($n, '/rows');
 is($r->{body}, "1\n2\n3\n", 'several rows, in order');
 
+# the connections to PostgreSQL probe a silent peer within a minute
+# (keepalives every 30 s), not the kernel's two hours
+my $pgport = EntTest::pg_dsn() =~ /port=(\d+)/ ? $1 : 0;
+my $ss = `ss -tno state established '( dport = :$pgport )' 2>/dev/null`;
+my @ka = $ss =~ /timer:\(keepalive,(\d+(?:\.\d+)?)(m?s)ec/g;
+ok(@ka && !grep({ $_ > 30 } map { $ka[$_] / ($ka[$_ + 1] eq 'ms' ? 1000 : 1) }
+                grep { !($_ % 2) } 0 .. $#ka),
+   'keepalive probes on the connections to PostgreSQL, within 30 s')
+    or diag($ss);
+
 $r = http($n, '/none');
 is($r->{status}, 200, 'no rows is an answer');
 is($r->{body}, '', 'with nothing in it');
