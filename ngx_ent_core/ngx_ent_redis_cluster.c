@@ -60,6 +60,7 @@ struct ngx_ent_redis_cluster_s {
     ngx_uint_t                 maps;
     ngx_uint_t                 refused;      /* maps in a row */
     unsigned                   wanted:1;
+    unsigned                   unmapped:1;   /* a master left out */
     unsigned                   refreshing:1;
     unsigned                   loaded:1;
     u_char                     slots[NGX_ENT_REDIS_SLOTS];  /* node + 1 */
@@ -977,6 +978,10 @@ ngx_ent_redis_cluster_down(ngx_ent_redis_cluster_t *cl)
     ngx_uint_t             i;
     ngx_ent_redis_conn_t  *rc;
 
+    if (cl->unmapped) {
+        return 1;
+    }
+
     for (i = 0; i < cl->pool->nconns; i++) {
         rc = &cl->pool->conns[i];
 
@@ -999,7 +1004,7 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
     u_char                  slots[NGX_ENT_REDIS_SLOTS];
     size_t                  nranges, port_len;
     socklen_t               socklen, lens[NGX_ENT_CLUSTER_MAX_NODES];
-    ngx_uint_t              i, s, n, masters;
+    ngx_uint_t              i, s, n, masters, unmapped;
     ngx_sockaddr_t          sa, addrs[NGX_ENT_CLUSTER_MAX_NODES];
     ngx_ent_redis_pool_t   *pool;
     ngx_ent_redis_conn_t   *rc, *asked;
@@ -1007,6 +1012,7 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
 
     pool = cl->pool;
     asked = &pool->conns[cl->asked];
+    unmapped = 0;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
@@ -1111,9 +1117,22 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
                                           &sa, &socklen);
 
         rc = ngx_ent_redis_cluster_node(cl, &sa.sockaddr, socklen);
+
         if (rc == NULL) {
             ngx_free(ranges);
             return NGX_ERROR;
+        }
+
+        if (!rc->used) {
+            /*
+             * its connect() failed at once (it is unused then, with no
+             * backoff of its own): pointing the slots at it would fail
+             * them for good; left out of the map, they go to any node,
+             * whose MOVED connects to it again, and the map is asked for
+             * again as while a master is down
+             */
+            unmapped = 1;
+            continue;
         }
 
         for (s = ranges[i].start; s <= ranges[i].end; s++) {
@@ -1125,6 +1144,7 @@ ngx_ent_redis_cluster_load(ngx_ent_redis_cluster_t *cl, redisReply *reply)
 
     cl->maps++;
     cl->loaded = 1;
+    cl->unmapped = unmapped;
 
     for (i = 0; i < pool->nconns; i++) {
         pool->conns[i].master = 0;
