@@ -259,8 +259,11 @@ print $f "*2\r\n" . bulk('127.0.0.1') . bulk($third->{port});
 close $f;
 $n = nginx_start(http_config => redis_conf([$fake->{port}], pool => 1),
                  config => $config);
-$r = http($n, '/set?k=x', headers => ['X-Value: y']);
-is($r->{body}, "+OK\n", 'the named master takes writes');
+# (the master is found after the start, asynchronously: on a loaded
+# machine the first request may come before)
+ok(wait_until(sub {
+    http($n, '/set?k=x', headers => ['X-Value: y'])->{body} eq "+OK\n"
+}, 5), 'the named master takes writes');
 redis_node_cli($third, 'REPLICAOF', '127.0.0.1', $replica->{port});
 $r = http($n, '/set?k=x', headers => ['X-Value: z']);
 is($r->{status}, 503, 'demoted: 503');
