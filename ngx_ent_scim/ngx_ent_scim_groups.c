@@ -361,6 +361,13 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
         goto failed;
     }
 
+    /* the group's own id, for an "id" among the values (then removed) */
+
+    v = json_stringn((char *) ctx->id.data, ctx->id.len);
+    if (v == NULL || json_object_set_new(a, "_id", v) != 0) {
+        goto failed;
+    }
+
     json_array_foreach(ops, i, op) {
         v = json_object_get(op, "op");
         name = json_is_string(v) ? json_string_value(v) : NULL;
@@ -382,6 +389,8 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
             goto failed;
         }
     }
+
+    (void) json_object_del(a, "_id");
 
     return NGX_OK;
 
@@ -525,8 +534,20 @@ ngx_http_ent_scim_group_attr(json_t *actions, const char *op,
     }
 
     if (ngx_strcasecmp((u_char *) name, (u_char *) "id") == 0) {
-        /* Okta renames a group with its own id among the values */
-        return NGX_OK;
+        /* Okta renames a group with its own id among the values: fine */
+
+        if (json_is_string(value)
+            && ngx_strcasecmp((u_char *) json_string_value(value),
+                              (u_char *) json_string_value(
+                                  json_object_get(actions, "_id")))
+               == 0)
+        {
+            return NGX_OK;
+        }
+
+        *scim_type = "mutability";
+        *detail = "id cannot change.";
+        return NGX_ERROR;
     }
 
     if (ngx_strcasecmp((u_char *) name, (u_char *) "members") != 0) {

@@ -142,6 +142,10 @@ $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operat
     { op => 'replace', value => { id => $g->{id}, displayName => 'Eng' } } ] });
 is($r->{json}{displayName}, 'Eng', 'PATCH rename with no path and the same id (Okta)');
 is(EntTest::header($r, 'etag'), 'W/"6"', '... each PATCH a new version');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'replace', value => { id => $admins, displayName => 'Eng2' } } ] });
+is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 mutability',
+   'PATCH with another id among the values: 400 mutability');
 # operations apply in their order (RFC 7644 3.5.2)
 $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
     { op => 'add', path => 'members', value => [{ value => $uid{ann} }] },
