@@ -55,6 +55,7 @@ ent_sso_secret_key $keyfile;
 ent_sso_session_timeout 1h 12h;
 ent_sso_session_cache 1s;
 ent_ratelimit_policy peruser per=hour limit=2 key=user;
+ent_ratelimit_budget 2s;
 ent_metrics_zone 1m;
 CONF
 

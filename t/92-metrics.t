@@ -30,6 +30,7 @@ ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_cache_zone tenants:1m ttl=1h;
 ent_metrics_zone $zone;
 ent_ratelimit_policy tight per=minute limit=1;
+ent_ratelimit_budget 2s;
 server {
     listen 127.0.0.1:$mport;
     location = /_ent/metrics {
