@@ -729,7 +729,12 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
                       "dropping the connection",
                       &ngx_ent_redis_addr(rc)->name,
                       rc->pool->conf->timeout);
-        rc->backoff = 0;
+
+        if (rc->handshake == 0) {
+            /* a slow answer, not a refusal: back at once */
+            rc->backoff = 0;
+        }
+
         ngx_ent_redis_close(rc, NGX_ENT_TIMEOUT);
         return;
 
