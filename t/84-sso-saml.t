@@ -30,18 +30,25 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/idp.key "
 
 pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES ('acme', 'Acme')");
 
-my $n = nginx_start(http_config => <<"CONF", config => <<"CONF2");
+# a node of this test, with more server{} configuration if given
+sub saml_node {
+    my ($extra) = @_;
+    return nginx_start(http_config => <<"CONF", config => <<"CONF2");
 ent_postgres "\$TEST_PG_DSN" pool=2;
 ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
 ent_sso_secret_key $keyfile;
 CONF
 ent_tenant on;
 ent_tenant_base_domain example.com;
+@{[ $extra // '' ]}
 location / {
     ent_sso required;
     proxy_pass http://127.0.0.1:$echo;
 }
 CONF2
+}
+
+my $n = saml_node();
 my $port = nginx_port($n);
 my $acme = "http://acme.example.com:$port";
 my $IDP = 'https://idp.example.org/saml';
@@ -190,20 +197,9 @@ like($r->{body}, qr{AssertionConsumerService[^>]+Location="\Q$acme\E/_ent/saml/a
 # the ACS's body fails while it is read (bad chunking, after a pause) in a
 # server with error_page 400: that page, at once, not a request left hanging
 {
-    my $ep = nginx_start(http_config => <<"CONF", config => <<"CONF2");
-ent_postgres "\$TEST_PG_DSN" pool=2;
-ent_redis 127.0.0.1:\$TEST_REDIS_PORT;
-ent_sso_secret_key $keyfile;
-CONF
-ent_tenant on;
-ent_tenant_base_domain example.com;
-error_page 400 /bad-body;
-location = /bad-body { internal; ent_sso optional; proxy_pass http://127.0.0.1:$echo; }
-location / {
-    ent_sso required;
-    proxy_pass http://127.0.0.1:$echo;
-}
-CONF2
+    my $ep = saml_node("error_page 400 /bad-body;\n"
+        . "location = /bad-body { internal; ent_sso optional; "
+        . "proxy_pass http://127.0.0.1:$echo; }");
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . nginx_port($ep))
         or die $!;
     print $s "POST /_ent/saml/acs HTTP/1.1\r\nHost: acme.example.com\r\n"
