@@ -31,7 +31,7 @@
 #define NGX_ENT_CACHE_EVICT      16
 
 /* bumped whenever the layout of the zone changes */
-#define NGX_ENT_CACHE_MAGIC      0x656e7404  /* "ent", version 4 */
+#define NGX_ENT_CACHE_MAGIC      0x656e7405  /* "ent", version 5 */
 
 #define NGX_ENT_CACHE_LISTENERS  8
 
@@ -58,6 +58,8 @@ typedef struct ngx_ent_cache_sh_s {
     /* the nodes' invalidation listeners, to know whether any was away */
     ngx_pid_t                  listeners[NGX_ENT_CACHE_LISTENERS];
     ngx_msec_t                 stopped;     /* one left gracefully at */
+
+    uint64_t                   seed[2];     /* the hash's key, random */
 } ngx_ent_cache_sh_t;
 
 
@@ -97,6 +99,9 @@ static ngx_int_t ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_ent_cache_outdate(ngx_ent_cache_t *cache,
     ngx_uint_t keep_stale);
+static ngx_int_t ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone,
+    uint64_t *seed);
+static uint32_t ngx_ent_cache_hash(ngx_ent_cache_t *cache, ngx_str_t *key);
 static ngx_ent_cache_node_t *ngx_ent_cache_lookup(ngx_ent_cache_t *cache,
     ngx_str_t *key, uint32_t hash);
 static ngx_ent_cache_node_t *ngx_ent_cache_alloc(ngx_ent_cache_t *cache,
@@ -240,6 +245,10 @@ ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(cache->sh, sizeof(ngx_ent_cache_sh_t));
 
+    if (ngx_ent_cache_seed(shm_zone, cache->sh->seed) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     cache->sh->magic = NGX_ENT_CACHE_MAGIC;
     cache->shpool->data = cache->sh;
 
@@ -323,6 +332,99 @@ ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
 /* lookups */
 
 
+/*
+ * Keys come from requests (a Host, a session id): the buckets are chosen
+ * by SipHash-1-3 under a key drawn when the zone is made, so that nobody
+ * can aim many keys at one chain.  It is also several times faster than
+ * nginx's CRC32 (a 4-bit table) on keys of 40 to 100 bytes.
+ */
+
+static ngx_int_t
+ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone, uint64_t *seed)
+{
+    ssize_t   n;
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+                      "ent cache zone \"%V\": /dev/urandom cannot be "
+                      "opened", &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    n = read(fd, seed, 2 * sizeof(uint64_t));
+
+    (void) ngx_close_file(fd);
+
+    if (n != 2 * sizeof(uint64_t)) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+                      "ent cache zone \"%V\": /dev/urandom cannot be "
+                      "read", &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+#define ngx_ent_rotl(x, b)  (((x) << (b)) | ((x) >> (64 - (b))))
+
+#define ngx_ent_sipround(v0, v1, v2, v3)                                    \
+    v0 += v1; v1 = ngx_ent_rotl(v1, 13); v1 ^= v0;                          \
+    v0 = ngx_ent_rotl(v0, 32);                                              \
+    v2 += v3; v3 = ngx_ent_rotl(v3, 16); v3 ^= v2;                          \
+    v0 += v3; v3 = ngx_ent_rotl(v3, 21); v3 ^= v0;                          \
+    v2 += v1; v1 = ngx_ent_rotl(v1, 17); v1 ^= v2;                          \
+    v2 = ngx_ent_rotl(v2, 32)
+
+
+static uint32_t
+ngx_ent_cache_hash(ngx_ent_cache_t *cache, ngx_str_t *key)
+{
+    u_char    *p, *end;
+    size_t     left;
+    uint64_t   v0, v1, v2, v3, m, b;
+
+    v0 = cache->sh->seed[0] ^ 0x736f6d6570736575ULL;
+    v1 = cache->sh->seed[1] ^ 0x646f72616e646f6dULL;
+    v2 = cache->sh->seed[0] ^ 0x6c7967656e657261ULL;
+    v3 = cache->sh->seed[1] ^ 0x7465646279746573ULL;
+
+    p = key->data;
+    end = p + (key->len & ~(size_t) 7);
+
+    for ( /* void */ ; p != end; p += 8) {
+        m = (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
+            | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
+            | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
+            | (uint64_t) p[7] << 56;
+
+        v3 ^= m;
+        ngx_ent_sipround(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+
+    b = (uint64_t) key->len << 56;
+
+    for (left = key->len & 7; left; left--) {
+        b |= (uint64_t) p[left - 1] << (8 * (left - 1));
+    }
+
+    v3 ^= b;
+    ngx_ent_sipround(v0, v1, v2, v3);
+    v0 ^= b;
+
+    v2 ^= 0xff;
+    ngx_ent_sipround(v0, v1, v2, v3);
+    ngx_ent_sipround(v0, v1, v2, v3);
+    ngx_ent_sipround(v0, v1, v2, v3);
+
+    return (uint32_t) (v0 ^ v1 ^ v2 ^ v3);
+}
+
+
 static ngx_ent_cache_node_t *
 ngx_ent_cache_lookup(ngx_ent_cache_t *cache, ngx_str_t *key, uint32_t hash)
 {
@@ -350,7 +452,7 @@ ngx_ent_cache_delete(ngx_ent_cache_t *cache, ngx_str_t *key)
         return;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
+    hash = ngx_ent_cache_hash(cache, key);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -410,7 +512,7 @@ ngx_ent_cache_peek(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
+    hash = ngx_ent_cache_hash(cache, key);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -455,7 +557,7 @@ ngx_ent_cache_put(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_str_t *value,
         return NGX_ERROR;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
+    hash = ngx_ent_cache_hash(cache, key);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -489,7 +591,7 @@ ngx_ent_cache_claim(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_msec_t ms)
         return NGX_ERROR;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
+    hash = ngx_ent_cache_hash(cache, key);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -748,7 +850,7 @@ ngx_ent_cache_fetch(ngx_http_request_t *r, ngx_ent_cache_t *cache,
         return NGX_ERROR;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
+    hash = ngx_ent_cache_hash(cache, key);
     now = ngx_current_msec;
     flags = how->flags;
 

@@ -102,6 +102,9 @@ static void ngx_http_ent_sso_bg_spent(ngx_ent_op_t *op);
 static ngx_http_ent_sso_standing_t  *ngx_http_ent_sso_standings;
 
 
+static u_char  ngx_http_ent_sso_hex[] = "0123456789abcdef";
+
+
 static struct {
     ngx_str_t                    name;
     ngx_int_t                    rank;
@@ -269,6 +272,7 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
 {
     u_char      *p, *last;
     uint32_t     h[2];
+    ngx_uint_t   i;
     SHA256_CTX   sha;
     u_char       md[SHA256_DIGEST_LENGTH];
 
@@ -283,12 +287,22 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         }
     }
 
+    if (!ctx->breakglass && !ctx->identity_from_bearer) {
+        /* the usual case, every request of a session: no printf */
+
+        p = ngx_cpymem(p, ctx->tenant_id.data, ctx->tenant_id.len);
+        *p++ = ':';
+        p = ngx_cpymem(p, ctx->id.user_id.data, ctx->id.user_id.len);
+
+        goto groups;
+    }
+
     p = ngx_slprintf(p, last, "%V:", &ctx->tenant_id);
 
     if (ctx->breakglass) {
         p = ngx_slprintf(p, last, "g%V:%V", &ctx->id.sub, &ctx->id.user_id);
 
-    } else if (ctx->identity_from_bearer) {
+    } else {
         SHA256_Init(&sha);
         SHA256_Update(&sha, ctx->id.iss.data, ctx->id.iss.len);
         SHA256_Update(&sha, "\n", 1);
@@ -302,9 +316,9 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         *p++ = 'b';
         p += ent_b64url_encode(p, md, 18);
 
-    } else {
-        p = ngx_slprintf(p, last, "%V", &ctx->id.user_id);
     }
+
+groups:
 
     /*
      * the groups only tell apart the standings of one user's sessions (an
@@ -312,14 +326,20 @@ ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
      * plenty, and far cheaper than a digest on every request
      */
 
+    if (last - p < 1 + 16 + 1) {
+        return NGX_ERROR;
+    }
+
     h[0] = ngx_murmur_hash2(ctx->id.groups.data, ctx->id.groups.len);
     h[1] = (uint32_t) ngx_hash_key(ctx->id.groups.data, ctx->id.groups.len);
 
-    p = ngx_slprintf(p, last, ":%08xD%08xD", h[0], h[1]);
+    *p++ = ':';
 
-    if (p == last) {
-        return NGX_ERROR;
+    for (i = 0; i < 16; i++) {
+        p[i] = ngx_http_ent_sso_hex[(h[i / 8] >> (28 - 4 * (i % 8))) & 0xf];
     }
+
+    p += 16;
 
     *len = p - key;
 

@@ -1456,6 +1456,13 @@ ngx_http_ent_sso_push(ngx_http_request_t *r, ngx_str_t *name,
     h->lowcase_key = name->data + name->len + 1;
 
     h->value.len = ent_header_escape_len(value->data, value->len);
+
+    if (h->value.len == value->len) {
+        /* nothing to escape: the value lives as long as the request */
+        h->value.data = value->data;
+        return NGX_OK;
+    }
+
     h->value.data = ngx_pnalloc(r->pool, h->value.len);
     if (h->value.data == NULL) {
         return NGX_ERROR;
