@@ -108,11 +108,23 @@ typedef struct {
 } ngx_http_ent_tenant_srv_conf_t;
 
 
+/*
+ * The default Content-Security-Policy: HEAD, the tenant's extra sources
+ * ($ent_tenant_csp_sources) after a space when it has some, then TAIL
+ */
+
+#define NGX_HTTP_ENT_CSP_HEAD  "default-src 'self'"
+#define NGX_HTTP_ENT_CSP_TAIL                                                 \
+    "; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; "         \
+    "form-action 'self'"
+
+
 typedef struct {
     ngx_array_t                 *features;     /* ngx_str_t */
 
     ngx_flag_t                   headers;
     ngx_http_complex_value_t    *csp;
+    ngx_flag_t                   csp_default;  /* csp is ours: no script */
     ngx_flag_t                   csp_report_only;
     ngx_str_t                    csp_report_uri;
     ngx_str_t                    hsts;

@@ -356,6 +356,29 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
     if (ctx && ctx->page) {
         ngx_str_set(&csp, NGX_HTTP_ENT_PAGE_CSP);
 
+    } else if (tlcf->csp_default) {
+        /* the default policy, without the script engine */
+
+        if (t == NULL || t->csp_sources.len == 0) {
+            ngx_str_set(&csp, NGX_HTTP_ENT_CSP_HEAD NGX_HTTP_ENT_CSP_TAIL);
+
+        } else {
+            csp.len = sizeof(NGX_HTTP_ENT_CSP_HEAD " ") - 1
+                      + t->csp_sources.len
+                      + sizeof(NGX_HTTP_ENT_CSP_TAIL) - 1;
+
+            csp.data = ngx_pnalloc(r->pool, csp.len);
+            if (csp.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = ngx_cpymem(csp.data, NGX_HTTP_ENT_CSP_HEAD " ",
+                           sizeof(NGX_HTTP_ENT_CSP_HEAD " ") - 1);
+            p = ngx_cpymem(p, t->csp_sources.data, t->csp_sources.len);
+            ngx_memcpy(p, NGX_HTTP_ENT_CSP_TAIL,
+                       sizeof(NGX_HTTP_ENT_CSP_TAIL) - 1);
+        }
+
     } else if (ngx_http_complex_value(r, tlcf->csp, &csp) != NGX_OK) {
         return NGX_ERROR;
     }

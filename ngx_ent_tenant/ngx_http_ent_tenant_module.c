@@ -369,9 +369,10 @@ static ngx_http_variable_t  ngx_http_ent_tenant_vars[] = {
 };
 
 
+/* rendered without the script engine (ngx_http_ent_tenant_header_filter) */
+
 #define NGX_HTTP_ENT_DEFAULT_CSP                                              \
-    "default-src 'self' $ent_tenant_csp_sources; object-src 'none'; "        \
-    "base-uri 'self'; frame-ancestors 'self'; form-action 'self'"
+    NGX_HTTP_ENT_CSP_HEAD " $ent_tenant_csp_sources" NGX_HTTP_ENT_CSP_TAIL
 
 #define NGX_HTTP_ENT_DEFAULT_PERMISSIONS                                      \
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), "            \
@@ -666,6 +667,7 @@ ngx_http_ent_tenant_create_loc_conf(ngx_conf_t *cf)
 
     tlcf->headers = NGX_CONF_UNSET;
     tlcf->csp = NGX_CONF_UNSET_PTR;
+    tlcf->csp_default = NGX_CONF_UNSET;
     tlcf->csp_report_only = NGX_CONF_UNSET;
     tlcf->hsts_preload = NGX_CONF_UNSET;
     tlcf->upstream_headers = NGX_CONF_UNSET_UINT;
@@ -686,7 +688,15 @@ ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     /* each header merges on its own: no add_header all-or-nothing */
 
     ngx_conf_merge_value(conf->headers, prev->headers, 1);
+    /* the policy, and whether it is the default one (see below) */
+
+    if (conf->csp == NGX_CONF_UNSET_PTR) {
+        ngx_conf_merge_value(conf->csp_default, prev->csp_default, 0);
+    }
+
     ngx_conf_merge_ptr_value(conf->csp, prev->csp, NULL);
+    ngx_conf_init_value(conf->csp_default, 0);
+
     ngx_conf_merge_value(conf->csp_report_only, prev->csp_report_only, 0);
     ngx_conf_merge_str_value(conf->csp_report_uri, prev->csp_report_uri, "");
     ngx_conf_merge_str_value(conf->hsts, prev->hsts,
@@ -753,6 +763,8 @@ ngx_http_ent_tenant_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
 
         prev->csp = conf->csp;
+        prev->csp_default = 1;
+        conf->csp_default = 1;
     }
 
     return NGX_CONF_OK;

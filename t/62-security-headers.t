@@ -77,6 +77,10 @@ location = /custom {
     proxy_pass http://app;
 }
 location = /none { ent_security_headers off; proxy_pass http://app; }
+location /tree/ {
+    ent_csp "script-src 'self' $ent_tenant_code.cdn.test";
+    location /tree/inner { proxy_pass http://app; }
+}
 CONF
 
 my $n = nginx_start(http_config => $http, config => $config);
@@ -132,6 +136,12 @@ is_deeply(hdrs($r, 'Referrer-Policy'), ['no-referrer'],
 is_deeply(hdrs(http($n, '/none', host => 'acme.example.com'),
                'X-Content-Type-Options'), [], 'ent_security_headers off');
 
+$r = http($n, '/tree/inner', host => 'acme.example.com');
+is_deeply(hdrs($r, 'Content-Security-Policy'),
+          ["script-src 'self' acme.cdn.test"],
+          'an inner location inherits its parent\'s own CSP, variables '
+          . 'rendered (not the default)');
+
 # upstream copies: replaced by default, or kept; never duplicated
 
 $r = http($n, '/framed', host => 'acme.example.com');
@@ -148,7 +158,7 @@ $r = http($n, '/', host => 'beta.example.com');
 is_deeply(hdrs($r, 'Content-Security-Policy'), [],
           'a report-only tenant gets no enforcing CSP');
 is_deeply(hdrs($r, 'Content-Security-Policy-Report-Only'),
-          ["default-src 'self' ; object-src 'none'; base-uri 'self'; "
+          ["default-src 'self'; object-src 'none'; base-uri 'self'; "
            . "frame-ancestors 'self'; form-action 'self'; "
            . "report-uri https://csp.beta.test/r"],
           'but the report-only one, reporting where it asked');

@@ -103,4 +103,4 @@ GET /
 Cross-Origin-Opener-Policy: same-origin-allow-popups
 Cross-Origin-Resource-Policy: cross-origin
 !Content-Security-Policy
-Content-Security-Policy-Report-Only: default-src 'self' ; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'; report-uri https://csp.example.net/r
+Content-Security-Policy-Report-Only: default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'; report-uri https://csp.example.net/r
