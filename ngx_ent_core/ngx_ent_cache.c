@@ -359,7 +359,7 @@ ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone, uint64_t *seed)
     (void) ngx_close_file(fd);
 
     if (n != 2 * sizeof(uint64_t)) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, n < 0 ? ngx_errno : 0,
                       "ent cache zone \"%V\": /dev/urandom cannot be "
                       "read", &shm_zone->shm.name);
         return NGX_ERROR;
