@@ -26,6 +26,8 @@
  *                              after ASKING; the map stays
  *   TRYAGAIN                   a multi-key command during a migration:
  *                              sent again after 20 ms
+ *   CLUSTERDOWN                a slot without a master: the call fails as
+ *                              unavailable, the map is asked for again
  *
  * Only the commands of a call that were redirected go again, so none runs
  * twice.  After five redirections an error reply reaches the caller as it
@@ -498,8 +500,15 @@ ngx_ent_redis_cluster_done(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
 
     if (kind == 0) {
         if (down) {
-            /* a slot without a master: where is it now */
+            /*
+             * a slot without a master (a failover under way): where is
+             * it now; the op fails as unavailable, like any other
+             * backend that cannot answer (503, or a limiter's fallback),
+             * not with the node's error reply
+             */
             ngx_ent_redis_cluster_stale(cl);
+            ngx_ent_op_complete(op, NGX_ENT_UNAVAILABLE);
+            return;
         }
 
         ngx_ent_op_complete(op, NGX_ENT_OK);
