@@ -169,7 +169,7 @@ if ($CLUSTER) {
        'Redis Cluster: three masters, a replica each, in sync');
     $redis = 'ent_redis cluster=' . join(',', map { "$brip:$_->{port}" }
                                                @$cmasters[0, 1])
-        . ' timeout=500ms connect_timeout=500ms backoff=50ms:500ms;';
+        . ' timeout=2s connect_timeout=500ms backoff=50ms:500ms;';
 } else {
     $master = redis_node_start(addr => $brip);
     $replica = redis_node_start(addr => $brip, master_addr => $brip,
