@@ -369,59 +369,10 @@ ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone, uint64_t *seed)
 }
 
 
-#define ngx_ent_rotl(x, b)  (((x) << (b)) | ((x) >> (64 - (b))))
-
-#define ngx_ent_sipround(v0, v1, v2, v3)                                    \
-    v0 += v1; v1 = ngx_ent_rotl(v1, 13); v1 ^= v0;                          \
-    v0 = ngx_ent_rotl(v0, 32);                                              \
-    v2 += v3; v3 = ngx_ent_rotl(v3, 16); v3 ^= v2;                          \
-    v0 += v3; v3 = ngx_ent_rotl(v3, 21); v3 ^= v0;                          \
-    v2 += v1; v1 = ngx_ent_rotl(v1, 17); v1 ^= v2;                          \
-    v2 = ngx_ent_rotl(v2, 32)
-
-
 static uint32_t
 ngx_ent_cache_hash(ngx_ent_cache_t *cache, ngx_str_t *key)
 {
-    u_char    *p, *end;
-    size_t     left;
-    uint64_t   v0, v1, v2, v3, m, b;
-
-    v0 = cache->sh->seed[0] ^ 0x736f6d6570736575ULL;
-    v1 = cache->sh->seed[1] ^ 0x646f72616e646f6dULL;
-    v2 = cache->sh->seed[0] ^ 0x6c7967656e657261ULL;
-    v3 = cache->sh->seed[1] ^ 0x7465646279746573ULL;
-
-    p = key->data;
-    end = p + (key->len & ~(size_t) 7);
-
-    for ( /* void */ ; p != end; p += 8) {
-        m = (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
-            | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
-            | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
-            | (uint64_t) p[7] << 56;
-
-        v3 ^= m;
-        ngx_ent_sipround(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-
-    b = (uint64_t) key->len << 56;
-
-    for (left = key->len & 7; left; left--) {
-        b |= (uint64_t) p[left - 1] << (8 * (left - 1));
-    }
-
-    v3 ^= b;
-    ngx_ent_sipround(v0, v1, v2, v3);
-    v0 ^= b;
-
-    v2 ^= 0xff;
-    ngx_ent_sipround(v0, v1, v2, v3);
-    ngx_ent_sipround(v0, v1, v2, v3);
-    ngx_ent_sipround(v0, v1, v2, v3);
-
-    return (uint32_t) (v0 ^ v1 ^ v2 ^ v3);
+    return (uint32_t) ngx_ent_siphash(cache->sh->seed, key->data, key->len);
 }
 
 

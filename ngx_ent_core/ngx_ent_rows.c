@@ -578,3 +578,84 @@ ngx_ent_redis_cluster_slots(const redisReply *reply,
 
     return 0;
 }
+
+
+/* SipHash (Aumasson and Bernstein), c rounds per word and d at the end */
+
+#define ngx_ent_rotl(x, b)  (((x) << (b)) | ((x) >> (64 - (b))))
+
+#define ngx_ent_sipround(v0, v1, v2, v3)                                    \
+    v0 += v1; v1 = ngx_ent_rotl(v1, 13); v1 ^= v0;                          \
+    v0 = ngx_ent_rotl(v0, 32);                                              \
+    v2 += v3; v3 = ngx_ent_rotl(v3, 16); v3 ^= v2;                          \
+    v0 += v3; v3 = ngx_ent_rotl(v3, 21); v3 ^= v0;                          \
+    v2 += v1; v1 = ngx_ent_rotl(v1, 17); v1 ^= v2;                          \
+    v2 = ngx_ent_rotl(v2, 32)
+
+
+static inline uint64_t
+ngx_ent_siphash_cd(const uint64_t *k, const unsigned char *p, size_t len,
+    int c, int d)
+{
+    int                   i;
+    size_t                left;
+    uint64_t              v0, v1, v2, v3, m, b;
+    const unsigned char  *end;
+
+    v0 = k[0] ^ 0x736f6d6570736575ULL;
+    v1 = k[1] ^ 0x646f72616e646f6dULL;
+    v2 = k[0] ^ 0x6c7967656e657261ULL;
+    v3 = k[1] ^ 0x7465646279746573ULL;
+
+    end = p + (len & ~(size_t) 7);
+
+    for ( /* void */ ; p != end; p += 8) {
+        m = (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
+            | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
+            | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
+            | (uint64_t) p[7] << 56;
+
+        v3 ^= m;
+
+        for (i = 0; i < c; i++) {
+            ngx_ent_sipround(v0, v1, v2, v3);
+        }
+
+        v0 ^= m;
+    }
+
+    b = (uint64_t) len << 56;
+
+    for (left = len & 7; left; left--) {
+        b |= (uint64_t) p[left - 1] << (8 * (left - 1));
+    }
+
+    v3 ^= b;
+
+    for (i = 0; i < c; i++) {
+        ngx_ent_sipround(v0, v1, v2, v3);
+    }
+
+    v0 ^= b;
+    v2 ^= 0xff;
+
+    for (i = 0; i < d; i++) {
+        ngx_ent_sipround(v0, v1, v2, v3);
+    }
+
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+
+uint64_t
+ngx_ent_siphash(const uint64_t *k, const unsigned char *p, size_t len)
+{
+    return ngx_ent_siphash_cd(k, p, len, 1, 3);
+}
+
+
+uint64_t
+ngx_ent_siphash24(const uint64_t *k, const unsigned char *p, size_t len)
+{
+    return ngx_ent_siphash_cd(k, p, len, 2, 4);
+}

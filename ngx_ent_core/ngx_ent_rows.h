@@ -147,4 +147,17 @@ NGX_ENT_ROWS_API int ngx_ent_redis_cluster_slots(const struct redisReply *reply,
     ngx_ent_redis_range_t *ranges, size_t max, size_t *n);
 
 
+/*
+ * SipHash-1-3 of len bytes under the 128-bit key k (k[0] the first eight
+ * key bytes read little-endian): the hash of keys that come from requests
+ * (cache buckets, the bearer-token cache), random per zone or per worker so
+ * that nobody can aim many keys at one bucket.  ngx_ent_siphash24() is
+ * SipHash-2-4, the same code checked against the reference vectors.
+ */
+NGX_ENT_ROWS_API uint64_t ngx_ent_siphash(const uint64_t *k,
+    const unsigned char *p, size_t len);
+NGX_ENT_ROWS_API uint64_t ngx_ent_siphash24(const uint64_t *k,
+    const unsigned char *p, size_t len);
+
+
 #endif /* _NGX_ENT_ROWS_H_INCLUDED_ */

@@ -15,7 +15,18 @@
 
 #include "ngx_ent_sso.h"
 
-#include <openssl/sha.h>
+
+#define NGX_HTTP_ENT_SSO_BEARERS  1024
+
+typedef struct {
+    u_char      *key;            /* issuer, audience, token */
+    size_t       issuer_len;
+    size_t       audience_len;
+    size_t       token_len;
+    json_t      *claims;
+    time_t       exp;
+    time_t       nbf;
+} ngx_http_ent_sso_bearer_t;
 
 
 static ngx_int_t ngx_http_ent_sso_open_state(ngx_http_request_t *r,
@@ -42,11 +53,12 @@ static ngx_uint_t ngx_http_ent_sso_has_scope(json_t *claims, u_char *scope,
     size_t len);
 static void ngx_http_ent_sso_bearer_foreign(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
-static void ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx,
-    u_char *md);
+static ngx_http_ent_sso_bearer_t *ngx_http_ent_sso_bearer_slot(
+    ngx_http_ent_sso_ctx_t *ctx);
 static json_t *ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
-    u_char *md);
-static void ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r, u_char *md,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b);
+static void ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b,
     json_t *claims);
 static u_char *ngx_http_ent_sso_escape(u_char *p, ngx_str_t *s);
 static size_t ngx_http_ent_sso_escape_len(ngx_str_t *s);
@@ -1228,13 +1240,13 @@ ngx_http_ent_sso_bearer_foreign(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 {
-    u_char       md[SHA256_DIGEST_LENGTH];
-    char        *aud;
-    json_t      *v;
-    ngx_int_t    rc;
-    ngx_uint_t   jit;
-    ent_jwt_t    jwt;
-    const char  *reason;
+    char                       *aud;
+    json_t                     *v;
+    ngx_int_t                   rc;
+    ngx_uint_t                  jit;
+    ent_jwt_t                   jwt;
+    const char                 *reason;
+    ngx_http_ent_sso_bearer_t  *b;
 
     if (ctx->idp.api_audience.len == 0) {
         ctx->sso_status = "bearer_invalid";
@@ -1257,9 +1269,9 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 
     /* a token verified before by this worker: its claims, if still valid */
 
-    ngx_http_ent_sso_bearer_digest(ctx, md);
+    b = ngx_http_ent_sso_bearer_slot(ctx);
 
-    jwt.claims = ngx_http_ent_sso_bearer_cached(r, md);
+    jwt.claims = ngx_http_ent_sso_bearer_cached(r, ctx, b);
 
     if (jwt.claims) {
         json_incref(jwt.claims);
@@ -1270,7 +1282,7 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                                      &reason);
 
         if (rc == NGX_OK) {
-            ngx_http_ent_sso_bearer_keep(r, md, jwt.claims);
+            ngx_http_ent_sso_bearer_keep(r, ctx, b, jwt.claims);
         }
     }
 
@@ -1323,57 +1335,71 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
 /*
  * Verified bearer tokens, per worker: a client sends the same token many
  * times, and an RSA or EC signature costs more than the rest of the
- * request.  Keyed by SHA-256 of issuer, audience and token (a change of
- * the tenant's IdP or API audience misses); an entry is used only while
- * the token is valid (exp, with no skew granted), and its scopes are
- * checked again on every request.  A direct-mapped table: a collision
- * replaces the older entry.
+ * request.  An entry holds a copy of the issuer, the API audience and the
+ * token it was verified for, and is used only when all three are equal to
+ * the request's (the token compared in constant time; a change of the
+ * tenant's IdP or API audience misses), and only while the token is valid
+ * (exp, with no skew granted); its scopes are checked again on every
+ * request.  A direct-mapped table: the slot is SipHash-1-3, under a key
+ * drawn per worker, of the token's last 64 octets (its signature: the
+ * octets that differ from one token to the next), so that nobody can aim
+ * tokens at one slot; a collision replaces the older entry.
  */
 
-#define NGX_HTTP_ENT_SSO_BEARERS  1024
-
-typedef struct {
-    u_char       md[SHA256_DIGEST_LENGTH];
-    json_t      *claims;
-    time_t       exp;
-    time_t       nbf;
-} ngx_http_ent_sso_bearer_t;
-
 static ngx_http_ent_sso_bearer_t  *ngx_http_ent_sso_bearers;
+static uint64_t                    ngx_http_ent_sso_bearer_key[2];
 
 
-static void
-ngx_http_ent_sso_bearer_digest(ngx_http_ent_sso_ctx_t *ctx, u_char *md)
+static ngx_http_ent_sso_bearer_t *
+ngx_http_ent_sso_bearer_slot(ngx_http_ent_sso_ctx_t *ctx)
 {
-    SHA256_CTX  sha;
-
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, ctx->idp.issuer.data, ctx->idp.issuer.len);
-    SHA256_Update(&sha, "\0", 1);
-    SHA256_Update(&sha, ctx->idp.api_audience.data,
-                  ctx->idp.api_audience.len);
-    SHA256_Update(&sha, "\0", 1);
-    SHA256_Update(&sha, ctx->bearer.data, ctx->bearer.len);
-    SHA256_Final(md, &sha);
-}
-
-
-static json_t *
-ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r, u_char *md)
-{
-    time_t                      now;
-    ngx_http_ent_sso_bearer_t  *b;
+    size_t   n;
+    u_char  *tail;
 
     if (ngx_http_ent_sso_bearers == NULL) {
         return NULL;
     }
 
-    b = &ngx_http_ent_sso_bearers[(md[0] | (md[1] << 8))
-                                  % NGX_HTTP_ENT_SSO_BEARERS];
+    n = ngx_min(ctx->bearer.len, 64);
+    tail = ctx->bearer.data + ctx->bearer.len - n;
 
-    if (b->claims == NULL
-        || ngx_memcmp(b->md, md, SHA256_DIGEST_LENGTH) != 0)
+    return &ngx_http_ent_sso_bearers[ngx_ent_siphash(
+                                         ngx_http_ent_sso_bearer_key, tail, n)
+                                     % NGX_HTTP_ENT_SSO_BEARERS];
+}
+
+
+static json_t *
+ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b)
+{
+    time_t   now;
+    u_char  *p;
+
+    if (b == NULL
+        || b->claims == NULL
+        || b->issuer_len != ctx->idp.issuer.len
+        || b->audience_len != ctx->idp.api_audience.len
+        || b->token_len != ctx->bearer.len)
     {
+        return NULL;
+    }
+
+    p = b->key;
+
+    if (ngx_memcmp(p, ctx->idp.issuer.data, b->issuer_len) != 0) {
+        return NULL;
+    }
+
+    p += b->issuer_len;
+
+    if (ngx_memcmp(p, ctx->idp.api_audience.data, b->audience_len) != 0) {
+        return NULL;
+    }
+
+    p += b->audience_len;
+
+    if (!ent_ct_equal(p, b->token_len, ctx->bearer.data, ctx->bearer.len)) {
         return NULL;
     }
 
@@ -1390,11 +1416,12 @@ ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r, u_char *md)
 
 
 static void
-ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r, u_char *md,
-    json_t *claims)
+ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
+    ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b, json_t *claims)
 {
-    json_t                     *v;
-    ngx_http_ent_sso_bearer_t  *b;
+    u_char  *p;
+    size_t   len;
+    json_t  *v;
 
     v = json_object_get(claims, "exp");
 
@@ -1403,22 +1430,45 @@ ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r, u_char *md,
     }
 
     if (ngx_http_ent_sso_bearers == NULL) {
+        if (RAND_bytes((u_char *) ngx_http_ent_sso_bearer_key,
+                       sizeof(ngx_http_ent_sso_bearer_key))
+            != 1)
+        {
+            return;
+        }
+
         ngx_http_ent_sso_bearers = ngx_calloc(NGX_HTTP_ENT_SSO_BEARERS
                                          * sizeof(ngx_http_ent_sso_bearer_t),
                                          r->connection->log);
         if (ngx_http_ent_sso_bearers == NULL) {
             return;
         }
+
+        b = ngx_http_ent_sso_bearer_slot(ctx);
     }
 
-    b = &ngx_http_ent_sso_bearers[(md[0] | (md[1] << 8))
-                                  % NGX_HTTP_ENT_SSO_BEARERS];
+    len = ctx->idp.issuer.len + ctx->idp.api_audience.len + ctx->bearer.len;
+
+    p = ngx_alloc(len, r->connection->log);
+    if (p == NULL) {
+        return;
+    }
 
     if (b->claims) {
         json_decref(b->claims);
     }
 
-    ngx_memcpy(b->md, md, SHA256_DIGEST_LENGTH);
+    ngx_free(b->key);
+
+    b->key = p;
+    p = ngx_cpymem(p, ctx->idp.issuer.data, ctx->idp.issuer.len);
+    p = ngx_cpymem(p, ctx->idp.api_audience.data, ctx->idp.api_audience.len);
+    ngx_memcpy(p, ctx->bearer.data, ctx->bearer.len);
+
+    b->issuer_len = ctx->idp.issuer.len;
+    b->audience_len = ctx->idp.api_audience.len;
+    b->token_len = ctx->bearer.len;
+
     b->claims = json_incref(claims);
     b->exp = (time_t) json_number_value(v);
 
@@ -1440,6 +1490,8 @@ ngx_http_ent_sso_bearers_exit(void)
         if (ngx_http_ent_sso_bearers[i].claims) {
             json_decref(ngx_http_ent_sso_bearers[i].claims);
         }
+
+        ngx_free(ngx_http_ent_sso_bearers[i].key);
     }
 
     ngx_free(ngx_http_ent_sso_bearers);

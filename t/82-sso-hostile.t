@@ -292,6 +292,29 @@ is($r->{status}, 200, 'a valid bearer token: 200');
 is(json_decode($r->{body})->{identity}{'x-ent-user-id'}, 'web',
    "the token's subject as the user");
 is($api->cookie('__Host-ent_session'), undef, 'no session is created');
+# the worker keeps a verified token (its slot chosen by the token's last
+# 64 octets, the signature's): the same token again is served from there,
+# another with the same signature never is
+$r = $api->request('GET', "$acme/api/x", ['Authorization' => "Bearer $jwt"]);
+is($r->{status}, 200, 'the same bearer token again: 200');
+{
+    my $sig = (split /\./, $jwt)[2];
+    my $other = op_sign($op, key => 'rsa', claims => {
+        iss => $op->{issuer}, aud => 'https://api.example.com',
+        sub => 'mallory', scope => 'api:read', iat => time,
+        exp => time + 60 });
+    my ($h, $p) = split /\./, $other;
+    $r = $api->request('GET', "$acme/api/x",
+                       ['Authorization' => "Bearer $h.$p.$sig"]);
+    is($r->{status}, 401,
+       "another token's claims under the cached token's signature: 401");
+    my $cut = substr($jwt, 1);
+    $r = $api->request('GET', "$acme/api/x",
+                       ['Authorization' => "Bearer $cut"]);
+    is($r->{status}, 401, 'the cached token less its first octet: 401');
+}
+$r = $api->request('GET', "$acme/api/x", ['Authorization' => "Bearer $jwt"]);
+is($r->{status}, 200, '... and the cached token still works');
 $r = $api->request('GET', "$acme/write/x", ['Authorization' => "Bearer $jwt"]);
 is($r->{status}, 401, 'a required scope missing: 401');
 is($r->{headers}{'www-authenticate'}[0], 'Bearer error="invalid_token"',

@@ -187,6 +187,50 @@ test_resp(void)
 }
 
 
+static void
+test_siphash(void)
+{
+    size_t         i;
+    uint64_t       k[2], a, b;
+    unsigned char  m[64];
+
+    /* the reference implementation's key and messages: 00 01 02 ... */
+
+    for (i = 0; i < sizeof(m); i++) {
+        m[i] = (unsigned char) i;
+    }
+
+    k[0] = 0x0706050403020100ULL;
+    k[1] = 0x0f0e0d0c0b0a0908ULL;
+
+    check(ngx_ent_siphash24(k, m, 0) == 0x726fdb47dd0e0e31ULL,
+          "SipHash-2-4 reference vector, empty message");
+    check(ngx_ent_siphash24(k, m, 1) == 0x74f839c593dc67fdULL,
+          "SipHash-2-4 reference vector, 1 byte");
+    check(ngx_ent_siphash24(k, m, 15) == 0xa129ca6149be45e5ULL,
+          "SipHash-2-4 reference vector, 15 bytes (the paper's)");
+
+    /* SipHash-1-3: the same code with fewer rounds */
+
+    a = ngx_ent_siphash(k, m, 15);
+    check(a != ngx_ent_siphash24(k, m, 15) && a == ngx_ent_siphash(k, m, 15),
+          "SipHash-1-3 is its own function, deterministic");
+
+    k[1] ^= 1;
+    b = ngx_ent_siphash(k, m, 15);
+    k[1] ^= 1;
+    check(a != b, "SipHash-1-3 depends on the key");
+
+    m[14] ^= 0x80;
+    check(ngx_ent_siphash(k, m, 15) != a, "... and on every byte");
+    m[14] ^= 0x80;
+
+    check(ngx_ent_siphash(k, m, 14) != ngx_ent_siphash(k, m, 15)
+          && ngx_ent_siphash(k, m, 16) != ngx_ent_siphash(k, m, 15),
+          "... and on the length");
+}
+
+
 int
 main(void)
 {
@@ -195,6 +239,7 @@ main(void)
     test_backoff();
     test_redis_key();
     test_resp();
+    test_siphash();
 
     return tap_done();
 }

@@ -565,6 +565,35 @@ test_ct_equal(void)
     check(ent_ct_equal(S(""), S("x")) == 0, "one empty");
     check(ent_ct_equal(NULL, 0, NULL, 0) == 1, "no pointers, no bytes");
     check(ent_ct_equal(S("a\0b"), S("a\0c")) == 0, "past a NUL");
+
+    /* eight octets a step: a difference in every word and in the tail */
+    {
+        int            ok;
+        size_t         len, i, bit;
+        unsigned char  a[43], b[43];
+
+        ok = 1;
+
+        for (len = 0; len <= sizeof(a); len++) {
+            for (i = 0; i < len; i++) {
+                a[i] = (unsigned char) (i * 7 + 1);
+                b[i] = a[i];
+            }
+
+            ok &= ent_ct_equal(a, len, b, len) == 1;
+
+            for (i = 0; i < len; i++) {
+                for (bit = 0; bit < 8; bit++) {
+                    b[i] ^= (unsigned char) (1u << bit);
+                    ok &= ent_ct_equal(a, len, b, len) == 0;
+                    b[i] ^= (unsigned char) (1u << bit);
+                }
+            }
+        }
+
+        check(ok, "every length to 43: equal, and unequal for each flipped "
+              "bit of each octet");
+    }
 }
 
 
