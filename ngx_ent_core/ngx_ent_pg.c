@@ -775,12 +775,14 @@ ngx_ent_pg_connected(ngx_ent_pg_conn_t *pc)
 
     if (pc->listener) {
 
+        /* connected: a close from here on counts it out again */
+        pc->state = NGX_ENT_PG_LISTENING;
+
         if (!PQsendQuery(pc->conn, "LISTEN " NGX_ENT_NOTIFY_CHANNEL)) {
             ngx_ent_pg_close(pc, NGX_ENT_UNAVAILABLE);
             return;
         }
 
-        pc->state = NGX_ENT_PG_LISTENING;
         pc->timer.cancelable = 1;
         ngx_add_timer(&pc->timer, pool->conf->query_timeout);
 
