@@ -1353,19 +1353,19 @@ static uint64_t                    ngx_http_ent_sso_bearer_key[2];
 static ngx_http_ent_sso_bearer_t *
 ngx_http_ent_sso_bearer_slot(ngx_http_ent_sso_ctx_t *ctx)
 {
-    size_t   n;
-    u_char  *tail;
+    size_t    n;
+    uint64_t  hash;
 
     if (ngx_http_ent_sso_bearers == NULL) {
         return NULL;
     }
 
     n = ngx_min(ctx->bearer.len, 64);
-    tail = ctx->bearer.data + ctx->bearer.len - n;
 
-    return &ngx_http_ent_sso_bearers[ngx_ent_siphash(
-                                         ngx_http_ent_sso_bearer_key, tail, n)
-                                     % NGX_HTTP_ENT_SSO_BEARERS];
+    hash = ngx_ent_siphash(ngx_http_ent_sso_bearer_key,
+                           ctx->bearer.data + ctx->bearer.len - n, n);
+
+    return &ngx_http_ent_sso_bearers[hash % NGX_HTTP_ENT_SSO_BEARERS];
 }
 
 
