@@ -60,6 +60,7 @@ static json_t *ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
 static void ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b,
     json_t *claims);
+static void ngx_http_ent_sso_bearer_clear(ngx_http_ent_sso_bearer_t *b);
 static u_char *ngx_http_ent_sso_escape(u_char *p, ngx_str_t *s);
 static size_t ngx_http_ent_sso_escape_len(ngx_str_t *s);
 
@@ -1406,12 +1407,30 @@ ngx_http_ent_sso_bearer_cached(ngx_http_request_t *r,
     now = ngx_http_ent_sso_now(r);
 
     if (now >= b->exp || now < b->nbf) {
-        json_decref(b->claims);
-        b->claims = NULL;
+        ngx_http_ent_sso_bearer_clear(b);
         return NULL;
     }
 
     return b->claims;
+}
+
+
+/* an entry emptied: the token's copy wiped before it is freed */
+
+static void
+ngx_http_ent_sso_bearer_clear(ngx_http_ent_sso_bearer_t *b)
+{
+    if (b->claims) {
+        json_decref(b->claims);
+        b->claims = NULL;
+    }
+
+    if (b->key) {
+        OPENSSL_cleanse(b->key,
+                        b->issuer_len + b->audience_len + b->token_len);
+        ngx_free(b->key);
+        b->key = NULL;
+    }
 }
 
 
@@ -1425,7 +1444,7 @@ ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
 
     v = json_object_get(claims, "exp");
 
-    if (!json_is_number(v)) {
+    if (!json_is_number(v) || ctx->idp.issuer.len == 0) {
         return;
     }
 
@@ -1454,11 +1473,9 @@ ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
         return;
     }
 
-    if (b->claims) {
-        json_decref(b->claims);
-    }
+    claims = json_incref(claims);
 
-    ngx_free(b->key);
+    ngx_http_ent_sso_bearer_clear(b);
 
     b->key = p;
     p = ngx_cpymem(p, ctx->idp.issuer.data, ctx->idp.issuer.len);
@@ -1469,7 +1486,7 @@ ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
     b->audience_len = ctx->idp.api_audience.len;
     b->token_len = ctx->bearer.len;
 
-    b->claims = json_incref(claims);
+    b->claims = claims;
     b->exp = (time_t) json_number_value(v);
 
     v = json_object_get(claims, "nbf");
@@ -1487,11 +1504,7 @@ ngx_http_ent_sso_bearers_exit(void)
     }
 
     for (i = 0; i < NGX_HTTP_ENT_SSO_BEARERS; i++) {
-        if (ngx_http_ent_sso_bearers[i].claims) {
-            json_decref(ngx_http_ent_sso_bearers[i].claims);
-        }
-
-        ngx_free(ngx_http_ent_sso_bearers[i].key);
+        ngx_http_ent_sso_bearer_clear(&ngx_http_ent_sso_bearers[i]);
     }
 
     ngx_free(ngx_http_ent_sso_bearers);

@@ -312,6 +312,17 @@ is($r->{status}, 200, 'the same bearer token again: 200');
     $r = $api->request('GET', "$acme/api/x",
                        ['Authorization' => "Bearer $cut"]);
     is($r->{status}, 401, 'the cached token less its first octet: 401');
+    # the same length, one octet of the claims changed: compared whole
+    my ($h1, $p1) = split /\./, $jwt;
+    my $i = int(length($p1) / 2);
+    my $c = substr($p1, $i, 1) eq 'A' ? 'B' : 'A';
+    my $tampered = $jwt;
+    substr($tampered, length($h1) + 1 + $i, 1) = $c;
+    is(length($tampered), length($jwt), '(the tampered token is as long)');
+    $r = $api->request('GET', "$acme/api/x",
+                       ['Authorization' => "Bearer $tampered"]);
+    is($r->{status}, 401, 'the cached token with one octet of its claims '
+       . 'changed: 401');
 }
 $r = $api->request('GET', "$acme/api/x", ['Authorization' => "Bearer $jwt"]);
 is($r->{status}, 200, '... and the cached token still works');
