@@ -1258,14 +1258,6 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
                                      "this organization.");
     }
 
-    aud = ngx_pnalloc(r->pool, ctx->idp.api_audience.len + 1);
-    if (aud == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    *ngx_cpymem(aud, ctx->idp.api_audience.data, ctx->idp.api_audience.len)
-        = '\0';
-
     ngx_memzero(&jwt, sizeof(ent_jwt_t));
 
     /* a token verified before by this worker: its claims, if still valid */
@@ -1279,6 +1271,15 @@ ngx_http_ent_sso_bearer(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         rc = NGX_OK;
 
     } else {
+        aud = ngx_pnalloc(r->pool, ctx->idp.api_audience.len + 1);
+        if (aud == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_cpymem(aud, ctx->idp.api_audience.data,
+                    ctx->idp.api_audience.len)
+            = '\0';
+
         rc = ngx_http_ent_sso_verify(r, ctx, &ctx->bearer, aud, NULL, &jwt,
                                      &reason);
 
