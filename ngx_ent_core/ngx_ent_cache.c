@@ -99,8 +99,7 @@ static ngx_int_t ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_ent_cache_outdate(ngx_ent_cache_t *cache,
     ngx_uint_t keep_stale);
-static ngx_int_t ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone,
-    uint64_t *seed);
+
 static uint32_t ngx_ent_cache_hash(ngx_ent_cache_t *cache, ngx_str_t *key);
 static ngx_ent_cache_node_t *ngx_ent_cache_lookup(ngx_ent_cache_t *cache,
     ngx_str_t *key, uint32_t hash);
@@ -245,7 +244,10 @@ ngx_ent_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(cache->sh, sizeof(ngx_ent_cache_sh_t));
 
-    if (ngx_ent_cache_seed(shm_zone, cache->sh->seed) != NGX_OK) {
+    if (ngx_ent_random(cache->sh->seed, sizeof(cache->sh->seed),
+                       shm_zone->shm.log)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -338,36 +340,6 @@ ngx_ent_cache_exit_worker(ngx_http_ent_core_main_conf_t *cmcf)
  * can aim many keys at one chain.  It is also several times faster than
  * nginx's CRC32 (a 4-bit table) on keys of 40 to 100 bytes.
  */
-
-static ngx_int_t
-ngx_ent_cache_seed(ngx_shm_zone_t *shm_zone, uint64_t *seed)
-{
-    ssize_t   n;
-    ngx_fd_t  fd;
-
-    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
-                      "ent cache zone \"%V\": /dev/urandom cannot be "
-                      "opened", &shm_zone->shm.name);
-        return NGX_ERROR;
-    }
-
-    n = read(fd, seed, 2 * sizeof(uint64_t));
-
-    (void) ngx_close_file(fd);
-
-    if (n != 2 * sizeof(uint64_t)) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, n < 0 ? ngx_errno : 0,
-                      "ent cache zone \"%V\": /dev/urandom cannot be "
-                      "read", &shm_zone->shm.name);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
 
 static uint32_t
 ngx_ent_cache_hash(ngx_ent_cache_t *cache, ngx_str_t *key)

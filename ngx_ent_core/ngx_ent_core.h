@@ -154,6 +154,9 @@ extern ngx_module_t  ngx_http_ent_core_module NGX_ENT_API;
 
 NGX_ENT_API ngx_int_t ngx_ent_core_present(void);
 
+/* len random bytes from /dev/urandom, at configuration or process start */
+NGX_ENT_API ngx_int_t ngx_ent_random(void *buf, size_t len, ngx_log_t *log);
+
 
 /* which backends http{} configures; from a postconfiguration on */
 #define NGX_ENT_POSTGRES  0x01

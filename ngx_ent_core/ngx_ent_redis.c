@@ -673,15 +673,20 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
     ngx_queue_remove(q);
     rc->ninflight--;
 
-    if (rc->timer.timer_set) {
-        ngx_del_timer(&rc->timer);
-    }
+    /*
+     * While commands are in flight the timer stays where it is: no later
+     * than the oldest one's deadline; it is moved on when it fires (see
+     * ngx_ent_redis_timer_handler), not on every reply
+     */
 
-    if (!ngx_queue_empty(&rc->inflight)) {
-        ngx_ent_redis_arm(rc);
+    if (ngx_queue_empty(&rc->inflight)) {
+        if (rc->timer.timer_set) {
+            ngx_del_timer(&rc->timer);
+        }
 
-    } else if (rc->handshake == 0) {
-        rc->peer.connection->idle = 1;
+        if (rc->handshake == 0) {
+            rc->peer.connection->idle = 1;
+        }
     }
 
     /*
@@ -705,6 +710,8 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
 static void
 ngx_ent_redis_timer_handler(ngx_event_t *ev)
 {
+    ngx_msec_t             age;
+    ngx_ent_op_t          *op;
     ngx_ent_redis_conn_t  *rc;
 
     rc = ev->data;
@@ -724,6 +731,21 @@ ngx_ent_redis_timer_handler(ngx_event_t *ev)
         return;
 
     case NGX_ENT_REDIS_READY:
+        if (rc->handshake == 0 && !ngx_queue_empty(&rc->inflight)) {
+
+            /* each command has the timeout from when it was queued */
+
+            op = ngx_queue_data(ngx_queue_head(&rc->inflight), ngx_ent_op_t,
+                                queue);
+            age = ngx_current_msec - op->sent;
+
+            if (age < rc->pool->conf->timeout) {
+                rc->timer.cancelable = 0;
+                ngx_add_timer(&rc->timer, rc->pool->conf->timeout - age);
+                return;
+            }
+        }
+
         ngx_log_error(NGX_LOG_ERR, rc->pool->log, NGX_ETIMEDOUT,
                       "redis %V did not answer within %Mms, "
                       "dropping the connection",

@@ -252,6 +252,39 @@ ngx_ent_core_present(void)
 }
 
 
+/*
+ * Keys of hashes that take request data (cache buckets, the limiter's
+ * table): read once, so a blocking read is no harm
+ */
+
+ngx_int_t
+ngx_ent_random(void *buf, size_t len, ngx_log_t *log)
+{
+    ssize_t   n;
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "ent: /dev/urandom cannot be opened");
+        return NGX_ERROR;
+    }
+
+    n = read(fd, buf, len);
+
+    (void) ngx_close_file(fd);
+
+    if (n < 0 || (size_t) n != len) {
+        ngx_log_error(NGX_LOG_EMERG, log, n < 0 ? ngx_errno : 0,
+                      "ent: /dev/urandom cannot be read");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_uint_t
 ngx_ent_core_backends(ngx_conf_t *cf)
 {

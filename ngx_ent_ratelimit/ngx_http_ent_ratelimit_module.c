@@ -152,6 +152,7 @@ typedef struct {
     ngx_uint_t                   claims;
     ngx_uint_t                   nseen;        /* its entries */
     uint32_t                    *tags;         /* a bucket's in one line */
+    uint64_t                     hash_key[2];  /* the keys' SipHash, random */
 
     ngx_uint_t                   workers;      /* worker_processes */
 } ngx_http_ent_rl_main_conf_t;
@@ -266,7 +267,8 @@ static ngx_http_ent_rl_ctx_t *ngx_http_ent_rl_get_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_rl_key(ngx_http_request_t *r,
     ngx_http_ent_rl_policy_t *p, ngx_str_t *tenant, ngx_str_t *tag,
     time_t start, ngx_str_t *key);
-static uint64_t ngx_http_ent_rl_hash(ngx_str_t *key);
+static uint64_t ngx_http_ent_rl_hash(ngx_http_ent_rl_main_conf_t *rmcf,
+    ngx_str_t *key);
 static ngx_uint_t ngx_http_ent_rl_seen(ngx_http_ent_rl_main_conf_t *rmcf,
     ngx_http_ent_rl_result_t *res, ngx_uint_t generation);
 static ngx_http_ent_rl_seen_t *ngx_http_ent_rl_remember(
@@ -1617,7 +1619,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
 
         ctx->n++;
         res->start = start;
-        res->hash = ngx_http_ent_rl_hash(&res->key);
+        res->hash = ngx_http_ent_rl_hash(rmcf, &res->key);
 
         /*
          * lease=: counts this worker took ahead in Redis are used here
@@ -1842,22 +1844,17 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
 }
 
 
+/*
+ * A key can hold what a client sends (a user, an address, a header): the
+ * table matches entries by this hash alone, so it is keyed, at random per
+ * configuration, so that nobody can make two keys share an entry (and
+ * the one's lease count for the other)
+ */
+
 static uint64_t
-ngx_http_ent_rl_hash(ngx_str_t *key)
+ngx_http_ent_rl_hash(ngx_http_ent_rl_main_conf_t *rmcf, ngx_str_t *key)
 {
-    uint64_t    h;
-    ngx_uint_t  i;
-
-    /* FNV-1a 64 */
-
-    h = 0xcbf29ce484222325ULL;
-
-    for (i = 0; i < key->len; i++) {
-        h ^= key->data[i];
-        h *= 0x100000001b3ULL;
-    }
-
-    return h;
+    return ngx_ent_siphash(rmcf->hash_key, key->data, key->len);
 }
 
 
@@ -3230,6 +3227,12 @@ ngx_http_ent_rl_init_process(ngx_cycle_t *cycle)
     rmcf->workers = ((ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx,
                                                       ngx_core_module))
                     ->worker_processes;
+
+    if (ngx_ent_random(rmcf->hash_key, sizeof(rmcf->hash_key), cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (rmcf->usage_stmt == NULL) {
         return NGX_OK;

@@ -600,6 +600,11 @@ test_ct_equal(void)
 static void
 test_header_escape(void)
 {
+    int            ok;
+    size_t         i, want;
+    unsigned int   c, pos;
+    unsigned char  buf[19];
+
     check(escaped(S("plain text-1.2_~"), "plain text-1.2_~"),
           "plain bytes unchanged");
     check(escaped(S("a\r\nX-Admin: 1"), "a%0D%0AX-Admin: 1"), "CR LF");
@@ -610,6 +615,36 @@ test_header_escape(void)
     check(escaped(S("\t\x7f\xff"), "%09%7F%FF"), "tab, DEL, 0xff");
     check(escaped(S(""), ""), "empty");
     check(ent_header_escape_len(S("\r\n")) == 6, "length of an escape");
+
+    /*
+     * Each octet value at each place of a 19-octet plain value (two steps
+     * of eight and a tail), and beside each other octet: the length agrees
+     * with an octet-by-octet count
+     */
+
+    ok = 1;
+
+    for (c = 0; c < 256; c++) {
+        for (pos = 0; pos < 19; pos++) {
+            memcpy(buf, "abcdefghijklmnopqrs", 19);
+            buf[pos] = (unsigned char) c;
+            buf[(pos + 7) % 19] = (unsigned char) (255 - c);
+
+            want = 19;
+
+            for (i = 0; i < 19; i++) {
+                if (buf[i] < 0x20 || buf[i] == '%' || buf[i] >= 0x7f) {
+                    want += 2;
+                }
+            }
+
+            if (ent_header_escape_len(buf, 19) != want) {
+                ok = 0;
+            }
+        }
+    }
+
+    check(ok, "every octet at every place, counted as one by one");
 }
 
 
