@@ -126,34 +126,6 @@ ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char *data, size_t len)
 
 
 int
-ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
-    size_t *len)
-{
-    uint32_t  n;
-
-    if (rows->data == NULL || rows->cell >= rows->nrows * rows->ncols) {
-        return 0;
-    }
-
-    n = ngx_ent_rows_u32(rows->data + rows->pos);
-    rows->pos += sizeof(uint32_t);
-    rows->cell++;
-
-    if (n == NGX_ENT_ROWS_NULL) {
-        *data = NULL;
-        *len = 0;
-        return 1;
-    }
-
-    *data = rows->data + rows->pos;
-    *len = n;
-    rows->pos += n;
-
-    return 1;
-}
-
-
-int
 ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
     const unsigned char **data, size_t *len)
 {

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 
 /* weak in feature modules (see ngx_ent_core.h), plain everywhere else */
@@ -57,10 +58,38 @@ NGX_ENT_ROWS_API int ngx_ent_rows_open(ngx_ent_rows_t *rows, const unsigned char
 
 /*
  * the next cell in row order: 1 with data and len set (data NULL for SQL
- * NULL), 0 at the end
+ * NULL), 0 at the end (data NULL).  Inline: a request decodes some sixty cells (its
+ * tenant, identity provider, session), each a call into the core module
+ * otherwise; the blob was checked whole by ngx_ent_rows_open().
  */
-NGX_ENT_ROWS_API int ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
-    size_t *len);
+static inline int
+ngx_ent_rows_next(ngx_ent_rows_t *rows, const unsigned char **data,
+    size_t *len)
+{
+    uint32_t  n;
+
+    if (rows->data == NULL || rows->cell >= rows->nrows * rows->ncols) {
+        *data = NULL;
+        *len = 0;
+        return 0;
+    }
+
+    memcpy(&n, rows->data + rows->pos, sizeof(uint32_t));
+    rows->pos += sizeof(uint32_t);
+    rows->cell++;
+
+    if (n == NGX_ENT_ROWS_NULL) {
+        *data = NULL;
+        *len = 0;
+        return 1;
+    }
+
+    *data = rows->data + rows->pos;
+    *len = n;
+    rows->pos += n;
+
+    return 1;
+}
 
 /* random access: 0 and the cell, or -1 when out of range */
 NGX_ENT_ROWS_API int ngx_ent_rows_cell(const ngx_ent_rows_t *rows, uint32_t row, uint32_t col,
