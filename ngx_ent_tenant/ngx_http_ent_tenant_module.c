@@ -72,6 +72,10 @@ static ngx_int_t ngx_http_ent_tenant_decide(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_tenant_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_tenant_deny(ngx_http_request_t *r,
     ngx_http_ent_tenant_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_ent_tenant_rewrite_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_strip_once(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf);
+static void ngx_http_ent_tenant_stripped(void *data);
 static ngx_int_t ngx_http_ent_tenant_strip(ngx_http_request_t *r,
     ngx_http_ent_tenant_main_conf_t *tmcf);
 static ngx_int_t ngx_http_ent_tenant_identity(ngx_http_request_t *r,
@@ -408,6 +412,15 @@ ngx_http_ent_tenant_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_ent_tenant_handler;
+
+    /* a named location starts here, after the server's rewrite phase */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ent_tenant_rewrite_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
@@ -1180,9 +1193,7 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
 
     /* once per request: internal redirects and subrequests share them */
 
-    if (tmcf->strip && ctx == NULL && !r->internal
-        && ngx_http_ent_tenant_strip(r, tmcf) != NGX_OK)
-    {
+    if (tmcf->strip && ngx_http_ent_tenant_strip_once(r, tmcf) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1554,6 +1565,68 @@ ngx_http_ent_tenant_deny(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
 
 
 /* headers to the upstream */
+
+
+/*
+ * A request nginx refuses before its phases (TRACE, a bad Transfer-Encoding,
+ * headers too large) may enter them first through an error_page: as an
+ * internal redirect, or in a named location, which skips the server's
+ * rewrite phase.  So the identity headers are removed wherever a request
+ * first enters the phases, once: a mark in the pool (which internal
+ * redirects keep) tells a later pass that the headers now there are the
+ * modules' own.
+ */
+
+static ngx_int_t
+ngx_http_ent_tenant_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_http_ent_tenant_main_conf_t  *tmcf;
+
+    if (!r->internal) {
+        /* the server's rewrite phase has run */
+        return NGX_DECLINED;
+    }
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_tenant_module);
+
+    if (tmcf->strip && ngx_http_ent_tenant_strip_once(r, tmcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_strip_once(ngx_http_request_t *r,
+    ngx_http_ent_tenant_main_conf_t *tmcf)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    /* a short list: a fresh request has few cleanups, if any */
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_ent_tenant_stripped) {
+            return NGX_OK;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ent_tenant_stripped;
+
+    return ngx_http_ent_tenant_strip(r, tmcf);
+}
+
+
+static void
+ngx_http_ent_tenant_stripped(void *data)
+{
+    /* a mark only */
+}
 
 
 static ngx_int_t

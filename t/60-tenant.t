@@ -46,6 +46,10 @@ location / {
 location = /named { error_page 404 = @named; return 404; }
 location = /try { try_files /nothing/here @named; }
 location @named { return 200 "named:$ent_tenant_code\n"; }
+error_page 405 = /landing;
+error_page 501 = @landing;
+location = /landing { proxy_pass http://app; }
+location @landing { proxy_pass http://app; }
 location = /ent_status { ent_status; }
 CONF
 
@@ -96,6 +100,30 @@ like($ident, qr/"x-ent-tenant-code":"acme"/, 'with the edge\'s values');
 
 $r = get('unknown.example.com', '/', 'X-Ent-User: mallory');
 is($r->{status}, 404, 'an unknown tenant: 404');
+
+# requests nginx refuses before any phase, then sends through error_page:
+# an internal redirect (TRACE: 405), a named location, which skips the
+# server's rewrite phase (an unknown Transfer-Encoding: 501)
+
+$r = http($n, "TRACE /x HTTP/1.1\r\nHost: acme.example.com\r\n"
+              . "X-Ent-Tenant-Id: victim\r\nX_Ent_User_Id: mallory\r\n"
+              . "Connection: close\r\n\r\n");
+($ident) = $r->{body} =~ /"identity":\{(.*?)\}/;
+is($r->{status}, 200, 'TRACE through error_page 405 reaches the upstream');
+is($ident, '"x-ent-tenant-id":"' . $acme_id . '","x-ent-tenant-code":"acme",'
+           . '"x-ent-tenant-tier":"enterprise"',
+   'an internal redirect from before the phases: the client\'s identity '
+   . 'headers removed, the trusted ones set');
+
+$r = http($n, "GET /y HTTP/1.1\r\nHost: acme.example.com\r\n"
+              . "Transfer-Encoding: gzip\r\nX-Ent-Tenant-Id: victim\r\n"
+              . "x-ent-roles: owner\r\nConnection: close\r\n\r\n");
+is($r->{status}, 200, 'an unknown Transfer-Encoding through error_page 501 '
+                      . 'to a named location reaches the upstream');
+unlike($r->{body}, qr/victim|owner/i,
+       'a named location entered before the phases: the client\'s identity '
+       . 'headers removed');
+like($r->{body}, qr/"identity":\{\}/, 'and no identity header at all');
 
 # unknown, malformed
 
