@@ -405,11 +405,6 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
     rc->state = NGX_ENT_REDIS_READY;
     pool->generation++;
 
-    if (rc->handshake == 0) {
-        /* up; with AUTH, SELECT or ROLE first, once they are answered */
-        rc->backoff = 0;
-    }
-
     /* pipelined small writes must not wait for the previous one's ACK */
 
     if (rc->peer.sockaddr->sa_family != AF_UNIX
@@ -511,8 +506,19 @@ ngx_ent_redis_read_handler(ngx_event_t *rev)
     rc = c->data;
 
     if (c->close) {
-        /* graceful shutdown: an idle connection goes now */
-        ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        /*
+         * graceful shutdown: an idle connection goes now; that says
+         * nothing of the server, so a sentinel's master stays known for
+         * the requests the worker still serves
+         */
+
+        if (ngx_queue_empty(&rc->inflight)) {
+            ngx_ent_redis_disconnect(rc);
+
+        } else {
+            ngx_ent_redis_close(rc, NGX_ENT_UNAVAILABLE);
+        }
+
         return;
     }
 
@@ -672,6 +678,13 @@ ngx_ent_redis_reply(ngx_ent_redis_conn_t *rc, redisReply *reply)
 
     ngx_queue_remove(q);
     rc->ninflight--;
+
+    /*
+     * up: a server that accepts and then drops the connection (maxclients,
+     * a proxy before a dead server) is not redialled at the shortest pace
+     */
+
+    rc->backoff = 0;
 
     /*
      * While commands are in flight the timer stays where it is: no later
@@ -993,7 +1006,7 @@ ngx_ent_redis_queue(ngx_ent_redis_conn_t *rc, ngx_ent_op_t *op)
         rc->peer.connection->idle = 0;
     }
 
-    if (rc->state == NGX_ENT_REDIS_CONNECTING && (ngx_exiting || ngx_quit)) {
+    if (rc->state == NGX_ENT_REDIS_CONNECTING) {
         /* a command waits for this connection: so does a worker stopping */
         rc->timer.cancelable = 0;
     }
