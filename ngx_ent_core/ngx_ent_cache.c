@@ -31,7 +31,7 @@
 #define NGX_ENT_CACHE_EVICT      16
 
 /* bumped whenever the layout of the zone changes */
-#define NGX_ENT_CACHE_MAGIC      0x656e7405  /* "ent", version 5 */
+#define NGX_ENT_CACHE_MAGIC      0x656e7406  /* "ent", version 6 */
 
 #define NGX_ENT_CACHE_LISTENERS  8
 
@@ -44,6 +44,7 @@ typedef struct ngx_ent_cache_sh_s {
     ngx_uint_t                 mask;         /* buckets - 1, a power of 2 */
     ngx_queue_t                lru;
     ngx_uint_t                 generation;
+    ngx_uint_t                 epoch;        /* every zone-wide outdate */
     ngx_uint_t                 entries;
     ngx_uint_t                 hits;
     ngx_uint_t                 misses;
@@ -418,7 +419,7 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 ngx_uint_t
 ngx_ent_cache_generation(ngx_ent_cache_t *cache)
 {
-    return *(volatile ngx_uint_t *) &cache->sh->generation;
+    return *(volatile ngx_uint_t *) &cache->sh->epoch;
 }
 
 
@@ -641,6 +642,8 @@ ngx_ent_cache_outdate(ngx_ent_cache_t *cache, ngx_uint_t keep_stale)
     if (!keep_stale) {
         cache->sh->generation++;
     }
+
+    cache->sh->epoch++;
 
     cache->sh->invalidations++;
     cache->sh->invalidated_at = ngx_current_msec;

@@ -223,7 +223,8 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
  */
 /*
  * The zone's generation: it changes whenever the whole zone is flushed
- * (an invalidation "zone:*"), on every node; a module that keeps values
+ * (an invalidation "zone:*", on every node) or outdated (a node's listener
+ * was away and may have missed notifications); a module that keeps values
  * of the zone in worker memory compares it to drop them (a plain read)
  */
 NGX_ENT_API ngx_uint_t ngx_ent_cache_generation(ngx_ent_cache_t *cache);

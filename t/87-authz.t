@@ -270,6 +270,26 @@ ok(wait_until(sub { status($carol, 'corp', '/x') == 403 }, 3),
    'a suspended membership: 403 everywhere');
 is(json_decode(get($carol, 'corp', '/x')->{body})->{error}, 'suspended', '... saying so');
 
+# a change the nodes were not told of (no NOTIFY: triggers off), then the
+# listener's connection cut, as in a failover: the standings the workers
+# keep in memory go with the zone's entries once it is back
+is(status($alice, 'corp', '/x'), 200, 'alice, a member: 200');
+pg_sql("BEGIN; ALTER TABLE ent.memberships DISABLE TRIGGER USER; "
+       . "UPDATE ent.memberships SET status = 'suspended' WHERE user_id = "
+       . "(SELECT id FROM ent.users WHERE email = 'alice\@corp.example.com') "
+       . "AND tenant_id = (SELECT id FROM ent.tenants WHERE code = 'corp'); "
+       . "ALTER TABLE ent.memberships ENABLE TRIGGER USER; COMMIT");
+select(undef, undef, undef, 0.3);
+is(status($alice, 'corp', '/x'), 200,
+   '... suspended without a notification: still 200 (nothing says so)');
+pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+       . "WHERE query LIKE 'LISTEN%'", 'postgres');
+ok(wait_until(sub { status($alice, 'corp', '/x') == 403
+                    && status($alice, 'corp', '/x', port => $port2) == 403 }, 3),
+   '... the listeners reconnect: 403 on both nginx, the kept standings gone');
+role('corp', 'alice@corp.example.com', 'member', 'active');
+ok(wait_until(sub { status($alice, 'corp', '/x') == 200 }, 3), '... active again: 200');
+
 # --- break-glass
 
 {
