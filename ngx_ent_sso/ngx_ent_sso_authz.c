@@ -45,8 +45,9 @@
 
 #define NGX_HTTP_ENT_SSO_READ_METHODS                                       \
     (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_OPTIONS)
+/* every other method: WebDAV's, unknown ones (a rule must not miss them) */
 #define NGX_HTTP_ENT_SSO_WRITE_METHODS                                      \
-    (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH|NGX_HTTP_DELETE)
+    (~(ngx_uint_t) NGX_HTTP_ENT_SSO_READ_METHODS)
 
 
 typedef struct {
@@ -447,6 +448,9 @@ ngx_http_ent_sso_authz_check(ngx_http_request_t *r,
         ctx->az_rank = st->rank;
         ctx->az_expires = st->expires;
         ctx->authz_done = 1;
+
+        /* $ent_roles and the signed assertion: the roles now, too */
+        ctx->id.roles = ctx->az_roles;
     }
 
     if (st->status == 2) {
@@ -813,7 +817,7 @@ ngx_http_ent_sso_authz_exit(void)
  *   ent_authz_attr NAME =|!=|in|~|contains VALUE [methods=M];
  *
  * M: methods separated by ",", or "read" (GET, HEAD, OPTIONS) or "write"
- * (POST, PUT, PATCH, DELETE).  A location with rules of its own does not
+ * (every other method).  A location with rules of its own does not
  * inherit its parent's.
  */
 

@@ -83,6 +83,7 @@ location /repo/ {
     ent_authz_permission repositories:read methods=read;
     ent_authz_permission repositories:write methods=write;
     add_header X-Perms \$ent_permissions always;
+    add_header X-Roles \$ent_roles always;
     proxy_pass http://127.0.0.1:$echo;
 }
 CONF
@@ -223,8 +224,14 @@ role('corp', 'vic@corp.example.com', 'viewer');
 ok(wait_until(sub { status($vic, 'corp', '/repo/') == 200 }, 3), 'a viewer: GET /repo/: 200');
 is(status($vic, 'corp', '/repo/', method => 'POST'), 403, '... POST /repo/: 403 (repositories:write)');
 is(status($alice, 'corp', '/repo/', method => 'POST'), 200, 'an admin: POST /repo/: 200');
+for my $m (qw(MOVE PROPPATCH FROB)) {
+    is(status($vic, 'corp', '/repo/', method => $m), 403,
+       "... $m /repo/ (a method neither read nor named): 403, a write");
+}
 like(get($vic, 'corp', '/repo/')->{headers}{'x-perms'}[0] // '', qr/repositories:read/,
      '$ent_permissions');
+is(get($vic, 'corp', '/repo/')->{headers}{'x-roles'}[0], 'viewer',
+   '$ent_roles: the role now (vic signed in a member, is a viewer)');
 
 # --- group mappings from SAML attributes
 
