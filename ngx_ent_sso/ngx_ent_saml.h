@@ -254,6 +254,12 @@ const ent_saml_attr_t *ent_saml_attr(const ent_saml_result_t *res,
 char *ent_saml_attr_join(const ent_saml_result_t *res, const char *name);
 
 /*
+ * The same for a list read back split at "," (groups): values that are
+ * empty or hold a "," or a control character are left out.
+ */
+char *ent_saml_attr_list(const ent_saml_result_t *res, const char *name);
+
+/*
  * A SAMLRequest query value for the HTTP-Redirect binding: a minimal
  * AuthnRequest (ID, IssueInstant, Destination, AssertionConsumerServiceURL,
  * ProtocolBinding HTTP-POST, Issuer, NameIDPolicy AllowCreate), raw

@@ -38,6 +38,9 @@ static int ent_saml_check_confirmation(ent_saml_ctx_t *c, xmlNodePtr scd,
 static int ent_saml_check_conditions(ent_saml_ctx_t *c);
 static int ent_saml_check_authn(ent_saml_ctx_t *c);
 static int ent_saml_attributes(ent_saml_ctx_t *c);
+static int ent_saml_list_item_ok(const char *v);
+static char *ent_saml_attr_cat(const ent_saml_result_t *res, const char *name,
+    int list);
 static int ent_saml_attribute(ent_saml_ctx_t *c, xmlNodePtr node,
     ent_saml_attr_t *attr);
 
@@ -1085,6 +1088,46 @@ ent_saml_attr(const ent_saml_result_t *res, const char *name)
 char *
 ent_saml_attr_join(const ent_saml_result_t *res, const char *name)
 {
+    return ent_saml_attr_cat(res, name, 0);
+}
+
+
+char *
+ent_saml_attr_list(const ent_saml_result_t *res, const char *name)
+{
+    return ent_saml_attr_cat(res, name, 1);
+}
+
+
+/*
+ * A list's items (groups) are read back split at ","; a value that holds
+ * one ("x,admins", or an AD distinguished name), a control character, or
+ * nothing, would be read as other items: it is left out, as OpenID
+ * Connect's lists leave it
+ */
+
+static int
+ent_saml_list_item_ok(const char *v)
+{
+    size_t  i;
+
+    if (v[0] == '\0') {
+        return 0;
+    }
+
+    for (i = 0; v[i]; i++) {
+        if (v[i] == ',' || (unsigned char) v[i] < 0x20 || v[i] == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static char *
+ent_saml_attr_cat(const ent_saml_result_t *res, const char *name, int list)
+{
     char                   *s, *p;
     size_t                  i, len;
     const ent_saml_attr_t  *a;
@@ -1108,7 +1151,11 @@ ent_saml_attr_join(const ent_saml_result_t *res, const char *name)
     p = s;
 
     for (i = 0; i < a->nvalues; i++) {
-        if (i) {
+        if (list && !ent_saml_list_item_ok(a->values[i])) {
+            continue;
+        }
+
+        if (p != s) {
             *p++ = ',';
         }
 

@@ -684,7 +684,7 @@ ngx_http_ent_sso_saml_check(ngx_http_request_t *r,
         if (ctx->idp.claim_groups.len && ctx->idp.claim_groups.len < 128) {
             *ngx_cpymem(name, ctx->idp.claim_groups.data,
                         ctx->idp.claim_groups.len) = '\0';
-            v = ent_saml_attr_join(&res, (char *) name);
+            v = ent_saml_attr_list(&res, (char *) name);
             (void) ngx_http_ent_sso_saml_str(r, &ctx->id.groups, v);
             free(v);
         }

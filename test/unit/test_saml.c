@@ -736,6 +736,28 @@ test_valid(void)
           && ent_saml_attr_join(&r, "missing") == NULL,
           "valid: missing attribute");
 
+    {
+        char             *vals[] = { "x,ops-admins", "", "dev", "a\x01b",
+                                     "CN=Fin,OU=G", "ops" };
+        ent_saml_attr_t   ga = { "groups", 6, vals };
+        ent_saml_result_t gr;
+
+        memset(&gr, 0, sizeof(gr));
+        gr.nattrs = 1;
+        gr.attrs = &ga;
+
+        v = ent_saml_attr_list(&gr, "groups");
+        check(v && strcmp(v, "dev,ops") == 0,
+              "a list leaves out values with a comma, a control "
+              "character, or none");
+        free(v);
+
+        v = ent_saml_attr_join(&gr, "groups");
+        check(v && strcmp(v, "x,ops-admins,,dev,a\x01b,CN=Fin,OU=G,ops") == 0,
+              "a join keeps every value");
+        free(v);
+    }
+
     ent_saml_result_free(&r);
     check(r.name_id == NULL && r.attrs == NULL, "valid: result freed");
 
