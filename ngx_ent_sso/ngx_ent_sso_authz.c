@@ -271,11 +271,12 @@ static ngx_int_t
 ngx_http_ent_sso_authz_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     u_char *key, size_t *len)
 {
-    u_char      *p, *last;
-    uint32_t     h[2];
-    ngx_uint_t   i;
-    SHA256_CTX   sha;
-    u_char       md[SHA256_DIGEST_LENGTH];
+    u_char                        *p, *last;
+    uint64_t                       h;
+    ngx_uint_t                     i;
+    SHA256_CTX                     sha;
+    ngx_http_ent_sso_main_conf_t  *smcf;
+    u_char                         md[SHA256_DIGEST_LENGTH];
 
     p = key;
     last = key + NGX_HTTP_ENT_SSO_AZ_KEY;
@@ -323,21 +324,24 @@ groups:
 
     /*
      * the groups only tell apart the standings of one user's sessions (an
-     * IdP's group changes between logins): two fast 32-bit hashes are
-     * plenty, and far cheaper than a digest on every request
+     * IdP's group changes between logins): a 64-bit SipHash, far cheaper
+     * than a digest on every request, under a key drawn at configuration
+     * so that a user naming their own groups cannot make a new list pass
+     * for an earlier one
      */
 
     if (last - p < 1 + 16 + 1) {
         return NGX_ERROR;
     }
 
-    h[0] = ngx_murmur_hash2(ctx->id.groups.data, ctx->id.groups.len);
-    h[1] = (uint32_t) ngx_hash_key(ctx->id.groups.data, ctx->id.groups.len);
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
+    h = ngx_ent_siphash(smcf->groups_key, ctx->id.groups.data,
+                        ctx->id.groups.len);
 
     *p++ = ':';
 
     for (i = 0; i < 16; i++) {
-        p[i] = ngx_http_ent_sso_hex[(h[i / 8] >> (28 - 4 * (i % 8))) & 0xf];
+        p[i] = ngx_http_ent_sso_hex[(h >> (60 - 4 * i)) & 0xf];
     }
 
     p += 16;

@@ -3218,6 +3218,14 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* drawn here, so that every worker's key for a standing is the same */
+
+    if (ngx_ent_random(smcf->groups_key, sizeof(smcf->groups_key), cf->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     smcf->authz_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.authz($1::uuid, $2, $3, $4, "
                            "$5::uuid)", 5);
