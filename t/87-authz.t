@@ -394,6 +394,29 @@ ok(wait_until(sub { status($alice, 'corp', '/x') == 200 }, 3), '... active again
               'a membership for an existing user: flushed');
 }
 
+# ent.authz() itself: a bearer token's subject is an identity of its issuer,
+# never one of our user ids, whatever its form; an area grant ("area:*")
+# covers that area's permissions only ("_" is no wildcard)
+{
+    my $corp = pg_sql("SELECT id FROM ent.tenants WHERE code = 'corp'");
+    my $aid = uid('alice@corp.example.com');
+    is(pg_sql("SELECT status FROM ent.authz('$corp', '$aid', NULL, '')"),
+       'active', "a session's user id: alice's standing");
+    is(pg_sql("SELECT status || '|' || roles FROM ent.authz('$corp', '$aid', "
+              . "'https://idp.other.example', '')"), 'none|',
+       "a bearer token whose subject is alice's user id: no standing");
+    pg_sql("INSERT INTO ent.permissions (name) VALUES ('audit_logs:read'), "
+           . "('audit-logs:read'), ('auditxlogs:read') ON CONFLICT DO NOTHING; "
+           . "INSERT INTO ent.role_permissions (tenant_id, role, permission) "
+           . "VALUES ('$corp', 'member', 'audit_logs:*')");
+    my $perms = pg_sql("SELECT permissions FROM ent.authz('$corp', '$aid', "
+                       . "NULL, '')");
+    like($perms, qr/(^|,)audit_logs:read(,|$)/, 'an area grant: its permission');
+    unlike($perms, qr/audit-logs|auditxlogs/, '... and no other area\'s');
+    pg_sql("DELETE FROM ent.role_permissions WHERE tenant_id = '$corp' "
+           . "AND permission = 'audit_logs:*'");
+}
+
 check_log($n, 'authz');
 check_log($n2, 'authz 2');
 
