@@ -118,7 +118,9 @@ ngx_http_ent_tenant_page(ngx_http_request_t *r, ngx_http_ent_tenant_ctx_t *ctx,
         logo = ctx->tenant.logo_url;
     }
 
-    json = ngx_http_ent_tenant_wants_json(r);
+    /* a feature gate's answer names the feature and the tier: JSON */
+
+    json = feature || ngx_http_ent_tenant_wants_json(r);
 
     /*
      * every piece as often as it is written, escaped at its worst: the

@@ -1427,11 +1427,45 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_ent_tenant_get_ctx(r);
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED
-        || ctx->denied)
-    {
+    if (ctx && ctx->denied) {
         /* a denial's error_page passes the access phase again: decided */
         return NGX_DECLINED;
+    }
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_ENT_TENANT_RESOLVED) {
+
+        /*
+         * no tenant ("ent_tenant_unknown pass", a server without tenants):
+         * a gated feature is nobody's, but a page for another error
+         * (error_page 404) is served as it is
+         */
+
+        tlcf = ngx_http_get_module_loc_conf(r, ngx_http_ent_tenant_module);
+
+        if (tlcf->features == NULL || r->error_page) {
+            return NGX_DECLINED;
+        }
+
+        if (ctx == NULL) {
+            ctx = ngx_http_ent_tenant_new_ctx(r);
+            if (ctx == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        f = tlcf->features->elts;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ent tenant: feature \"%V\" is required and the "
+                      "request has no tenant", &f[0]);
+
+        return ngx_http_ent_tenant_deny(r, ctx,
+                   ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                            "feature_not_available",
+                                            "Not available",
+                                            "This feature is not part of "
+                                            "the organization's plan.",
+                                            &f[0]));
     }
 
     t = &ctx->tenant;

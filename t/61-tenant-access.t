@@ -42,6 +42,7 @@ CONF
 my $config = <<'CONF';
 ent_tenant on;
 ent_tenant_base_domain example.com;
+ent_tenant_unknown pass;
 set_real_ip_from 127.0.0.1;
 real_ip_header X-Forwarded-For;
 add_header X-Tenant "$ent_tenant_code|$ent_tenant_tier|$ent_tenant_region|$ent_tenant_features" always;
@@ -147,6 +148,18 @@ is($r->{body}, '{"error":"feature_not_available","message":"This feature is '
                . "not part of the organization's plan.\",\"feature\":"
                . '"api_ai","tier":"enterprise","tenant":"sub2"}' . "\n",
    'naming the feature and the tier');
+$r = get('sub2.example.com', '/ai/');
+is($r->{headers}{'content-type'}[0], 'application/json',
+   'JSON also to a client that did not ask for it');
+like($r->{body}, qr/"feature":"api_ai","tier":"enterprise"/, '... naming both');
+is(get('nobody.example.com', '/')->{status}, 200,
+   'no tenant ("ent_tenant_unknown pass"): an ungated location serves');
+$r = get('nobody.example.com', '/ai/');
+is($r->{status}, 403, '... a gated one refuses: a feature is nobody\'s '
+                      . 'without a tenant');
+is($r->{body}, '{"error":"feature_not_available","message":"This feature is '
+               . "not part of the organization's plan.\",\"feature\":"
+               . '"api_ai","tier":""}' . "\n", '... saying which');
 is(get('holding.example.com', '/beta/', 'X-Forwarded-For: 10.0.0.1')
    ->{status}, 200, 'an override grants a feature the plan lacks');
 is(get('small.example.com', '/beta/')->{status}, 403,
