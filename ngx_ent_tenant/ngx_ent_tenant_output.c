@@ -19,6 +19,8 @@
 
 
 static ngx_uint_t ngx_http_ent_tenant_wants_json(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_ent_tenant_platform_host(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_tenant_header_filter(ngx_http_request_t *r);
 typedef struct {
     ngx_str_t                    name;
@@ -328,6 +330,52 @@ ngx_http_ent_tenant_wants_json(ngx_http_request_t *r)
 }
 
 
+/*
+ * Without a tenant (PostgreSQL away, nginx's own error before the phases):
+ * the platform's own host may get HSTS preload, a host that may be a
+ * tenant's custom domain may not
+ */
+
+static ngx_uint_t
+ngx_http_ent_tenant_platform_host(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx)
+{
+    size_t                           n;
+    ngx_str_t                       *b;
+    ngx_uint_t                       i;
+    ngx_http_ent_tenant_srv_conf_t  *tscf;
+
+    tscf = ngx_http_get_module_srv_conf(r, ngx_http_ent_tenant_module);
+
+    if (!tscf->enable) {
+        /* a server without tenants: the operator's own */
+        return 1;
+    }
+
+    if (ctx == NULL || ctx->host.len == 0 || tscf->bases == NULL) {
+        return 0;
+    }
+
+    b = tscf->bases->elts;
+
+    for (i = 0; i < tscf->bases->nelts; i++) {
+        if (ctx->host.len < b[i].len) {
+            continue;
+        }
+
+        n = ctx->host.len - b[i].len;
+
+        if (ngx_strncmp(ctx->host.data + n, b[i].data, b[i].len) == 0
+            && (n == 0 || ctx->host.data[n - 1] == '.'))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* security headers, on every response */
 
 
@@ -426,7 +474,8 @@ ngx_http_ent_tenant_header_filter(ngx_http_request_t *r)
 #if (NGX_HTTP_SSL)
     if (r->connection->ssl) {
         preload = tlcf->hsts_preload
-                  && (t == NULL || !t->custom_domain || t->hsts_preload);
+                  && (t ? !t->custom_domain || t->hsts_preload
+                        : ngx_http_ent_tenant_platform_host(r, ctx));
 
         ngx_http_ent_tenant_add(hdrs, &n, "Strict-Transport-Security",
                                 sizeof("Strict-Transport-Security") - 1,

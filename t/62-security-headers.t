@@ -180,6 +180,12 @@ is(tls_headers('www.acme.test'), 'max-age=31536000; includeSubDomains',
 is(tls_headers('www.white.test'),
    'max-age=31536000; includeSubDomains; preload',
    'unless its tenant asks for it');
+is(tls_headers('nobody.example.com'),
+   'max-age=31536000; includeSubDomains; preload',
+   'no tenant under the platform\'s domain (404): preload');
+is(tls_headers('www.unknown.test'), 'max-age=31536000; includeSubDomains',
+   'no tenant for a host outside it, which may be a custom domain (404): '
+   . 'no preload');
 
 nginx_stop($n);
 check_log($n, 'security headers');
