@@ -39,6 +39,35 @@ ngx_http_ent_tenant_compile(ngx_ent_rows_t *rows, ngx_pool_t *pool,
         col++;
     }
 
+    /*
+     * Cells end up in response headers (CSP sources, report-uri), in
+     * variables an operator may put in headers ($ent_tenant_name), in
+     * proxy_pass ($ent_tenant_upstream): a control byte there, whatever
+     * the table's constraints were when the row was written, would split a
+     * header.  Such a cell is dropped (as SQL NULL: the defaults apply).
+     */
+
+    for (col = 0; col < NGX_HTTP_ENT_NCOLS; col++) {
+        if (col == NGX_HTTP_ENT_COL_ALLOW || cells[col].data == NULL) {
+            continue;
+        }
+
+        for (k = 0; k < cells[col].len; k++) {
+            if (cells[col].data[k] < 0x20 || cells[col].data[k] == 0x7f) {
+                break;
+            }
+        }
+
+        if (k < cells[col].len) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "ent tenant: column %uD of the record of tenant "
+                          "\"%V\" holds a control character, ignored",
+                          col, &cells[1]);
+            cells[col].data = NULL;
+            cells[col].len = 0;
+        }
+    }
+
     /* the allow-list: CIDRs to sorted, merged ranges per family */
 
     n4 = 0;

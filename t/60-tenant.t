@@ -51,6 +51,7 @@ error_page 501 = @landing;
 location = /landing { proxy_pass http://app; }
 location @landing { proxy_pass http://app; }
 location = /ent_status { ent_status; }
+location = /name { return 200 "[$ent_tenant_name]"; }
 CONF
 
 my $n = nginx_start(http_config => $http, config => $config);
@@ -190,6 +191,17 @@ is(scalar(() = $r->{body} =~ /&quot;/g), 400,
 pg_sql("UPDATE ent.tenants SET status = 'active' WHERE code = 'acme'");
 ok(wait_until(sub { get('acme.example.com')->{status} == 200 }, 1, 0.01),
    'and its lifting too');
+
+# a control byte in a cell (a name written by hand, CR LF in it) is not
+# let into headers or variables: the cell is dropped
+is(get('globex.example.com', '/name')->{body}, '[Globex]', '$ent_tenant_name');
+pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES "
+       . "('crlf', E'Evil\\r\\nSet-Cookie: x=1')");
+$r = get('crlf.example.com', '/name');
+is($r->{status}, 200, 'a name with CR LF: the tenant still resolves');
+is($r->{body}, '[]', '... without its name');
+like(EntTest::nginx_log($n), qr/column 2 of the record of tenant "crlf" holds a control character/,
+     '... which is logged');
 
 # platform-wide maintenance through Redis, no reload
 
