@@ -24,6 +24,8 @@
 static ngx_int_t ngx_http_ent_sso_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ent_sso_run(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
+static ngx_uint_t ngx_http_ent_sso_has_rules(
+    ngx_http_ent_sso_loc_conf_t *slcf);
 static ngx_int_t ngx_http_ent_sso_need_idp(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx);
 static void ngx_http_ent_sso_idp_filled(ngx_ent_op_t *op);
@@ -513,7 +515,8 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
         ctx->decided = 1;
 
         if (slcf->mode != NGX_HTTP_ENT_SSO_REQUIRED
-            && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE)
+            && ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE
+            && !ngx_http_ent_sso_has_rules(slcf))
         {
             ctx->anonymous = 1;
             ctx->status = NGX_DECLINED;
@@ -582,7 +585,8 @@ ngx_http_ent_sso_run(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         }
 
         if (ctx->endpoint == NGX_HTTP_ENT_SSO_EP_NONE
-            && slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL)
+            && slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL
+            && !ngx_http_ent_sso_has_rules(slcf))
         {
             ctx->decided = 1;
             ctx->anonymous = 1;
@@ -723,7 +727,11 @@ authenticated:
         return ngx_http_ent_sso_run(r, ctx);
     }
 
-    if (slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL) {
+    /* anonymous, where no rule asks for a role, a permission, an attribute */
+
+    if (slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL
+        && !ngx_http_ent_sso_has_rules(slcf))
+    {
         ctx->decided = 1;
         ctx->anonymous = 1;
         ctx->status = NGX_DECLINED;
@@ -740,6 +748,18 @@ authenticated:
     return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_UNAUTHORIZED,
                                    "unauthenticated",
                                    "Sign-in required.");
+}
+
+
+/*
+ * Authorization rules need someone to authorize: where a location has any,
+ * "ent_sso optional" does not let an anonymous request through them
+ */
+
+static ngx_uint_t
+ngx_http_ent_sso_has_rules(ngx_http_ent_sso_loc_conf_t *slcf)
+{
+    return slcf->authz_on && slcf->authz && slcf->authz->nelts;
 }
 
 

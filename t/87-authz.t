@@ -48,6 +48,15 @@ location /managers/ {
     ent_authz_role_min manager;
     proxy_pass http://127.0.0.1:$echo;
 }
+location /opt/ {
+    ent_sso optional;
+    ent_authz_role_min manager;
+    proxy_pass http://127.0.0.1:$echo;
+}
+location /opt-open/ {
+    ent_sso optional;
+    proxy_pass http://127.0.0.1:$echo;
+}
 location /billing/ {
     ent_sso required;
     ent_authz_permission billing:write;
@@ -264,6 +273,14 @@ role('sub', 'bob@sub.example.com', 'admin');
 ok(wait_until(sub { status($bob, 'sub', '/admin/') == 200 }, 3), 'bob, admin of "sub": 200 there');
 my $bob_corp = login('corp', 'bob', email => 'bob@sub.example.com');
 is(status($bob_corp, 'corp', '/admin/'), 403, '... a child admin in the parent: 403');
+
+# --- "ent_sso optional" with rules: no anonymous request through them
+is(http($n, '/opt-open/', host => 'corp.example.com')->{status}, 200,
+   'optional, no rules: anonymous passes');
+$r = http($n, '/opt/', host => 'corp.example.com',
+          headers => ['Accept: application/json']);
+is($r->{status}, 401, 'optional with a rule: anonymous is asked to sign in');
+is(status($alice, 'corp', '/opt/'), 200, '... alice, signed in, an admin: 200');
 
 # --- suspension, and a demotion seen by the second nginx
 
