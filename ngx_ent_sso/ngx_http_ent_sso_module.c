@@ -410,7 +410,9 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
             if (ctx->authenticated) {
                 /* but this location's rules, if they are others */
 
-                if (slcf->authz_on && ctx->authz_conf != slcf) {
+                if ((slcf->authz_on || ctx->breakglass)
+                    && ctx->authz_conf != slcf)
+                {
                     return ngx_http_ent_sso_authz(r, ctx);
                 }
 
@@ -692,9 +694,13 @@ authenticated:
 
         ctx->sso_status = ctx->identity_from_bearer ? "bearer" : "session";
 
-        /* the user's standing in the tenant, and this location's rules */
+        /*
+         * the user's standing in the tenant, and this location's rules; a
+         * break-glass session's grant is checked (revoked? expired?) and
+         * its request recorded wherever it goes, "ent_authz off" or not
+         */
 
-        if (slcf->authz_on) {
+        if (slcf->authz_on || ctx->breakglass) {
             rc = ngx_http_ent_sso_authz(r, ctx);
             if (rc != NGX_OK) {
                 return rc;

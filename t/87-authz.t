@@ -57,6 +57,11 @@ location /opt-open/ {
     ent_sso optional;
     proxy_pass http://127.0.0.1:$echo;
 }
+location /noauthz/ {
+    ent_sso required;
+    ent_authz off;
+    proxy_pass http://127.0.0.1:$echo;
+}
 location /billing/ {
     ent_sso required;
     ent_authz_permission billing:write;
@@ -343,8 +348,13 @@ ok(wait_until(sub { status($alice, 'corp', '/x') == 200 }, 3), '... active again
     ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'breakglass' AND reason LIKE 'grant $grant: GET %'") >= 1 }, 3),
        '... every request recorded with the grant id');
     is(browser()->get($link)->{status}, 403, '... the link works once');
+    is(status($pat, 'corp', '/noauthz/'), 200,
+       '... a location with "ent_authz off": 200');
     system("$entctl breakglass revoke $grant --admin quinn\@platform.example >/dev/null") == 0 or die;
     ok(wait_until(sub { status($pat, 'corp', '/admin/') == 403 }, 3), '... revoked: 403 at once');
+    is(status($pat, 'corp', '/noauthz/'), 403,
+       '... revoked: 403 also where "ent_authz off" (the grant is checked '
+       . 'wherever the session goes)');
 
     # expiry, to the second
     my $g2 = `$entctl breakglass request corp --admin quinn\@platform.example --reason r --justification j --minutes 5 2>&1`;
