@@ -175,13 +175,17 @@ is($r->{status}, 200, 'a JIT member: signed in');
 is(json_decode($r->{body})->{identity}{'x-ent-roles'}, 'member', '... X-Ent-Roles: member');
 like(json_decode($r->{body})->{identity}{'x-ent-permissions'}, qr/^members:read,projects:read,projects:write,reports:read,repositories:read,repositories:write$/,
      '... X-Ent-Permissions: the member set');
+my $before = events('authz', 'failure');
 $r = get($alice, 'corp', '/managers/');
 is($r->{status}, 403, 'rank gate: a member at a manager gate: 403');
 is(json_decode($r->{body})->{missing}, 'the role manager', '... naming what is missing');
+ok(wait_until(sub { events('authz', 'failure') == $before + 1 }, 3),
+   '... an audit event of the denial');
+is(pg_sql("SELECT count(*) FROM ent.events WHERE kind = 'authz' AND "
+          . "outcome = 'failure' AND reason LIKE '%the role manager%'") >= 1
+   ? 1 : 0, 1, '... naming what was missing');
 is(status($alice, 'corp', '/via/x'), 403,
    "an internal redirect (try_files) to a location of other rules: its rules apply");
-my $before = events('authz', 'failure');
-ok(wait_until(sub { events('authz', 'failure') >= $before }, 3), '... an event');
 role('corp', 'alice@corp.example.com', 'manager');
 ok(wait_until(sub { status($alice, 'corp', '/managers/') == 200 }, 3),
    '... promoted to manager: 200 on the next request, no new login');
