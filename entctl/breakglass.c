@@ -23,6 +23,7 @@
  * stored or logged.
  */
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@
 
 
 static int authz_uuid_ok(const char *s);
+static void authz_uuid_lower(char *s);
 static int authz_email_ok(const char *s);
 static int authz_host_ok(const char *host);
 static char *authz_admin(PGconn *conn, const char *email);
@@ -71,6 +73,17 @@ static int authz_bg_link(PGconn *conn, int argc, char **argv);
 
 
 static const char *const  authz_no_opts[] = { NULL };
+
+
+/* the edge reads a grant id in its canonical, lowercase form */
+
+static void
+authz_uuid_lower(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        *s = (char) tolower((unsigned char) *s);
+    }
+}
 
 
 static int
@@ -792,6 +805,8 @@ authz_bg_decide(PGconn *conn, int argc, char **argv, int approve)
         return 2;
     }
 
+    authz_uuid_lower(argv[0]);
+
     aid = authz_admin(conn, entctl_authz_opt(argc, argv, npos, "--admin"));
     if (aid == NULL) {
         return 1;
@@ -965,6 +980,8 @@ authz_bg_link(PGconn *conn, int argc, char **argv)
                 argv[0]);
         return 2;
     }
+
+    authz_uuid_lower(argv[0]);
 
     aid = authz_admin(conn, entctl_authz_opt(argc, argv, npos, "--admin"));
     if (aid == NULL) {

@@ -337,7 +337,8 @@ ok(wait_until(sub { status($alice, 'corp', '/x') == 200 }, 3), '... active again
     isnt($?, 0, '... no link before approval');
     $out = `$entctl breakglass approve $grant --admin quinn\@platform.example 2>&1`;
     is($?, 0, '... approved by another admin') or diag $out;
-    my $link = `$entctl breakglass link $grant --admin pat\@platform.example --key-file $keyfile --host corp.example.com:$port 2>&1`;
+    # the grant id as someone may type it: in capitals
+    my $link = `$entctl breakglass link @{[uc $grant]} --admin pat\@platform.example --key-file $keyfile --host corp.example.com:$port 2>&1`;
     chomp $link;
     like($link, qr{^https://corp\.example\.com:\d+/_ent/breakglass\?token=[\w-]+$}, '... a one-time link');
     $link =~ s{^https://}{http://};
