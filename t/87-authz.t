@@ -296,7 +296,8 @@ is(status($alice, 'corp', '/opt/'), 200, '... alice, signed in, an admin: 200');
 is(status($alice, 'corp', '/admin/', port => $port2), 200,
    'the second nginx: the same session, admin: 200');
 role('corp', 'alice@corp.example.com', 'member');
-ok(wait_until(sub { status($alice, 'corp', '/admin/', port => $port2) == 403 }, 2),
+ok(wait_until(sub { status($alice, 'corp', '/admin/', port => $port2) == 403 },
+              1 * $EntTest::SLOW),
    '... demoted: the second nginx refuses within a second');
 role('corp', 'carol@corp.example.com', 'billing_admin', 'suspended');
 ok(wait_until(sub { status($carol, 'corp', '/x') == 403 }, 3),
