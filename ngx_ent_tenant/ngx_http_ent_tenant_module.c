@@ -1224,11 +1224,16 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
             break;
 
         case NGX_ENT_HOST_IP:
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "ent tenant: an IP address as host");
-
             /* decided: an error_page's redirect passes as unknown */
             ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
+
+            if (tscf->unknown == 0) {
+                /* "ent_tenant_unknown pass": a health check by address */
+                return NGX_DECLINED;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ent tenant: an IP address as host");
 
             return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
                        "invalid_host", "Bad request",
@@ -1236,9 +1241,14 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
                        NULL);
 
         default:
+            ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
+
+            if (tscf->unknown == 0) {
+                return NGX_DECLINED;
+            }
+
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "ent tenant: a missing or malformed host");
-            ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
             return ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_BAD_REQUEST,
                        "invalid_host", "Bad request",
                        "The request names no valid host.", NULL);

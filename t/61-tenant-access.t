@@ -154,6 +154,10 @@ is($r->{headers}{'content-type'}[0], 'application/json',
 like($r->{body}, qr/"feature":"api_ai","tier":"enterprise"/, '... naming both');
 is(get('nobody.example.com', '/')->{status}, 200,
    'no tenant ("ent_tenant_unknown pass"): an ungated location serves');
+is(get('127.0.0.1', '/')->{body}, "ok \n",
+   '... an IP address as host too (a health check): no tenant, no 400');
+is(http($n, "GET / HTTP/1.0\r\n\r\n")->{body}, "ok \n",
+   '... and HTTP/1.0 without Host');
 $r = get('nobody.example.com', '/ai/');
 is($r->{status}, 403, '... a gated one refuses: a feature is nobody\'s '
                       . 'without a tenant');
