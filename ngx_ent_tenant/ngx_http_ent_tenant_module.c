@@ -1168,7 +1168,7 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
     u_char                           *host;
     size_t                            hlen, clen;
     ngx_int_t                         rc;
-    ngx_str_t                         value, params[2], *bases;
+    ngx_str_t                         key, value, params[2], *bases;
     ngx_uint_t                        i;
     const u_char                     *code;
     ngx_ent_cache_fill_t              fill;
@@ -1281,7 +1281,26 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
     fill.transform = ngx_http_ent_tenant_compile;
     fill.flags = NGX_ENT_CACHE_STALE_OK;
 
-    rc = ngx_ent_cache_fetch(r, tmcf->cache, &ctx->host, &fill, &value,
+    /*
+     * The answer depends on the host and on whether this server's base
+     * domains give it a code: servers of other bases share the zone, so a
+     * host looked up without a code ("@host") is another key
+     */
+
+    key = ctx->host;
+
+    if (params[1].len == 0) {
+        key.data = ngx_pnalloc(r->pool, ctx->host.len + 1);
+        if (key.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        key.data[0] = '@';
+        ngx_memcpy(key.data + 1, ctx->host.data, ctx->host.len);
+        key.len = ctx->host.len + 1;
+    }
+
+    rc = ngx_ent_cache_fetch(r, tmcf->cache, &key, &fill, &value,
                              ngx_http_ent_tenant_filled, r);
 
     switch (rc) {

@@ -36,6 +36,18 @@ underscores_in_headers on;
 upstream app { server 127.0.0.1:$TEST_ECHO_PORT; }
 CONF
 
+# a second server with other base domains, sharing the tenants zone
+my $port2 = EntTest::free_port();
+$http .= <<"CONF";
+server {
+    listen 127.0.0.1:$port2;
+    ent_tenant on;
+    ent_tenant_base_domain apps.example.com;
+    ent_tenant_unknown pass;
+    location / { return 200 "[\$ent_tenant_code]"; }
+}
+CONF
+
 my $config = <<'CONF';
 ent_tenant on;
 ent_tenant_base_domain example.com eu.example.com;
@@ -86,6 +98,17 @@ $r = http($n, "GET http://acme.example.com/abs HTTP/1.1\r\n"
               . "Host: globex.example.com\r\nConnection: close\r\n\r\n");
 like($r->{body}, qr/"path":"\/abs".*"x-ent-tenant-code":"acme"/,
      'an absolute URI in the request line wins over Host');
+
+# a host is a tenant's subdomain in one server and nothing in another
+# (other base domains, the same zone): neither answer is the other's
+is(http($port2, '/', host => 'initech2.example.com')->{body},
+   '[]', 'the second server: initech2.example.com is no tenant there');
+pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES "
+       . "('initech2', 'Initech 2')");
+is(get('initech2.example.com', '/x')->{headers}{'x-tenant'}[0] =~ /^initech2\|/
+   ? 1 : 0, 1, '... the first server: its tenant, not the other\'s cached no');
+is(http($port2, '/', host => 'initech2.example.com')->{body},
+   '[]', '... and the second still says none');
 
 # identity headers: every client copy goes, in every spelling
 
