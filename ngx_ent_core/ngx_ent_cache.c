@@ -419,6 +419,13 @@ ngx_ent_cache_flush(ngx_ent_cache_t *cache)
 ngx_uint_t
 ngx_ent_cache_generation(ngx_ent_cache_t *cache)
 {
+    return *(volatile ngx_uint_t *) &cache->sh->generation;
+}
+
+
+ngx_uint_t
+ngx_ent_cache_epoch(ngx_ent_cache_t *cache)
+{
     return *(volatile ngx_uint_t *) &cache->sh->epoch;
 }
 

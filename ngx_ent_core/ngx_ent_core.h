@@ -223,11 +223,14 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
  */
 /*
  * The zone's generation: it changes whenever the whole zone is flushed
- * (an invalidation "zone:*", on every node) or outdated (a node's listener
- * was away and may have missed notifications); a module that keeps values
- * of the zone in worker memory compares it to drop them (a plain read)
+ * (an invalidation "zone:*", on every node); a module that keeps values of
+ * the zone in worker memory compares it to drop them (a plain read).  The
+ * epoch changes with it, and also when the zone is outdated (the node's
+ * listener was away and may have missed notifications): a value kept from
+ * an older epoch is to be asked for again, and may serve should that fail.
  */
 NGX_ENT_API ngx_uint_t ngx_ent_cache_generation(ngx_ent_cache_t *cache);
+NGX_ENT_API ngx_uint_t ngx_ent_cache_epoch(ngx_ent_cache_t *cache);
 
 NGX_ENT_API ngx_int_t ngx_ent_cache_peek(ngx_ent_cache_t *cache,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value, ngx_msec_t *left);

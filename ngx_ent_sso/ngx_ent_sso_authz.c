@@ -69,6 +69,7 @@ typedef struct {
     u_char                       key[NGX_HTTP_ENT_SSO_AZ_KEY];
     size_t                       key_len;
     ngx_uint_t                   generation;
+    ngx_uint_t                   epoch;
     ngx_int_t                    status;      /* 1 active, 2 suspended,
                                                  3 none */
     ngx_int_t                    rank;
@@ -130,9 +131,9 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     uint32_t                       hash;
     ngx_int_t                      rc;
     ngx_str_t                      key, value, params[5];
-    ngx_uint_t                     gen;
+    ngx_uint_t                     gen, epoch;
     ngx_ent_cache_fill_t           fill;
-    ngx_http_ent_sso_standing_t   *st, tmp;
+    ngx_http_ent_sso_standing_t   *st, *stale, tmp;
     ngx_http_ent_sso_main_conf_t  *smcf;
     u_char                         kbuf[NGX_HTTP_ENT_SSO_AZ_KEY];
 
@@ -143,6 +144,7 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     }
 
     gen = ngx_ent_cache_generation(smcf->authz_cache);
+    epoch = ngx_ent_cache_epoch(smcf->authz_cache);
 
     if (ngx_http_ent_sso_standings == NULL) {
         ngx_http_ent_sso_standings = ngx_calloc(NGX_HTTP_ENT_SSO_AZ_SLOTS
@@ -156,10 +158,22 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
     hash = ngx_murmur_hash2(kbuf, len);
     st = &ngx_http_ent_sso_standings[hash & (NGX_HTTP_ENT_SSO_AZ_SLOTS - 1)];
 
+    stale = NULL;
+
     if (st->key_len == len && st->generation == gen && st->status
         && ngx_memcmp(st->key, kbuf, len) == 0)
     {
-        return ngx_http_ent_sso_authz_check(r, ctx, st);
+        if (st->epoch == epoch) {
+            return ngx_http_ent_sso_authz_check(r, ctx, st);
+        }
+
+        /*
+         * the node's listener was away: a change may have been missed, so
+         * the standing is asked for again; kept for if PostgreSQL cannot
+         * answer (a failover), as the zone keeps its stale entries
+         */
+
+        stale = st;
     }
 
     /* this worker does not know: the zone, or PostgreSQL */
@@ -212,6 +226,13 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         break;
 
     case NGX_BUSY:
+        if (stale) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "ent sso: PostgreSQL unavailable, a standing "
+                          "kept from before the listener reconnected used");
+            return ngx_http_ent_sso_authz_check(r, ctx, stale);
+        }
+
         ctx->sso_status = "unavailable";
         return ngx_http_ent_sso_answer(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                        "unavailable",
@@ -247,6 +268,7 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
             st->rank = tmp.rank;
             st->expires = tmp.expires;
             st->generation = gen;
+            st->epoch = epoch;
             ngx_memcpy(st->key, kbuf, len);
             st->key_len = len;
 
