@@ -430,6 +430,13 @@ ngx_ent_cache_epoch(ngx_ent_cache_t *cache)
 }
 
 
+uint64_t
+ngx_ent_cache_hash64(ngx_ent_cache_t *cache, const u_char *p, size_t len)
+{
+    return ngx_ent_siphash(cache->sh->seed, p, len);
+}
+
+
 ngx_int_t
 ngx_ent_cache_peek(ngx_ent_cache_t *cache, ngx_str_t *key, ngx_pool_t *pool,
     ngx_str_t *value, ngx_msec_t *left)

@@ -232,6 +232,14 @@ NGX_ENT_API ngx_int_t ngx_ent_cache_fetch(ngx_http_request_t *r,
 NGX_ENT_API ngx_uint_t ngx_ent_cache_generation(ngx_ent_cache_t *cache);
 NGX_ENT_API ngx_uint_t ngx_ent_cache_epoch(ngx_ent_cache_t *cache);
 
+/*
+ * SipHash-1-3 under the zone's random key: the same in every worker and
+ * across reloads (the zone keeps it), unknown outside the node; for parts
+ * of a key that a client chooses
+ */
+NGX_ENT_API uint64_t ngx_ent_cache_hash64(ngx_ent_cache_t *cache,
+    const u_char *p, size_t len);
+
 NGX_ENT_API ngx_int_t ngx_ent_cache_peek(ngx_ent_cache_t *cache,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value, ngx_msec_t *left);
 NGX_ENT_API ngx_int_t ngx_ent_cache_put(ngx_ent_cache_t *cache,

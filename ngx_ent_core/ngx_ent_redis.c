@@ -403,6 +403,7 @@ ngx_ent_redis_connected(ngx_ent_redis_conn_t *rc)
     }
 
     rc->state = NGX_ENT_REDIS_READY;
+    rc->up_since = ngx_current_msec;
     pool->generation++;
 
     /* pipelined small writes must not wait for the previous one's ACK */
@@ -1316,6 +1317,7 @@ ngx_ent_redis_disconnect(ngx_ent_redis_conn_t *rc)
     rc->out_pos = 0;
     rc->handshake = 0;
     rc->state = NGX_ENT_REDIS_DOWN;
+    rc->up_since = 0;
 }
 
 
@@ -1327,6 +1329,18 @@ ngx_ent_redis_close(ngx_ent_redis_conn_t *rc, ngx_uint_t status)
     ngx_ent_redis_pool_t  *pool;
 
     pool = rc->pool;
+
+    /*
+     * a connection that stayed up a while and was then closed (an idle
+     * timeout of the server or of a proxy between) starts its backoff
+     * anew; one dropped at once (accepted and refused) goes on with it
+     */
+
+    if (rc->up_since
+        && ngx_current_msec - rc->up_since >= pool->conf->backoff_max)
+    {
+        rc->backoff = 0;
+    }
 
     ngx_ent_redis_disconnect(rc);
 

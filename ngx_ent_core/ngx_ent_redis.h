@@ -37,6 +37,7 @@ typedef struct {
     ngx_uint_t                 handshake;
     ngx_event_t                timer;
     ngx_msec_t                 backoff;
+    ngx_msec_t                 up_since;    /* READY at, 0 when not */
     unsigned                   ever_connected:1;
     unsigned                   role_check:1;
 

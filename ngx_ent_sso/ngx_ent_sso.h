@@ -70,7 +70,6 @@ typedef struct {
     ngx_ent_pg_stmt_t           *idp_stmt;
     ngx_ent_pg_stmt_t           *login_stmt;
     ngx_ent_cache_t             *authz_cache;
-    uint64_t                     groups_key[2];  /* the standings' keys */
     ngx_ent_pg_stmt_t           *authz_stmt;
     ngx_ent_pg_stmt_t           *bg_stmt;
     ngx_str_t                    authz_zone;

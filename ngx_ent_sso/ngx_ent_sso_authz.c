@@ -226,7 +226,9 @@ ngx_http_ent_sso_authz(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx)
         break;
 
     case NGX_BUSY:
-        if (stale) {
+        if (stale && stale->key_len == len && stale->generation == gen
+            && ngx_memcmp(stale->key, kbuf, len) == 0)
+        {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "ent sso: PostgreSQL unavailable, a standing "
                           "kept from before the listener reconnected used");
@@ -347,9 +349,9 @@ groups:
     /*
      * the groups only tell apart the standings of one user's sessions (an
      * IdP's group changes between logins): a 64-bit SipHash, far cheaper
-     * than a digest on every request, under a key drawn at configuration
-     * so that a user naming their own groups cannot make a new list pass
-     * for an earlier one
+     * than a digest on every request, under the zone's random key (the
+     * same in every worker and after a reload) so that a user naming their
+     * own groups cannot make a new list pass for an earlier one
      */
 
     if (last - p < 1 + 16 + 1) {
@@ -357,8 +359,8 @@ groups:
     }
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_ent_sso_module);
-    h = ngx_ent_siphash(smcf->groups_key, ctx->id.groups.data,
-                        ctx->id.groups.len);
+    h = ngx_ent_cache_hash64(smcf->authz_cache, ctx->id.groups.data,
+                             ctx->id.groups.len);
 
     *p++ = ':';
 

@@ -419,7 +419,13 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
                 return NGX_OK;
             }
 
-            if (!ctx->anonymous || slcf->mode != NGX_HTTP_ENT_SSO_REQUIRED) {
+            /* decided anew where SSO is required, or rules want someone */
+
+            if (!ctx->anonymous
+                || !(slcf->mode == NGX_HTTP_ENT_SSO_REQUIRED
+                     || (slcf->mode == NGX_HTTP_ENT_SSO_OPTIONAL
+                         && ngx_http_ent_sso_has_rules(slcf))))
+            {
                 return NGX_DECLINED;
             }
 
@@ -3240,14 +3246,6 @@ ngx_http_ent_sso_postconfiguration(ngx_conf_t *cf)
 
     if (smcf->cache == NULL || smcf->docs == NULL
         || smcf->authz_cache == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    /* drawn here, so that every worker's key for a standing is the same */
-
-    if (ngx_ent_random(smcf->groups_key, sizeof(smcf->groups_key), cf->log)
-        != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -1167,7 +1167,7 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
 {
     u_char                           *host;
     size_t                            hlen, clen;
-    ngx_int_t                         rc;
+    ngx_int_t                         rc, hrc;
     ngx_str_t                         key, value, params[2], *bases;
     ngx_uint_t                        i;
     const u_char                     *code;
@@ -1216,10 +1216,10 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        switch (ngx_ent_host_normalize(r->headers_in.server.data,
-                                       r->headers_in.server.len, host,
-                                       &hlen))
-        {
+        hrc = ngx_ent_host_normalize(r->headers_in.server.data,
+                                     r->headers_in.server.len, host, &hlen);
+
+        switch (hrc) {
         case NGX_ENT_HOST_OK:
             break;
 
@@ -1243,7 +1243,8 @@ ngx_http_ent_tenant_handler(ngx_http_request_t *r)
         default:
             ctx->state = NGX_HTTP_ENT_TENANT_UNKNOWN;
 
-            if (tscf->unknown == 0) {
+            if (tscf->unknown == 0 && hrc == NGX_ENT_HOST_EMPTY) {
+                /* HTTP/1.0 without Host; a malformed one is still 400 */
                 return NGX_DECLINED;
             }
 

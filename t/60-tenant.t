@@ -101,6 +101,9 @@ like($r->{body}, qr/"path":"\/abs".*"x-ent-tenant-code":"acme"/,
 
 # a host is a tenant's subdomain in one server and nothing in another
 # (other base domains, the same zone): neither answer is the other's
+is(get('acme.example.com', '/x')->{status}, 200, 'acme, cached by the first server');
+is(http($port2, '/', host => 'acme.example.com')->{body}, '[]',
+   '... no tenant in the second, whose base domains give it no code');
 is(http($port2, '/', host => 'initech2.example.com')->{body},
    '[]', 'the second server: initech2.example.com is no tenant there');
 pg_sql("INSERT INTO ent.tenants (code, display_name) VALUES "

@@ -158,6 +158,8 @@ is(get('127.0.0.1', '/')->{body}, "ok \n",
    '... an IP address as host too (a health check): no tenant, no 400');
 is(http($n, "GET / HTTP/1.0\r\n\r\n")->{body}, "ok \n",
    '... and HTTP/1.0 without Host');
+is(get('bad_name.example.com', '/')->{status}, 400,
+   '... a malformed one is still 400');
 $r = get('nobody.example.com', '/ai/');
 is($r->{status}, 403, '... a gated one refuses: a feature is nobody\'s '
                       . 'without a tenant');

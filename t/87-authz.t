@@ -57,6 +57,10 @@ location /opt-open/ {
     ent_sso optional;
     proxy_pass http://127.0.0.1:$echo;
 }
+location = /opt-redirect {
+    ent_sso optional;
+    try_files /nothing/here /opt/x;
+}
 location /noauthz/ {
     ent_sso required;
     ent_authz off;
@@ -290,6 +294,10 @@ $r = http($n, '/opt/', host => 'corp.example.com',
           headers => ['Accept: application/json']);
 is($r->{status}, 401, 'optional with a rule: anonymous is asked to sign in');
 is(status($alice, 'corp', '/opt/'), 200, '... alice, signed in, an admin: 200');
+$r = http($n, '/opt-redirect', host => 'corp.example.com',
+          headers => ['Accept: application/json']);
+is($r->{status}, 401, '... anonymous in an optional location without rules, '
+                      . 'redirected (try_files) to one with: asked to sign in');
 
 # --- suspension, and a demotion seen by the second nginx
 
@@ -297,7 +305,7 @@ is(status($alice, 'corp', '/admin/', port => $port2), 200,
    'the second nginx: the same session, admin: 200');
 role('corp', 'alice@corp.example.com', 'member');
 ok(wait_until(sub { status($alice, 'corp', '/admin/', port => $port2) == 403 },
-              1 * $EntTest::SLOW),
+              $ENV{ENT_SANITIZE} ? 3 : 1 * $EntTest::SLOW),
    '... demoted: the second nginx refuses within a second');
 role('corp', 'carol@corp.example.com', 'billing_admin', 'suspended');
 ok(wait_until(sub { status($carol, 'corp', '/x') == 403 }, 3),
