@@ -21,6 +21,7 @@
 #include <libxml/tree.h>
 
 #include "ngx_ent_saml_int.h"
+#include "ngx_ent_sso_util.h"
 
 
 #define ENT_SAML_STATUS_LEN  64      /* of a status code put in err */
@@ -38,7 +39,6 @@ static int ent_saml_check_confirmation(ent_saml_ctx_t *c, xmlNodePtr scd,
 static int ent_saml_check_conditions(ent_saml_ctx_t *c);
 static int ent_saml_check_authn(ent_saml_ctx_t *c);
 static int ent_saml_attributes(ent_saml_ctx_t *c);
-static int ent_saml_list_item_ok(const char *v);
 static char *ent_saml_attr_cat(const ent_saml_result_t *res, const char *name,
     int list);
 static int ent_saml_attribute(ent_saml_ctx_t *c, xmlNodePtr node,
@@ -1106,25 +1106,6 @@ ent_saml_attr_list(const ent_saml_result_t *res, const char *name)
  * Connect's lists leave it
  */
 
-static int
-ent_saml_list_item_ok(const char *v)
-{
-    size_t  i;
-
-    if (v[0] == '\0') {
-        return 0;
-    }
-
-    for (i = 0; v[i]; i++) {
-        if (v[i] == ',' || (unsigned char) v[i] < 0x20 || v[i] == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 static char *
 ent_saml_attr_cat(const ent_saml_result_t *res, const char *name, int list)
 {
@@ -1151,7 +1132,7 @@ ent_saml_attr_cat(const ent_saml_result_t *res, const char *name, int list)
     p = s;
 
     for (i = 0; i < a->nvalues; i++) {
-        if (list && !ent_saml_list_item_ok(a->values[i])) {
+        if (list && !ent_sso_list_ok(a->values[i], strlen(a->values[i]))) {
             continue;
         }
 

@@ -56,7 +56,6 @@ static size_t ent_sso_b64url(unsigned char *dst, const unsigned char *src,
     size_t len);
 static json_t *ent_sso_claim_find(json_t *obj, const char *path, size_t len);
 static int ent_sso_real_print(char *buf, size_t size, double d);
-static int ent_sso_list_ok(const char *s, size_t len);
 
 
 static const unsigned char  ent_sso_hexdigits[] = "0123456789ABCDEF";
@@ -777,7 +776,7 @@ ent_claim_string(json_t *claims, const char *path, char *out,
 }
 
 
-static int
+int
 ent_sso_list_ok(const char *s, size_t len)
 {
     size_t  i;

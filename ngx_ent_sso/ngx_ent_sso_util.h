@@ -92,6 +92,12 @@ int ent_claim_list(json_t *claims, const char *path, char *out,
     size_t outlen);
 
 /*
+ * 1 when s can be an item of such a list (read back split at ","): not
+ * empty, no ",", no control byte; SAML's groups are filtered the same way
+ */
+int ent_sso_list_ok(const char *s, size_t len);
+
+/*
  * 1 when email is "local@domain" with domain (case-insensitive) equal to
  * one of the comma-separated domains in list; 0 otherwise (no "@", two
  * "@", empty parts, a subdomain of a listed domain).

@@ -70,6 +70,8 @@ static void ngx_http_ent_tenant_filled(ngx_ent_op_t *op);
 static ngx_int_t ngx_http_ent_tenant_decide(ngx_http_request_t *r,
     ngx_http_ent_tenant_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_tenant_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ent_tenant_feature_off(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx, ngx_str_t *feature);
 static ngx_int_t ngx_http_ent_tenant_deny(ngx_http_request_t *r,
     ngx_http_ent_tenant_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_ent_tenant_rewrite_handler(ngx_http_request_t *r);
@@ -1489,13 +1491,7 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                       "ent tenant: feature \"%V\" is required and the "
                       "request has no tenant", &f[0]);
 
-        return ngx_http_ent_tenant_deny(r, ctx,
-                   ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
-                                            "feature_not_available",
-                                            "Not available",
-                                            "This feature is not part of "
-                                            "the organization's plan.",
-                                            &f[0]));
+        return ngx_http_ent_tenant_feature_off(r, ctx, &f[0]);
     }
 
     t = &ctx->tenant;
@@ -1595,17 +1591,24 @@ ngx_http_ent_tenant_access_handler(ngx_http_request_t *r)
                           "ent tenant: feature \"%V\" is off for tenant "
                           "\"%V\" (tier \"%V\")", &f[i], &t->code, &t->tier);
 
-            return ngx_http_ent_tenant_deny(r, ctx,
-                       ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
-                                                "feature_not_available",
-                                                "Not available",
-                                                "This feature is not part of "
-                                                "the organization's plan.",
-                                                &f[i]));
+            return ngx_http_ent_tenant_feature_off(r, ctx, &f[i]);
         }
     }
 
     return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_ent_tenant_feature_off(ngx_http_request_t *r,
+    ngx_http_ent_tenant_ctx_t *ctx, ngx_str_t *feature)
+{
+    return ngx_http_ent_tenant_deny(r, ctx,
+               ngx_http_ent_tenant_page(r, ctx, NGX_HTTP_FORBIDDEN,
+                                        "feature_not_available",
+                                        "Not available",
+                                        "This feature is not part of the "
+                                        "organization's plan.", feature));
 }
 
 
