@@ -5,10 +5,18 @@
  * write(2) with O_APPEND, the way nginx writes its access log) before the
  * call returns; a timer sends what the journal holds to PostgreSQL in
  * batches (ent.audit_write(), one query per batch of up to 500 events or
- * 256 KB) and truncates the journal once all of it is committed.  A
- * request never waits for PostgreSQL.  When PostgreSQL is down or slow
- * the journal grows (up to "max_size", then events are dropped with an
- * error-log line) and is sent, in order, when it is back.
+ * 256 KB) and truncates the journal once all of it is committed; under a
+ * steady flow, where that moment never comes, what is not yet committed
+ * moves to a new journal once 1 MB (a quarter of "max_size" if less) is.  A request never waits for
+ * PostgreSQL.  When PostgreSQL is down or slow the journal grows (up to
+ * "max_size" not yet committed, then events are dropped with an error-log
+ * line) and is sent, in order, when it is back.  A batch PostgreSQL
+ * refuses as data is halved until the one event it refuses is found; that
+ * one is set aside in a file beside the journal.
+ *
+ * A journal that cannot be created (a full or read-only disk) is tried
+ * again every second; meanwhile events are dropped and counted, and the
+ * worker serves on: a worker that fails to start is not started again.
  *
  * Each event carries an id made here (a random per-worker prefix and a
  * counter) and its time: a batch sent twice (the worker died after the
@@ -34,6 +42,7 @@
 #define NGX_ENT_AUDIT_BATCH      500
 #define NGX_ENT_AUDIT_RETRY      1000
 #define NGX_ENT_AUDIT_SCAN       2000
+#define NGX_ENT_AUDIT_ROTATE     (1024 * 1024)
 
 
 typedef struct {
@@ -55,7 +64,9 @@ typedef struct {
     ngx_msec_t                      next_scan;
     uint64_t                        prefix[2];
     uint64_t                        seq;
+    ngx_uint_t                      limit;    /* events in a batch, at most */
     ngx_uint_t                      full;     /* dropping, logged once */
+    ngx_uint_t                      nofile;   /* no journal, logged once */
     ngx_uint_t                      exiting;
     ngx_ent_audit_stats_t           stats;
 } ngx_ent_audit_worker_t;
@@ -67,6 +78,9 @@ static void ngx_ent_audit_atexit(void);
 static void ngx_ent_audit_timer(ngx_event_t *ev);
 static void ngx_ent_audit_flush(ngx_ent_audit_worker_t *w);
 static void ngx_ent_audit_done(ngx_ent_op_t *op);
+static ngx_int_t ngx_ent_audit_set_aside(ngx_ent_audit_worker_t *w,
+    ngx_ent_journal_t *j, off_t off, off_t len);
+static void ngx_ent_audit_rotate(ngx_ent_audit_worker_t *w);
 static void ngx_ent_audit_drained(ngx_ent_audit_worker_t *w,
     ngx_ent_journal_t *j);
 static void ngx_ent_audit_scan(ngx_ent_audit_worker_t *w);
@@ -121,8 +135,13 @@ ngx_ent_audit_init_worker(ngx_cycle_t *cycle,
     w->timer.log = cycle->log;
     w->timer.cancelable = 1;
 
+    w->limit = NGX_ENT_AUDIT_BATCH;
+
     if (ngx_ent_audit_open(w, cycle->log) != NGX_OK) {
-        return NGX_ERROR;
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "ent audit: no journal: events are dropped until one "
+                      "can be created");
+        w->nofile = 1;
     }
 
     ngx_ent_audit_w = w;
@@ -149,7 +168,7 @@ ngx_ent_audit_open(ngx_ent_audit_worker_t *w, ngx_log_t *log)
     dir = &w->cmcf->audit_path->name;
 
     if (dir->len + 64 > NGX_MAX_PATH) {
-        ngx_log_error(NGX_LOG_EMERG, log, 0,
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "ent audit: journal path \"%V\" too long", dir);
         return NGX_ERROR;
     }
@@ -169,7 +188,7 @@ ngx_ent_audit_open(ngx_ent_audit_worker_t *w, ngx_log_t *log)
                               NGX_FILE_TRUNCATE, 0600);
 
     if (w->own.fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
                       "ent audit: open(\"%s\") failed", tmp);
         return NGX_ERROR;
     }
@@ -177,7 +196,7 @@ ngx_ent_audit_open(ngx_ent_audit_worker_t *w, ngx_log_t *log)
     if (ngx_trylock_fd(w->own.fd) != 0
         || ngx_rename_file(tmp, w->own.name) == NGX_FILE_ERROR)
     {
-        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
                       "ent audit: cannot lock or rename \"%s\"", tmp);
         (void) ngx_close_file(w->own.fd);
         w->own.fd = NGX_INVALID_FILE;
@@ -388,12 +407,29 @@ ngx_ent_audit(ngx_http_request_t *r, ngx_ent_audit_event_t *ev)
     *p++ = '}';
     *p++ = '\n';
 
-    if (w->own.size + (p - line) > (off_t) w->cmcf->audit_max) {
+    if (w->own.fd == NGX_INVALID_FILE) {
+        if (!w->nofile) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "ent audit: no journal: events are dropped until "
+                          "one can be created");
+            w->nofile = 1;
+        }
+
+        w->stats.dropped++;
+        return;
+    }
+
+    /* what is not committed yet counts, not what was and is still there */
+
+    if (w->own.size - w->own.sent + (p - line)
+        > (off_t) w->cmcf->audit_max)
+    {
         if (!w->full) {
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "ent audit: journal \"%s\" is full (%O bytes "
                           "not yet in PostgreSQL): events are dropped until "
-                          "it drains", w->own.name, w->own.size);
+                          "it drains", w->own.name,
+                          w->own.size - w->own.sent);
             w->full = 1;
         }
 
@@ -599,7 +635,7 @@ ngx_ent_audit_timer(ngx_event_t *ev)
 static void
 ngx_ent_audit_flush(ngx_ent_audit_worker_t *w)
 {
-    u_char             *buf, *p, *q, *out;
+    u_char             *buf, *p, *q, *out, *nl;
     off_t               len, done;
     ssize_t             n;
     ngx_int_t           rc;
@@ -611,8 +647,20 @@ ngx_ent_audit_flush(ngx_ent_audit_worker_t *w)
         return;
     }
 
+    if (w->own.fd == NGX_INVALID_FILE && !w->exiting
+        && ngx_ent_audit_open(w, ngx_cycle->log) == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "ent audit: journal \"%s\" created, events are kept "
+                      "again", w->own.name);
+        w->own.size = 0;
+        w->own.sent = 0;
+        w->nofile = 0;
+    }
+
+    /* journals nobody holds, however busy this worker's own is */
+
     if (w->adopted.fd == NGX_INVALID_FILE
-        && w->own.sent == w->own.size
         && (ngx_msec_int_t) (ngx_current_msec - w->next_scan) >= 0)
     {
         w->next_scan = ngx_current_msec + NGX_ENT_AUDIT_SCAN;
@@ -622,6 +670,12 @@ ngx_ent_audit_flush(ngx_ent_audit_worker_t *w)
     /* an adopted journal holds the older events: it goes first */
 
     j = (w->adopted.fd != NGX_INVALID_FILE) ? &w->adopted : &w->own;
+
+    if (j->fd == NGX_INVALID_FILE) {
+        /* no journal of its own (yet): try again */
+        ngx_ent_audit_schedule(w, NGX_ENT_AUDIT_RETRY);
+        return;
+    }
 
     if (j->sent == j->size) {
         if (j == &w->adopted) {
@@ -665,12 +719,41 @@ ngx_ent_audit_flush(ngx_ent_audit_worker_t *w)
     events = 0;
     done = 0;
 
-    for (p = buf; p < buf + n && events < NGX_ENT_AUDIT_BATCH; /* void */) {
-        u_char  *nl;
+    for (p = buf; p < buf + n && events < w->limit; p = nl + 1) {
 
         nl = ngx_strlchr(p, buf + n, '\n');
         if (nl == NULL) {
             break;
+        }
+
+        if (ngx_strlchr(p, nl, '\0') != NULL) {
+            /*
+             * a line no writer makes (the writer escapes NUL): a journal
+             * damaged on disk.  The batch ends before it; alone, it is
+             * set aside, since no query can carry it
+             */
+
+            if (events) {
+                break;
+            }
+
+            if (ngx_ent_audit_set_aside(w, j, j->sent + (p - buf),
+                                        nl + 1 - p)
+                != NGX_OK)
+            {
+                ngx_free(buf);
+                ngx_ent_audit_schedule(w, NGX_ENT_AUDIT_RETRY);
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "ent audit: a damaged line of \"%s\" set aside",
+                          j->name);
+            j->sent += nl + 1 - buf;
+            w->stats.rejected++;
+            ngx_free(buf);
+            ngx_ent_audit_schedule(w, 0);
+            return;
         }
 
         if (nl > p) {
@@ -682,8 +765,7 @@ ngx_ent_audit_flush(ngx_ent_audit_worker_t *w)
             events++;
         }
 
-        p = nl + 1;
-        done = p - buf;
+        done = nl + 1 - buf;
     }
 
     *q++ = ']';
@@ -745,8 +827,7 @@ ngx_ent_audit_done(ngx_ent_op_t *op)
 {
     ngx_ent_audit_worker_t  *w = op->data;
 
-    ngx_fd_t            fd;
-    u_char              name[NGX_MAX_PATH];
+    off_t               rotate;
     ngx_ent_journal_t  *j;
 
     if (ngx_ent_audit_w != w) {
@@ -764,8 +845,31 @@ ngx_ent_audit_done(ngx_ent_op_t *op)
         j->sent += w->batch;
         w->stats.written += w->events;
 
-        if (j == &w->own && j->sent == j->size) {
-            ngx_ent_audit_drained(w, j);
+        rotate = ngx_min(NGX_ENT_AUDIT_ROTATE,
+                         (off_t) w->cmcf->audit_max / 4);
+
+        /* after a refused batch, back to whole batches step by step */
+        w->limit = ngx_min(2 * w->limit, NGX_ENT_AUDIT_BATCH);
+
+        if (j == &w->own) {
+            if (j->sent == j->size) {
+                ngx_ent_audit_drained(w, j);
+
+            } else if (j->sent >= rotate
+                       && (j->size - j->sent <= rotate
+                           || j->sent >= (off_t) w->cmcf->audit_max))
+            {
+                ngx_ent_audit_rotate(w);
+            }
+
+            if (w->full
+                && j->size - j->sent <= (off_t) w->cmcf->audit_max / 2)
+            {
+                ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                              "ent audit: journal \"%s\" drained, events "
+                              "are kept again", j->name);
+                w->full = 0;
+            }
         }
 
         ngx_ent_audit_schedule(w, 0);
@@ -777,42 +881,31 @@ ngx_ent_audit_done(ngx_ent_op_t *op)
             && (op->sqlstate[1] == '2' || op->sqlstate[1] == '3')))
     {
         /*
-         * PostgreSQL refuses these events as data: kept aside, in a file
-         * an operator can read and load, so that they neither block the
-         * events behind them nor vanish
+         * PostgreSQL refuses an event of the batch as data: the batch is
+         * halved until the one it refuses is found, which is set aside
+         * in a file an operator can read and load, so that it neither
+         * blocks the events behind it nor vanishes, and no other event
+         * goes with it
          */
 
-        ngx_sprintf(name, "%s.rejected%Z", j->name);
+        if (w->events > 1) {
+            w->limit = w->events / 2;
+            ngx_ent_audit_schedule(w, 0);
+            return;
+        }
 
-        fd = ngx_open_file(name, NGX_FILE_WRONLY|NGX_FILE_APPEND,
-                           NGX_FILE_CREATE_OR_OPEN, 0600);
-
-        if (fd != NGX_INVALID_FILE) {
-            u_char   *buf;
-            ssize_t   n;
-
-            buf = ngx_alloc(w->batch, ngx_cycle->log);
-
-            if (buf) {
-                n = pread(j->fd, buf, w->batch, j->sent);
-
-                if (n == w->batch) {
-                    (void) ngx_write_fd(fd, buf, n);
-                }
-
-                ngx_free(buf);
-            }
-
-            (void) ngx_close_file(fd);
+        if (ngx_ent_audit_set_aside(w, j, j->sent, w->batch) != NGX_OK) {
+            ngx_ent_audit_schedule(w, NGX_ENT_AUDIT_RETRY);
+            return;
         }
 
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "ent audit: PostgreSQL refused %ui events "
-                      "(SQLSTATE %s), kept in \"%s\"", w->events,
-                      op->sqlstate, name);
+                      "ent audit: PostgreSQL refused an event (SQLSTATE "
+                      "%s), set aside in \"%s.rejected\"", op->sqlstate,
+                      j->name);
 
         j->sent += w->batch;
-        w->stats.rejected += w->events;
+        w->stats.rejected++;
         ngx_ent_audit_schedule(w, 0);
         return;
     }
@@ -825,6 +918,121 @@ ngx_ent_audit_done(ngx_ent_op_t *op)
 
     w->stats.retries++;
     ngx_ent_audit_schedule(w, NGX_ENT_AUDIT_RETRY);
+}
+
+
+/* bytes [off, off + len) of a journal, appended to "<journal>.rejected" */
+
+static ngx_int_t
+ngx_ent_audit_set_aside(ngx_ent_audit_worker_t *w, ngx_ent_journal_t *j,
+    off_t off, off_t len)
+{
+    u_char    *buf;
+    ssize_t    n;
+    ngx_fd_t   fd;
+    ngx_int_t  rc;
+    u_char     name[NGX_MAX_PATH];
+
+    ngx_sprintf(name, "%s.rejected%Z", j->name);
+
+    buf = ngx_alloc(len, ngx_cycle->log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY|NGX_FILE_APPEND,
+                       NGX_FILE_CREATE_OR_OPEN, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "ent audit: open(\"%s\") failed, the event stays in "
+                      "the journal", name);
+        goto done;
+    }
+
+    n = pread(j->fd, buf, len, off);
+
+    if (n != len) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "ent audit: pread(\"%s\") failed", j->name);
+
+    } else if (ngx_write_fd(fd, buf, n) != n) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "ent audit: write to \"%s\" failed, the event stays "
+                      "in the journal", name);
+
+    } else {
+        rc = NGX_OK;
+    }
+
+    (void) ngx_close_file(fd);
+
+done:
+
+    ngx_free(buf);
+
+    return rc;
+}
+
+
+/*
+ * Under a steady flow the journal is never all committed, and so never
+ * truncated: what is not committed yet is copied into a new journal,
+ * which takes the old one's place, and the old one is removed.  A worker
+ * killed meanwhile leaves both to be adopted; the events in both are then
+ * sent twice, which writes them once (their ids).
+ */
+
+static void
+ngx_ent_audit_rotate(ngx_ent_audit_worker_t *w)
+{
+    off_t              off;
+    u_char            *buf;
+    ssize_t            n;
+    ngx_ent_journal_t  old;
+
+    buf = ngx_alloc(NGX_ENT_AUDIT_CHUNK, ngx_cycle->log);
+    if (buf == NULL) {
+        return;
+    }
+
+    old = w->own;
+
+    if (ngx_ent_audit_open(w, ngx_cycle->log) != NGX_OK) {
+        w->own = old;
+        ngx_free(buf);
+        return;
+    }
+
+    w->own.size = 0;
+    w->own.sent = 0;
+
+    for (off = old.sent; off < old.size; off += n) {
+
+        n = pread(old.fd, buf, ngx_min(old.size - off, NGX_ENT_AUDIT_CHUNK),
+                  off);
+
+        if (n <= 0 || ngx_write_fd(w->own.fd, buf, n) != n) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "ent audit: copying \"%s\" into \"%s\" failed, "
+                          "the journal is kept", old.name, w->own.name);
+
+            (void) ngx_delete_file(w->own.name);
+            (void) ngx_close_file(w->own.fd);
+            w->own = old;
+            ngx_free(buf);
+            return;
+        }
+
+        w->own.size += n;
+    }
+
+    ngx_free(buf);
+
+    (void) ngx_delete_file(old.name);
+    (void) ngx_close_file(old.fd);
 }
 
 

@@ -225,6 +225,106 @@ ok(wait_until(sub { nginx_log($small) =~ /drained, events are kept again/ }, 5),
    '... and the journal says it is drained');
 nginx_stop($small);
 
+# a steady flow with PostgreSQL up but each batch slow: events keep coming
+# while every batch is in flight, so the journal is never all committed;
+# it must neither fill up (what is committed does not count) nor grow
+# without end (what is not moves to a new journal)
+
+my $steady_dir = EntTest::tmpdir() . '/steady';
+mkdir $steady_dir;
+pg_sql(q{CREATE FUNCTION public.ent_test_slow() RETURNS trigger LANGUAGE plpgsql
+         AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$});
+pg_sql('CREATE TRIGGER ent_test_slow AFTER INSERT ON ent.audit '
+       . 'FOR EACH STATEMENT EXECUTE FUNCTION public.ent_test_slow()');
+my $steady = nginx_start(http_config => <<'CONF' . "ent_audit_journal $steady_dir max_size=512k flush=20ms;",
+ent_postgres "$TEST_PG_DSN" pool=1 backoff=50ms:300ms;
+ent_cache_zone tenants:1m ttl=1h stale=1h;
+CONF
+    config => "ent_tenant on;\nent_tenant_base_domain example.com;\n"
+              . "location / { proxy_pass http://127.0.0.1:\$TEST_ECHO_PORT; }");
+http($steady, '/', host => 'walled.example.com');
+my ($first_jnl) = glob("$steady_dir/*.jnl");
+my $steady_n = 1500;
+for my $i (1 .. $steady_n) {
+    http($steady, "/steady/$i", host => 'walled.example.com');
+}
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'uri' LIKE '/steady/%'") == $steady_n }, 30),
+   "a steady flow, each batch slow: all $steady_n events in PostgreSQL")
+    or diag(pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'uri' LIKE '/steady/%'"));
+unlike(nginx_log($steady), qr/is full/, '... the journal never full');
+my @steady_jnl = glob("$steady_dir/*.jnl");
+is(scalar @steady_jnl, 1, '... one journal');
+ok($first_jnl && $steady_jnl[0] && $steady_jnl[0] ne $first_jnl && -s $steady_jnl[0] <= 524288,
+   '... a new one: what was committed is gone from the disk')
+    or diag(`ls -la $steady_dir`);
+pg_sql('DROP TRIGGER ent_test_slow ON ent.audit');
+
+# a batch PostgreSQL refuses as data: only the one event it refuses is set
+# aside, the others are written
+
+pg_sql(q{CREATE FUNCTION public.ent_test_refuse() RETURNS trigger LANGUAGE plpgsql
+         AS $$ BEGIN
+             IF NEW.details->>'uri' = '/refused/5' THEN
+                 RAISE EXCEPTION 'refused' USING ERRCODE = '22023';
+             END IF;
+             RETURN NEW;
+         END $$});
+pg_sql('CREATE TRIGGER ent_test_refuse BEFORE INSERT ON ent.audit '
+       . 'FOR EACH ROW EXECUTE FUNCTION public.ent_test_refuse()');
+pg_stop();
+for my $i (1 .. 10) {
+    http($steady, "/refused/$i", host => 'walled.example.com');
+}
+pg_start();
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'uri' LIKE '/refused/%'") == 9 }, 30),
+   'a batch with one event PostgreSQL refuses: the 9 others written');
+is(pg_sql("SELECT string_agg(substr(details->>'uri', 10), ',' ORDER BY (substr(details->>'uri', 10))::int) "
+          . "FROM ent.audit WHERE details->>'uri' LIKE '/refused/%'"),
+   '1,2,3,4,6,7,8,9,10', '... all but the refused one');
+my ($rejected) = glob("$steady_dir/*.rejected");
+my $set_aside = '';
+if ($rejected && open my $fh, '<', $rejected) {
+    local $/;
+    $set_aside = <$fh>;
+}
+is(scalar(() = $set_aside =~ /\n/g) . '|' . ($set_aside =~ m{"uri":"/refused/5"} ? 'it' : 'not it'),
+   '1|it', '... which alone is set aside beside the journal');
+like(nginx_log($steady), qr/PostgreSQL refused an event \(SQLSTATE 22023\), set aside/,
+     '... and logged');
+pg_sql('DROP TRIGGER ent_test_refuse ON ent.audit');
+nginx_stop($steady);
+
+# a journal that cannot be created (a full or read-only disk; here a file
+# where its directory was): the workers a reload starts serve on and drop
+# the events (before, they exited at start, and the master gives up on a
+# worker that fails to start), and keep them again once it can be
+
+my $late_dir = EntTest::tmpdir() . '/late';
+my $late_http = <<'CONF' . "ent_audit_journal $late_dir;";
+ent_postgres "$TEST_PG_DSN" pool=1 backoff=50ms:300ms;
+ent_cache_zone tenants:1m ttl=1h stale=1h;
+CONF
+my $late_conf = "ent_tenant on;\nent_tenant_base_domain example.com;\n"
+    . "location / { proxy_pass http://127.0.0.1:\$TEST_ECHO_PORT; }";
+my $late = nginx_start(http_config => $late_http, config => $late_conf);
+system('rm', '-rf', $late_dir);
+open my $blocker, '>', $late_dir or die "$late_dir: $!";
+close $blocker;
+my $reloaded = eval { nginx_reload($late); 1 };
+ok($reloaded, 'no journal can be made: the reload still starts workers')
+    or diag($@);
+is(http($late, '/late/1', host => 'walled.example.com')->{status}, 403,
+   '... which answer requests');
+like(nginx_log($late), qr/\[alert\].*no journal: events are dropped/, '... an alert says why');
+unlink $late_dir;
+mkdir $late_dir;
+ok(wait_until(sub { nginx_log($late) =~ /created, events are kept again/ }, 5),
+   '... the journal made once it can be');
+http($late, '/late/2', host => 'walled.example.com');
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM ent.audit WHERE details->>'uri' LIKE '/late/%'") == 1 }, 5),
+   '... and events written again');
+nginx_stop($late);
+
 # retention: entctl audit prune
 
 pg_sql(<<"SQL");
