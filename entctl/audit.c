@@ -232,17 +232,28 @@ audit_export(PGconn *conn, int argc, char **argv)
 }
 
 
-/* RFC 4180: quoted when it holds a comma, a quote or a line break */
+/*
+ * RFC 4180: quoted when it holds a comma, a quote or a line break.  A
+ * cell a spreadsheet would take for a formula (=, +, -, @, a tab or CR
+ * first: a User-Agent such as "=HYPERLINK(...)") gets a ' before it, which
+ * spreadsheets show as text and do not display
+ */
 
 static void
 audit_csv(const char *s)
 {
+    const char  *lead;
+
+    lead = (strchr("=+-@\t\r", *s) != NULL && *s != '\0') ? "'" : "";
+
     if (strpbrk(s, ",\"\r\n") == NULL) {
+        fputs(lead, stdout);
         fputs(s, stdout);
         return;
     }
 
     putchar('"');
+    fputs(lead, stdout);
 
     for (/* void */; *s; s++) {
         if (*s == '"') {

@@ -354,6 +354,13 @@ like(row("action = 'audit.prune'", "actor || '|' || (details->'pruned')::text"),
 
 # export
 
+# cells a spreadsheet would run as formulas
+pg_sql(<<"SQL");
+SELECT ent.audit_write('[
+ {"id":"00000000-0000-4000-8000-0000000000f1","at":"2026-06-01T00:00:00Z","action":"login","result":"failure","tenant":"$walled","ua":"=HYPERLINK(\\"http://evil.example/\\",\\"x\\")"},
+ {"id":"00000000-0000-4000-8000-0000000000f2","at":"2026-06-01T00:00:01Z","action":"login","result":"failure","tenant":"$walled","ua":"\@SUM(A1)"}
+]'::jsonb);
+SQL
 my $csv = ctl("audit export walled --from 2026-01-01 --to 2100-01-01 --format csv");
 my @rows = split /\r\n/, $csv;
 is($rows[0], 'at,id,tenant_id,actor,actor_type,action,category,target_type,'
@@ -363,6 +370,9 @@ is(scalar(@rows) - 1, pg_sql("SELECT count(*) FROM ent.audit WHERE tenant_id = '
    '... a line per event');
 like($csv, qr/,ip\.denied,authorization,tenant,walled,failure,client address not on the allow-list,192\.0\.2\.7,"audit-test/,
      '... quoted where it must be');
+like($csv, qr/,"'=HYPERLINK\(""http:\/\/evil\.example\/"",""x""\)",/,
+     '... a formula-like cell made text');
+like($csv, qr/,'\@SUM\(A1\),/, '... also when not quoted');
 my @json = split /\n/, ctl("audit export walled --from 2026-01-01 --to 2100-01-01 --format json");
 my @obj = map { decode_json($_) } @json;
 is(scalar(@obj), scalar(@rows) - 1, 'export json: one object per line');
