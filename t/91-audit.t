@@ -143,6 +143,19 @@ is(pg_sql("SELECT count(*) || '|' || sum((details->>'count')::int) || '|' || min
    "1|10|tight|$acme|ratelimit|00",
    'one row for the tenant, policy and minute, counting every rejection');
 
+# a minute's count is sent when the minute is over (or earlier, when a
+# worker exits): each part goes to the row of the minute it counts
+pg_sql(<<"SQL");
+SELECT ent.audit_write('[
+ {"id":"00000000-0000-4000-8000-0000000000e1","at":"2026-06-01T10:00:59.000Z","merge":true,"action":"ratelimit.rejected","result":"failure","tenant":"$acme","target_type":"policy","target_id":"late","details":{"policy":"late","count":2,"minute":1780308000}},
+ {"id":"00000000-0000-4000-8000-0000000000e2","at":"2026-06-01T10:01:01.500Z","merge":true,"action":"ratelimit.rejected","result":"failure","tenant":"$acme","target_type":"policy","target_id":"late","details":{"policy":"late","count":3,"minute":1780308000}},
+ {"id":"00000000-0000-4000-8000-0000000000e3","at":"2026-06-01T10:01:01.600Z","merge":true,"action":"ratelimit.rejected","result":"failure","tenant":"$acme","target_type":"policy","target_id":"late","details":{"policy":"late","count":4,"minute":1780308060}}
+]'::jsonb);
+SQL
+is(pg_sql("SELECT string_agg(to_char(at AT TIME ZONE 'UTC', 'HH24:MI') || '=' || (details->>'count'), ',' ORDER BY at) "
+          . "FROM ent.audit WHERE target_id = 'late'"),
+   '10:00=5,10:01=4', '... whenever each part was sent: 10:00 counted 2 + 3, 10:01 counted 4');
+
 # the outage: PostgreSQL stopped, 1,000 events over two workers, one
 # worker killed with -9 in the middle, PostgreSQL back
 
