@@ -70,7 +70,7 @@ typedef struct {
     ngx_str_t                    base;          /* scheme://host/scim/v2 */
     ngx_uint_t                   op;
     ngx_uint_t                   phase;
-    ngx_int_t                    if_match;      /* -1: none */
+    ngx_str_t                    if_match;      /* "{3,5}"; empty: none */
     ngx_int_t                    if_none_match; /* -1: none */
     ngx_int_t                    answered;      /* what sending returned */
     ngx_int_t                    retry_after;   /* -1: within the rate */
@@ -91,12 +91,15 @@ ngx_int_t ngx_http_ent_scim_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_ent_scim_version(ngx_str_t *value);
 ngx_str_t *ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *out);
+ngx_uint_t ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name);
 void ngx_http_ent_scim_done(ngx_ent_op_t *op);
 ngx_int_t ngx_http_ent_scim_query(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, ngx_ent_pg_stmt_t *stmt,
     ngx_str_t *params);
 ngx_int_t ngx_http_ent_scim_conditions(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
+ngx_uint_t ngx_http_ent_scim_matches(ngx_http_ent_scim_ctx_t *ctx,
+    ngx_int_t version);
 ngx_int_t ngx_http_ent_scim_list(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, ent_scim_attr_t *attrs, size_t nattrs,
     ngx_ent_pg_stmt_t *stmt, ngx_str_t *extra);

@@ -73,8 +73,10 @@ static ent_scim_attr_t  ngx_http_ent_scim_group_attrs[] = {
     { "displayname", "u.display_name", ENT_SCIM_T_STRING, 0, 0, NULL },
     { "members", NULL, ENT_SCIM_T_STRING, 1, 1,
       "(SELECT jsonb_build_object('value', m.user_id::text) "
-      "FROM ent.scim_group_members m "
-      "WHERE m.tenant_id = u.tenant_id AND m.group_id = u.id)" },
+      "FROM ent.scim_group_members m JOIN ent.scim_users mu "
+      "ON mu.tenant_id = m.tenant_id AND mu.id = m.user_id "
+      "WHERE m.tenant_id = u.tenant_id AND m.group_id = u.id "
+      "AND mu.deleted_at IS NULL)" },
     { "members.value", "(e.elem ->> 'value')", ENT_SCIM_T_STRING, 1, 0,
       NULL },
     { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
@@ -126,15 +128,7 @@ ngx_http_ent_scim_groups(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 
     params[0] = ctx->tenant_id;
 
-    if (ctx->if_match >= 0) {
-        params[5].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (params[5].data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        params[5].len = ngx_sprintf(params[5].data, "%i", ctx->if_match)
-                        - params[5].data;
-    }
+    params[5] = ctx->if_match;
 
     switch (r->method) {
 
@@ -274,7 +268,7 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
     const char **scim_type, const char **detail)
 {
     size_t       i;
-    json_t      *a, *ops, *op, *v, *schemas;
+    json_t      *a, *ops, *op, *v, *p, *value, *schemas;
     ngx_uint_t   found;
     const char  *name, *path;
 
@@ -337,21 +331,30 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    /* PATCH */
+    /*
+     * PATCH: member names and the URN read as a User's PATCH reads them,
+     * case-insensitively ("operations" from some IdPs)
+     */
 
-    schemas = json_object_get(body, "schemas");
+    if (ent_scim_patch_member(body, "schemas", &schemas) != 0
+        || ent_scim_patch_member(body, "Operations", &ops) != 0)
+    {
+        *scim_type = "invalidSyntax";
+        *detail = "A member is given twice, in two spellings.";
+        goto failed;
+    }
+
     found = 0;
 
     json_array_foreach(schemas, i, v) {
         if (json_is_string(v)
-            && ngx_strcmp(json_string_value(v), NGX_HTTP_ENT_SCIM_PATCH_URN)
+            && ngx_strcasecmp((u_char *) json_string_value(v),
+                              (u_char *) NGX_HTTP_ENT_SCIM_PATCH_URN)
                == 0)
         {
             found = 1;
         }
     }
-
-    ops = json_object_get(body, "Operations");
 
     if (!found || !json_is_array(ops) || json_array_size(ops) == 0
         || json_array_size(ops) > 1000)
@@ -369,21 +372,29 @@ ngx_http_ent_scim_group_actions(ngx_http_request_t *r,
     }
 
     json_array_foreach(ops, i, op) {
-        v = json_object_get(op, "op");
-        name = json_is_string(v) ? json_string_value(v) : NULL;
-        v = json_object_get(op, "path");
-        path = json_is_string(v) ? json_string_value(v) : NULL;
+        if (ent_scim_patch_member(op, "op", &v) != 0
+            || ent_scim_patch_member(op, "path", &p) != 0
+            || ent_scim_patch_member(op, "value", &value) != 0)
+        {
+            *scim_type = "invalidSyntax";
+            *detail = "A member of an operation is given twice.";
+            goto failed;
+        }
 
-        if (name == NULL || (json_object_get(op, "path") && path == NULL)) {
+        name = json_is_string(v) ? json_string_value(v) : NULL;
+        path = json_is_string(p) ? json_string_value(p) : NULL;
+
+        /* "path": null is no path, as for Users */
+
+        if (name == NULL || (p && !json_is_null(p) && path == NULL)) {
             *scim_type = "invalidSyntax";
             *detail = "Every operation needs an op, and a string path if "
                       "any.";
             goto failed;
         }
 
-        if (ngx_http_ent_scim_group_op(a, name, path,
-                                       json_object_get(op, "value"),
-                                       scim_type, detail)
+        if (ngx_http_ent_scim_group_op(a, name, path, value, scim_type,
+                                       detail)
             != NGX_OK)
         {
             goto failed;

@@ -75,7 +75,6 @@ int ent_scim_patch_finish(ent_scim_patch_ctx_t *ctx);
 void ent_scim_patch_tidy(json_t *obj, const ent_scim_patch_attr_t *a);
 const ent_scim_patch_attr_t *ent_scim_patch_find(
     const ent_scim_patch_attr_t *defs, size_t n, const char *name);
-int ent_scim_patch_member(json_t *obj, const char *name, json_t **value);
 json_t *ent_scim_patch_get(json_t *obj, const char *name);
 int ent_scim_patch_set(json_t *obj, const char *name, json_t *value);
 void ent_scim_patch_del(json_t *obj, const char *name);

@@ -201,5 +201,12 @@ int ent_scim_patch_apply(json_t **resource, const char *body, size_t len,
  */
 int ent_scim_patch_canon(json_t *obj, const ent_scim_patch_schema_t *schema);
 
+/*
+ * The member of that name, case-insensitively (NULL when none): 0, or -1
+ * when it is there twice, in two spellings.  For the module's reading of
+ * PATCH and .search bodies too.
+ */
+int ent_scim_patch_member(json_t *obj, const char *name, json_t **value);
+
 
 #endif /* _NGX_ENT_SCIM_PATCH_H_INCLUDED_ */

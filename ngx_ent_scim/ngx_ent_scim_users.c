@@ -238,15 +238,7 @@ ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         params[2] = ctx->id;
         params[3] = ctx->body;
 
-        if (ctx->if_match >= 0) {
-            params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-            if (params[4].data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            params[4].len = ngx_sprintf(params[4].data, "%i", ctx->if_match)
-                            - params[4].data;
-        }
+        params[4] = ctx->if_match;
 
         params[5] = ctx->base;
         break;
@@ -256,15 +248,7 @@ ngx_http_ent_scim_users(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         params[1] = ctx->token_id;
         params[2] = ctx->id;
 
-        if (ctx->if_match >= 0) {
-            params[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-            if (params[3].data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            params[3].len = ngx_sprintf(params[3].data, "%i", ctx->if_match)
-                            - params[3].data;
-        }
+        params[3] = ctx->if_match;
 
         break;
     }
@@ -375,7 +359,7 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
         return;
     }
 
-    if (ctx->if_match >= 0 && ctx->if_match != version) {
+    if (!ngx_http_ent_scim_matches(ctx, version)) {
         json_decref(js);
         rc = ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
                                      "the User changed since that version");
@@ -431,7 +415,7 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
 
     params[3].len = ngx_strlen(out);
     params[3].data = ngx_pnalloc(r->pool, params[3].len);
-    params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    params[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 2);
 
     if (params[3].data == NULL || params[4].data == NULL) {
         free(out);
@@ -445,7 +429,7 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
     params[0] = ctx->tenant_id;
     params[1] = ctx->token_id;
     params[2] = ctx->id;
-    params[4].len = ngx_sprintf(params[4].data, "%i", version)
+    params[4].len = ngx_sprintf(params[4].data, "{%i}", version)
                     - params[4].data;
     params[5] = ctx->base;
 

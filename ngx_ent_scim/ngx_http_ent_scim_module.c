@@ -14,6 +14,7 @@
 
 
 #include "ngx_ent_scim.h"
+#include "ngx_ent_scim_patch.h"
 
 #include <openssl/sha.h>
 
@@ -140,7 +141,6 @@ ngx_http_ent_scim_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->if_match = -1;
     ctx->if_none_match = -1;
     ctx->retry_after = -1;
 
@@ -753,10 +753,10 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 {
     u_char                         *p, *dst;
     size_t                          i, len;
-    json_t                         *js, *v;
+    json_t                         *js, *v, *cv, *sv, *ov;
     ngx_int_t                       rc, start, count;
     ngx_str_t                       filter, arg, sort, *params;
-    ngx_uint_t                      desc;
+    ngx_uint_t                      desc, n;
     json_error_t                    jerr;
     ent_scim_sql_t                  q;
     char                            err[160];
@@ -782,23 +782,48 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
                                            "The body is not a JSON object.");
         }
 
-        v = json_object_get(js, "filter");
+        /*
+         * member names are case-insensitive (RFC 7643 2.1); a filter that
+         * is there is compiled or refused, never dropped for all rows
+         * (null is unassigned, RFC 7643 2.5)
+         */
+
+        if (ent_scim_patch_member(js, "filter", &v) != 0
+            || (v && !json_is_null(v) && !json_is_string(v)))
+        {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidFilter",
+                                           "filter must be one string.");
+        }
+
         if (json_is_string(v)) {
             filter.data = (u_char *) json_string_value(v);
             filter.len = json_string_length(v);
         }
 
-        v = json_object_get(js, "startIndex");
+        if (ent_scim_patch_member(js, "startIndex", &v) != 0
+            || ent_scim_patch_member(js, "count", &cv) != 0
+            || ent_scim_patch_member(js, "sortBy", &sv) != 0
+            || ent_scim_patch_member(js, "sortOrder", &ov) != 0)
+        {
+            json_decref(js);
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidSyntax",
+                                           "A member is given twice, in "
+                                           "two spellings.");
+        }
+
         if (json_is_integer(v)) {
             start = (ngx_int_t) json_integer_value(v);
         }
 
-        v = json_object_get(js, "count");
+        v = cv;
         if (json_is_integer(v)) {
             count = (ngx_int_t) json_integer_value(v);
         }
 
-        v = json_object_get(js, "sortBy");
+        v = sv;
         if (json_is_string(v)) {
             /* a copy: the body is freed once the filter is compiled */
             sort.len = ngx_min(json_string_length(v), 64);
@@ -811,13 +836,28 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
             ngx_memcpy(sort.data, json_string_value(v), sort.len);
         }
 
-        v = json_object_get(js, "sortOrder");
+        v = ov;
         desc = json_is_string(v)
                && ngx_strcasecmp((u_char *) json_string_value(v),
                                  (u_char *) "descending") == 0;
 
     } else {
-        if (ngx_http_ent_scim_arg(r, "filter", &arg)) {
+        n = ngx_http_ent_scim_args(r, "filter");
+
+        if (n > 1) {
+            /* which one the client meant is not ours to guess */
+            return ngx_http_ent_scim_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalidFilter",
+                                           "filter is given more than "
+                                           "once.");
+        }
+
+        if (n == 1 && ngx_http_ent_scim_arg(r, "filter", &arg) == NULL) {
+            /* "?filter" with no "=": present, and empty */
+            ngx_str_set(&arg, "");
+        }
+
+        if (n == 1) {
             filter.data = ngx_pnalloc(r->pool, arg.len + 1);
             if (filter.data == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -891,7 +931,7 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 
     params[0] = ctx->tenant_id;
 
-    if (filter.len) {
+    if (filter.data) {
         ngx_memzero(&q, sizeof(ent_scim_sql_t));
         err[0] = '\0';
 
@@ -1039,20 +1079,92 @@ ngx_http_ent_scim_query(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 }
 
 
-/* If-Match and If-None-Match: W/"<version>" */
+/*
+ * If-Match and If-None-Match: W/"<version>".  If-Match is "*" (any
+ * current resource: no condition, a missing one is a 404 all the same) or
+ * a list of ETags that holds if any of them is current (RFC 7232 3.1); its
+ * versions go to PostgreSQL as an array, "{3,5}".  Tags that are not ours
+ * can never be current; a list of only those is "{-1}".
+ */
 
 ngx_int_t
 ngx_http_ent_scim_conditions(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx)
 {
+    u_char     *p, *end, *comma, *q;
+    ngx_int_t   version;
+    ngx_str_t   tag;
+
     if (r->headers_in.if_match) {
-        ctx->if_match = ngx_http_ent_scim_version(
-                                          &r->headers_in.if_match->value);
-        if (ctx->if_match == NGX_ERROR) {
-            return ngx_http_ent_scim_error(r, NGX_HTTP_PRECONDITION_FAILED,
-                                           NULL, "That version is not "
-                                           "current.");
+        p = r->headers_in.if_match->value.data;
+        end = p + r->headers_in.if_match->value.len;
+
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
         }
+
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if (end - p == 1 && *p == '*') {
+            return NGX_OK;
+        }
+
+        /* a version and a comma per tag's 3 bytes, or "-1"; and "{}" */
+
+        ctx->if_match.data = ngx_pnalloc(r->pool, 2 * (end - p) + 4);
+        if (ctx->if_match.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        q = ctx->if_match.data;
+        *q++ = '{';
+
+        while (p < end) {
+            comma = ngx_strlchr(p, end, ',');
+            if (comma == NULL) {
+                comma = end;
+            }
+
+            tag.data = p;
+            tag.len = comma - p;
+
+            while (tag.len && (tag.data[0] == ' ' || tag.data[0] == '\t')) {
+                tag.data++;
+                tag.len--;
+            }
+
+            while (tag.len && (tag.data[tag.len - 1] == ' '
+                               || tag.data[tag.len - 1] == '\t'))
+            {
+                tag.len--;
+            }
+
+            version = ngx_http_ent_scim_version(&tag);
+
+            if (version != NGX_ERROR) {
+                if (q - ctx->if_match.data > 1) {
+                    *q++ = ',';
+                }
+
+                q = ngx_sprintf(q, "%i", version);
+            }
+
+            p = comma + 1;
+        }
+
+        if (q - ctx->if_match.data == 1) {
+            /*
+             * no tag of ours: a condition no version meets, a 412 from the
+             * function (after the 404 of a missing resource); answering
+             * here, the callers went on and answered twice
+             */
+            q = ngx_cpymem(q, "-1", 2);
+        }
+
+        *q++ = '}';
+        ctx->if_match.len = q - ctx->if_match.data;
     }
 
     if (r->headers_in.if_none_match) {
@@ -1061,6 +1173,39 @@ ngx_http_ent_scim_conditions(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* does If-Match hold for this version: no condition, or one of its own */
+
+ngx_uint_t
+ngx_http_ent_scim_matches(ngx_http_ent_scim_ctx_t *ctx, ngx_int_t version)
+{
+    u_char  *p, *end, *q;
+
+    if (ctx->if_match.len == 0) {
+        return 1;
+    }
+
+    /* "{3,5}", as made above */
+
+    p = ctx->if_match.data + 1;
+    end = ctx->if_match.data + ctx->if_match.len - 1;
+
+    while (p < end) {
+        q = ngx_strlchr(p, end, ',');
+        if (q == NULL) {
+            q = end;
+        }
+
+        if (ngx_atoi(p, q - p) == version) {
+            return 1;
+        }
+
+        p = q + 1;
+    }
+
+    return 0;
 }
 
 
@@ -1103,7 +1248,7 @@ ngx_http_ent_scim_done(ngx_ent_op_t *op)
 
     if (ctx->op == NGX_HTTP_ENT_SCIM_OP_PATCH
         && ctx->status == NGX_HTTP_PRECONDITION_FAILED
-        && ctx->if_match < 0 && ctx->tries < 3)
+        && ctx->if_match.len == 0 && ctx->tries < 3)
     {
         /* changed between the read and the write: read again */
         rc = ngx_http_ent_scim_patch_start(r, ctx);
@@ -1825,6 +1970,42 @@ ngx_http_ent_scim_version(ngx_str_t *value)
 }
 
 
+/* how many times an argument is in the query string, "name=" or "name" */
+
+ngx_uint_t
+ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name)
+{
+    u_char      *p, *end, *amp, *eq;
+    size_t       len;
+    ngx_uint_t   n;
+
+    len = ngx_strlen(name);
+    p = r->args.data;
+    end = p + r->args.len;
+    n = 0;
+
+    while (p && p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        if ((size_t) (eq - p) == len && ngx_strncmp(p, name, len) == 0) {
+            n++;
+        }
+
+        p = amp + 1;
+    }
+
+    return n;
+}
+
+
 /* an argument of the query string, exactly once; NULL otherwise */
 
 ngx_str_t *
@@ -2153,10 +2334,12 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
                            "$3)", 3);
     scmf->replace_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_user_replace($1::uuid, "
-                           "$2::uuid, $3, $4::jsonb, $5::bigint, $6)", 6);
+                           "$2::uuid, $3, $4::jsonb, ent.scim_if_match("
+                           "$1::uuid, 'User', $3, $5::bigint[]), $6)", 6);
     scmf->delete_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_user_delete($1::uuid, "
-                           "$2::uuid, $3, $4::bigint)", 4);
+                           "$2::uuid, $3, ent.scim_if_match($1::uuid, "
+                           "'User', $3, $4::bigint[]))", 4);
     scmf->list_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_user_list($1::uuid, $2, "
                            "$3::text[], $4, $5::boolean, $6::integer, "
@@ -2170,11 +2353,13 @@ ngx_http_ent_scim_postconfiguration(ngx_conf_t *cf)
                            "$3, $4::boolean)", 4);
     scmf->gchange_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_group_change($1::uuid, "
-                           "$2::uuid, $3, $4::jsonb, $5::bigint, $6, "
+                           "$2::uuid, $3, $4::jsonb, ent.scim_if_match("
+                           "$1::uuid, 'Group', $3, $5::bigint[]), $6, "
                            "$7::boolean)", 7);
     scmf->gdelete_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_group_delete($1::uuid, "
-                           "$2::uuid, $3, $4::bigint)", 4);
+                           "$2::uuid, $3, ent.scim_if_match($1::uuid, "
+                           "'Group', $3, $4::bigint[]))", 4);
     scmf->glist_stmt = ngx_ent_pg_stmt_add(cf,
                            "SELECT * FROM ent.scim_group_list($1::uuid, $2, "
                            "$3::text[], $4, $5::boolean, $6::integer, "

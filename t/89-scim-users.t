@@ -241,6 +241,23 @@ for my $bad ('userName eq', 'userName xx "a"', 'password eq "x"', 'userName eq "
     is($b->{json}{scimType}, 'invalidFilter', '... invalidFilter');
 }
 ok(pg_sql("SELECT count(*) FROM ent.users") > 10, 'the users table is still there');
+# a filter that is there is compiled or refused, never dropped for all rows
+my $SR = 'urn:ietf:params:scim:api:messages:2.0:SearchRequest';
+for my $q ('filter=', 'filter', 'filter=+',
+           'filter=' . EntSAML::pct_escape('userName eq "bob@acme.example.com"') . '&filter=userName%20pr') {
+    envelope_ok(scim('GET', "/scim/v2/Users?$q"), 400, 'invalidFilter', "GET /Users?$q");
+}
+for my $f ('', 5, [], { a => 1 }) {
+    envelope_ok(scim('POST', '/scim/v2/Users/.search', body => { schemas => [$SR], filter => $f }),
+                400, 'invalidFilter', '.search with a filter of ' . json_encode([$f]));
+}
+envelope_ok(scim('POST', '/scim/v2/Users/.search', body => { schemas => [$SR], filter => 'userName pr',
+                                                            Filter => 'userName pr' }),
+            400, 'invalidFilter', '.search with "filter" and "Filter"');
+$r = scim('POST', '/scim/v2/Users/.search', body => { schemas => [$SR], Filter => 'userName eq "bob@acme.example.com"',
+                                                     COUNT => 5 });
+is(join(',', $r->{status}, map { $_->{userName} } @{ $r->{json}{Resources} || [] }),
+   '200,bob@acme.example.com', '.search with "Filter": the filter read (names are case-insensitive)');
 
 # --- pagination
 
@@ -465,6 +482,32 @@ is(join('|', $r->{status}, map { $_->{value} } @{ $r->{json}{emails} || [] }),
 envelope_ok(scim('PUT', "/scim/v2/Users/$casey->{id}", body => { schemas => [$U],
             userName => 'casey@acme.example.com', emails => [], Emails => [] }),
             400, 'invalidValue', 'PUT with "emails" and "Emails"');
+
+# If-Match: "*" is any version of a resource that exists, and a list
+# holds when one of its tags is current (RFC 7232 3.1)
+my $im = scim('POST', '/scim/v2/Users', body => user('ifmatch@acme.example.com'))->{json};
+$r = scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'), headers => ['If-Match' => '*']);
+is($r->{status} . ' ' . (EntTest::header($r, 'etag') // ''), '200 W/"2"', 'PUT with If-Match: *: 200');
+$r = scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'),
+          headers => ['If-Match' => 'W/"1", W/"2"']);
+is($r->{status} . ' ' . (EntTest::header($r, 'etag') // ''), '200 W/"3"', 'PUT with a list holding the current ETag: 200');
+$r = scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'),
+          headers => ['If-Match' => 'W/"1", W/"2"']);
+envelope_ok($r, 412, undef, 'PUT with a list without the current ETag');
+envelope_ok(scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'),
+                 headers => ['If-Match' => '"abc", W/"x"']), 412, undef, 'PUT with If-Match of tags not ours');
+$r = scim('PATCH', "/scim/v2/Users/$im->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'displayName', value => 'If' } ] }, headers => ['If-Match' => '"abc",W/"3"']);
+is($r->{status} . ' ' . (EntTest::header($r, 'etag') // ''), '200 W/"4"', 'PATCH with a list holding the current ETag: 200');
+$r = scim('PATCH', "/scim/v2/Users/$im->{id}", body => { schemas => [$PO], Operations => [
+    { op => 'replace', path => 'displayName', value => 'If2' } ] }, headers => ['If-Match' => 'W/"2", W/"3"']);
+is($r->{status}, 412, 'PATCH with a list without it: 412');
+is(scim('DELETE', "/scim/v2/Users/$im->{id}", headers => ['If-Match' => 'W/"5", W/"9"'])->{status}, 412,
+   'DELETE with a list without it: 412');
+is(scim('DELETE', "/scim/v2/Users/$im->{id}", headers => ['If-Match' => 'W/"9", W/"4"'])->{status}, 204,
+   'DELETE with a list holding it: 204');
+is(scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'),
+        headers => ['If-Match' => '*'])->{status}, 404, 'PUT with If-Match: * of a deleted User: 404');
 
 # a migration that changes a function's result type: the connections'
 # prepared statements are out of date (0A000); they are prepared again on

@@ -122,6 +122,19 @@ is(join(',', map { $_->{displayName} } @{ $r->{json}{Resources} }), 'Engineering
 $r = scim('GET', '/scim/v2/Groups?sortBy=displayName&attributes=displayName');
 is(join(',', map { $_->{displayName} } @{ $r->{json}{Resources} }), 'Admins,Engineering', 'list, sorted');
 
+# a filter that is there is compiled or refused, never dropped for all rows
+my $SR = 'urn:ietf:params:scim:api:messages:2.0:SearchRequest';
+for my $q ('filter=', 'filter=displayName%20pr&filter=displayName%20pr') {
+    $r = scim('GET', "/scim/v2/Groups?$q");
+    is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 invalidFilter', "GET /Groups?$q: 400 invalidFilter");
+}
+$r = scim('POST', '/scim/v2/Groups/.search', body => { schemas => [$SR], filter => 5 });
+is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 invalidFilter', '.search with a filter of 5: 400 invalidFilter');
+$r = scim('POST', '/scim/v2/Groups/.search', body => { schemas => [$SR], Filter => 'displayName eq "Admins"',
+                                                      excludedAttributes => 'members' });
+is(join(',', $r->{status}, map { $_->{displayName} } @{ $r->{json}{Resources} || [] }), '200,Admins',
+   '.search with "Filter": the filter read');
+
 # --- PATCH: Okta and Entra
 
 my ($admins) = map { $_->{id} } grep { $_->{displayName} eq 'Admins' } @{ $r->{json}{Resources} };
@@ -146,6 +159,15 @@ $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operat
     { op => 'replace', value => { id => $admins, displayName => 'Eng2' } } ] });
 is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 mutability',
    'PATCH with another id among the values: 400 mutability');
+# names and the URN in any case, "path": null as no path, as for Users
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [lc $P], operations => [
+    { OP => 'replace', path => undef, Value => { displayName => 'Eng3' } } ] });
+is(join(' ', $r->{status}, $r->{json}{displayName} // ''), '200 Eng3',
+   'PATCH with "operations", "OP", "path": null and a lower-case URN: 200');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'replace', path => 'displayName', PATH => 'displayName', value => 'Eng' } ] });
+is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '400 invalidSyntax',
+   'PATCH with "path" and "PATH": 400 invalidSyntax');
 # operations apply in their order (RFC 7644 3.5.2)
 $r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
     { op => 'add', path => 'members', value => [{ value => $uid{ann} }] },
@@ -210,6 +232,27 @@ is(scalar @{ $r->{json}{members} }, 2, '... and the members are kept');
 $r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Admins' });
 is($r->{status}, 409, "PUT taking another group's name: 409");
 
+# If-Match: "*" and lists (RFC 7232 3.1)
+my $v = EntTest::header(scim('GET', "/scim/v2/Groups/$g->{id}"), 'etag');
+my ($vn) = $v =~ /(\d+)/;
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
+                                                       members => [{ value => $uid{ann} }, { value => $uid{cid} }] },
+          headers => ['If-Match' => '*']);
+is($r->{status} . ' ' . (EntTest::header($r, 'etag') // ''), '200 W/"' . ($vn + 1) . '"', 'PUT with If-Match: *: 200');
+$r = scim('PATCH', "/scim/v2/Groups/$g->{id}", body => { schemas => [$P], Operations => [
+    { op => 'replace', path => 'externalId', value => 'eng-2' } ] },
+          headers => ['If-Match' => 'W/"1", W/"' . ($vn + 1) . '"']);
+is($r->{status}, 200, 'PATCH with a list holding the current ETag: 200');
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering',
+                                                       members => [{ value => $uid{ann} }, { value => $uid{cid} }] },
+          headers => ['If-Match' => 'W/"1", W/"' . ($vn + 1) . '"']);
+is($r->{status}, 412, 'PUT with a list without it: 412');
+is(scim('DELETE', "/scim/v2/Groups/$g->{id}", headers => ['If-Match' => 'W/"1",W/"2"'])->{status}, 412,
+   'DELETE with a list without it: 412');
+$r = scim('PUT', "/scim/v2/Groups/$g->{id}", body => { schemas => [$G], displayName => 'Engineering' },
+          headers => ['If-Match' => '"abc"']);
+is($r->{status} . ' ' . ($r->{json}{status} // ''), '412 412', 'PUT with If-Match of a tag not ours: one 412');
+
 # --- a group mapped to a role: members hold it at once
 
 pg_sql("INSERT INTO ent.group_role_mappings (tenant_id, idp_group, role) "
@@ -233,6 +276,30 @@ ok(wait_until(sub { $b->get("$base/admin/")->{status} == 200 }, 3), '... admin o
 scim('PATCH', "/scim/v2/Groups/$admins", body => { schemas => [$P], Operations => [
     { op => 'remove', path => qq{members[value eq "$uid{dot}"]} } ] });
 ok(wait_until(sub { $b->get("$base/admin/")->{status} == 403 }, 3), '... removed: not any more');
+
+# a deleted User leaves its groups: not listed, not matched, and its roles
+# do not come back when the person does (a JIT login)
+scim('PATCH', "/scim/v2/Groups/$admins", body => { schemas => [$P], Operations => [
+    { op => 'add', path => 'members', value => [{ value => $uid{dot} }] } ] });
+ok(wait_until(sub { $b->get("$base/admin/")->{status} == 200 }, 3), 'dot in Admins again: admin');
+my $etag = EntTest::header(scim('GET', "/scim/v2/Groups/$admins"), 'etag');
+is(scim('DELETE', "/scim/v2/Users/$uid{dot}")->{status}, 204, 'dot deleted');
+$r = scim('GET', "/scim/v2/Groups/$admins");
+is_deeply($r->{json}{members}, [], '... Admins has no members');
+isnt(EntTest::header($r, 'etag'), $etag, '... a new version of it');
+is($r->{json}{meta}{version}, EntTest::header($r, 'etag'), '... its meta.version');
+$r = scim('GET', '/scim/v2/Groups?filter=' . EntSAML::pct_escape(qq{members[value eq "$uid{dot}"]}));
+is($r->{json}{totalResults}, 0, '... no group has dot as a member');
+is(pg_sql("SELECT count(*) FROM ent.scim_group_members WHERE user_id = '$uid{dot}'"), 0,
+   '... the membership rows are gone');
+my $b2 = EntOP::Browser->new(resolve => { "acme.example.com:$port" => "127.0.0.1:$port" });
+$r = saml_post($b2, "$base/_ent/saml/acs", saml_response(
+    idp => $idp, issuer => 'https://idp.example.org/saml', acs => "$base/_ent/saml/acs",
+    audience => "$base/_ent/saml/metadata", rid => undef, name_id => 'dot@acme.example.com',
+    attrs => [ email => ['dot@acme.example.com'] ]), '/');
+is($r->{status}, 302, 'dot signs in again (a JIT member)');
+is($b2->get("$base/")->{status}, 200, '... a member');
+is($b2->get("$base/admin/")->{status}, 403, '... not an admin: the old group is not theirs');
 
 $r = scim('DELETE', "/scim/v2/Groups/$g->{id}");
 is($r->{status}, 204, 'DELETE: 204');
