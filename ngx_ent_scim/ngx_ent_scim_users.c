@@ -34,8 +34,11 @@ static ent_scim_attr_t  ngx_http_ent_scim_user_attrs[] = {
       NULL },
     { "phonenumbers.type", "(e.elem ->> 'type')", ENT_SCIM_T_STRING, 0, 0,
       NULL },
-    { "meta.created", "u.created_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
-    { "meta.lastmodified", "u.updated_at", ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    /* to the millisecond, as meta shows them: eq of a value read matches */
+    { "meta.created", "date_trunc('milliseconds', u.created_at)",
+      ENT_SCIM_T_DATETIME, 0, 0, NULL },
+    { "meta.lastmodified", "date_trunc('milliseconds', u.updated_at)",
+      ENT_SCIM_T_DATETIME, 0, 0, NULL },
     { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
       "employeenumber", "(u.enterprise ->> 'employeeNumber')",
       ENT_SCIM_T_STRING, 1, 0, NULL },

@@ -12,6 +12,10 @@
 -- 2. If-Match may be a list of ETags (RFC 7232 3.1): the edge sends the
 --    versions as an array, ent.scim_if_match() makes of it the one
 --    version the functions compare.
+-- 3. Two requests making the same userName or group displayName at once
+--    both passed the EXISTS check; the second's INSERT failed on the
+--    unique index and the client got a 503.  That unique_violation is now
+--    the check's own 409 uniqueness (a User's in the 015 wrappers).
 
 CREATE OR REPLACE FUNCTION ent.scim_user_delete(p_tenant uuid, p_token uuid,
                                                 p_id text, p_if_match bigint)
@@ -179,4 +183,280 @@ AS $$
                         AND g.version = ANY (p_versions))
             END, -1)
     END;
+$$;
+
+-- the 015 wrappers of User create and replace: the same userName (or
+-- person) made by a concurrent request, after the check, is the check's
+-- 409, not an error
+
+CREATE OR REPLACE FUNCTION ent.scim_user_uniqueness(p_con text)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT 409, jsonb_build_object('scimType', 'uniqueness', 'detail',
+               CASE WHEN p_con = 'scim_users_user_name'
+                    THEN 'userName is already taken in this tenant'
+                    ELSE 'this person is already a User of this tenant'
+               END);
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_user_create(p_tenant uuid, p_token uuid,
+                                                p_body jsonb, p_base text)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    x      record;
+    r      record;
+    v_con  text;
+BEGIN
+    SELECT * INTO x FROM ent.scim_user_extra(p_body);
+
+    IF x.error IS NOT NULL THEN
+        RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                    'detail', x.error);
+        RETURN;
+    END IF;
+
+    FOR r IN SELECT * FROM ent.scim_user_create_core(p_tenant, p_token,
+                                                      p_body, p_base)
+    LOOP
+        RETURN QUERY SELECT r.status,
+            ent.scim_user_keep_extra(p_tenant, r.status, r.body, x.extra,
+                                     p_base);
+    END LOOP;
+EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS v_con = CONSTRAINT_NAME;
+    IF v_con IS NULL
+       OR v_con NOT IN ('scim_users_user_name', 'scim_users_pkey')
+    THEN
+        RAISE;
+    END IF;
+    RETURN QUERY SELECT * FROM ent.scim_user_uniqueness(v_con);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_user_replace(p_tenant uuid, p_token uuid,
+                                                 p_id text, p_body jsonb,
+                                                 p_if_match bigint,
+                                                 p_base text)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    x      record;
+    r      record;
+    v_con  text;
+BEGIN
+    SELECT * INTO x FROM ent.scim_user_extra(p_body);
+
+    IF x.error IS NOT NULL THEN
+        RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                    'detail', x.error);
+        RETURN;
+    END IF;
+
+    FOR r IN SELECT * FROM ent.scim_user_replace_core(p_tenant, p_token, p_id,
+                                                       p_body, p_if_match,
+                                                       p_base)
+    LOOP
+        RETURN QUERY SELECT r.status,
+            ent.scim_user_keep_extra(p_tenant, r.status, r.body, x.extra,
+                                     p_base);
+    END LOOP;
+EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS v_con = CONSTRAINT_NAME;
+    IF v_con IS DISTINCT FROM 'scim_users_user_name' THEN
+        RAISE;
+    END IF;
+    RETURN QUERY SELECT * FROM ent.scim_user_uniqueness(v_con);
+END
+$$;
+
+-- 010's Group create and change, the same way
+
+CREATE OR REPLACE FUNCTION ent.scim_group_create(p_tenant uuid, p_token uuid,
+                                                 p_body jsonb, p_base text)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_name  text;
+    v_err   text;
+    v_row   ent.scim_groups;
+    v_con   text;
+BEGIN
+    v_name := p_body ->> 'displayName';
+
+    IF jsonb_typeof(p_body -> 'displayName') IS DISTINCT FROM 'string'
+       OR v_name = '' OR length(v_name) > 256
+       OR length(p_body ->> 'externalId') > 256
+    THEN
+        RETURN QUERY SELECT 400, jsonb_build_object('scimType',
+            'invalidValue', 'detail',
+            'displayName is required: a string of 1 to 256 characters');
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM ent.scim_groups g
+                WHERE g.tenant_id = p_tenant AND g.deleted_at IS NULL
+                  AND lower(g.display_name) = lower(v_name))
+    THEN
+        RETURN QUERY SELECT 409, jsonb_build_object('scimType', 'uniqueness',
+            'detail', 'displayName is already taken in this tenant');
+        RETURN;
+    END IF;
+
+    INSERT INTO ent.scim_groups (tenant_id, display_name, external_id)
+    VALUES (p_tenant, v_name, p_body ->> 'externalId')
+    RETURNING * INTO v_row;
+
+    IF p_body ? 'members' THEN
+        v_err := ent.scim_group_add_members(p_tenant, v_row.id,
+                                            p_body -> 'members');
+        IF v_err IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = v_err;
+        END IF;
+    END IF;
+
+    PERFORM ent.scim_notify(p_tenant, 'Group', v_row.id, 'create', 1);
+    PERFORM ent.event(p_tenant::text, NULL, 'scim', 'success',
+                      'Group created', NULL,
+                      json_build_object('token', p_token,
+                                        'group', v_row.id)::text);
+
+    RETURN QUERY SELECT 201, ent.scim_group_json(v_row, p_base, true);
+EXCEPTION WHEN raise_exception THEN
+    RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                'detail', SQLERRM);
+WHEN unique_violation THEN
+    -- the same name made by a concurrent request, after the check
+    GET STACKED DIAGNOSTICS v_con = CONSTRAINT_NAME;
+    IF v_con IS DISTINCT FROM 'scim_groups_display_name' THEN
+        RAISE;
+    END IF;
+    RETURN QUERY SELECT 409, jsonb_build_object('scimType', 'uniqueness',
+        'detail', 'displayName is already taken in this tenant');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ent.scim_group_change(p_tenant uuid, p_token uuid,
+                                                 p_id text, p_actions jsonb,
+                                                 p_if_match bigint,
+                                                 p_base text,
+                                                 p_members boolean)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_row  ent.scim_groups;
+    v_err  text;
+    v_name text;
+    v_con  text;
+BEGIN
+    IF p_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN
+        SELECT * INTO v_row FROM ent.scim_groups g
+         WHERE g.tenant_id = p_tenant AND g.id = p_id::uuid
+           AND g.deleted_at IS NULL
+           FOR UPDATE;
+    END IF;
+
+    IF v_row.id IS NULL THEN
+        RETURN QUERY SELECT 404, jsonb_build_object('detail',
+                                                    'no such Group');
+        RETURN;
+    END IF;
+
+    IF p_if_match IS NOT NULL AND p_if_match <> v_row.version THEN
+        RETURN QUERY SELECT 412, jsonb_build_object('detail',
+            'the Group changed since that version');
+        RETURN;
+    END IF;
+
+    IF p_actions ? 'displayName' THEN
+        v_name := p_actions ->> 'displayName';
+
+        IF jsonb_typeof(p_actions -> 'displayName') <> 'string'
+           OR v_name = '' OR length(v_name) > 256
+        THEN
+            RETURN QUERY SELECT 400, jsonb_build_object('scimType',
+                'invalidValue', 'detail',
+                'displayName: a string of 1 to 256 characters');
+            RETURN;
+        END IF;
+
+        IF EXISTS (SELECT 1 FROM ent.scim_groups g
+                    WHERE g.tenant_id = p_tenant AND g.deleted_at IS NULL
+                      AND g.id <> v_row.id
+                      AND lower(g.display_name) = lower(v_name))
+        THEN
+            RETURN QUERY SELECT 409, jsonb_build_object('scimType',
+                'uniqueness', 'detail',
+                'displayName is already taken in this tenant');
+            RETURN;
+        END IF;
+
+        UPDATE ent.scim_groups g SET display_name = v_name
+         WHERE g.tenant_id = p_tenant AND g.id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'externalId' THEN
+        UPDATE ent.scim_groups g
+           SET external_id = left(p_actions ->> 'externalId', 256)
+         WHERE g.tenant_id = p_tenant AND g.id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'replace_members' OR (p_actions ->> 'remove_all') = 'true'
+    THEN
+        DELETE FROM ent.scim_group_members m
+         WHERE m.tenant_id = p_tenant AND m.group_id = v_row.id;
+    END IF;
+
+    IF p_actions ? 'remove' THEN
+        DELETE FROM ent.scim_group_members m
+         WHERE m.tenant_id = p_tenant AND m.group_id = v_row.id
+           AND m.user_id::text IN (SELECT jsonb_array_elements_text(
+                                              p_actions -> 'remove'));
+    END IF;
+
+    IF p_actions ? 'replace_members' OR p_actions ? 'add' THEN
+        v_err := ent.scim_group_add_members(p_tenant, v_row.id,
+                     coalesce(p_actions -> 'replace_members', '[]'::jsonb)
+                     || coalesce(p_actions -> 'add', '[]'::jsonb));
+        IF v_err IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = v_err;
+        END IF;
+    END IF;
+
+    UPDATE ent.scim_groups g
+       SET version = g.version + 1, updated_at = now()
+     WHERE g.tenant_id = p_tenant AND g.id = v_row.id
+    RETURNING * INTO v_row;
+
+    PERFORM ent.scim_notify(p_tenant, 'Group', v_row.id, 'update',
+                            v_row.version);
+    PERFORM ent.event(p_tenant::text, NULL, 'scim', 'success',
+                      'Group changed', NULL,
+                      json_build_object('token', p_token,
+                                        'group', v_row.id)::text);
+
+    RETURN QUERY SELECT 200, ent.scim_group_json(v_row, p_base, p_members);
+EXCEPTION WHEN raise_exception THEN
+    RETURN QUERY SELECT 400, jsonb_build_object('scimType', 'invalidValue',
+                                                'detail', SQLERRM);
+WHEN unique_violation THEN
+    -- the same name made by a concurrent request, after the check
+    GET STACKED DIAGNOSTICS v_con = CONSTRAINT_NAME;
+    IF v_con IS DISTINCT FROM 'scim_groups_display_name' THEN
+        RAISE;
+    END IF;
+    RETURN QUERY SELECT 409, jsonb_build_object('scimType', 'uniqueness',
+        'detail', 'displayName is already taken in this tenant');
+END
 $$;

@@ -10,6 +10,7 @@ use EntTest;
 use EntOP;
 use EntSAML;
 use Test::More;
+use POSIX ();
 
 pg_start();
 redis_start();
@@ -508,6 +509,33 @@ is(scim('DELETE', "/scim/v2/Users/$im->{id}", headers => ['If-Match' => 'W/"9", 
    'DELETE with a list holding it: 204');
 is(scim('PUT', "/scim/v2/Users/$im->{id}", body => user('ifmatch@acme.example.com'),
         headers => ['If-Match' => '*'])->{status}, 404, 'PUT with If-Match: * of a deleted User: 404');
+
+# meta.created and meta.lastModified filter at the millisecond meta shows:
+# eq of a value read matches it, gt of it is past it
+my $w = scim('POST', '/scim/v2/Users', body => user('when@acme.example.com'))->{json};
+(undef, $got) = names(qq{meta.lastModified eq "$w->{meta}{lastModified}" and userName sw "when"});
+is($got, 'when@acme.example.com', 'meta.lastModified eq the value read: that User');
+(undef, $got) = names(qq{meta.created eq "$w->{meta}{created}" and userName sw "when"});
+is($got, 'when@acme.example.com', 'meta.created eq the value read: that User');
+(undef, $got) = names(qq{meta.lastModified gt "$w->{meta}{lastModified}" and userName sw "when"});
+is($got, '', 'meta.lastModified gt the value read: not that User');
+(undef, $got) = names(qq{meta.lastModified ge "$w->{meta}{lastModified}" and userName sw "when"});
+is($got, 'when@acme.example.com', '... ge: that User');
+
+# the same userName made at once by another transaction, after the
+# check: the check's 409, not a 503
+my $racer = fork // die "fork: $!";
+if ($racer == 0) {
+    pg_sql("BEGIN; WITH u AS (INSERT INTO ent.users (email) VALUES ('racer\@x.example') RETURNING id) "
+           . "INSERT INTO ent.scim_users (tenant_id, id, user_name) SELECT t.id, u.id, 'race\@acme.example.com' "
+           . "FROM ent.tenants t, u WHERE t.code = 'acme'; SELECT pg_sleep(1); COMMIT;");
+    # POSIX::_exit: no END block of the test may run here
+    POSIX::_exit(0);
+}
+select(undef, undef, undef, 0.4);
+envelope_ok(scim('POST', '/scim/v2/Users', body => user('race@acme.example.com')), 409, 'uniqueness',
+            'POST racing a transaction that makes the same userName');
+waitpid($racer, 0);
 
 # a migration that changes a function's result type: the connections'
 # prepared statements are out of date (0A000); they are prepared again on

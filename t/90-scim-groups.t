@@ -9,6 +9,7 @@ use EntTest;
 use EntOP;
 use EntSAML;
 use Test::More;
+use POSIX ();
 
 pg_start();
 redis_start();
@@ -300,6 +301,25 @@ $r = saml_post($b2, "$base/_ent/saml/acs", saml_response(
 is($r->{status}, 302, 'dot signs in again (a JIT member)');
 is($b2->get("$base/")->{status}, 200, '... a member');
 is($b2->get("$base/admin/")->{status}, 403, '... not an admin: the old group is not theirs');
+
+# the same displayName made at once by another transaction, after the
+# check: the check's 409, not a 503
+for my $case (['POST', '/scim/v2/Groups', { schemas => [$G], displayName => 'Race1' }, 'Race1'],
+              ['PATCH', "/scim/v2/Groups/$admins", { schemas => [$P], Operations => [
+                   { op => 'replace', path => 'displayName', value => 'Race2' } ] }, 'Race2']) {
+    my $racer = fork // die "fork: $!";
+    if ($racer == 0) {
+        pg_sql("BEGIN; INSERT INTO ent.scim_groups (tenant_id, display_name) "
+               . "SELECT id, '$case->[3]' FROM ent.tenants WHERE code = 'acme'; SELECT pg_sleep(1); COMMIT;");
+        # POSIX::_exit: no END block of the test may run here
+        POSIX::_exit(0);
+    }
+    select(undef, undef, undef, 0.4);
+    $r = scim($case->[0], $case->[1], body => $case->[2]);
+    is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '409 uniqueness',
+       "$case->[0] racing a transaction that makes the same displayName: 409 uniqueness");
+    waitpid($racer, 0);
+}
 
 $r = scim('DELETE', "/scim/v2/Groups/$g->{id}");
 is($r->{status}, 204, 'DELETE: 204');
