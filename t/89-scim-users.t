@@ -528,11 +528,13 @@ my $racer = fork // die "fork: $!";
 if ($racer == 0) {
     pg_sql("BEGIN; WITH u AS (INSERT INTO ent.users (email) VALUES ('racer\@x.example') RETURNING id) "
            . "INSERT INTO ent.scim_users (tenant_id, id, user_name) SELECT t.id, u.id, 'race\@acme.example.com' "
-           . "FROM ent.tenants t, u WHERE t.code = 'acme'; SELECT pg_sleep(1); COMMIT;");
+           . "FROM ent.tenants t, u WHERE t.code = 'acme'; SELECT pg_sleep(2); COMMIT;");
     # POSIX::_exit: no END block of the test may run here
     POSIX::_exit(0);
 }
-select(undef, undef, undef, 0.4);
+# the other transaction holds its row (it sleeps) before the request
+ok(wait_until(sub { pg_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") > 0 }, 5, 0.05),
+   '... the other transaction holds the name');
 envelope_ok(scim('POST', '/scim/v2/Users', body => user('race@acme.example.com')), 409, 'uniqueness',
             'POST racing a transaction that makes the same userName');
 waitpid($racer, 0);

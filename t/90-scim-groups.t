@@ -310,11 +310,13 @@ for my $case (['POST', '/scim/v2/Groups', { schemas => [$G], displayName => 'Rac
     my $racer = fork // die "fork: $!";
     if ($racer == 0) {
         pg_sql("BEGIN; INSERT INTO ent.scim_groups (tenant_id, display_name) "
-               . "SELECT id, '$case->[3]' FROM ent.tenants WHERE code = 'acme'; SELECT pg_sleep(1); COMMIT;");
+               . "SELECT id, '$case->[3]' FROM ent.tenants WHERE code = 'acme'; SELECT pg_sleep(2); COMMIT;");
         # POSIX::_exit: no END block of the test may run here
         POSIX::_exit(0);
     }
-    select(undef, undef, undef, 0.4);
+    # the other transaction holds its row (it sleeps) before the request
+    ok(wait_until(sub { pg_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") > 0 }, 5, 0.05),
+       '... the other transaction holds the name');
     $r = scim($case->[0], $case->[1], body => $case->[2]);
     is($r->{status} . ' ' . ($r->{json}{scimType} // ''), '409 uniqueness',
        "$case->[0] racing a transaction that makes the same displayName: 409 uniqueness");
