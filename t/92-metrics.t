@@ -16,9 +16,12 @@ echo_start();
 pg_sql(<<'SQL');
 INSERT INTO ent.tenants (code, display_name, plan_id)
 VALUES ('ta', 'A', 'team'), ('tb', 'B', 'team'), ('tc', 'C', 'team'),
-       ('td', 'D', 'team'), ('slow', 'Slow', 'enterprise');
+       ('td', 'D', 'team'), ('slow', 'Slow', 'enterprise'),
+       ('steady', 'Steady', 'enterprise');
 INSERT INTO ent.sla_targets (tenant_id, p99_ms, error_ratio, min_requests)
 SELECT id, 100, 0.5, 3 FROM ent.tenants WHERE code = 'slow';
+INSERT INTO ent.sla_targets (tenant_id, p99_ms, error_ratio, min_requests)
+SELECT id, 400, 0.5, 3 FROM ent.tenants WHERE code = 'steady';
 SQL
 
 sub metrics_conf {
@@ -100,7 +103,7 @@ is(value('ent_requests_total{tenant="_other",class="2xx"}'), 2,
    'top 2 named; tc (2) and tb (1) as "_other": 2 2xx');
 is(value('ent_requests_total{tenant="_other",class="5xx"}'), 1, '... and 1 5xx');
 unlike($t, qr/tenant="t[bc]"/, 'tb and tc not named');
-is(value('ent_metrics_tenants'), 5, 'five tenants have a slot (four seen, one with SLA targets)');
+is(value('ent_metrics_tenants'), 6, 'six tenants have a slot (four seen, two with SLA targets)');
 
 for my $tn (qw(ta td _other)) {
     my @b = $t =~ /^ent_request_duration_seconds_bucket\{tenant="$tn",le="[^"]+"\} (\d+)$/mg;
@@ -193,6 +196,18 @@ $t = scrape()->{body};
 is(value('ent_sla_violation{tenant="slow"}'), 0, 'ent_sla_violation 0');
 sleep 1;
 is(sla_events(), 'sla.violation_start,sla.violation_end', 'no more events');
+
+# every request at 260 ms against a 400 ms target: within it.  (A p99
+# read off the histogram falls in its 250-500 ms bucket, at 497 ms; the
+# target is judged on the requests over it, counted exactly.)
+get('steady', '/?ent_delay=260') for 1 .. 4;
+sleep 1;
+is(pg_sql("SELECT count(*) FROM ent.audit WHERE action LIKE 'sla.violation%' "
+          . "AND target_id = 'steady'"), 0,
+   'requests slower than a bucket bound but within the target: no violation');
+$t = scrape()->{body};
+is(value('ent_sla_violation{tenant="steady"}') . '|' . value('ent_sla_window_requests{tenant="steady"}'),
+   '0|4', '... ent_sla_violation 0, over the 4 requests');
 nginx_stop($n);
 check_log($n, 'sla');
 
