@@ -74,6 +74,7 @@ typedef struct {
 
 typedef struct {
     ngx_atomic_t               used;
+    ngx_atomic_t               named;         /* a series of its own */
     u_char                     id[36];
     u_char                     code[64];
     size_t                     code_len;
@@ -109,6 +110,7 @@ typedef struct {
     ngx_atomic_t               sla_next;       /* when to reload targets */
     ngx_atomic_t               sla_gen;
     ngx_atomic_t               tenants;        /* slots claimed */
+    ngx_atomic_t               named;          /* slots named */
     ngx_atomic_t               overflow;       /* requests in "other" */
     ngx_ent_m_backend_t        backend[64];    /* per worker */
     u_char                    *slots;
@@ -1065,15 +1067,43 @@ ngx_ent_metrics_handler(ngx_http_request_t *r)
 
     ngx_qsort(rank, n, sizeof(ngx_ent_m_rank_t), ngx_ent_m_rank_cmp);
 
-    top = ngx_min(n, cmcf->metrics_top);
+    /*
+     * The busiest tenants not named yet take the seats left of the top N,
+     * and keep them until nginx restarts: a tenant that moved between its
+     * own series and "_other" would take its counts with it, and both
+     * series' counters would go back (a reset to Prometheus)
+     */
 
-    /* "other": the reserved slot and every tenant past the top N */
+    for (k = 0; k < n && sh->named < cmcf->metrics_top; k++) {
+        slot = rank[k].slot;
 
+        if (slot->named || !ngx_atomic_cmp_set(&slot->named, 0, 1)) {
+            continue;
+        }
+
+        if (ngx_atomic_fetch_add(&sh->named, 1) >= cmcf->metrics_top) {
+            /* another worker took the last seat meanwhile */
+            (void) ngx_atomic_fetch_add(&sh->named, -1);
+            slot->named = 0;
+            break;
+        }
+    }
+
+    /* the named ones first, busiest first; "other": the rest */
+
+    top = 0;
     other = sums[NGX_ENT_M_OTHER];
 
-    for (k = top; k < n; k++) {
+    for (k = 0; k < n; k++) {
+        slot = rank[k].slot;
+
+        if (slot->named) {
+            rank[top++] = rank[k];
+            continue;
+        }
+
         ngx_ent_m_merge(&other,
-                  &sums[((u_char *) rank[k].slot - sh->slots) / sh->slot_size]);
+                        &sums[((u_char *) slot - sh->slots) / sh->slot_size]);
     }
 
     for (i = 0; i < sh->nslots; i++) {

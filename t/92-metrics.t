@@ -146,6 +146,13 @@ nginx_reload($n, http_config => $http, config => $config, workers => 2);
 get('ta', '/') for 1 .. 2;
 $t = scrape()->{body};
 is(value('ent_requests_total{tenant="ta",class="2xx"}'), 6, '... and after another');
+
+# tc overtakes td: the named ones stay named, so that no counter goes back
+# (td's counts moving to "_other" and tc's out of it would lower both)
+get('tc', '/') for 1 .. 5;
+$t = scrape()->{body};
+is(join('|', map { value(qq{ent_requests_total{tenant="$_",class="2xx"}}) // 'none' } qw(td tc _other)),
+   '1|none|7', 'a tenant past a named one stays in "_other", which only grows');
 nginx_stop($n);
 check_log($n, 'metrics');
 
