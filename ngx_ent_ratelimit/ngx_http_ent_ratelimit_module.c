@@ -1077,6 +1077,21 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * lease= and a monthly quota: the usage billed is the highest count
+     * handed out, so counts held unused in leases (and lost at a reload
+     * or a Redis reconnect) would be billed and, for a month, refused
+     */
+
+    if (p->lease && p->monthly) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "policy \"%V\": lease= cannot be used with "
+                           "per=month: counts held in a worker's lease are "
+                           "billed, and lost at a reload or a Redis "
+                           "reconnect", &name);
+        return NGX_CONF_ERROR;
+    }
+
     if (p->limit == NGX_CONF_UNSET) {
         if (p->tiers.nelts == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -217,3 +217,19 @@ ent_ratelimit_policy api per=minute limit=10 lease=1000001;
 --- must_die
 --- error_log
 invalid parameter "lease=1000001" in "ent_ratelimit_policy" directive
+
+=== TEST 25: no lease on a monthly quota (held counts would be billed)
+--- http_config
+ent_ratelimit_policy aiq per=month limit=1000 lease=10;
+--- config
+--- must_die
+--- error_log
+policy "aiq": lease= cannot be used with per=month: counts held in a worker's lease are billed, and lost at a reload or a Redis reconnect
+
+=== TEST 26: whichever comes first
+--- http_config
+ent_ratelimit_policy aiq lease=10 team=5 per=month;
+--- config
+--- must_die
+--- error_log
+policy "aiq": lease= cannot be used with per=month
