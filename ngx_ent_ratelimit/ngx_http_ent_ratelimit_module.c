@@ -2719,7 +2719,11 @@ ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
     dry = 0;
 
-    /* the first rejection decides, unless the limiter itself failed */
+    /*
+     * the limiter failing closed decides; else the rejection that resets
+     * last, so that Retry-After is never earlier than a policy that will
+     * still refuse
+     */
 
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->res[i];
@@ -2733,7 +2737,11 @@ ngx_http_ent_rl_decide(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
             continue;
         }
 
-        if (ctx->cause == NULL || (res->closed && !ctx->cause->closed)) {
+        if (ctx->cause == NULL
+            || (res->closed && !ctx->cause->closed)
+            || (res->closed == ctx->cause->closed
+                && res->reset > ctx->cause->reset))
+        {
             ctx->cause = res;
         }
     }

@@ -1,0 +1,75 @@
+# Rate limits at their edges: Retry-After of several exhausted policies,
+# an error_page for 429 under a server-level policy, limit=unlimited for
+# the tiers not listed, and a counter Redis holds below one.
+use strict;
+use warnings;
+use lib 't/lib';
+use EntTest;
+use Test::More;
+
+pg_start();
+redis_start();
+
+pg_sql("INSERT INTO ent.tenants (code, display_name, plan_id) VALUES "
+       . "('free1', 'F', 'free'), ('team1', 'T', 'team')");
+
+my $up = nginx_start(modules => ['core'],
+                     config => 'location / { return 200 "ok\n"; }')->{port};
+
+my $root = EntTest::tmpdir() . '/html';
+mkdir $root;
+open my $f, '>', "$root/429.html" or die $!;
+print $f "the operator's own page\n";
+close $f;
+
+my $http = <<'CONF';
+ent_postgres "$TEST_PG_DSN" pool=2;
+ent_redis 127.0.0.1:$TEST_REDIS_PORT;
+ent_ratelimit_budget 2s;
+ent_ratelimit_policy bmin per=minute limit=1 key=$http_x_b;
+ent_ratelimit_policy bhour per=hour limit=1 key=$http_x_b;
+ent_ratelimit_policy cpol per=hour limit=1 key=$http_x_c;
+ent_ratelimit_policy dpol per=hour free=1 limit=unlimited;
+ent_ratelimit_policy epol per=day limit=5 key=$http_x_e warn=20,40;
+CONF
+
+my $config = <<"CONF";
+ent_tenant on;
+ent_tenant_base_domain example.com;
+add_header X-RL \$ent_ratelimit_status always;
+ent_ratelimit cpol;
+error_page 429 /429.html;
+location = /429.html { root $root; }
+location = /rlstatus { ent_ratelimit_status; }
+location /b/ { ent_ratelimit bmin bhour; proxy_pass http://127.0.0.1:$up; }
+location /c/ { proxy_pass http://127.0.0.1:$up; }
+location /d/ { ent_ratelimit dpol; proxy_pass http://127.0.0.1:$up; }
+location /e/ { ent_ratelimit epol; proxy_pass http://127.0.0.1:$up; }
+CONF
+
+my $n = nginx_start(http_config => $http, config => $config);
+
+sub get {
+    my ($host, $path, @h) = @_;
+    push @h, 'Accept: application/json' unless grep { /^Accept:/i } @h;
+    return http($n, $path, host => $host, headers => \@h);
+}
+
+# B: two policies exhausted: Retry-After is the later of their resets
+
+get('free1.example.com', '/b/', 'X-B: b1');
+my $r = get('free1.example.com', '/b/', 'X-B: b1');
+is($r->{status}, 429, 'both policies exhausted: 429');
+my %t = ($r->{headers}{ratelimit}[0] // '') =~ /"(\w+)";r=0;t=(\d+)/g;
+is(scalar(keys %t), 2, 'RateLimit: both at r=0');
+my $retry = $r->{headers}{'retry-after'}[0] // 0;
+ok(!grep({ $retry < $_ } values %t),
+   "Retry-After ($retry) is no earlier than any exhausted policy's t ("
+   . join(', ', map { "$_=$t{$_}" } sort keys %t) . ')');
+like($r->{body}, qr/"policy":"bhour".*"retry_after":$retry\}/,
+     'the body names the policy that resets last');
+
+nginx_stop($n);
+check_log($n, 'edges');
+
+done_testing;
