@@ -198,6 +198,7 @@ typedef struct {
     ngx_int_t                    decision;     /* NGX_DECLINED or status */
     ngx_http_ent_rl_result_t    *cause;        /* the result that decided */
     ngx_str_t                    status;       /* $ent_ratelimit_status */
+    ngx_flag_t                   answered;     /* the rejection was sent */
     ngx_uint_t                   generation;
     ngx_event_t                  budget;
     ngx_http_request_t          *request;
@@ -1524,7 +1525,13 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
             return NGX_DONE;
         }
 
-        if (ctx->decision == NGX_DECLINED) {
+        /*
+         * an error_page for the rejection redirects here: its location
+         * may apply the policy too, and must serve the page (as
+         * limit_req does), not reject it again
+         */
+
+        if (ctx->decision == NGX_DECLINED || ctx->answered) {
             return NGX_DECLINED;
         }
 
@@ -2892,6 +2899,8 @@ ngx_http_ent_rl_reject(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
     if (res == NULL) {
         return NGX_DECLINED;
     }
+
+    ctx->answered = 1;
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
     (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->rejected, 1);

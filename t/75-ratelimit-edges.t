@@ -69,6 +69,21 @@ ok(!grep({ $retry < $_ } values %t),
 like($r->{body}, qr/"policy":"bhour".*"retry_after":$retry\}/,
      'the body names the policy that resets last');
 
+# C: a server-level policy and error_page 429: the error page's request is
+# not rejected again
+
+my $before = EntTest::decode_json_min(http($n, '/rlstatus', host => 'free1.example.com')->{body});
+is(get('free1.example.com', '/c/', 'X-C: c1', 'Accept: text/html')
+       ->{status}, 200, 'server-level policy: first admitted');
+$r = get('free1.example.com', '/c/', 'X-C: c1', 'Accept: text/html');
+is($r->{status}, 429, 'second: 429');
+is($r->{body}, "the operator's own page\n", "error_page: the operator's page");
+is(scalar @{ $r->{headers}{'retry-after'} // [] }, 1,
+   'exactly one Retry-After');
+my $after = EntTest::decode_json_min(http($n, '/rlstatus', host => 'free1.example.com')->{body});
+is($after->{rejected} - $before->{rejected}, 1,
+   'ent_ratelimit_status: the rejection counted once');
+
 nginx_stop($n);
 check_log($n, 'edges');
 
