@@ -75,6 +75,8 @@ typedef struct {
     time_t                       window;
     ngx_array_t                  tiers;        /* ngx_http_ent_rl_tier_t */
     ngx_int_t                    limit;        /* other tiers */
+    ngx_flag_t                   limit_set;    /* limit= given: "unlimited"
+                                                  is -1, as NGX_CONF_UNSET */
     ngx_uint_t                   key_type;
     ngx_http_complex_value_t    *key;
     ngx_uint_t                   fail;
@@ -1046,6 +1048,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (ngx_strncmp(value[i].data, "limit=", 6) == 0) {
                 p->limit = n;
+                p->limit_set = 1;
                 continue;
             }
 
@@ -1093,7 +1096,7 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (p->limit == NGX_CONF_UNSET) {
+    if (!p->limit_set) {
         if (p->tiers.nelts == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "policy \"%V\" has no limit: add limit=N "

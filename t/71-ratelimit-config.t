@@ -233,3 +233,11 @@ ent_ratelimit_policy aiq lease=10 team=5 per=month;
 --- must_die
 --- error_log
 policy "aiq": lease= cannot be used with per=month
+
+=== TEST 27: limit=unlimited alone: no tier is limited
+--- http_config
+ent_ratelimit_policy open per=hour limit=unlimited;
+--- config
+--- must_die: no
+--- error_log
+syntax is ok

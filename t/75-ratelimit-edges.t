@@ -84,6 +84,13 @@ my $after = EntTest::decode_json_min(http($n, '/rlstatus', host => 'free1.exampl
 is($after->{rejected} - $before->{rejected}, 1,
    'ent_ratelimit_status: the rejection counted once');
 
+# D: limit=unlimited: tiers not listed are not limited
+
+is(join(',', map { get('team1.example.com', '/d/')->{status} } 1 .. 3),
+   '200,200,200', 'limit=unlimited: a tier not listed is not limited');
+is(join(',', map { get('free1.example.com', '/d/')->{status} } 1 .. 2),
+   '200,429', 'a listed tier keeps its limit');
+
 nginx_stop($n);
 check_log($n, 'edges');
 
