@@ -2168,7 +2168,12 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 
         reply = op->replies[res->reply];
 
-        if (reply->type != REDIS_REPLY_INTEGER) {
+        /*
+         * a count below one: the key went negative (a give-back reached
+         * it after Redis had lost it); the numbers would be nonsense
+         */
+
+        if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "ent ratelimit: unexpected reply to INCR "
                           "\"%V\"", &res->key);
@@ -2251,7 +2256,7 @@ ngx_http_ent_rl_late(ngx_ent_op_t *op, ngx_http_ent_rl_ctx_t *ctx)
 
         reply = op->replies[res->reply];
 
-        if (reply->type != REDIS_REPLY_INTEGER) {
+        if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
             continue;
         }
 
@@ -2845,36 +2850,64 @@ ngx_http_ent_rl_undo(ngx_http_ent_rl_main_conf_t *rmcf,
 }
 
 
-/* counts that go back to Redis: fire and forget, nothing waits for it */
+/*
+ * Counts that go back to Redis: fire and forget, nothing waits for it.
+ * Not after a reconnect since they were taken (Redis may have lost the
+ * key: a DECRBY would make it negative); and "SET key 0 EX ttl NX" goes
+ * first, so that a key that expired meanwhile is never left without a
+ * TTL.
+ */
 
 static void
 ngx_http_ent_rl_give_back(ngx_http_ent_rl_ctx_t *ctx)
 {
     u_char                by[NGX_HTTP_ENT_RL_MAX][NGX_INT_T_LEN];
+    u_char                ttl[NGX_HTTP_ENT_RL_MAX][NGX_TIME_T_LEN];
+    ngx_str_t             setv[NGX_HTTP_ENT_RL_MAX][6];
     ngx_str_t             argv[NGX_HTTP_ENT_RL_MAX][3];
-    ngx_uint_t            i, n;
-    ngx_ent_redis_cmd_t   cmds[NGX_HTTP_ENT_RL_MAX];
+    ngx_uint_t            i, n, nc, lost;
+    ngx_ent_redis_cmd_t   cmds[2 * NGX_HTTP_ENT_RL_MAX];
 
     n = 0;
+    nc = 0;
+    lost = (ngx_ent_redis_generation() != ctx->generation);
 
     for (i = 0; i < ctx->n; i++) {
         if (ctx->res[i].back <= 0) {
             continue;
         }
 
+        if (lost) {
+            ctx->res[i].back = 0;
+            continue;
+        }
+
+        ngx_str_set(&setv[n][0], "SET");
+        setv[n][1] = ctx->res[i].key;
+        ngx_str_set(&setv[n][2], "0");
+        ngx_str_set(&setv[n][3], "EX");
+        setv[n][4].data = ttl[n];
+        setv[n][4].len = ngx_sprintf(ttl[n], "%T",
+                                     ctx->res[i].window + 60) - ttl[n];
+        ngx_str_set(&setv[n][5], "NX");
+        cmds[nc].argc = 6;
+        cmds[nc].argv = setv[n];
+        nc++;
+
         ngx_str_set(&argv[n][0], "DECRBY");
         argv[n][1] = ctx->res[i].key;
         argv[n][2].data = by[n];
         argv[n][2].len = ngx_sprintf(by[n], "%i", ctx->res[i].back) - by[n];
-        cmds[n].argc = 3;
-        cmds[n].argv = argv[n];
+        cmds[nc].argc = 3;
+        cmds[nc].argv = argv[n];
+        nc++;
         n++;
 
         ctx->res[i].back = 0;
     }
 
-    if (n) {
-        (void) ngx_ent_redis_run(NULL, cmds, n, ngx_http_ent_rl_ignored,
+    if (nc) {
+        (void) ngx_ent_redis_run(NULL, cmds, nc, ngx_http_ent_rl_ignored,
                                  NULL);
     }
 }

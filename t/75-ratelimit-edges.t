@@ -91,6 +91,21 @@ is(join(',', map { get('team1.example.com', '/d/')->{status} } 1 .. 3),
 is(join(',', map { get('free1.example.com', '/d/')->{status} } 1 .. 2),
    '200,429', 'a listed tier keeps its limit');
 
+# E: a counter below one (a give-back on a key Redis had lost): the
+# policy's fallback decides, no bogus numbers
+
+$r = get('free1.example.com', '/e/', 'X-E: e1');
+is($r->{headers}{'x-rl'}[0], 'PASSED', 'counted through Redis');
+my ($ekey) = grep { /:epol:/ } split /\n/,
+    redis_cli('--scan', '--pattern', 'rl:*');
+redis_cli('SET', $ekey, '-5');
+$r = get('free1.example.com', '/e/', 'X-E: e1');
+is($r->{status}, 200, 'INCR answered -4: admitted');
+is($r->{headers}{'x-rl'}[0], 'FALLBACK', 'by the fallback (fail=local)');
+like($r->{headers}{ratelimit}[0] // '', qr/^"epol";r=4;t=\d+$/,
+     'RateLimit: the local count');
+ok(!defined $r->{headers}{'ent-quota-warning'}, 'no Ent-Quota-Warning');
+
 nginx_stop($n);
 check_log($n, 'edges');
 
