@@ -31,6 +31,10 @@
 
 
 #define NGX_HTTP_ENT_RL_MAX              8
+#define NGX_HTTP_ENT_RL_NAME_LEN         32     /* a policy's, "-burst" aside */
+
+/* ent_ratelimit_time_offset: ten years either way */
+#define NGX_HTTP_ENT_RL_OFFSET_MAX       315360000
 
 #define NGX_HTTP_ENT_RL_KEY_TENANT       0
 #define NGX_HTTP_ENT_RL_KEY_IP           1
@@ -157,6 +161,7 @@ typedef struct {
     uint64_t                     hash_key[2];  /* the keys' SipHash, random */
 
     ngx_uint_t                   workers;      /* worker_processes */
+    ngx_flag_t                   used;         /* "ent_ratelimit" is set */
 } ngx_http_ent_rl_main_conf_t;
 
 
@@ -247,6 +252,7 @@ static char *ngx_http_ent_rl_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ent_rl_rollup(ngx_conf_t *cf, void *post, void *data);
 static ngx_int_t ngx_http_ent_rl_preset(ngx_conf_t *cf,
     ngx_http_ent_rl_main_conf_t *rmcf, char *name, time_t window,
     ngx_int_t limit, ngx_uint_t key_type, char *key);
@@ -323,6 +329,10 @@ static ngx_int_t ngx_http_ent_rl_push(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
 
 
+static ngx_conf_post_handler_pt  ngx_http_ent_rl_rollup_p =
+    ngx_http_ent_rl_rollup;
+
+
 static ngx_command_t  ngx_http_ent_rl_commands[] = {
 
     { ngx_string("ent_ratelimit_policy"),
@@ -358,7 +368,7 @@ static ngx_command_t  ngx_http_ent_rl_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ent_rl_main_conf_t, rollup),
-      NULL },
+      &ngx_http_ent_rl_rollup_p },
 
     { ngx_string("ent_ratelimit_time_offset"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -501,6 +511,14 @@ ngx_http_ent_rl_init(ngx_conf_t *cf)
     ngx_http_top_header_filter = ngx_http_ent_rl_header_filter;
 
     /* the tenant's tier and code, if the tenant module is loaded */
+
+    /* without Redis every request would only fall back, and log it */
+
+    if (rmcf->used && !(ngx_ent_core_backends(cf) & NGX_ENT_REDIS)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ent_ratelimit\" needs \"ent_redis\" in http{}");
+        return NGX_ERROR;
+    }
 
     ngx_str_set(&name, "ent_tenant_tier");
     rmcf->tier_index = ngx_http_get_variable_index(cf, &name);
@@ -814,7 +832,9 @@ ngx_http_ent_rl_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (name.len == 0 || name.len > 32 || i != name.len) {
+    if (name.len == 0 || name.len > NGX_HTTP_ENT_RL_NAME_LEN
+        || i != name.len)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid policy name \"%V\" in \"%V\" directive",
                            &name, &cmd->name);
@@ -1160,6 +1180,7 @@ ngx_http_ent_rl_apply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rmcf = ngx_http_conf_get_module_main_conf(cf,
                                               ngx_http_ent_ratelimit_module);
+    rmcf->used = 1;
 
     rlcf->policies = ngx_array_create(cf->pool, cf->args->nelts - 1,
                                       sizeof(ngx_uint_t));
@@ -1303,10 +1324,14 @@ ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     n = ngx_atoi(s.data, s.len);
 
-    if (n == NGX_ERROR) {
+    /* bounded: window starts stay small positive numbers (keys, time_t) */
+
+    if (n == NGX_ERROR || n > NGX_HTTP_ENT_RL_OFFSET_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive, "
-                           "expected seconds", &value[1], &cmd->name);
+                           "expected seconds, at most %d either way",
+                           &value[1], &cmd->name,
+                           NGX_HTTP_ENT_RL_OFFSET_MAX);
         return NGX_CONF_ERROR;
     }
 
@@ -1315,6 +1340,29 @@ ngx_http_ent_rl_time_offset(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                        "\"%V\" shifts the rate limiter's clock: "
                        "for tests only", &cmd->name);
+
+    return NGX_CONF_OK;
+}
+
+
+/* a roll-up timer of no time would fire again at once, for ever */
+
+static char *
+ngx_http_ent_rl_rollup(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    ngx_str_t  *value;
+
+    if (*ms < 100) {
+        value = cf->args->elts;
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "expected a time of at least 100ms",
+                           &value[1], &value[0]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1797,7 +1845,9 @@ static ngx_int_t
 ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
     ngx_str_t *tenant, ngx_str_t *tag, time_t start, ngx_str_t *key)
 {
-    u_char      *k, hash[16], suffix[32 + 1 + NGX_TIME_T_LEN + 1 + 64];
+    u_char      *k, hash[16];
+    u_char       suffix[NGX_HTTP_ENT_RL_NAME_LEN + sizeof("-burst") - 1
+                        + 1 + NGX_TIME_T_LEN + 1 + 64];
     size_t       size;
     ngx_str_t    value;
     ngx_md5_t    md5;
@@ -1838,7 +1888,11 @@ ngx_http_ent_rl_key(ngx_http_request_t *r, ngx_http_ent_rl_policy_t *p,
         }
     }
 
-    /* "<policy>:<window start>:<value or #md5>" under the tenant's tag */
+    /*
+     * "<policy>:<window start>:<value or #md5>" under the tenant's tag;
+     * suffix[] holds the longest: a name of NGX_HTTP_ENT_RL_NAME_LEN and
+     * "-burst", any time_t, 64 bytes of value (or "#" and 32 hex digits)
+     */
 
     k = suffix;
     k = ngx_sprintf(k, "%V:%T:", &p->name, start);

@@ -118,6 +118,7 @@ invalid zone "rl:1k" in "ent_ratelimit_zone" directive
 
 === TEST 13: presets can be redefined once
 --- http_config
+ent_redis 127.0.0.1:6379;
 ent_ratelimit_policy login per=hour limit=5 key=ip;
 --- config
 location /login { ent_ratelimit login; }
@@ -135,6 +136,7 @@ invalid parameter "nodes=0" in "ent_ratelimit_policy" directive
 
 === TEST 15: a quota with thresholds parses
 --- http_config
+ent_redis 127.0.0.1:6379;
 ent_ratelimit_policy ai_month per=month free=1000 team=20000 enterprise=unlimited warn=50,90 status=402;
 ent_ratelimit_policy quiet per=month limit=5 warn=off;
 --- config
@@ -241,3 +243,36 @@ ent_ratelimit_policy open per=hour limit=unlimited;
 --- must_die: no
 --- error_log
 syntax is ok
+
+=== TEST 28: a roll-up of no time
+--- http_config
+ent_ratelimit_rollup 0;
+--- config
+--- must_die
+--- error_log
+invalid value "0" in "ent_ratelimit_rollup" directive, expected a time of at least 100ms
+
+=== TEST 29: a clock offset beyond ten years
+--- http_config
+ent_ratelimit_time_offset 9223372036854775807;
+--- config
+--- must_die
+--- error_log
+invalid value "9223372036854775807" in "ent_ratelimit_time_offset" directive, expected seconds, at most 315360000 either way
+
+=== TEST 30: ten years back is still taken
+--- http_config
+ent_ratelimit_time_offset -315360000;
+--- config
+--- must_die: no
+--- error_log
+syntax is ok
+
+=== TEST 31: a policy applied without Redis
+--- http_config
+ent_ratelimit_policy api per=minute limit=10;
+--- config
+location / { ent_ratelimit api; }
+--- must_die
+--- error_log
+"ent_ratelimit" needs "ent_redis" in http{}
