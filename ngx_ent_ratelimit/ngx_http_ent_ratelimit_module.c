@@ -201,6 +201,11 @@ typedef struct {
 typedef struct {
     ngx_uint_t                   state;
     ngx_uint_t                   n;
+    ngx_uint_t                   first;        /* of this location's */
+    ngx_array_t                 *policies;     /* the location's, counted */
+    ngx_uint_t                   op_first;     /* res[] a reply is for */
+    ngx_uint_t                   op_n;
+    ngx_flag_t                   op;           /* a reply is awaited */
     ngx_http_ent_rl_result_t     res[NGX_HTTP_ENT_RL_MAX];
     ngx_int_t                    decision;     /* NGX_DECLINED or status */
     ngx_http_ent_rl_result_t    *cause;        /* the result that decided */
@@ -1582,30 +1587,49 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
          * limit_req does), not reject it again
          */
 
-        if (ctx->decision == NGX_DECLINED || ctx->answered) {
+        if (ctx->answered) {
             return NGX_DECLINED;
         }
 
-        return ngx_http_ent_rl_reject(r, ctx);
+        if (ctx->decision != NGX_DECLINED) {
+            return ngx_http_ent_rl_reject(r, ctx);
+        }
+
+        /*
+         * admitted: here again (the phase resumed), or in a location an
+         * internal redirect led to, whose policies count now, except
+         * those counted already (a policy counts once per request); an
+         * error_page serves the admitted request's outcome: not counted
+         */
+
+        if (ctx->policies == rlcf->policies || r->error_page) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+
+        /*
+         * the context lives in a pool cleanup: it survives internal
+         * redirects (which wipe module contexts), so a request is counted
+         * once, and the cleanup removes the budget timer if the request
+         * goes away
+         */
+
+        ctx = ngx_ent_ctx_new(r, &ngx_http_ent_ratelimit_module,
+                              sizeof(ngx_http_ent_rl_ctx_t),
+                              ngx_http_ent_rl_cleanup);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->request = r;
+        ctx->decision = NGX_DECLINED;
     }
+
+    ctx->policies = rlcf->policies;
+    ctx->first = ctx->n;
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
-
-    /*
-     * the context lives in a pool cleanup: it survives internal redirects
-     * (which wipe module contexts), so a request is counted once, and the
-     * cleanup removes the budget timer if the request goes away
-     */
-
-    ctx = ngx_ent_ctx_new(r, &ngx_http_ent_ratelimit_module,
-                          sizeof(ngx_http_ent_rl_ctx_t),
-                          ngx_http_ent_rl_cleanup);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ctx->decision = NGX_DECLINED;
 
     vv = ngx_http_get_indexed_variable(r, rmcf->tier_index);
     tier.data = (vv && !vv->not_found) ? vv->data : NULL;
@@ -1640,6 +1664,25 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
     for (i = 0; i < rlcf->policies->nelts; i++) {
 
         p = &policies[ix[i]];
+
+        for (j = 0; j < ctx->first; j++) {
+            if (ctx->res[j].policy == p) {
+                break;
+            }
+        }
+
+        if (j < ctx->first) {
+            /* counted in a location before an internal redirect */
+            continue;
+        }
+
+        if (ctx->n == NGX_HTTP_ENT_RL_MAX) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "ent ratelimit: more than %d policies across "
+                          "internal redirects, \"%V\" not counted",
+                          NGX_HTTP_ENT_RL_MAX, &p->name);
+            continue;
+        }
 
         /* the tier's limit, else the policy's */
 
@@ -1802,7 +1845,7 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
         n++;
     }
 
-    if (ctx->n == 0) {
+    if (ctx->n == ctx->first) {
         return NGX_DECLINED;
     }
 
@@ -1817,9 +1860,21 @@ ngx_http_ent_rl_handler(ngx_http_request_t *r)
                                              : ngx_http_ent_rl_reject(r, ctx);
     }
 
-    rc = ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied, ctx);
+    /*
+     * the reply to a location's counts before an internal redirect, that
+     * came too late for its budget, has not come yet: Redis is slow, and
+     * a second reply would be taken for the first
+     */
+
+    rc = ctx->op ? NGX_DECLINED
+                 : ngx_ent_redis_run(r, cmds, nk, ngx_http_ent_rl_replied,
+                                     ctx);
 
     if (rc == NGX_AGAIN) {
+        ctx->op = 1;
+        ctx->op_first = ctx->first;
+        ctx->op_n = ctx->n;
+
         ctx->budget.handler = ngx_http_ent_rl_budget;
         ctx->budget.data = ctx;
         ctx->budget.log = r->connection->log;
@@ -2190,6 +2245,7 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 
     ctx = op->data;
     r = ctx->request;
+    ctx->op = 0;
 
     if (ctx->state != NGX_HTTP_ENT_RL_WAITING) {
         /* the budget ran out and a fallback decided */
@@ -2208,7 +2264,7 @@ ngx_http_ent_rl_replied(ngx_ent_op_t *op)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_ent_ratelimit_module);
 
-    for (i = 0; i < ctx->n; i++) {
+    for (i = ctx->first; i < ctx->n; i++) {
         res = &ctx->res[i];
 
         if (res->leased) {
@@ -2301,7 +2357,7 @@ ngx_http_ent_rl_late(ngx_ent_op_t *op, ngx_http_ent_rl_ctx_t *ctx)
 
     used = (ctx->decision == NGX_DECLINED);
 
-    for (i = 0; i < ctx->n; i++) {
+    for (i = ctx->op_first; i < ctx->op_n; i++) {
         res = &ctx->res[i];
 
         if (res->leased || res->reply >= op->nreplies) {
@@ -2331,6 +2387,9 @@ ngx_http_ent_rl_late(ngx_ent_op_t *op, ngx_http_ent_rl_ctx_t *ctx)
         } else {
             res->back += 1 - used;
         }
+
+        /* kept: a refusal after an internal redirect takes it back */
+        res->counted = used;
     }
 
     ngx_http_ent_rl_give_back(ctx);
@@ -2668,7 +2727,9 @@ ngx_http_ent_rl_fallback(ngx_http_request_t *r, ngx_http_ent_rl_ctx_t *ctx)
 
     (void) ngx_atomic_fetch_add(&ngx_http_ent_rl_shm(rmcf)->fallbacks, 1);
 
-    for (i = 0; i < ctx->n; i++) {
+    /* what earlier locations counted was decided there */
+
+    for (i = ctx->first; i < ctx->n; i++) {
         res = &ctx->res[i];
 
         if (res->leased) {

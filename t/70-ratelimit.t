@@ -291,9 +291,15 @@ nginx_stop($n);
 my $hang = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
                                  LocalPort => 0, ReuseAddr => 1) or die $!;
 my $hport = $hang->sockport;
-my $slow = nginx_start(http_config => ($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
-                           =~ s/timeout=300ms/timeout=3s/r,
+my $slow = nginx_start(http_config => (($http =~ s/ent_ratelimit_budget 2s;/ent_ratelimit_budget 50ms;/r)
+                           =~ s/timeout=300ms/timeout=3s/r)
+                           . 'ent_ratelimit_policy gs1 per=day limit=10 key=$http_x_gs; '
+                           . 'ent_ratelimit_policy gs2 per=day limit=10 key=$http_x_gs;',
                        config => "$ten\n$config\n"
+                           . "location /gs { ent_ratelimit gs1; "
+                           . "try_files \$uri /gs2/run; }\n"
+                           . "location /gs2/ { ent_ratelimit gs2; "
+                           . "proxy_pass http://127.0.0.1:$up/ok; }\n"
                            . "location = /long { ent_ratelimit_budget 1s; "
                            . "ent_ratelimit local; proxy_pass http://127.0.0.1:$up/ok; }\n"
                            . "location = /leasedhang { ent_ratelimit leased; "
@@ -322,6 +328,24 @@ is(http($slow, '/key', host => 'free1.example.com',
         headers => ['X-Api-Key: k10'])->{headers}{'x-rl'}[0], 'PASSED',
    'then Redis again');
 
+# Redis too slow across an internal redirect: the first location's reply
+# is still awaited, so the second location falls back at once (a second
+# reply would be taken for the first); the late reply keeps its one count
+system("redis-cli -p " . EntTest::redis_port() . " DEBUG SLEEP 0.3 >/dev/null &");
+sleep 0.1;
+$r = http($slow, '/gs', host => 'free1.example.com',
+          headers => ['X-Gs: s1', 'Accept: application/json']);
+is($r->{status} . ' ' . $r->{headers}{'x-rl'}[0], '200 FALLBACK',
+   'slow Redis, then a redirect: both locations fall back');
+is($r->{headers}{'ratelimit-policy'}[0], '"gs1";q=10;w=86400, "gs2";q=10;w=86400',
+   '... under both policies');
+my @gs;
+ok(wait_until(sub {
+       @gs = grep { /:gs[12]:/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+       @gs == 1 && redis_cli('GET', $gs[0]) eq '1' }, 2),
+   'the late reply: gs1 keeps its one count, gs2 was never sent ('
+   . join(', ', map { "$_=" . redis_cli('GET', $_) } @gs) . ')');
+
 # a lease's INCRBY answered after the budget, the request still under way:
 # the request keeps its one count, the rest of the lease goes back
 my %before = map { $_ => 1 } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
@@ -344,21 +368,43 @@ close $hang;
 nginx_stop($slow);
 my $log = check_log($slow, 'slow redis');
 my @warn = $log =~ /falling back|fall back/g;
-ok(@warn <= 2, 'fallbacks are logged at a sane rate');
+# three slow episodes above: at most a line each (once a second)
+ok(@warn <= 3, 'fallbacks are logged at a sane rate (' . @warn . ')');
 check_log($_, "node $_->{id}") for @nodes, $n;
 
 # an internal redirect (try_files to a named location) counts once
 
 my $once = nginx_start(http_config => $http
                            . 'ent_ratelimit_policy once per=day limit=100 '
-                           . 'key=$http_x_once;',
+                           . 'key=$http_x_once; '
+                           . 'ent_ratelimit_policy gapi per=day limit=100 '
+                           . 'key=$http_x_g; '
+                           . 'ent_ratelimit_policy gai per=day limit=1 '
+                           . 'key=$http_x_g;',
                        config => "ent_ratelimit once;\n"
                            . "add_header X-RL \$ent_ratelimit_status always;\n"
                            . "location / { try_files /nothing \@named; }\n"
-                           . "location \@named { proxy_pass http://127.0.0.1:$up; }");
+                           . "location \@named { proxy_pass http://127.0.0.1:$up; }\n"
+                           . "location /x { ent_ratelimit gapi; "
+                           . "try_files \$uri /ai/run; }\n"
+                           . "location /ai/ { ent_ratelimit gai gapi; "
+                           . "proxy_pass http://127.0.0.1:$up; }");
 http($once, '/', headers => ['X-Once: r1']) for 1 .. 3;
 my ($ok) = grep { /:once:/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
 is(redis_cli('GET', $ok), 3, 'three requests through try_files: counted 3');
+
+# an internal redirect into a location with other policies: those count
+# there, the ones counted before the redirect do not count again
+my @g = map { http($once, '/x', headers => ['X-G: g1',
+                                            'Accept: application/json']) }
+    1 .. 2;
+is(join(',', map { $_->{status} } @g), '200,429',
+   'try_files into /ai/: its policy counts (limit 1, the second refused)');
+like($g[1]{body}, qr/"policy":"gai"/, '... by the policy of /ai/');
+my ($gapi) = grep { /:gapi:/ } split /\n/, redis_cli('--scan', '--pattern', 'rl:*');
+is(redis_cli('GET', $gapi), 1,
+   'gapi counted once for the admitted request, the refused one took its '
+   . 'count back');
 
 # a graceful stop lets a reply in flight complete
 

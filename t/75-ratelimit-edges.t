@@ -1,6 +1,7 @@
 # Rate limits at their edges: Retry-After of several exhausted policies,
 # an error_page for 429 under a server-level policy, limit=unlimited for
-# the tiers not listed, and a counter Redis holds below one.
+# the tiers not listed, a counter Redis holds below one, and an error_page
+# after an admitted request.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -31,6 +32,7 @@ ent_ratelimit_policy bhour per=hour limit=1 key=$http_x_b;
 ent_ratelimit_policy cpol per=hour limit=1 key=$http_x_c;
 ent_ratelimit_policy dpol per=hour free=1 limit=unlimited;
 ent_ratelimit_policy epol per=day limit=5 key=$http_x_e warn=20,40;
+ent_ratelimit_policy fpol per=day limit=5 key=$http_x_f;
 CONF
 
 my $config = <<"CONF";
@@ -45,6 +47,7 @@ location /b/ { ent_ratelimit bmin bhour; proxy_pass http://127.0.0.1:$up; }
 location /c/ { proxy_pass http://127.0.0.1:$up; }
 location /d/ { ent_ratelimit dpol; proxy_pass http://127.0.0.1:$up; }
 location /e/ { ent_ratelimit epol; proxy_pass http://127.0.0.1:$up; }
+location /f/ { ent_ratelimit fpol; root $root; error_page 404 /429.html; }
 CONF
 
 my $n = nginx_start(http_config => $http, config => $config);
@@ -105,6 +108,16 @@ is($r->{headers}{'x-rl'}[0], 'FALLBACK', 'by the fallback (fail=local)');
 like($r->{headers}{ratelimit}[0] // '', qr/^"epol";r=4;t=\d+$/,
      'RateLimit: the local count');
 ok(!defined $r->{headers}{'ent-quota-warning'}, 'no Ent-Quota-Warning');
+
+# an error_page for an admitted request is not counted under the policies
+# of its location (here the server's)
+
+$r = get('free1.example.com', '/f/nothing', 'X-F: f1', 'X-C: f1');
+is($r->{status} . ' ' . $r->{body}, "404 the operator's own page\n",
+   'admitted, then a 404 and its error_page');
+is(join(',', sort map { /:(\w+):\d+:f1$/ ? $1 : () } split /\n/,
+            redis_cli('--scan', '--pattern', 'rl:*')),
+   'fpol', 'counted under fpol only, not under the error page\'s cpol');
 
 nginx_stop($n);
 check_log($n, 'edges');
