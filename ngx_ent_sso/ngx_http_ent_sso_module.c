@@ -31,6 +31,9 @@ static ngx_int_t ngx_http_ent_sso_need_idp(ngx_http_request_t *r,
 static void ngx_http_ent_sso_idp_filled(ngx_ent_op_t *op);
 static ngx_uint_t ngx_http_ent_sso_endpoint(ngx_http_request_t *r,
     ngx_http_ent_sso_main_conf_t *smcf);
+static ngx_int_t ngx_http_ent_sso_app_path(ngx_http_request_t *r,
+    ngx_str_t *path);
+static ngx_uint_t ngx_http_ent_sso_path_is(ngx_str_t *uri, ngx_str_t *path);
 static ngx_int_t ngx_http_ent_sso_cookies(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_main_conf_t *smcf);
 static ngx_int_t ngx_http_ent_sso_drop_header(ngx_http_request_t *r,
@@ -369,7 +372,7 @@ static ngx_int_t
 ngx_http_ent_sso_handler(ngx_http_request_t *r)
 {
     ngx_uint_t                     i, enforce;
-    ngx_str_t                     *paths;
+    ngx_str_t                     *paths, path;
     ngx_http_variable_value_t     *vv;
     ngx_http_ent_sso_ctx_t        *ctx, tmp;
     ngx_http_ent_sso_loc_conf_t   *slcf;
@@ -456,15 +459,20 @@ ngx_http_ent_sso_handler(ngx_http_request_t *r)
     if (slcf->enforce_paths) {
         paths = slcf->enforce_paths->elts;
 
+        /*
+         * the path as a servlet container reads it too: "/login;a=b" and
+         * "/x/..;/login" are "/login" to Tomcat or Jetty, not to nginx
+         */
+
+        if (ngx_http_ent_sso_app_path(r, &path) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         for (i = 0; i < slcf->enforce_paths->nelts; i++) {
             /* "/login" also covers "/login/", "/Login", "/login.json" */
 
-            if (r->uri.len >= paths[i].len
-                && ngx_strncasecmp(r->uri.data, paths[i].data, paths[i].len)
-                   == 0
-                && (r->uri.len == paths[i].len
-                    || r->uri.data[paths[i].len] == '/'
-                    || r->uri.data[paths[i].len] == '.'))
+            if (ngx_http_ent_sso_path_is(&r->uri, &paths[i])
+                || ngx_http_ent_sso_path_is(&path, &paths[i]))
             {
                 enforce = 1;
                 break;
@@ -988,6 +996,88 @@ ngx_http_ent_sso_endpoint(ngx_http_request_t *r,
  * Cookie header is rewritten without them (in place, so that nginx's own
  * pointers to it stay right); a header left empty is dropped.
  */
+
+/*
+ * The URI without path parameters (";..." to the end of each segment),
+ * its "." and ".." segments resolved again and slashes merged: what a
+ * servlet container serves for it.  The URI itself when it has no ";".
+ */
+
+static ngx_int_t
+ngx_http_ent_sso_app_path(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char  *p, *last, *q, *seg, *out;
+
+    *path = r->uri;
+
+    if (ngx_strlchr(r->uri.data, r->uri.data + r->uri.len, ';') == NULL) {
+        return NGX_OK;
+    }
+
+    out = ngx_pnalloc(r->pool, r->uri.len + 1);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = out;
+    p = r->uri.data;
+    last = p + r->uri.len;
+
+    while (p < last) {
+
+        while (p < last && *p == '/') {
+            p++;
+        }
+
+        seg = q;
+        *q++ = '/';
+
+        while (p < last && *p != '/' && *p != ';') {
+            *q++ = *p++;
+        }
+
+        while (p < last && *p != '/') {
+            p++;
+        }
+
+        if (q - seg == 2 && seg[1] == '.') {
+            q = seg;
+
+        } else if (q - seg == 3 && seg[1] == '.' && seg[2] == '.') {
+            /* back to the end of the previous segment */
+            q = seg;
+
+            while (q > out && *--q != '/') { /* void */ }
+
+        } else if (q - seg == 1 && p < last) {
+            /* an empty segment: merged */
+            q = seg;
+        }
+    }
+
+    if (q == out) {
+        *q++ = '/';
+    }
+
+    path->data = out;
+    path->len = q - out;
+
+    return NGX_OK;
+}
+
+
+/* "/login" is "/login", "/login/...", "/Login", "/login.json" */
+
+static ngx_uint_t
+ngx_http_ent_sso_path_is(ngx_str_t *uri, ngx_str_t *path)
+{
+    return uri->len >= path->len
+           && ngx_strncasecmp(uri->data, path->data, path->len) == 0
+           && (uri->len == path->len
+               || uri->data[path->len] == '/'
+               || uri->data[path->len] == '.');
+}
+
 
 static ngx_int_t
 ngx_http_ent_sso_cookies(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
