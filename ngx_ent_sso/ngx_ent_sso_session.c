@@ -1016,9 +1016,22 @@ ngx_http_ent_sso_session_endpoint(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_ent_sso_cross_site(ngx_http_request_t *r)
 {
+    u_char           *p, *last;
+    ngx_str_t         site, origin, host;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+    /*
+     * Sec-Fetch-Site must say this origin ("same-origin") or the user
+     * ("none": typed, a bookmark): "same-site" is also a sibling tenant's
+     * page, whose <img> would carry the cookie.  Without it (an older
+     * browser), an Origin or Referer must name this host; a request with
+     * none of the three is no browser's cross-site request.
+     */
+
+    ngx_str_null(&site);
+    ngx_str_null(&origin);
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -1027,7 +1040,7 @@ ngx_http_ent_sso_cross_site(ngx_http_request_t *r)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return 0;
+                break;
             }
 
             part = part->next;
@@ -1039,12 +1052,63 @@ ngx_http_ent_sso_cross_site(ngx_http_request_t *r)
             && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
                                h[i].key.len) == 0)
         {
-            return h[i].value.len == sizeof("cross-site") - 1
-                   && ngx_strncasecmp(h[i].value.data,
-                                      (u_char *) "cross-site",
-                                      h[i].value.len) == 0;
+            site = h[i].value;
+
+        } else if (h[i].key.len == sizeof("Origin") - 1
+                   && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                                      h[i].key.len) == 0)
+        {
+            origin = h[i].value;
         }
     }
+
+    if (site.data) {
+        return !((site.len == sizeof("same-origin") - 1
+                  && ngx_strncasecmp(site.data, (u_char *) "same-origin",
+                                     site.len) == 0)
+                 || (site.len == sizeof("none") - 1
+                     && ngx_strncasecmp(site.data, (u_char *) "none",
+                                        site.len) == 0));
+    }
+
+    if (origin.data == NULL && r->headers_in.referer) {
+        origin = r->headers_in.referer->value;
+    }
+
+    if (origin.data == NULL) {
+        return 0;
+    }
+
+    /* "https://host[:port]" and what follows, against Host */
+
+    p = origin.data;
+    last = p + origin.len;
+
+    if (origin.len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
+    {
+        p += 8;
+
+    } else if (origin.len > 7
+               && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
+    {
+        p += 7;
+
+    } else {
+        return 1;
+    }
+
+    host.data = p;
+
+    while (p < last && *p != '/' && *p != '?' && *p != '#') {
+        p++;
+    }
+
+    host.len = p - host.data;
+
+    return r->headers_in.host == NULL
+           || host.len != r->headers_in.host->value.len
+           || ngx_strncasecmp(host.data, r->headers_in.host->value.data,
+                              host.len) != 0;
 }
 
 

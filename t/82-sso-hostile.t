@@ -444,7 +444,20 @@ $r = $bD->request('GET', "$acme/_ent/logout?all=1",
                   ['Sec-Fetch-Site' => 'cross-site', 'Accept' => 'application/json']);
 is($r->{status}, 403, 'logout everywhere from a link on another site: 403');
 is($bE->get("$acme/x")->{status}, 200, '... the sessions are kept');
-is($bD->get("$acme/_ent/logout?all=1")->{status}, 302, 'logout everywhere');
+# a sibling tenant's page is the same site, not the same origin
+my @csrf = (['Sec-Fetch-Site' => 'same-site'],
+            ['Origin' => 'https://evil.example.com'],
+            ['Referer' => 'https://evil.example.com/page'],
+            ['Referer' => 'javascript:x']);
+for my $h (@csrf) {
+    $r = $bD->request('GET', "$acme/_ent/logout?all=1", [@$h, 'Accept' => 'application/json']);
+    is($r->{status}, 403, "... from a sibling tenant's page ($h->[0]: $h->[1]): 403");
+}
+is($bE->get("$acme/x")->{status}, 200, '... the sessions are kept');
+(my $self = $acme) =~ s{^http://}{};
+is($bD->request('GET', "$acme/_ent/logout?all=1",
+                ['Referer' => "https://$self/account"])->{status},
+   302, 'logout everywhere');
 is($bE->get("$acme/x")->{status}, 302, "... the user's other session is gone too");
 
 # session expiry on node 3: idle 2 s, absolute 4 s
