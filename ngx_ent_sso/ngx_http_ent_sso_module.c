@@ -3068,9 +3068,9 @@ ngx_http_ent_sso_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(smcf->jwks_throttle, 30000);
     ngx_conf_init_msec_value(smcf->session_cache, 0);
 
-    if (smcf->session_cache > 2000) {
+    if (smcf->session_cache > 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ent_sso_session_cache\" is at most 2s: a "
+                           "\"ent_sso_session_cache\" is at most 1s: a "
                            "revocation must reach every node within it");
         return NGX_CONF_ERROR;
     }
