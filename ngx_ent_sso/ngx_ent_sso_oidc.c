@@ -61,6 +61,7 @@ static void ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
     ngx_http_ent_sso_ctx_t *ctx, ngx_http_ent_sso_bearer_t *b,
     json_t *claims);
 static void ngx_http_ent_sso_bearer_clear(ngx_http_ent_sso_bearer_t *b);
+static time_t ngx_http_ent_sso_bearer_time(json_t *v);
 static u_char *ngx_http_ent_sso_escape(u_char *p, ngx_str_t *s);
 static size_t ngx_http_ent_sso_escape_len(ngx_str_t *s);
 
@@ -1488,10 +1489,31 @@ ngx_http_ent_sso_bearer_keep(ngx_http_request_t *r,
     b->token_len = ctx->bearer.len;
 
     b->claims = claims;
-    b->exp = (time_t) json_number_value(v);
+    b->exp = ngx_http_ent_sso_bearer_time(v);
 
     v = json_object_get(claims, "nbf");
-    b->nbf = json_is_number(v) ? (time_t) json_number_value(v) : 0;
+    b->nbf = json_is_number(v) ? ngx_http_ent_sso_bearer_time(v) : 0;
+}
+
+
+/*
+ * A NumericDate the token was checked against, as a time_t: past the
+ * range of one (1e300, a 64-bit bound) a conversion would be undefined;
+ * a year past 10,000 is far enough for "never"
+ */
+
+static time_t
+ngx_http_ent_sso_bearer_time(json_t *v)
+{
+    double  d;
+
+    d = json_number_value(v);
+
+    if (!(d > 0)) {
+        return 0;
+    }
+
+    return (d < 253402300800.0) ? (time_t) d : (time_t) 253402300800LL;
 }
 
 

@@ -340,6 +340,13 @@ for my $case (['wrong aud', { aud => 'https://other.example' }],
     $r = $api->request('GET', "$acme/api/x", ['Authorization' => "Bearer $t"]);
     is($r->{status}, 401, "bearer, $case->[0]: 401");
 }
+# NumericDates past the range of a time_t (a cast of them is undefined
+# behaviour, which the sanitizer build reports): valid, and cached
+my $far = op_sign($op, key => 'rsa', claims => { iss => $op->{issuer},
+    aud => 'https://api.example.com', sub => 'x', iat => time,
+    exp => 1e300, nbf => -1e300 });
+is(join(',', map { $api->request('GET', "$acme/api/x", ['Authorization' => "Bearer $far"])->{status} } 1 .. 2),
+   '200,200', 'bearer, exp 1e300 and nbf -1e300: 200, then from the cache');
 $r = $api->request('GET', "$acme/api/x", ['Authorization' => 'Bearer '
     . op_sign($op, key => 'none', claims => { iss => $op->{issuer},
         aud => 'https://api.example.com', sub => 'x', exp => time + 60 })]);
