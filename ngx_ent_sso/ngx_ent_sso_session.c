@@ -1,8 +1,12 @@
 /*
  * ngx_http_ent_sso_module: sessions.
  *
- * The cookie holds a random session id (128 bits) and a random key (256
- * bits), base64url; Redis holds, under the id, the identity sealed with
+ * The cookie holds a session id (128 bits: 64 random, a hint of the
+ * tenant and a MAC of both, 32 each) and a random key (256 bits),
+ * base64url.  The key keeps the session secret, not the id: an id that
+ * repeats in a tenant (one in 2^64 a pair) replaces the other session,
+ * which then opens with no key: a sign-out, never another's identity.
+ * Redis holds, under the id, the identity sealed with
  * that key (AES-256-GCM, bound to the tenant and the id), so a Redis dump
  * leaks nothing usable and a cookie of tenant A opens nothing on tenant B.
  * Reads refresh the idle timeout (GETEX); the absolute end is inside the
