@@ -79,6 +79,7 @@ typedef struct {
     ngx_uint_t                   tries;         /* of a PATCH */
     unsigned                     authenticated:1;
     unsigned                     counted:1;
+    unsigned                     pending:1;   /* a query or command out */
 } ngx_http_ent_scim_ctx_t;
 
 

@@ -296,6 +296,7 @@ ngx_http_ent_scim_patch_start(ngx_http_request_t *r,
 
     ctx->tries++;
     r->main->count++;
+    ctx->pending = 1;
 
     return NGX_AGAIN;
 }
@@ -322,6 +323,7 @@ ngx_http_ent_scim_patch_read(ngx_ent_op_t *op)
     r->main->count--;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    ctx->pending = 0;
     scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
 
     if (op->status != NGX_ENT_OK || op->rows.nrows != 1

@@ -237,7 +237,7 @@ ngx_http_ent_scim_run(ngx_http_request_t *r)
     if (!ctx->authenticated) {
         rc = ngx_http_ent_scim_auth(r, ctx);
 
-        if (rc == NGX_AGAIN) {
+        if (rc == NGX_AGAIN && ctx->pending) {
             return;
         }
 
@@ -256,7 +256,7 @@ ngx_http_ent_scim_run(ngx_http_request_t *r)
     if (!ctx->counted) {
         rc = ngx_http_ent_scim_count(r, ctx);
 
-        if (rc == NGX_AGAIN) {
+        if (rc == NGX_AGAIN && ctx->pending) {
             return;
         }
 
@@ -273,7 +273,7 @@ ngx_http_ent_scim_run(ngx_http_request_t *r)
 
     rc = ngx_http_ent_scim_route(r, ctx);
 
-    if (rc == NGX_AGAIN) {
+    if (rc == NGX_AGAIN && ctx->pending) {
         return;
     }
 
@@ -368,6 +368,7 @@ ngx_http_ent_scim_count(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     }
 
     r->main->count++;
+    ctx->pending = 1;
 
     return NGX_AGAIN;
 }
@@ -384,6 +385,7 @@ ngx_http_ent_scim_counted(ngx_ent_op_t *op)
     r->main->count--;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    ctx->pending = 0;
     scmf = ngx_http_get_module_main_conf(r, ngx_http_ent_scim_module);
 
     ctx->retry_after = 0;
@@ -538,6 +540,7 @@ ngx_http_ent_scim_auth(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 
     case NGX_AGAIN:
         r->main->count++;
+        ctx->pending = 1;
         return NGX_AGAIN;
 
     case NGX_OK:
@@ -634,10 +637,14 @@ unauthorized:
 static void
 ngx_http_ent_scim_token_filled(ngx_ent_op_t *op)
 {
-    ngx_http_request_t  *r;
+    ngx_http_request_t       *r;
+    ngx_http_ent_scim_ctx_t  *ctx;
 
     r = op->data;
     r->main->count--;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    ctx->pending = 0;
 
     ngx_http_ent_scim_run(r);
 }
@@ -1074,6 +1081,7 @@ ngx_http_ent_scim_query(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
 
     ctx->phase = 1;
     r->main->count++;
+    ctx->pending = 1;
 
     return NGX_AGAIN;
 }
@@ -1224,6 +1232,7 @@ ngx_http_ent_scim_done(ngx_ent_op_t *op)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
 
     r->main->count--;
+    ctx->pending = 0;
 
     if (op->status != NGX_ENT_OK || op->rows.nrows != 1
         || op->rows.ncols != 2)
@@ -1253,7 +1262,7 @@ ngx_http_ent_scim_done(ngx_ent_op_t *op)
         /* changed between the read and the write: read again */
         rc = ngx_http_ent_scim_patch_start(r, ctx);
 
-        if (rc != NGX_AGAIN) {
+        if (rc != NGX_AGAIN || !ctx->pending) {
             ngx_http_finalize_request(r, rc);
         }
 
@@ -1411,6 +1420,7 @@ ngx_http_ent_scim_stream(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
     }
 
     r->main->count++;
+    ctx->pending = 1;
 
     return NGX_AGAIN;
 }
@@ -1427,6 +1437,7 @@ ngx_http_ent_scim_streamed(ngx_ent_op_t *op)
     r->main->count--;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ent_scim_module);
+    ctx->pending = 0;
 
     if (op->status != NGX_ENT_OK || op->nreplies != 1
         || op->replies[0]->type == REDIS_REPLY_ERROR)
