@@ -36,7 +36,7 @@ typedef struct {
     u_char                       md[SHA256_DIGEST_LENGTH];
     ngx_uint_t                   kind;
     void                        *obj;
-    ngx_msec_t                   used;
+    uint64_t                     used;        /* a lookup's serial number */
 } ngx_http_ent_sso_saml_key_t;
 
 
@@ -70,6 +70,7 @@ static ngx_str_t  ngx_http_ent_sso_saml_cookie_name =
     ngx_string("__Host-ent_saml");
 
 static ngx_http_ent_sso_saml_key_t  *ngx_http_ent_sso_saml_keys;
+static uint64_t                      ngx_http_ent_sso_saml_keys_serial;
 
 
 ngx_int_t
@@ -1282,7 +1283,20 @@ ngx_http_ent_sso_saml_logout(ngx_http_request_t *r,
 }
 
 
-/* the parsed form of a key or certificates, kept per worker */
+/*
+ * the parsed form of a key or certificates, kept per worker
+ *
+ * The pointer returned stays valid until NGX_HTTP_ENT_SSO_SAML_KEYS - 1
+ * further lookups have been made in this worker.  Each lookup, hit or
+ * miss, is stamped with a new serial number, so stamps are unique and the
+ * victim of a miss is the slot whose last lookup is the oldest, never one
+ * of the last NGX_HTTP_ENT_SSO_SAML_KEYS - 1 lookups.  A request holds at
+ * most two pointers (the ACS: IdP certificates and the SP key) and uses
+ * them before it returns to the event loop, so no other request's lookup
+ * comes in between; both therefore stay valid while it uses them.  A clock
+ * would not do: lookups in the same millisecond share a stamp, and the
+ * entry just returned may be chosen as the victim of the next miss.
+ */
 
 static void *
 ngx_http_ent_sso_saml_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
@@ -1328,13 +1342,12 @@ ngx_http_ent_sso_saml_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
         if (keys[i].obj && keys[i].kind == kind
             && ngx_memcmp(keys[i].md, md, sizeof(md)) == 0)
         {
-            keys[i].used = ngx_current_msec;
+            keys[i].used = ++ngx_http_ent_sso_saml_keys_serial;
             return keys[i].obj;
         }
 
         if (keys[i].obj == NULL
-            || (keys[lru].obj
-                && (ngx_msec_int_t) (keys[i].used - keys[lru].used) < 0))
+            || (keys[lru].obj && keys[i].used < keys[lru].used))
         {
             lru = i;
         }
@@ -1400,7 +1413,7 @@ ngx_http_ent_sso_saml_key(ngx_http_request_t *r, ngx_http_ent_sso_ctx_t *ctx,
     ngx_memcpy(keys[lru].md, md, sizeof(md));
     keys[lru].kind = kind;
     keys[lru].obj = obj;
-    keys[lru].used = ngx_current_msec;
+    keys[lru].used = ++ngx_http_ent_sso_saml_keys_serial;
 
     return obj;
 }
