@@ -125,10 +125,11 @@ typedef struct {
     const char          *name_id_format; /* NULL: any; else the NameID's
                                             Format must equal it (absent
                                             is "unspecified") */
-    const char          *sp_key_pem;     /* the SP's RSA private key, PEM,
+    const char          *sp_key_pem;     /* the SP's private key, PEM,
                                             unencrypted, loaded only when
                                             an EncryptedAssertion comes:
-                                            NULL refuses one */
+                                            NULL or an EC key refuses one
+                                            (ENT_SAML_UNSUPPORTED) */
     size_t               sp_key_len;     /* 0: strlen(sp_key_pem) */
     const ent_saml_keys_t  *sp_keys;     /* when set, used instead of
                                             sp_key_pem */
@@ -236,7 +237,10 @@ void ent_saml_result_free(ent_saml_result_t *res);
 ent_saml_keys_t *ent_saml_keys_load(const char *pem, size_t len, char *err,
     size_t errlen);
 
-/* the SP's RSA private key, PEM (PKCS#1 or PKCS#8), not encrypted */
+/*
+ * the SP's private key, PEM (PKCS#1 or PKCS#8), not encrypted: RSA, or EC
+ * (which only signs: an EncryptedAssertion is then ENT_SAML_UNSUPPORTED)
+ */
 ent_saml_keys_t *ent_saml_sp_key_load(const char *pem, size_t len,
     char *err, size_t errlen);
 
@@ -338,8 +342,9 @@ int ent_saml_sp_metadata(const char *sp_entity_id, const char *acs_url,
 /*
  * The same with options: a SingleLogoutService (HTTP-Redirect) when
  * slo_url is not NULL; when sp_cert_pem is not NULL, KeyDescriptors
- * use="signing" and use="encryption" with its first certificate and, in
- * the latter, the EncryptionMethods accepted; NameIDFormat name_id_format
+ * use="signing" and (an RSA key only) use="encryption" with its first
+ * certificate and, in the latter, the EncryptionMethods accepted;
+ * NameIDFormat name_id_format
  * (NULL: emailAddress); AuthnRequestsSigned.  0 or -1.
  */
 int ent_saml_sp_metadata_ex(const char *sp_entity_id, const char *acs_url,

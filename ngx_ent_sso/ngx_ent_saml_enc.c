@@ -111,9 +111,18 @@ ent_saml_sp_key_load(const char *pem, size_t len, char *err, size_t errlen)
         return NULL;
     }
 
-    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+    /*
+     * an EC key signs AuthnRequests and LogoutRequests; it loads, so that
+     * unencrypted responses are accepted, and only an EncryptedAssertion
+     * is refused (ent_saml_decrypt())
+     */
+
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA
+        && EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
+    {
         EVP_PKEY_free(pkey);
-        ent_saml_error(err, errlen, "SP private key is not an RSA key");
+        ent_saml_error(err, errlen,
+                       "SP private key is neither an RSA nor an EC key");
         return NULL;
     }
 
@@ -257,6 +266,12 @@ ent_saml_decrypt(ent_saml_ctx_t *c)
     pkey = ent_saml_sp_key(c);
     if (pkey == NULL) {
         return ENT_SAML_INTERNAL;
+    }
+
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+        ent_saml_error(c->err, c->errlen, "encrypted assertions are not "
+                       "supported: the SP key is not an RSA key");
+        return ENT_SAML_UNSUPPORTED;
     }
 
     if (ent_saml_b64_decode_ws(value, &cipher, &clen) != 0) {

@@ -30,7 +30,8 @@ static char *ent_saml_deflate_b64url(const char *xml, size_t len,
     size_t *outlen);
 static void ent_saml_buf_b64(ent_saml_buf_t *b, const unsigned char *data,
     size_t len, size_t line);
-static int ent_saml_buf_cert(ent_saml_buf_t *b, const char *pem);
+static int ent_saml_buf_cert(ent_saml_buf_t *b, const char *pem,
+    int *type);
 static int ent_saml_md_url(const char *v);
 static int ent_saml_md_is_idp(xmlNodePtr node);
 static size_t ent_saml_md_idps(xmlNodePtr entity, xmlNodePtr *idp);
@@ -218,11 +219,12 @@ ent_saml_buf_b64(ent_saml_buf_t *b, const unsigned char *data, size_t len,
 /* the first certificate of a PEM text as base64 DER, on one line */
 
 static int
-ent_saml_buf_cert(ent_saml_buf_t *b, const char *pem)
+ent_saml_buf_cert(ent_saml_buf_t *b, const char *pem, int *type)
 {
     int             n;
     BIO            *bio;
     X509           *x;
+    EVP_PKEY       *pk;
     unsigned char  *der;
 
     bio = BIO_new_mem_buf(pem, -1);
@@ -237,6 +239,9 @@ ent_saml_buf_cert(ent_saml_buf_t *b, const char *pem)
         ERR_clear_error();
         return -1;
     }
+
+    pk = X509_get0_pubkey(x);
+    *type = pk ? EVP_PKEY_get_base_id(pk) : EVP_PKEY_NONE;
 
     der = NULL;
     n = i2d_X509(x, &der);
@@ -325,7 +330,7 @@ ent_saml_sp_metadata_ex(const char *sp_entity_id, const char *acs_url,
     const char *slo_url, const char *sp_cert_pem, const char *name_id_format,
     int authn_requests_signed, char **out, size_t *outlen)
 {
-    int                       i;
+    int                       i, type;
     ent_saml_buf_t            b;
     const ent_saml_cipher_t  *alg;
     static const char        *use[2] = { "signing", "encryption" };
@@ -360,13 +365,22 @@ ent_saml_sp_metadata_ex(const char *sp_entity_id, const char *acs_url,
     ent_saml_buf_str(&b, "\" WantAssertionsSigned=\"true\""
                      " protocolSupportEnumeration=\"" ENT_SAMLP_NS "\">\n");
 
+    type = EVP_PKEY_NONE;
+
     for (i = 0; sp_cert_pem && i < 2; i++) {
+
+        /* only an RSA key decrypts: an EC key is for signing only */
+
+        if (i == 1 && type != EVP_PKEY_RSA) {
+            break;
+        }
+
         ent_saml_buf_str(&b, "    <md:KeyDescriptor use=\"");
         ent_saml_buf_str(&b, use[i]);
         ent_saml_buf_str(&b, "\">\n      <ds:KeyInfo><ds:X509Data>"
                          "<ds:X509Certificate>");
 
-        if (ent_saml_buf_cert(&b, sp_cert_pem) != 0) {
+        if (ent_saml_buf_cert(&b, sp_cert_pem, &type) != 0) {
             free(b.data);
             return -1;
         }

@@ -449,6 +449,29 @@ like($r->{body}, qr{SingleLogoutService[^>]+Location="\Q$acme\E/_ent/saml/slo"},
 $r = browser()->get("$globex/_ent/saml/metadata");
 unlike($r->{body}, qr{KeyDescriptor}, 'globex metadata: no SP key, no KeyDescriptor');
 
+# --- an EC SP key: it signs AuthnRequests, it cannot decrypt
+
+my $ec_sp = saml_keypair($dir, 'ecsp', ec => 1);
+($rc, $out) = entctl("sso saml globex --sp-key-file $ec_sp->{key} --sp-cert-file $ec_sp->{crt} --key-file $keyfile");
+is($rc, 0, 'entctl: globex with an EC SP key') or diag $out;
+sleep 1.2;
+$g = browser();
+($m) = start($g, $globex, '/ec', $ec_sp);
+is($m->{sigalg}, 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256',
+   'EC SP key: an ECDSA-signed AuthnRequest');
+$r = saml_post($g, $globex{acs}, saml_response(%globex, rid => $m->{rid}), $m->{relay});
+is($r->{status}, 302, '... a signed, unencrypted response: signed in')
+    or diag $r->{body};
+$g = browser();
+($m) = start($g, $globex, '/ec', $ec_sp);
+$r = saml_post($g, $globex{acs}, saml_response(%globex, rid => $m->{rid},
+               encrypt => $sp), $m->{relay});
+is($r->{status}, 401, '... an EncryptedAssertion: 401') or diag $r->{body};
+like(nginx_log($n), qr/SP key is not an RSA key/, '... the log says why');
+$r = browser()->get("$globex/_ent/saml/metadata");
+like($r->{body}, qr{<md:KeyDescriptor use="signing">}, '... metadata: a signing key');
+unlike($r->{body}, qr{use="encryption"}, '... and no encryption key');
+
 check_log($n, 'saml sp');
 
 done_testing;

@@ -2176,6 +2176,19 @@ test_encrypted(void)
     ent_saml_result_free(&r);
     ent_saml_keys_free(keys);
 
+    /* an EC SP key loads: it only signs, so only encryption is refused */
+
+    keys = ent_saml_sp_key_load(ec.key_pem, strlen(ec.key_pem), err,
+                                sizeof(err));
+    e.sp_keys = keys;
+    check(keys && run(signed_xml, &e, &r) == ENT_SAML_OK,
+          "encrypted: an EC SP key, an unencrypted response accepted");
+    ent_saml_result_free(&r);
+    fails(xml, &e, ENT_SAML_UNSUPPORTED, "encrypted assertions are not "
+          "supported: the SP key is not an RSA key",
+          "encrypted: a prepared EC SP key cannot decrypt");
+    ent_saml_keys_free(keys);
+
     keys = ent_saml_keys_load(idp.cert_pem, strlen(idp.cert_pem), err,
                               sizeof(err));
     e.sp_keys = keys;
@@ -2200,8 +2213,9 @@ test_encrypted(void)
           "encrypted: a broken SP key is an internal error");
 
     e.sp_key_pem = ec.key_pem;
-    fails(xml, &e, ENT_SAML_INTERNAL, "SP private key is not an RSA key",
-          "encrypted: an EC SP key is refused");
+    fails(xml, &e, ENT_SAML_UNSUPPORTED, "encrypted assertions are not "
+          "supported: the SP key is not an RSA key",
+          "encrypted: an EC SP key cannot decrypt");
 
     e.sp_key_pem = idp.cert_pem;
     fails(xml, &e, ENT_SAML_INTERNAL, "SP private key cannot be loaded",
@@ -3195,6 +3209,14 @@ test_metadata_ex(void)
           && strstr(out, "</md:KeyDescriptor>\n    <md:SingleLogoutService")
           && strstr(out, "</md:NameIDFormat>\n    <md:AssertionConsumer"),
           "SP metadata: SLO escaped, elements in schema order");
+    free(out);
+
+    check(ent_saml_sp_metadata_ex(SP, ACS, NULL, ec.cert_pem, NULL, 1, &out,
+                                  &n) == 0
+          && strstr(out, "<md:KeyDescriptor use=\"signing\">")
+          && strstr(out, "use=\"encryption\"") == NULL
+          && strstr(out, "EncryptionMethod") == NULL,
+          "SP metadata: an EC certificate is for signing only");
     free(out);
 
     check(ent_saml_sp_metadata_ex(SP, ACS, NULL, NULL, "urn:x:<y>", 0, &out,
