@@ -197,9 +197,20 @@ ent_saml_logout_head(xmlNodePtr root, const char *name, const char *idp,
         return ENT_SAML_INVALID;
     }
 
+    /*
+     * SLO messages are always signed here, and a signed message must name
+     * its Destination (SAML bindings 3.4.5.2): without it, a message to
+     * another SP of the same IdP would be accepted here too
+     */
+
     v = ent_saml_prop(root, "Destination");
 
-    if (v != NULL && strcmp(v, slo_url) != 0) {
+    if (v == NULL) {
+        ent_saml_error(err, errlen, "%s has no Destination", name);
+        return ENT_SAML_INVALID;
+    }
+
+    if (strcmp(v, slo_url) != 0) {
         ent_saml_error(err, errlen, "%s Destination is not the SLO URL",
                        name);
         return ENT_SAML_INVALID;

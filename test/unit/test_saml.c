@@ -2703,6 +2703,7 @@ test_logout_build(void)
 
 
 #define SLO  "https://sp.example/_ent/saml/slo"
+#define DEST " Destination=\"" SLO "\""
 
 static char *
 logout_req(const char *attrs, const char *body)
@@ -2780,11 +2781,11 @@ test_logout_request(void)
     check(lo.id == NULL && lo.session_indexes == NULL,
           "LogoutRequest freed");
 
-    check(lo_req(logout_req("", "<saml:Issuer>" IDP "</saml:Issuer>"
+    check(lo_req(logout_req(DEST, "<saml:Issuer>" IDP "</saml:Issuer>"
                             "<saml:NameID>a</saml:NameID>"), &lo)
           == ENT_SAML_OK && lo.name_id_format == NULL
           && lo.nsession_indexes == 0 && lo.not_on_or_after == 0,
-          "LogoutRequest: minimal, no Destination");
+          "LogoutRequest: minimal");
     ent_saml_logout_free(&lo);
 
     lo_req_fails(str("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
@@ -2827,6 +2828,12 @@ test_logout_request(void)
                  ENT_SAML_INVALID,
                  "LogoutRequest Destination is not the SLO URL",
                  "LogoutRequest: wrong destination");
+
+    /* signed, so it must name its Destination (bindings 3.4.5.2) */
+
+    lo_req_fails(replace(xml, DEST, ""), ENT_SAML_INVALID,
+                 "LogoutRequest has no Destination",
+                 "LogoutRequest: no destination");
 
     lo_req_fails(replace(xml, when(NOW + 60), when(NOW - 61)),
                  ENT_SAML_INVALID, "LogoutRequest has expired",
@@ -2916,13 +2923,13 @@ test_logout_request(void)
                    i);
     }
 
-    lo_req_fails(logout_req("", str("<saml:Issuer>" IDP "</saml:Issuer>"
+    lo_req_fails(logout_req(DEST, str("<saml:Issuer>" IDP "</saml:Issuer>"
                                     "<saml:NameID>a</saml:NameID>%s", many)),
                  ENT_SAML_INVALID, "too many SessionIndex values",
                  "LogoutRequest: 17 SessionIndex values");
 
     many = replace(many, "<samlp:SessionIndex>_s16</samlp:SessionIndex>", "");
-    check(lo_req(logout_req("", str("<saml:Issuer>" IDP "</saml:Issuer>"
+    check(lo_req(logout_req(DEST, str("<saml:Issuer>" IDP "</saml:Issuer>"
                                     "<saml:NameID>a</saml:NameID>%s", many)),
                  &lo) == ENT_SAML_OK && lo.nsession_indexes == 16,
           "LogoutRequest: 16 SessionIndex values");
@@ -3040,6 +3047,12 @@ test_logout_response(void)
              == 0, "LogoutResponse: wrong destination");
     ent_saml_logout_free(&lo);
 
+    rc = lo_resp(replace(xml, DEST, ""), &lo);
+    check(rc == ENT_SAML_INVALID
+          && strcmp(err, "LogoutResponse has no Destination") == 0,
+          "LogoutResponse: no destination");
+    ent_saml_logout_free(&lo);
+
     rc = lo_resp(logout_resp("_lo1", ""), &lo);
     check(rc == ENT_SAML_MALFORMED
           && strcmp(err, "LogoutResponse has no Status") == 0,
@@ -3058,7 +3071,7 @@ test_logout_response(void)
           "LogoutResponse: DOCTYPE");
     ent_saml_logout_free(&lo);
 
-    rc = lo_resp(logout_req("", "<saml:Issuer>" IDP "</saml:Issuer>"
+    rc = lo_resp(logout_req(DEST, "<saml:Issuer>" IDP "</saml:Issuer>"
                             "<saml:NameID>a</saml:NameID>"), &lo);
     check(rc == ENT_SAML_MALFORMED
           && strcmp(err, "root element is not a LogoutResponse") == 0,
