@@ -152,10 +152,12 @@ typedef struct {
     char                *session_index;     /* NULL when absent */
     char                *assertion_id;      /* for the replay cache */
     char                *response_id;
-    time_t               expires;           /* the earliest NotOnOrAfter of
-                                               the Conditions and of the
-                                               bearer confirmation: the
-                                               replay cache's TTL ends here */
+    time_t               expires;           /* the Conditions' NotOnOrAfter,
+                                               or the latest NotOnOrAfter of
+                                               a bearer confirmation that
+                                               holds or may hold later, if
+                                               earlier: the replay cache's
+                                               TTL ends here */
     time_t               issue_instant;     /* the Assertion's */
     time_t               authn_instant;
     time_t               session_not_on_or_after;   /* 0 when absent */

@@ -612,9 +612,9 @@ ent_saml_find_assertion(ent_saml_ctx_t *c)
 static int
 ent_saml_check_subject(ent_saml_ctx_t *c)
 {
-    int                       rc;
+    int                       rc, held;
     size_t                    n;
-    time_t                    expires;
+    time_t                    expires, latest;
     xmlNodePtr                subject, nameid, node, scd;
     const char               *v, *why;
     ent_saml_result_t        *out;
@@ -674,10 +674,16 @@ ent_saml_check_subject(ent_saml_ctx_t *c)
         return ENT_SAML_INVALID;
     }
 
-    /* one bearer confirmation that holds is enough */
+    /*
+     * one bearer confirmation that holds is enough; but the assertion's ID
+     * must stay in the replay cache for as long as any of them may hold
+     * (one that is not valid yet included), or it could be accepted again
+     * by the second once the first has expired
+     */
 
     why = "no bearer SubjectConfirmation";
     rc = ENT_SAML_INVALID;
+    latest = 0;
 
     for (node = subject->children; node; node = node->next) {
         if (!ent_saml_is(node, ENT_SAML_NS, "SubjectConfirmation")) {
@@ -698,9 +704,14 @@ ent_saml_check_subject(ent_saml_ctx_t *c)
             continue;
         }
 
-        if (ent_saml_check_confirmation(c, scd, &expires, &why) == 0) {
+        held = ent_saml_check_confirmation(c, scd, &expires, &why);
+
+        if (held == 0) {
             rc = ENT_SAML_OK;
-            break;
+        }
+
+        if (held >= 0 && expires > latest) {
+            latest = expires;
         }
     }
 
@@ -709,13 +720,18 @@ ent_saml_check_subject(ent_saml_ctx_t *c)
         return rc;
     }
 
-    if (expires < out->expires || out->expires == 0) {
-        out->expires = expires;
+    if (latest < out->expires || out->expires == 0) {
+        out->expires = latest;
     }
 
     return ENT_SAML_OK;
 }
 
+
+/*
+ * 0: the bearer confirmation holds; 1: it will once its NotBefore has come;
+ * -1: it never will.  *expires is its NotOnOrAfter when 0 or 1.
+ */
 
 static int
 ent_saml_check_confirmation(ent_saml_ctx_t *c, xmlNodePtr scd,
@@ -744,9 +760,7 @@ ent_saml_check_confirmation(ent_saml_ctx_t *c, xmlNodePtr scd,
         return -1;
     }
 
-    if (ent_saml_time_prop(scd, "NotBefore", 0, &t) != 0
-        || t > e->now + e->skew)
-    {
+    if (ent_saml_time_prop(scd, "NotBefore", 0, &t) != 0) {
         *why = "SubjectConfirmation is not yet valid";
         return -1;
     }
@@ -758,6 +772,13 @@ ent_saml_check_confirmation(ent_saml_ctx_t *c, xmlNodePtr scd,
     {
         *why = "SubjectConfirmation InResponseTo does not match";
         return -1;
+    }
+
+    /* last: the one check that time alone may turn from failed to held */
+
+    if (t > e->now + e->skew) {
+        *why = "SubjectConfirmation is not yet valid";
+        return 1;
     }
 
     return 0;

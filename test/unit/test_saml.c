@@ -1149,7 +1149,7 @@ test_parser(void)
 static void
 test_protocol(void)
 {
-    char               *xml;
+    char               *xml, *conf, *early;
     ent_saml_result_t   r;
     ent_saml_expect_t   e;
     doc_t               d;
@@ -1295,6 +1295,58 @@ test_protocol(void)
     d.scd_nooa = NOW - SKEW + 1;
     check(run(sign(build(&d), SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK,
           "confirmation NotOnOrAfter now - skew + 1 passes");
+    ent_saml_result_free(&r);
+
+    /*
+     * several bearer confirmations: the ID stays in the replay cache as
+     * long as any of them may hold (one not valid yet too), bounded by the
+     * Conditions; a first one expiring early must not cut it short
+     */
+
+    defaults(&d);
+    d.nooa = NOW + 900;
+    d.scd_nooa = NOW + 600;
+    xml = build(&d);
+    conf = between(xml, "<saml:SubjectConfirmation ",
+                   "</saml:SubjectConfirmation>");
+    early = replace(conf, when(NOW + 600), when(NOW + 60));
+
+    check(run(sign(replace(xml, conf, str("%s%s", early, conf)),
+                   SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK
+          && r.expires == NOW + 600,
+          "two confirmations: the expiry is the later one's");
+    ent_saml_result_free(&r);
+
+    check(run(sign(replace(xml, conf,
+                           str("%s%s", early,
+                               replace(replace(conf, when(NOW + 600),
+                                               when(NOW + 700)),
+                                       " Recipient=",
+                                       str(" NotBefore=\"%s\" Recipient=",
+                                           when(NOW + 120))))),
+                   SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK
+          && r.expires == NOW + 700,
+          "a confirmation valid later: the expiry is its own");
+    ent_saml_result_free(&r);
+
+    check(run(sign(replace(xml, conf,
+                           str("%s%s", early,
+                               replace(conf, when(NOW + 600),
+                                       when(NOW + 1000)))),
+                   SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK
+          && r.expires == NOW + 900,
+          "a confirmation beyond the Conditions: the Conditions' expiry");
+    ent_saml_result_free(&r);
+
+    check(run(sign(replace(xml, conf,
+                           str("%s%s", early,
+                               replace(replace(conf, when(NOW + 600),
+                                               when(NOW + 800)),
+                                       d.recipient,
+                                       "https://evil.example/acs"))),
+                   SIGN_ASSERTION, &idp), &e, &r) == ENT_SAML_OK
+          && r.expires == NOW + 60,
+          "a confirmation that never holds does not lengthen the expiry");
     ent_saml_result_free(&r);
 
     defaults(&d);
