@@ -346,8 +346,8 @@ int ent_saml_sp_metadata(const char *sp_entity_id, const char *acs_url,
  * slo_url is not NULL; when sp_cert_pem is not NULL, KeyDescriptors
  * use="signing" and (an RSA key only) use="encryption" with its first
  * certificate and, in the latter, the EncryptionMethods accepted;
- * NameIDFormat name_id_format
- * (NULL: emailAddress); AuthnRequestsSigned.  0 or -1.
+ * NameIDFormat name_id_format (NULL: emailAddress); AuthnRequestsSigned.
+ * 0 or -1.
  */
 int ent_saml_sp_metadata_ex(const char *sp_entity_id, const char *acs_url,
     const char *slo_url, const char *sp_cert_pem, const char *name_id_format,
