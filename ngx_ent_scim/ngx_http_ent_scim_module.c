@@ -19,6 +19,13 @@
 #include <openssl/sha.h>
 
 
+/* a resource type or a schema, for discovery */
+typedef struct {
+    ngx_str_t                    id;
+    ngx_str_t                    doc;         /* "%V": the base URL */
+} ngx_http_ent_scim_doc_t;
+
+
 static ngx_int_t ngx_http_ent_scim_handler(ngx_http_request_t *r);
 static void ngx_http_ent_scim_body(ngx_http_request_t *r);
 static void ngx_http_ent_scim_run(ngx_http_request_t *r);
@@ -2055,13 +2062,18 @@ ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
 }
 
 
-/* /ServiceProviderConfig, /ResourceTypes, /Schemas */
+/*
+ * /ServiceProviderConfig, /ResourceTypes[/<id>], /Schemas[/<id>]
+ * (RFC 7644 4): the resource types and schemas as lists, or one by its id
+ */
 
 static ngx_int_t
 ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
 {
-    u_char     *p, *body;
-    ngx_str_t  *doc;
+    u_char                   *p, *body;
+    size_t                    len;
+    ngx_uint_t                i, n;
+    ngx_http_ent_scim_doc_t  *docs;
 
     static ngx_str_t  spc = ngx_string(
         "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:"
@@ -2081,23 +2093,28 @@ ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         "\"meta\":{\"resourceType\":\"ServiceProviderConfig\","
         "\"location\":\"%V/ServiceProviderConfig\"}}\n");
 
-    static ngx_str_t  types = ngx_string(
-        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
-        "ListResponse\"],\"totalResults\":1,\"itemsPerPage\":1,"
-        "\"startIndex\":1,\"Resources\":[{\"schemas\":[\"urn:ietf:params:"
-        "scim:schemas:core:2.0:ResourceType\"],\"id\":\"User\","
-        "\"name\":\"User\",\"endpoint\":\"/Users\",\"schema\":"
-        "\"urn:ietf:params:scim:schemas:core:2.0:User\","
+    static ngx_http_ent_scim_doc_t  types[] = {
+      { ngx_string("User"), ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:ResourceType\"],"
+        "\"id\":\"User\",\"name\":\"User\",\"endpoint\":\"/Users\","
+        "\"schema\":\"urn:ietf:params:scim:schemas:core:2.0:User\","
         "\"schemaExtensions\":[{\"schema\":\"urn:ietf:params:scim:schemas:"
         "extension:enterprise:2.0:User\",\"required\":false}],"
         "\"meta\":{\"resourceType\":\"ResourceType\",\"location\":"
-        "\"%V/ResourceTypes/User\"}}]}\n");
+        "\"%V/ResourceTypes/User\"}}") },
+      { ngx_string("Group"), ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:ResourceType\"],"
+        "\"id\":\"Group\",\"name\":\"Group\",\"endpoint\":\"/Groups\","
+        "\"schema\":\"urn:ietf:params:scim:schemas:core:2.0:Group\","
+        "\"meta\":{\"resourceType\":\"ResourceType\",\"location\":"
+        "\"%V/ResourceTypes/Group\"}}") },
+      { ngx_null_string, ngx_null_string }
+    };
 
-    static ngx_str_t  schemas = ngx_string(
-        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
-        "ListResponse\"],\"totalResults\":2,\"itemsPerPage\":2,"
-        "\"startIndex\":1,\"Resources\":["
-        "{\"id\":\"urn:ietf:params:scim:schemas:core:2.0:User\","
+    static ngx_http_ent_scim_doc_t  schemas[] = {
+      { ngx_string("urn:ietf:params:scim:schemas:core:2.0:User"), ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Schema\"],"
+        "\"id\":\"urn:ietf:params:scim:schemas:core:2.0:User\","
         "\"name\":\"User\",\"attributes\":["
         "{\"name\":\"userName\",\"type\":\"string\",\"multiValued\":false,"
         "\"required\":true,\"caseExact\":false,\"mutability\":\"readWrite\","
@@ -2138,8 +2155,11 @@ ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         "{\"name\":\"groups\",\"type\":\"complex\",\"multiValued\":true,"
         "\"mutability\":\"readOnly\"}],"
         "\"meta\":{\"resourceType\":\"Schema\",\"location\":"
-        "\"%V/Schemas/urn:ietf:params:scim:schemas:core:2.0:User\"}},"
-        "{\"id\":\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:"
+        "\"%V/Schemas/urn:ietf:params:scim:schemas:core:2.0:User\"}}") },
+      { ngx_string("urn:ietf:params:scim:schemas:extension:enterprise:2.0:"
+                   "User"), ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Schema\"],"
+        "\"id\":\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:"
         "User\",\"name\":\"EnterpriseUser\",\"attributes\":["
         "{\"name\":\"employeeNumber\",\"type\":\"string\"},"
         "{\"name\":\"costCenter\",\"type\":\"string\"},"
@@ -2149,7 +2169,32 @@ ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
         "{\"name\":\"manager\",\"type\":\"complex\"}],"
         "\"meta\":{\"resourceType\":\"Schema\",\"location\":"
         "\"%V/Schemas/urn:ietf:params:scim:schemas:extension:enterprise:"
-        "2.0:User\"}}]}\n");
+        "2.0:User\"}}") },
+      { ngx_string("urn:ietf:params:scim:schemas:core:2.0:Group"), ngx_string(
+        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Schema\"],"
+        "\"id\":\"urn:ietf:params:scim:schemas:core:2.0:Group\","
+        "\"name\":\"Group\",\"attributes\":["
+        "{\"name\":\"displayName\",\"type\":\"string\",\"multiValued\":false,"
+        "\"required\":true,\"caseExact\":false,\"mutability\":\"readWrite\","
+        "\"returned\":\"default\",\"uniqueness\":\"server\"},"
+        "{\"name\":\"externalId\",\"type\":\"string\",\"multiValued\":false,"
+        "\"required\":false,\"caseExact\":true,\"mutability\":\"readWrite\","
+        "\"returned\":\"default\",\"uniqueness\":\"none\"},"
+        "{\"name\":\"members\",\"type\":\"complex\",\"multiValued\":true,"
+        "\"required\":false,\"mutability\":\"readWrite\","
+        "\"returned\":\"default\",\"subAttributes\":["
+        "{\"name\":\"value\",\"type\":\"string\",\"mutability\":"
+        "\"immutable\"},"
+        "{\"name\":\"$ref\",\"type\":\"reference\",\"referenceTypes\":"
+        "[\"User\"],\"mutability\":\"immutable\"},"
+        "{\"name\":\"display\",\"type\":\"string\",\"mutability\":"
+        "\"readOnly\"},"
+        "{\"name\":\"type\",\"type\":\"string\",\"canonicalValues\":"
+        "[\"User\"],\"mutability\":\"immutable\"}]}],"
+        "\"meta\":{\"resourceType\":\"Schema\",\"location\":"
+        "\"%V/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group\"}}") },
+      { ngx_null_string, ngx_null_string }
+    };
 
     ngx_http_ent_scim_main_conf_t  *scmf;
 
@@ -2160,46 +2205,100 @@ ngx_http_ent_scim_static(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx)
                                        "Method not allowed here.");
     }
 
-    if (ctx->id.len) {
-        return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
-                                       "No such resource.");
-    }
-
     if (ctx->resource.len == 21
         && ngx_strncmp(ctx->resource.data, "ServiceProviderConfig", 21) == 0)
     {
-        doc = &spc;
+        if (ctx->id.len) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                           "No such resource.");
+        }
 
-    } else if (ctx->resource.len == 13
-               && ngx_strncmp(ctx->resource.data, "ResourceTypes", 13) == 0)
+        body = ngx_pnalloc(r->pool, spc.len + ctx->base.len + NGX_INT_T_LEN);
+        if (body == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(body, (char *) spc.data, scmf->max_count,
+                        &ctx->base);
+
+        return ngx_http_ent_scim_send(r, NGX_HTTP_OK, body, p - body, NULL,
+                                      NULL);
+    }
+
+    if (ctx->resource.len == 13
+        && ngx_strncmp(ctx->resource.data, "ResourceTypes", 13) == 0)
     {
-        doc = &types;
+        docs = types;
 
     } else if (ctx->resource.len == 7
                && ngx_strncmp(ctx->resource.data, "Schemas", 7) == 0)
     {
-        doc = &schemas;
+        docs = schemas;
 
     } else {
         return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
                                        "No such resource.");
     }
 
-    body = ngx_pnalloc(r->pool, doc->len + 2 * ctx->base.len + NGX_INT_T_LEN);
+    /* one by its id (exact, as the ids are given) */
+
+    if (ctx->id.len) {
+        for (i = 0; docs[i].id.len; i++) {
+            if (docs[i].id.len == ctx->id.len
+                && ngx_strncmp(docs[i].id.data, ctx->id.data, ctx->id.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (docs[i].id.len == 0) {
+            return ngx_http_ent_scim_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                           "No such resource.");
+        }
+
+        body = ngx_pnalloc(r->pool, docs[i].doc.len + ctx->base.len + 1);
+        if (body == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(body, (char *) docs[i].doc.data, &ctx->base);
+        *p++ = LF;
+
+        return ngx_http_ent_scim_send(r, NGX_HTTP_OK, body, p - body, NULL,
+                                      NULL);
+    }
+
+    /* all of them, a ListResponse */
+
+    len = sizeof("{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
+                 "ListResponse\"],\"totalResults\":,\"itemsPerPage\":,"
+                 "\"startIndex\":1,\"Resources\":[]}\n")
+          + 2 * NGX_INT_T_LEN;
+
+    for (n = 0; docs[n].id.len; n++) {
+        len += docs[n].doc.len + ctx->base.len + 1;
+    }
+
+    body = ngx_pnalloc(r->pool, len);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (doc == &spc) {
-        p = ngx_sprintf(body, (char *) doc->data, scmf->max_count,
-                        &ctx->base);
+    p = ngx_sprintf(body, "{\"schemas\":[\"urn:ietf:params:scim:api:messages:"
+                    "2.0:ListResponse\"],\"totalResults\":%ui,"
+                    "\"itemsPerPage\":%ui,\"startIndex\":1,\"Resources\":[",
+                    n, n);
 
-    } else if (doc == &types) {
-        p = ngx_sprintf(body, (char *) doc->data, &ctx->base);
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
 
-    } else {
-        p = ngx_sprintf(body, (char *) doc->data, &ctx->base, &ctx->base);
+        p = ngx_sprintf(p, (char *) docs[i].doc.data, &ctx->base);
     }
+
+    p = ngx_cpymem(p, "]}\n", 3);
 
     return ngx_http_ent_scim_send(r, NGX_HTTP_OK, body, p - body, NULL, NULL);
 }

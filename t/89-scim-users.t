@@ -126,6 +126,28 @@ $r = scim('GET', '/scim/v2/ResourceTypes');
 is($r->{json}{Resources}[0]{endpoint}, '/Users', 'ResourceTypes: Users');
 $r = scim('GET', '/scim/v2/Schemas');
 is($r->{json}{Resources}[0]{id}, 'urn:ietf:params:scim:schemas:core:2.0:User', 'Schemas: the core User');
+# Groups too (RFC 7644 4), and each resource type and schema by its id
+$r = scim('GET', '/scim/v2/ResourceTypes');
+is(join(',', $r->{json}{totalResults}, map { "$_->{id}:$_->{endpoint}:$_->{schema}" } @{ $r->{json}{Resources} }),
+   '2,User:/Users:urn:ietf:params:scim:schemas:core:2.0:User,'
+   . 'Group:/Groups:urn:ietf:params:scim:schemas:core:2.0:Group', 'ResourceTypes: User and Group');
+$r = scim('GET', '/scim/v2/Schemas');
+is(join(',', $r->{json}{totalResults}, map { $_->{id} } @{ $r->{json}{Resources} }),
+   '3,urn:ietf:params:scim:schemas:core:2.0:User,'
+   . 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,'
+   . 'urn:ietf:params:scim:schemas:core:2.0:Group', 'Schemas: User, EnterpriseUser, Group');
+my ($gs) = grep { $_->{name} eq 'Group' } @{ $r->{json}{Resources} };
+is(join(',', map { $_->{name} } @{ $gs->{attributes} }), 'displayName,externalId,members',
+   '... the Group schema\'s attributes');
+$r = scim('GET', '/scim/v2/ResourceTypes/Group');
+is($r->{status} . '|' . $r->{json}{endpoint}, '200|/Groups', 'ResourceTypes/Group');
+$r = scim('GET', '/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group');
+is($r->{status} . '|' . $r->{json}{name} . '|' . ($r->{json}{meta}{location} =~ s{^https?://[^/]+}{}r),
+   '200|Group|/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group',
+   'Schemas/<the Group URN>');
+envelope_ok(scim('GET', '/scim/v2/Schemas/urn:nope'), 404, undef, 'an unknown schema');
+envelope_ok(scim('GET', '/scim/v2/ResourceTypes/Nope'), 404, undef, 'an unknown resource type');
+envelope_ok(scim('GET', '/scim/v2/ServiceProviderConfig/x'), 404, undef, 'ServiceProviderConfig/x');
 envelope_ok(scim('GET', '/scim/v2/Nope'), 404, undef, 'an unknown resource');
 envelope_ok(scim('POST', '/scim/v2/Bulk', body => {}), 501, undef, 'Bulk');
 
