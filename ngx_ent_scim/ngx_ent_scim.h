@@ -92,7 +92,6 @@ ngx_int_t ngx_http_ent_scim_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_ent_scim_version(ngx_str_t *value);
 ngx_str_t *ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *out);
-ngx_uint_t ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name);
 void ngx_http_ent_scim_done(ngx_ent_op_t *op);
 ngx_int_t ngx_http_ent_scim_query(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx, ngx_ent_pg_stmt_t *stmt,

@@ -48,6 +48,8 @@ static ngx_int_t ngx_http_ent_scim_answer(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ent_scim_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len, ngx_str_t *etag,
     ngx_str_t *location);
+static ngx_uint_t ngx_http_ent_scim_arg_scan(ngx_http_request_t *r,
+    const char *name, ngx_str_t *out, ngx_uint_t *valued);
 static ngx_int_t ngx_http_ent_scim_static(ngx_http_request_t *r,
     ngx_http_ent_scim_ctx_t *ctx);
 static ngx_int_t ngx_http_ent_scim_project(ngx_http_request_t *r,
@@ -770,7 +772,7 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
     json_t                         *js, *v, *cv, *sv, *ov;
     ngx_int_t                       rc, start, count;
     ngx_str_t                       filter, arg, sort, *params;
-    ngx_uint_t                      desc, n;
+    ngx_uint_t                      desc, n, valued;
     json_error_t                    jerr;
     ent_scim_sql_t                  q;
     char                            err[160];
@@ -856,7 +858,7 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
                                  (u_char *) "descending") == 0;
 
     } else {
-        n = ngx_http_ent_scim_args(r, "filter");
+        n = ngx_http_ent_scim_arg_scan(r, "filter", &arg, &valued);
 
         if (n > 1) {
             /* which one the client meant is not ours to guess */
@@ -866,7 +868,7 @@ ngx_http_ent_scim_list(ngx_http_request_t *r, ngx_http_ent_scim_ctx_t *ctx,
                                            "once.");
         }
 
-        if (n == 1 && ngx_http_ent_scim_arg(r, "filter", &arg) == NULL) {
+        if (n == 1 && valued == 0) {
             /* "?filter" with no "=": present, and empty */
             ngx_str_set(&arg, "");
         }
@@ -1988,10 +1990,14 @@ ngx_http_ent_scim_version(ngx_str_t *value)
 }
 
 
-/* how many times an argument is in the query string, "name=" or "name" */
+/*
+ * An argument of the query string: how many times it is there, "name" or
+ * "name=..."; *valued how many of them with a value, the last in *out
+ */
 
-ngx_uint_t
-ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name)
+static ngx_uint_t
+ngx_http_ent_scim_arg_scan(ngx_http_request_t *r, const char *name,
+    ngx_str_t *out, ngx_uint_t *valued)
 {
     u_char      *p, *end, *amp, *eq;
     size_t       len;
@@ -2001,6 +2007,7 @@ ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name)
     p = r->args.data;
     end = p + r->args.len;
     n = 0;
+    *valued = 0;
 
     while (p && p < end) {
         amp = ngx_strlchr(p, end, '&');
@@ -2009,12 +2016,17 @@ ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name)
         }
 
         eq = ngx_strlchr(p, amp, '=');
-        if (eq == NULL) {
-            eq = amp;
-        }
 
-        if ((size_t) (eq - p) == len && ngx_strncmp(p, name, len) == 0) {
+        if ((size_t) ((eq ? eq : amp) - p) == len
+            && ngx_strncmp(p, name, len) == 0)
+        {
             n++;
+
+            if (eq) {
+                out->data = eq + 1;
+                out->len = amp - eq - 1;
+                (*valued)++;
+            }
         }
 
         p = amp + 1;
@@ -2024,41 +2036,17 @@ ngx_http_ent_scim_args(ngx_http_request_t *r, const char *name)
 }
 
 
-/* an argument of the query string, exactly once; NULL otherwise */
+/* an argument of the query string, "name=" exactly once; NULL otherwise */
 
 ngx_str_t *
 ngx_http_ent_scim_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *out)
 {
-    u_char      *p, *end, *amp, *eq;
-    size_t       len;
-    ngx_uint_t   n;
+    ngx_uint_t  valued;
 
-    len = ngx_strlen(name);
-    p = r->args.data;
-    end = p + r->args.len;
-    n = 0;
+    (void) ngx_http_ent_scim_arg_scan(r, name, out, &valued);
 
-    while (p && p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-
-        if (eq && (size_t) (eq - p) == len
-            && ngx_strncmp(p, name, len) == 0)
-        {
-            out->data = eq + 1;
-            out->len = amp - eq - 1;
-            n++;
-        }
-
-        p = amp + 1;
-    }
-
-    return n == 1 ? out : NULL;
+    return valued == 1 ? out : NULL;
 }
 
 
